@@ -1,0 +1,196 @@
+"""The ``persona`` command line: one Typer app over the same functions the tests call.
+
+Every command loads :class:`persona.settings.Settings` (``PERSONA_*`` environment
+variables), imports its job lazily (so ``--help`` is instant) and turns a
+:class:`PersonaError` into one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional, TypeVar
+
+import typer
+from rich.console import Console
+
+from persona.errors import PersonaError
+
+app = typer.Typer(
+    name="persona",
+    help="Persona: customer features, personas, churn and value models, served and watched.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+features_app = typer.Typer(help="Feast feature repo: build offline sources, apply, materialize, check.",
+                           no_args_is_help=True)
+app.add_typer(features_app, name="features")
+
+console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def _one_line_errors(func: F) -> F:
+    """Print a PersonaError as one line and exit 1 instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return func(*args, **kwargs)
+        except PersonaError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings():  # noqa: ANN202 - the import stays lazy
+    from persona.settings import load_settings
+
+    return load_settings()
+
+
+def _parse_date(value: Optional[str], option: str) -> Optional[dt.datetime]:
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise PersonaError(f"{option}: cannot parse {value!r} as a date; use YYYY-MM-DD") from None
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return ts.tz_convert("UTC").to_pydatetime()
+
+
+# --------------------------------------------------------------------------- data
+@app.command()
+@_one_line_errors
+def generate(
+    customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 2_000,
+    days: Annotated[int, typer.Option(min=1, help="Days of history.")] = 365,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 7,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("data/generated"),
+    start: Annotated[str, typer.Option(help="First day of history (UTC), YYYY-MM-DD.")] = "2025-01-01",
+    shift_days: Annotated[int, typer.Option(min=0, help="Append a shifted period of this many days "
+                                            "(price rise, delivery complaints) after the history.")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+) -> None:
+    """Write synthetic customers, transactions, sessions, reviews and ground truth."""
+    from persona.synthetic import GenerateConfig, generate_dataset
+
+    start_ts = _parse_date(start, "--start")
+    config = GenerateConfig(customers=customers, days=days, seed=seed, start=start_ts,
+                            shift_days=shift_days, fmt=fmt)
+    paths = generate_dataset(config, out)
+    for table, path in paths.items():
+        typer.echo(f"{table:<14} {path}")
+
+
+@app.command()
+@_one_line_errors
+def ingest(
+    transactions: Annotated[Optional[Path], typer.Option(help="Transactions file (CSV or parquet).")] = None,
+    reviews: Annotated[Optional[Path], typer.Option(help="Reviews file.")] = None,
+    customers: Annotated[Optional[Path], typer.Option(help="Customers file.")] = None,
+    sessions: Annotated[Optional[Path], typer.Option(help="Sessions file.")] = None,
+) -> None:
+    """Validate files against the data contract; keep good rows, quarantine bad ones."""
+    from persona.ingest import ingest_files
+
+    files = {name: path for name, path in
+             {"customers": customers, "transactions": transactions, "sessions": sessions,
+              "reviews": reviews}.items() if path is not None}
+    if not files:
+        raise PersonaError("nothing to ingest: pass at least one of --transactions, --reviews, "
+                           "--customers, --sessions")
+    reports = ingest_files(_settings(), files)
+    for report in reports:
+        typer.echo(report.summary())
+
+
+# --------------------------------------------------------------------------- features
+@features_app.command("build")
+@_one_line_errors
+def features_build(
+    every_days: Annotated[Optional[int], typer.Option(min=1, help="Days between snapshots "
+                                                      "(default PERSONA_SNAPSHOT_EVERY_DAYS).")] = None,
+) -> None:
+    """Compute behavior (and profile) feature snapshots from ingested data into the offline store."""
+    from feature_repo.build import build_offline_sources
+
+    for name, (path, rows) in build_offline_sources(_settings(), every_days=every_days).items():
+        typer.echo(f"{name:<20} {rows:>10,} rows  {path}")
+
+
+@features_app.command("apply")
+@_one_line_errors
+def features_apply() -> None:
+    """Register entities, feature views and feature services from feature_repo/ in Feast."""
+    from feature_repo.store import apply_repo
+
+    for line in apply_repo(_settings()):
+        typer.echo(line)
+
+
+@features_app.command("materialize")
+@_one_line_errors
+def features_materialize(
+    end: Annotated[Optional[str], typer.Option(help="Materialize up to this time (default: latest data).")] = None,
+) -> None:
+    """Load the latest feature values into the online store (incremental)."""
+    from feature_repo.store import materialize
+
+    for line in materialize(_settings(), end=_parse_date(end, "--end")):
+        typer.echo(line)
+
+
+@features_app.command("check")
+@_one_line_errors
+def features_check(
+    sample: Annotated[int, typer.Option(min=1, help="Customers to compare.")] = 1000,
+) -> None:
+    """Check that online values equal the latest offline values."""
+    from feature_repo.store import check_consistency
+
+    result = check_consistency(_settings(), sample=sample)
+    typer.echo(result.summary())
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+@_one_line_errors
+def embed() -> None:
+    """Embed new review texts (incremental cache) and build the customer_text feature source."""
+    from feature_repo.text_build import embed_reviews
+
+    report = embed_reviews(_settings())
+    typer.echo(report.summary())
+
+
+@app.command()
+@_one_line_errors
+def similar(
+    customer_id: Annotated[int, typer.Option(help="Customer to find neighbours of.")],
+    k: Annotated[int, typer.Option(min=1, max=1000, help="Number of neighbours.")] = 10,
+) -> None:
+    """Customers whose review texts are most similar (cosine over text embeddings)."""
+    from feature_repo.embedding.similarity import similar_customers
+
+    for neighbour in similar_customers(_settings(), customer_id=customer_id, k=k):
+        typer.echo(f"{neighbour.customer_id}\t{neighbour.score:.4f}")
+
+
+# --------------------------------------------------------------------------- models
+def main() -> None:  # pragma: no cover - console entry point
+    """Entry point for ``python -m persona``."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
