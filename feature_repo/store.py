@@ -1,0 +1,247 @@
+"""Edges to Feast: open the store for a profile, apply the repo, materialize, check consistency.
+
+Nothing here runs at import; every function takes :class:`persona.settings.Settings`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from persona.errors import PersonaError
+from persona.settings import FEATURE_REPO_DIR, PROJECT_ROOT, Settings
+
+ENTITY_KEY = "customer_id"
+
+
+def _export_env(settings: Settings) -> None:
+    """Expose the settings that ``feature_store*.yaml`` expands (``${PERSONA_HOME}`` ...)."""
+    os.environ.update(settings.feast_env())
+
+
+def get_store(settings: Settings):  # noqa: ANN201 - feast is imported lazily
+    """Open the Feast store of this profile and home.
+
+    Returns:
+        feast.FeatureStore configured from ``feature_repo/feature_store*.yaml``.
+    """
+    from feast import FeatureStore
+
+    _export_env(settings)
+    if settings.profile == "local":
+        settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return FeatureStore(repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=settings.feature_store_yaml)
+    except Exception as exc:  # feast raises many kinds on a bad config
+        raise PersonaError(f"{settings.feature_store_yaml.name}: cannot open the feature store: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def repo_contents(settings: Settings):  # noqa: ANN201
+    """Parse every definition module of ``feature_repo/`` (honouring ``.feastignore``).
+
+    Feast names modules relative to the working directory, so parse from the project root:
+    ``feature_repo/definitions.py`` becomes the importable ``feature_repo.definitions``.
+    """
+    import sys
+
+    from feast.repo_operations import get_repo_files, parse_repo, py_path_to_module
+
+    _export_env(settings)
+    with _cwd(PROJECT_ROOT):
+        # Definition modules read PERSONA_HOME when imported: import them afresh so a process
+        # that serves several homes (tests, notebooks) never registers another home's paths.
+        for path in get_repo_files(FEATURE_REPO_DIR):
+            sys.modules.pop(py_path_to_module(path), None)
+        return parse_repo(FEATURE_REPO_DIR)
+
+
+def apply_repo(settings: Settings) -> list[str]:
+    """Register the repo's entities, views and services; remove objects no longer defined.
+
+    Returns:
+        Lines describing what is registered.
+
+    Raises:
+        PersonaError: when an offline source is missing (run ``persona features build`` first).
+    """
+    from feast.repo_operations import apply_total_with_repo_instance
+
+    for source in ("customer_profile", "customer_behavior", "customer_text"):
+        if not (settings.offline_dir / f"{source}.parquet").exists():
+            raise PersonaError(
+                f"offline source {source}.parquet is missing under {settings.offline_dir}; "
+                "run `persona features build` first"
+            )
+    store = get_store(settings)
+    repo = repo_contents(settings)
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            apply_total_with_repo_instance(
+                store, store.project, store.registry, repo, skip_source_validation=False
+            )
+    except Exception as exc:
+        raise PersonaError(f"feast apply failed: {exc}") from exc
+    lines = [
+        f"project {store.project}: {len(repo.entities)} entities, {len(repo.feature_views)} feature views, "
+        f"{len(repo.feature_services)} feature services",
+    ]
+    lines += [f"  view {fv.name}: {len(fv.features)} features" for fv in repo.feature_views]
+    lines += [f"  service {fs.name}" for fs in repo.feature_services]
+    return lines
+
+
+def _source_span(path: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """Min and max event timestamp of a parquet source (None when it has no rows)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(path, columns=["event_timestamp"]).column("event_timestamp")
+    if len(column) == 0:
+        return None
+    bounds = pc.min_max(column)
+    return pd.Timestamp(bounds["min"].as_py()), pd.Timestamp(bounds["max"].as_py())
+
+
+def _utc(ts: pd.Timestamp | datetime) -> datetime:
+    stamp = pd.Timestamp(ts)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.to_pydatetime()
+
+
+def materialize(settings: Settings, end: datetime | None = None) -> list[str]:
+    """Load the latest values of every online feature view into the online store.
+
+    Incremental: a view already materialized continues from where it stopped. The first run
+    starts at the earliest row of the view's source, so data from any period (1997 or last
+    week) is loaded, not just the last TTL before now.
+
+    Args:
+        settings: Persona settings.
+        end: materialize rows with event timestamps up to this time (default: newest row).
+
+    Returns:
+        One line per view.
+    """
+    store = get_store(settings)
+    lines: list[str] = []
+    for view in store.list_feature_views():
+        if not view.online:
+            continue
+        span = _source_span(view.batch_source.path)
+        if span is None:
+            lines.append(f"{view.name}: source is empty, nothing to materialize")
+            continue
+        first, last = span
+        stop = _utc(end) if end is not None else _utc(last + pd.Timedelta(seconds=1))
+        done_until = max((iv[1] for iv in view.materialization_intervals), default=None)
+        start = _utc(done_until) if done_until is not None else _utc(first - pd.Timedelta(seconds=1))
+        if start >= stop:
+            lines.append(f"{view.name}: up to date (materialized until {start.isoformat()})")
+            continue
+        try:
+            store.materialize(start_date=start, end_date=stop, feature_views=[view.name])
+        except Exception as exc:
+            raise PersonaError(f"materializing {view.name} failed: {exc}") from exc
+        lines.append(f"{view.name}: materialized {start.isoformat()} -> {stop.isoformat()}")
+    if not lines:
+        raise PersonaError("no feature views registered; run `persona features apply` first")
+    return lines
+
+
+@dataclass
+class ConsistencyResult:
+    """Outcome of comparing online values with the latest offline rows."""
+
+    checked: int
+    mismatches: dict[str, int] = field(default_factory=dict)
+    missing_online: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and self.missing_online == 0
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"consistent: {self.checked:,} customers, online == latest offline for every feature"
+        worst = ", ".join(f"{k} ({v})" for k, v in sorted(self.mismatches.items(), key=lambda kv: -kv[1])[:5])
+        return (
+            f"INCONSISTENT: {self.checked:,} customers checked, {self.missing_online:,} missing online, "
+            f"mismatching features: {worst or 'none'}; rerun `persona features materialize`"
+        )
+
+
+def latest_offline_rows(path: str | Path, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Latest row per customer of an offline source (ties broken by created_timestamp)."""
+    frame = pd.read_parquet(path)
+    if as_of is not None:
+        frame = frame[frame["event_timestamp"] <= as_of]
+    order = ["event_timestamp", "created_timestamp"] if "created_timestamp" in frame else ["event_timestamp"]
+    frame = frame.sort_values([ENTITY_KEY, *order], kind="stable")
+    return frame.drop_duplicates(ENTITY_KEY, keep="last").reset_index(drop=True)
+
+
+def _same(left: object, right: object) -> bool:
+    if isinstance(left, (list, np.ndarray)) or isinstance(right, (list, np.ndarray)):
+        if left is None or right is None:
+            return False
+        return bool(np.allclose(np.asarray(left, dtype=float), np.asarray(right, dtype=float), equal_nan=True))
+    left_missing = bool(pd.isna(left))
+    right_missing = bool(pd.isna(right))
+    if left_missing or right_missing:
+        return left_missing and right_missing
+    if isinstance(left, (int, float, np.number)) and isinstance(right, (int, float, np.number)):
+        return bool(np.isclose(float(left), float(right), rtol=1e-6, atol=1e-6))
+    return left == right
+
+
+def check_consistency(settings: Settings, sample: int = 1000, seed: int = 0) -> ConsistencyResult:
+    """Compare online values with the latest offline row for a sample of customers.
+
+    Only rows still within the view's TTL of the newest snapshot count (Feast serves nothing older).
+    """
+    store = get_store(settings)
+    rng = np.random.default_rng(seed)
+    result = ConsistencyResult(checked=0)
+    for view in store.list_feature_views():
+        if not view.online:
+            continue
+        latest = latest_offline_rows(view.batch_source.path)
+        if latest.empty:
+            continue
+        ids = latest[ENTITY_KEY].to_numpy()
+        chosen = np.sort(rng.choice(ids, size=min(sample, len(ids)), replace=False))
+        expected = latest.set_index(ENTITY_KEY).loc[chosen]
+        names = [f.name for f in view.features]
+        online = store.get_online_features(
+            features=[f"{view.name}:{n}" for n in names],
+            entity_rows=[{ENTITY_KEY: int(i)} for i in chosen],
+        ).to_dict()
+        result.checked = max(result.checked, len(chosen))
+        for row, customer_id in enumerate(chosen):
+            if all(online[n][row] is None for n in names):
+                result.missing_online += 1
+                continue
+            for n in names:
+                if not _same(online[n][row], expected.at[customer_id, n]):
+                    result.mismatches[f"{view.name}:{n}"] = result.mismatches.get(f"{view.name}:{n}", 0) + 1
+    return result
+

@@ -1,0 +1,123 @@
+"""Real Feast stores in a temp home: build -> apply -> materialize -> online == offline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_repo.build import build_offline_sources, write_parquet_atomic
+from feature_repo.store import apply_repo, check_consistency, get_store, latest_offline_rows, materialize
+from feature_repo.transforms.behavior import BEHAVIOR_FEATURES
+from persona.errors import PersonaError
+from persona.settings import load_settings
+
+pytestmark = pytest.mark.integration
+
+
+def _write_raw(settings, start: str = "1997-01-06", customers: int = 30, seed: int = 3) -> None:
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp(start, tz="UTC")
+    n = 600
+    tx = pd.DataFrame({
+        "customer_id": rng.integers(1, customers + 1, n).astype("int64"),
+        "event_timestamp": t0 + pd.to_timedelta(rng.integers(0, 120 * 24 * 3600, n), unit="s"),
+        "amount": rng.gamma(2.0, 20.0, n),
+        "discount": rng.choice([0.0, 0.1], n),
+        "returned": rng.random(n) < 0.1,
+    })
+    customers_frame = pd.DataFrame({
+        "customer_id": np.arange(1, customers + 1, dtype="int64"),
+        "signup_date": t0 - pd.to_timedelta(rng.integers(0, 60, customers), unit="D"),
+        "region": rng.choice(["north", "south"], customers),
+    })
+    sessions = pd.DataFrame({
+        "customer_id": rng.integers(1, customers + 1, 300).astype("int64"),
+        "event_timestamp": t0 + pd.to_timedelta(rng.integers(0, 120 * 24 * 3600, 300), unit="s"),
+    })
+    reviews = pd.DataFrame({
+        "customer_id": rng.integers(1, customers + 1, 50).astype("int64"),
+        "event_timestamp": t0 + pd.to_timedelta(rng.integers(0, 120 * 24 * 3600, 50), unit="s"),
+        "text": "fine",
+        "rating": rng.integers(1, 6, 50),
+    })
+    for name, frame in {"transactions": tx, "customers": customers_frame, "sessions": sessions,
+                        "reviews": reviews}.items():
+        write_parquet_atomic(frame, settings.raw_dir / f"{name}.parquet")
+
+
+def test_apply_materialize_online_values_equal_latest_offline(persona_home):
+    # given ingested data from 1997 and built offline sources
+    settings = load_settings()
+    _write_raw(settings)
+    built = build_offline_sources(settings)
+    assert built["customer_behavior"][1] > 0
+
+    # when applied and materialized
+    apply_repo(settings)
+    lines = materialize(settings)
+
+    # then the online store answers with the latest offline row of every customer
+    assert any(line.startswith("customer_behavior: materialized") for line in lines)
+    latest = latest_offline_rows(settings.offline_dir / "customer_behavior.parquet").set_index("customer_id")
+    store = get_store(settings)
+    ids = latest.index.tolist()
+    online = store.get_online_features(
+        features=[f"customer_behavior:{name}" for name in BEHAVIOR_FEATURES] + ["customer_profile:region"],
+        entity_rows=[{"customer_id": int(i)} for i in ids],
+    ).to_df().set_index("customer_id")
+    for name in BEHAVIOR_FEATURES:
+        np.testing.assert_allclose(online.loc[ids, name].astype(float), latest.loc[ids, name].astype(float),
+                                   rtol=1e-6, equal_nan=True, err_msg=name)
+    profile = pd.read_parquet(settings.offline_dir / "customer_profile.parquet").set_index("customer_id")
+    assert online.loc[ids, "region"].tolist() == profile.loc[ids, "region"].tolist()
+    assert check_consistency(settings, sample=20).ok
+
+
+def test_materialize_is_incremental_and_converges(persona_home):
+    # given a materialized store
+    settings = load_settings()
+    _write_raw(settings)
+    build_offline_sources(settings)
+    apply_repo(settings)
+    materialize(settings)
+
+    # when materialize runs again with nothing new
+    again = materialize(settings)
+
+    # then it reports up to date rather than reloading
+    assert any("customer_behavior: up to date" in line for line in again)
+    assert check_consistency(settings, sample=30).ok
+
+
+def test_consistency_check_detects_a_stale_online_store(persona_home):
+    # given a materialized store whose offline source then gets newer values
+    settings = load_settings()
+    _write_raw(settings)
+    build_offline_sources(settings)
+    apply_repo(settings)
+    materialize(settings)
+    path = settings.offline_dir / "customer_behavior.parquet"
+    frame = pd.read_parquet(path)
+    newest = frame["event_timestamp"].max()
+    bumped = frame[frame["event_timestamp"] == newest].copy()
+    bumped["event_timestamp"] = newest + pd.Timedelta(days=7)
+    bumped["orders_30d"] = bumped["orders_30d"] + 1000
+    write_parquet_atomic(pd.concat([frame, bumped]), path)
+
+    # when checked before materializing
+    stale = check_consistency(settings, sample=30)
+
+    # then it reports the mismatch; a materialize run repairs it
+    assert not stale.ok and "customer_behavior:orders_30d" in stale.mismatches
+    materialize(settings)
+    assert check_consistency(settings, sample=30).ok
+
+
+def test_apply_without_built_sources_says_what_to_do(persona_home):
+    # given an empty home
+    settings = load_settings()
+
+    # when / then
+    with pytest.raises(PersonaError, match="persona features build"):
+        apply_repo(settings)
