@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from feature_repo.transforms.behavior import build_entity_snapshots, compute_behavior_features
 from feature_repo.transforms.snapshots import snapshot_timestamps
@@ -105,7 +105,8 @@ def build_offline_sources(settings: Settings, every_days: int | None = None) -> 
     """
     created = pd.Timestamp.now(tz="UTC")
     out: dict[str, tuple[Path, int]] = {}
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("reading ingested tables", total=None)
         transactions = read_raw(settings, "transactions")
         if transactions is None:
@@ -121,9 +122,12 @@ def build_offline_sources(settings: Settings, every_days: int | None = None) -> 
                                "or lower PERSONA_SNAPSHOT_EVERY_DAYS")
         entities = build_entity_snapshots(customers, transactions, grid)
 
-        bar.update(task, description=f"computing behavior features ({len(entities):,} customer snapshots)")
-        behavior = compute_behavior_features(entities, transactions, sessions=sessions, reviews=reviews,
-                                             customers=customers)
+        bar.update(task, description="behavior features (customer snapshots)", total=len(entities), completed=0)
+        behavior = compute_behavior_features(
+            entities, transactions, sessions=sessions, reviews=reviews, customers=customers,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+        bar.update(task, total=None)
         behavior["created_timestamp"] = created
         path = settings.offline_dir / "customer_behavior.parquet"
         write_parquet_atomic(behavior, path)

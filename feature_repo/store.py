@@ -101,7 +101,8 @@ def apply_repo(settings: Settings) -> list[str]:
     except Exception as exc:
         raise PersonaError(f"feast apply failed: {exc}") from exc
     lines = [
-        f"project {store.project}: {len(repo.entities)} entities, {len(repo.feature_views)} feature views, "
+        f"project {store.project}: {len([e for e in repo.entities if not e.name.startswith('__')])} entities, "
+        f"{len(repo.feature_views)} feature views, "
         f"{len(repo.feature_services)} feature services",
     ]
     lines += [f"  view {fv.name}: {len(fv.features)} features" for fv in repo.feature_views]

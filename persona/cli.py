@@ -33,6 +33,19 @@ console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., object])
 
 
+@app.callback()
+def _main() -> None:
+    """Persona: customer features, personas, churn and value models, served and watched."""
+    import os
+    import warnings
+
+    # Third-party deprecation chatter (ibis, feast, mlflow) is noise to a CLI user.
+    for category in (DeprecationWarning, FutureWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
 def _one_line_errors(func: F) -> F:
     """Print a PersonaError as one line and exit 1 instead of a traceback."""
 
@@ -187,6 +200,94 @@ def similar(
 
 
 # --------------------------------------------------------------------------- models
+@app.command()
+@_one_line_errors
+def train(
+    as_of: Annotated[Optional[str], typer.Option(help="Use snapshots whose label window ends by this date "
+                                                 "(default: the latest possible).")] = None,
+    horizon_days: Annotated[Optional[int], typer.Option(min=1, help="Label window in days "
+                                                        "(default PERSONA_HORIZON_DAYS).")] = None,
+    feature_service: Annotated[Optional[str], typer.Option(help="Feast feature service "
+                                                           "(default churn_model_v2).")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="Custom labels file: customer_id, event_timestamp, "
+                                                   "label column.")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Label column of --labels.")] = None,
+    task: Annotated[str, typer.Option(help="classification or regression (custom targets).")] = "classification",
+    ground_truth: Annotated[Optional[Path], typer.Option(help="Generator ground truth for oracle metrics "
+                                                         "(default: auto-detect next to the data).")] = None,
+    train_snapshots: Annotated[Optional[int], typer.Option(min=1, help="Latest eligible snapshots used "
+                                                           "for training.")] = None,
+    margin: Annotated[Optional[float], typer.Option(min=0.0, help="Required churn ROC AUC gain over the "
+                                                    "champion.")] = None,
+    policy: Annotated[Optional[Path], typer.Option(help="Action policy YAML (default training/actions.yaml).")] = None,
+) -> None:
+    """Train churn, value and persona models, log them to MLflow and gate the `champion` alias."""
+    from training.config import GateConfig, TrainConfig
+    from training.train import TrainJob
+
+    settings = _settings()
+    overrides: dict[str, object] = {
+        "as_of": _parse_date(as_of, "--as-of"),
+        "horizon_days": horizon_days or settings.horizon_days,
+        "labels_path": labels, "target": target, "task": task, "ground_truth_path": ground_truth,
+    }
+    if task not in ("classification", "regression"):
+        raise PersonaError(f"--task must be classification or regression, got {task!r}")
+    if feature_service:
+        overrides["feature_service"] = feature_service
+    if train_snapshots:
+        overrides["train_snapshots"] = train_snapshots
+    if policy:
+        overrides["policy_path"] = policy
+    if margin is not None:
+        base = GateConfig()
+        overrides["gate"] = GateConfig(primary=base.primary.model_copy(update={"threshold": margin}),
+                                       guards=base.guards)
+    try:
+        config = TrainConfig(**overrides)
+    except ValueError as exc:
+        raise PersonaError(str(exc).splitlines()[-1].strip()) from None
+    typer.echo(TrainJob(settings, config).run().summary())
+
+
+@app.command()
+@_one_line_errors
+def score(
+    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")],
+    as_of: Annotated[Optional[str], typer.Option(help="Score customers known at this date "
+                                                 "(default: the newest snapshot).")] = None,
+    version: Annotated[Optional[str], typer.Option(help="Model version (default: the champion).")] = None,
+) -> None:
+    """Batch-score every customer known at --as-of with the champion, from offline features."""
+    from training.score import score as run_score
+
+    report = run_score(_settings(), out=out, as_of=_parse_date(as_of, "--as-of"), version=version)
+    typer.echo(report.summary())
+
+
+@app.command()
+@_one_line_errors
+def promote(
+    version: Annotated[int, typer.Option(min=1, help="Registered model version to make champion.")],
+    reason: Annotated[Optional[str], typer.Option(help="Why (kept in the alias history).")] = None,
+) -> None:
+    """Move the `champion` alias to a version by hand (recorded in its alias history)."""
+    from training.registry import promote as run_promote
+
+    typer.echo(run_promote(_settings(), version, reason).summary())
+
+
+@app.command()
+@_one_line_errors
+def rollback(
+    reason: Annotated[Optional[str], typer.Option(help="Why (kept in the alias history).")] = None,
+) -> None:
+    """Move the `champion` alias back to the version the current champion replaced."""
+    from training.registry import rollback as run_rollback
+
+    typer.echo(run_rollback(_settings(), reason).summary())
+
+
 def main() -> None:  # pragma: no cover - console entry point
     """Entry point for ``python -m persona``."""
     app()

@@ -1,0 +1,45 @@
+"""Shared pieces of the benchmark: rows, timing, a scratch home."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def row(issue: int, area: str, metric: str, value: float, unit: str, target: str = "",
+        ok: bool | None = None) -> dict:
+    """One line of the benchmark table."""
+    return {"issue": issue, "area": area, "metric": metric, "value": value, "unit": unit,
+            "target": target, "ok": ok}
+
+
+@contextlib.contextmanager
+def timed() -> Iterator[list[float]]:
+    """``with timed() as t: ...`` then ``t[0]`` holds elapsed seconds."""
+    out: list[float] = []
+    start = time.perf_counter()
+    try:
+        yield out
+    finally:
+        out.append(time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def scratch_home(name: str) -> Iterator[Path]:
+    """A temporary PERSONA_HOME for one benchmark, removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix=f"persona-bench-{name}-"))
+    previous = os.environ.get("PERSONA_HOME")
+    os.environ["PERSONA_HOME"] = str(base / "home")
+    try:
+        yield base
+    finally:
+        if previous is None:
+            os.environ.pop("PERSONA_HOME", None)
+        else:
+            os.environ["PERSONA_HOME"] = previous
+        shutil.rmtree(base, ignore_errors=True)
