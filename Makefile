@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PERSONA := $(VENV)/bin/persona
 UV := $(VENV)/bin/uv
-# pip's configured find-links (a local CPU torch wheel) is passed to uv so no CUDA wheels are pulled.
-export UV_FIND_LINKS ?= $(PIP_FIND_LINKS)
+# pip's configured find-links is passed to uv so no CUDA wheels are pulled
+# (the CPU build of torch 2.13.0 in the lock file is found there).
+export UV_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell python3 -m pip config get global.find-links 2>/dev/null))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
@@ -40,6 +41,12 @@ bench: setup  ## benchmark table (printed and written under bench/)
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+prod-up: setup  ## production profile: Postgres databases, Redis check, MLflow server
+	PERSONA_PROFILE=prod $(PERSONA) prod up
+
+prod-down:
+	PERSONA_PROFILE=prod $(PERSONA) prod down
 
 clean:
 	rm -rf .persona

@@ -8,16 +8,13 @@ not run yet, so the text view can be applied (and training works without text).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from feature_repo.transforms.behavior import build_entity_snapshots, compute_behavior_features
 from feature_repo.transforms.snapshots import snapshot_timestamps
+from feature_repo.offline import source_exists, write_parquet_atomic, write_source  # noqa: F401 - re-exported
 from persona.errors import PersonaError
 from persona.settings import Settings
 
@@ -65,15 +62,6 @@ def entity_snapshots(settings: Settings, every_days: int | None = None) -> pd.Da
     return build_entity_snapshots(customers, transactions, snapshot_grid(settings, every_days))
 
 
-def write_parquet_atomic(frame: pd.DataFrame | pa.Table, path: Path) -> None:
-    """Write via a temporary file and rename, so readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
-
 def build_profile_frame(customers: pd.DataFrame, created: pd.Timestamp) -> pd.DataFrame:
     """Profile source rows: one per customer at signup_date, attribute columns kept as they are."""
     internal = [c for c in customers.columns if c.startswith("_")]
@@ -97,11 +85,11 @@ def empty_text_frame() -> pa.Table:
     return pa.Table.from_pylist([], schema=schema)
 
 
-def build_offline_sources(settings: Settings, every_days: int | None = None) -> dict[str, tuple[Path, int]]:
+def build_offline_sources(settings: Settings, every_days: int | None = None) -> dict[str, tuple[str, int]]:
     """Compute profile and behavior snapshots from the ingested tables.
 
     Returns:
-        source name -> (path written, rows).
+        source name -> (where it was written, rows).
     """
     created = pd.Timestamp.now(tz="UTC")
     out: dict[str, tuple[Path, int]] = {}
@@ -129,21 +117,16 @@ def build_offline_sources(settings: Settings, every_days: int | None = None) -> 
         )
         bar.update(task, total=None)
         behavior["created_timestamp"] = created
-        path = settings.offline_dir / "customer_behavior.parquet"
-        write_parquet_atomic(behavior, path)
-        out["customer_behavior"] = (path, len(behavior))
+        bar.update(task, description="writing customer behavior snapshots", total=None)
+        out["customer_behavior"] = (write_source(settings, "customer_behavior", behavior), len(behavior))
 
         bar.update(task, description="writing customer profiles")
         if customers is None:
             first_seen = transactions.groupby(ENTITY_KEY, as_index=False)["event_timestamp"].min()
             customers = first_seen.rename(columns={"event_timestamp": "signup_date"})
         profile = build_profile_frame(customers, created)
-        path = settings.offline_dir / "customer_profile.parquet"
-        write_parquet_atomic(profile, path)
-        out["customer_profile"] = (path, len(profile))
+        out["customer_profile"] = (write_source(settings, "customer_profile", profile), len(profile))
 
-        text_path = settings.offline_dir / "customer_text.parquet"
-        if not text_path.exists():
-            write_parquet_atomic(empty_text_frame(), text_path)
-            out["customer_text"] = (text_path, 0)
+        if not source_exists(settings, "customer_text"):
+            out["customer_text"] = (write_source(settings, "customer_text", empty_text_frame()), 0)
     return out

@@ -21,8 +21,18 @@ from feature_repo.transforms.text import TEXT_FEATURES
 from persona.settings import load_settings
 
 _settings = load_settings()
-_OFFLINE = _settings.offline_dir
 _FEAST_TYPES = {"float": Float32, "int": Int64, "str": String, "float_list": Array(Float32)}
+
+def _source(name: str):  # noqa: ANN202 - FileSource or PostgreSQLSource
+    """The offline source ``name``: a parquet file (local) or a Postgres table (prod)."""
+    if _settings.profile == "prod":
+        from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
+
+        return PostgreSQLSource(name=f"{name}_source", table=name, timestamp_field="event_timestamp",
+                                created_timestamp_column="created_timestamp")
+    return FileSource(name=f"{name}_source", path=str(_settings.offline_dir / f"{name}.parquet"),
+                      timestamp_field="event_timestamp", created_timestamp_column="created_timestamp")
+
 
 # The customer: every feature row is keyed by customer_id.
 customer = Entity(
@@ -33,28 +43,13 @@ customer = Entity(
 )
 
 # Customer attributes as of signup (one row per customer, timestamped at signup_date).
-customer_profile_source = FileSource(
-    name="customer_profile_source",
-    path=str(_OFFLINE / "customer_profile.parquet"),
-    timestamp_field="event_timestamp",
-    created_timestamp_column="created_timestamp",
-)
+customer_profile_source = _source("customer_profile")
 
 # Behavior snapshots: recency, frequency, spend, trends, sessions, reviews (weekly by default).
-customer_behavior_source = FileSource(
-    name="customer_behavior_source",
-    path=str(_OFFLINE / "customer_behavior.parquet"),
-    timestamp_field="event_timestamp",
-    created_timestamp_column="created_timestamp",
-)
+customer_behavior_source = _source("customer_behavior")
 
 # Text snapshots: mean review embedding, sentiment and its small projection.
-customer_text_source = FileSource(
-    name="customer_text_source",
-    path=str(_OFFLINE / "customer_text.parquet"),
-    timestamp_field="event_timestamp",
-    created_timestamp_column="created_timestamp",
-)
+customer_text_source = _source("customer_text")
 
 # Profile attributes never expire; the schema is inferred from the customers table's columns,
 # so bring-your-own attribute columns appear without editing this file.

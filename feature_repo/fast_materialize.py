@@ -26,6 +26,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _FLOAT_TAG = (6 << 3) | 5  # Value.float_val, 32-bit
 _DOUBLE_TAG = (5 << 3) | 1  # Value.double_val, 64-bit
@@ -219,12 +220,93 @@ def materialize_view_fast(
     end: datetime,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Materialize one view into Persona's SQLite online store and record the interval in the registry.
+    """Materialize one view (Persona's SQLite store or Redis) and record the interval in the registry.
 
     Returns:
         Entity rows written.
     """
     table = pull_latest(store, view, start, end)
-    written = write_online(store, view, table, progress=progress)
+    if store.config.online_store.type == "redis":
+        written = write_redis(store, view, table, progress=progress)
+    else:
+        written = write_online(store, view, table, progress=progress)
     store.registry.apply_materialization(view, store.project, start, end)
+    return written
+
+
+# Newer-wins upsert of one entity hash: ARGV = guard field, sortable event time, then field/value pairs.
+_REDIS_UPSERT = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and current > ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], unpack(ARGV, 3))
+return 1
+"""
+
+
+def _sortable_nanos(column: pa.ChunkedArray | pa.Array) -> list[bytes]:
+    """Event times as fixed-width decimal text that sorts like time (offset past int64's sign)."""
+    nanos = pc.cast(column, pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    shifted = nanos.astype(np.uint64) ^ np.uint64(1 << 63)
+    return [f"{v:020d}".encode() for v in shifted.tolist()]
+
+
+def _timestamp_protos(column: pa.ChunkedArray | pa.Array) -> list[bytes]:
+    """Serialized ``google.protobuf.Timestamp`` per row, as Feast's Redis store writes ``_ts:<view>``."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    series = pd.Series(column.to_pandas())
+    codes, uniques = pd.factorize(series)
+    table = []
+    for value in uniques:
+        proto = Timestamp()
+        stamp = pd.Timestamp(value)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        proto.FromDatetime(stamp.to_pydatetime())
+        table.append(proto.SerializeToString())
+    return [table[c] for c in codes.tolist()]
+
+
+def write_redis(
+    store,  # noqa: ANN001 - feast.FeatureStore
+    view,  # noqa: ANN001 - feast.FeatureView
+    table: pa.Table,
+    batch_rows: int = 20_000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Upsert rows into Feast's Redis layout (one hash per entity), newer-wins, pipelined.
+
+    Keys, hashed field names and value bytes are exactly those of Feast's Redis store, so
+    ``get_online_features`` reads them; an extra field ``_persona_ts:<view>`` holds a sortable
+    event time that a server-side script compares before writing.
+    """
+    from feast.infra.online_stores.helpers import _mmh3
+
+    config = store.config
+    client = store._get_provider().online_store._get_client(config.online_store)
+    script = client.register_script(_REDIS_UPSERT)
+    project = config.project.encode("utf8")
+    join_key = view.entity_columns[0].name
+    timestamp_field = view.batch_source.timestamp_field
+    features = [(f.name, f.dtype.to_value_type()) for f in view.features]
+    field_keys = [_mmh3(f"{view.name}:{name}") for name, _ in features]
+    guard_field = f"_persona_ts:{view.name}".encode()
+    ts_key = f"_ts:{view.name}".encode()
+    written = 0
+    for offset in range(0, table.num_rows, batch_rows):
+        batch = table.slice(offset, batch_rows)
+        keys = [k + project for k in encode_int64_entity_keys(join_key, batch.column(join_key).to_numpy())]
+        order = _sortable_nanos(batch.column(timestamp_field))
+        stamps = _timestamp_protos(batch.column(timestamp_field))
+        columns = [encode_values(batch.column(name), value_type) for name, value_type in features]
+        with client.pipeline(transaction=False) as pipe:
+            for row, key in enumerate(keys):
+                args: list[bytes] = [guard_field, order[row], ts_key, stamps[row]]
+                for field_key, values in zip(field_keys, columns, strict=True):
+                    args.append(field_key)
+                    args.append(values[row])
+                script(keys=[key], args=args, client=pipe)
+            pipe.execute()
+        written += batch.num_rows
+        if progress:
+            progress(batch.num_rows)
     return written

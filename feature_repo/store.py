@@ -41,7 +41,8 @@ def get_store(settings: Settings):  # noqa: ANN201 - feast is imported lazily
     try:
         return FeatureStore(repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=settings.feature_store_yaml)
     except Exception as exc:  # feast raises many kinds on a bad config
-        raise PersonaError(f"{settings.feature_store_yaml.name}: cannot open the feature store: {exc}") from exc
+        reason = " ".join(str(exc).split())
+        raise PersonaError(f"{settings.feature_store_yaml.name}: cannot open the feature store: {reason}") from exc
 
 
 @contextlib.contextmanager
@@ -84,11 +85,12 @@ def apply_repo(settings: Settings) -> list[str]:
     """
     from feast.repo_operations import apply_total_with_repo_instance
 
+    from feature_repo.offline import source_exists
+
     for source in ("customer_profile", "customer_behavior", "customer_text"):
-        if not (settings.offline_dir / f"{source}.parquet").exists():
+        if not source_exists(settings, source):
             raise PersonaError(
-                f"offline source {source}.parquet is missing under {settings.offline_dir}; "
-                "run `persona features build` first"
+                f"offline source {source} is missing ({settings.profile} profile); run `persona features build` first"
             )
     store = get_store(settings)
     repo = repo_contents(settings)
@@ -110,12 +112,27 @@ def apply_repo(settings: Settings) -> list[str]:
     return lines
 
 
-def _source_span(path: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """Min and max event timestamp of a parquet source (None when it has no rows)."""
+def view_source_frame(settings: Settings, view) -> pd.DataFrame:  # noqa: ANN001
+    """All rows of a view's offline source (parquet file or Postgres table)."""
+    from feature_repo.offline import read_source
+
+    source = view.batch_source
+    if hasattr(source, "path"):
+        return pd.read_parquet(source.path)
+    return read_source(settings, source.get_table_query_string().strip('"'))
+
+
+def _view_span(settings: Settings, view) -> tuple[pd.Timestamp, pd.Timestamp] | None:  # noqa: ANN001
+    """Min and max event timestamp of a view's offline source (None when empty)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    column = pq.read_table(path, columns=["event_timestamp"]).column("event_timestamp")
+    from feature_repo.offline import source_span
+
+    source = view.batch_source
+    if not hasattr(source, "path"):
+        return source_span(settings, source.get_table_query_string().strip('"'))
+    column = pq.read_table(source.path, columns=[source.timestamp_field]).column(source.timestamp_field)
     if len(column) == 0:
         return None
     bounds = pc.min_max(column)
@@ -147,7 +164,7 @@ def materialize(settings: Settings, end: datetime | None = None) -> list[str]:
     for view in store.list_feature_views():
         if not view.online:
             continue
-        span = _source_span(view.batch_source.path)
+        span = _view_span(settings, view)
         if span is None:
             lines.append(f"{view.name}: source is empty, nothing to materialize")
             continue
@@ -163,19 +180,21 @@ def materialize(settings: Settings, end: datetime | None = None) -> list[str]:
         except Exception as exc:
             raise PersonaError(f"materializing {view.name} failed: {exc}; rerun `persona features "
                                "materialize` (it converges)") from exc
-        lines.append(f"{view.name}: materialized {rows:,} rows, {start.isoformat()} -> {stop.isoformat()}")
+        count = f"{rows:,} rows" if rows >= 0 else "latest rows"
+        lines.append(f"{view.name}: materialized {count}, {start.isoformat()} -> {stop.isoformat()}")
     if not lines:
         raise PersonaError("no feature views registered; run `persona features apply` first")
     return lines
 
 
 def _materialize_one(store, view, start: datetime, stop: datetime) -> int:  # noqa: ANN001
-    """Columnar fast path for SQLite (see fast_materialize); Feast's own engine elsewhere."""
+    """Columnar fast path for Persona's SQLite store and Redis (see fast_materialize); Feast's engine elsewhere."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from feature_repo.fast_materialize import materialize_view_fast
 
-    if not store.config.online_store.type.endswith("PersonaSqliteOnlineStore"):
+    kind = store.config.online_store.type
+    if not (kind.endswith("PersonaSqliteOnlineStore") or kind == "redis"):
         store.materialize(start_date=start, end_date=stop, feature_views=[view.name])
         return -1
     with Progress(TextColumn(f"materialize {view.name}"), BarColumn(), MofNCompleteColumn(),
@@ -212,9 +231,9 @@ class ConsistencyResult:
         )
 
 
-def latest_offline_rows(path: str | Path, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+def latest_offline_rows(source: str | Path | pd.DataFrame, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
     """Latest row per customer of an offline source (ties broken by created_timestamp)."""
-    frame = pd.read_parquet(path)
+    frame = source if isinstance(source, pd.DataFrame) else pd.read_parquet(source)
     if as_of is not None:
         frame = frame[frame["event_timestamp"] <= as_of]
     order = ["event_timestamp", "created_timestamp"] if "created_timestamp" in frame else ["event_timestamp"]
@@ -247,7 +266,7 @@ def check_consistency(settings: Settings, sample: int = 1000, seed: int = 0) -> 
     for view in store.list_feature_views():
         if not view.online:
             continue
-        latest = latest_offline_rows(view.batch_source.path)
+        latest = latest_offline_rows(view_source_frame(settings, view))
         if latest.empty:
             continue
         ids = latest[ENTITY_KEY].to_numpy()

@@ -28,6 +28,9 @@ app = typer.Typer(
 features_app = typer.Typer(help="Feast feature repo: build offline sources, apply, materialize, check.",
                            no_args_is_help=True)
 app.add_typer(features_app, name="features")
+prod_app = typer.Typer(help="Production profile services: Postgres databases, Redis check, MLflow server.",
+                       no_args_is_help=True)
+app.add_typer(prod_app, name="prod")
 
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., object])
@@ -54,7 +57,8 @@ def _one_line_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except PersonaError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            message = " ".join(str(exc).split())  # always one line
+            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
             raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -197,6 +201,40 @@ def similar(
 
     for neighbour in similar_customers(_settings(), customer_id=customer_id, k=k):
         typer.echo(f"{neighbour.customer_id}\t{neighbour.score:.4f}")
+
+
+# --------------------------------------------------------------------------- prod services
+@prod_app.command("up")
+@_one_line_errors
+def prod_up() -> None:
+    """Create Persona's Postgres databases, check Redis, start the MLflow tracking server."""
+    from persona.services import prod_up as start
+
+    for status in start(_settings()):
+        typer.echo(status.line())
+
+
+@prod_app.command("down")
+@_one_line_errors
+def prod_down() -> None:
+    """Stop the MLflow server started by `persona prod up` (Postgres and Redis keep running)."""
+    from persona.services import stop_mlflow
+
+    typer.echo(stop_mlflow(_settings()))
+
+
+@prod_app.command("status")
+@_one_line_errors
+def prod_status() -> None:
+    """Show whether Postgres, Redis and the MLflow server answer."""
+    from persona.services import mlflow_status, redis_status
+
+    settings = _settings()
+    statuses = [redis_status(settings), mlflow_status(settings)]
+    for status in statuses:
+        typer.echo(status.line())
+    if not all(s.ok for s in statuses):
+        raise typer.Exit(code=1)
 
 
 # --------------------------------------------------------------------------- models

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     postgres_db: str = "persona"
     postgres_user: str = "postgres"
     postgres_password: str = ""
+    postgres_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
     redis_host: str = "127.0.0.1"
     redis_port: int = Field(default=6379, ge=1, le=65535)
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
@@ -127,6 +128,7 @@ class Settings(BaseSettings):
             "PERSONA_POSTGRES_DB": self.postgres_db,
             "PERSONA_POSTGRES_USER": self.postgres_user,
             "PERSONA_POSTGRES_PASSWORD": self.postgres_password,
+            "PERSONA_POSTGRES_SSLMODE": self.postgres_sslmode,
             "PERSONA_REDIS_HOST": self.redis_host,
             "PERSONA_REDIS_PORT": str(self.redis_port),
         }
