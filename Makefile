@@ -10,7 +10,7 @@ export UV_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell python3 -m pip config get
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup lock demo test test-unit serve bench lint prod-up prod-down clean
+.PHONY: setup browser lock demo test test-unit serve bench lint prod-up prod-down clean
 
 setup: $(VENV)/.installed  ## create .venv and install Persona with its dev tools (locked versions)
 
@@ -21,13 +21,17 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(UV) pip install --python $(PY) --no-deps -e .
 	touch $@
 
+browser:  ## headless Chromium (Debian packages) for the report-rendering test
+	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) \
+		>/dev/null 2>&1 || echo "warning: could not install chromium; the rendering test will skip"; }
+
 lock:  ## re-resolve requirements.lock from pyproject.toml
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 demo: setup  ## the whole loop on the embedded default profile
 	$(PERSONA) demo
 
-test: setup  ## all tests (integration ones need Redis/Postgres, as on CI)
+test: setup browser  ## all tests (integration ones need Redis/Postgres, as on CI)
 	$(PY) -m pytest
 
 test-unit: setup

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import traceback
+import warnings
 from pathlib import Path
 
 import psutil
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated suites: " + ",".join(SUITES))
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
     chosen = [s for s in args.only.split(",") if s] or SUITES
     rows: list[dict] = []
     for suite in chosen:
