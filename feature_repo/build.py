@@ -62,10 +62,15 @@ def entity_snapshots(settings: Settings, every_days: int | None = None) -> pd.Da
     return build_entity_snapshots(customers, transactions, snapshot_grid(settings, every_days))
 
 
-def build_profile_frame(customers: pd.DataFrame, created: pd.Timestamp) -> pd.DataFrame:
-    """Profile source rows: one per customer at signup_date, attribute columns kept as they are."""
+def build_profile_frame(customers: pd.DataFrame, created: pd.Timestamp, source: str = "customers") -> pd.DataFrame:
+    """Profile source rows: one per customer at signup_date, attribute columns kept as they are.
+
+    ``profile_source`` says where the row came from (``customers`` or ``first_transaction``
+    when no customers table was ingested), so the view always has at least one feature.
+    """
     internal = [c for c in customers.columns if c.startswith("_")]
     frame = customers.drop(columns=internal).rename(columns={"signup_date": "event_timestamp"})
+    frame["profile_source"] = source
     frame = frame.sort_values([ENTITY_KEY, "event_timestamp"]).drop_duplicates(ENTITY_KEY, keep="last")
     frame["created_timestamp"] = created
     return frame.reset_index(drop=True)
@@ -121,10 +126,12 @@ def build_offline_sources(settings: Settings, every_days: int | None = None) -> 
         out["customer_behavior"] = (write_source(settings, "customer_behavior", behavior), len(behavior))
 
         bar.update(task, description="writing customer profiles")
+        source = "customers"
         if customers is None:
             first_seen = transactions.groupby(ENTITY_KEY, as_index=False)["event_timestamp"].min()
             customers = first_seen.rename(columns={"event_timestamp": "signup_date"})
-        profile = build_profile_frame(customers, created)
+            source = "first_transaction"
+        profile = build_profile_frame(customers, created, source)
         out["customer_profile"] = (write_source(settings, "customer_profile", profile), len(profile))
 
         if not source_exists(settings, "customer_text"):

@@ -165,8 +165,14 @@ def embed_texts(
     if not len(missing):
         return vectors, 0, 0, 0.0
     warm_up = getattr(encoder, "warm_up", None)
-    if callable(warm_up):  # export/compile once, outside the throughput measurement
-        warm_up()
+    if callable(warm_up):  # export (first run only) and compile, outside the throughput measurement
+        if show_progress:
+            from rich.console import Console
+
+            with Console(stderr=True).status("preparing the encoder (the first run exports it to ONNX)"):
+                warm_up()
+        else:
+            warm_up()
     started = time.perf_counter()
     todo = [texts[i] for i in missing]
     if show_progress:
