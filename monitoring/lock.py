@@ -1,0 +1,75 @@
+"""Single-flight: at most one retrain at a time per home, via an exclusive ``flock`` on a file.
+
+The kernel drops the lock when its holder exits, so a crashed retrain never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class AlreadyRunning(Exception):
+    """Another process (or thread) holds the lock."""
+
+
+def _describe_holder(path: Path) -> str:
+    try:
+        holder = json.loads(path.read_text() or "{}")
+    except (OSError, json.JSONDecodeError):
+        return ""
+    if not holder:
+        return ""
+    return f" (pid {holder.get('pid', '?')} since {holder.get('since', '?')})"
+
+
+@contextlib.contextmanager
+def single_flight(path: Path, what: str = "a retrain") -> Iterator[None]:
+    """Hold an exclusive, non-blocking lock on ``path`` for the duration of the block.
+
+    Args:
+        path: the lock file (created with its directory if missing).
+        what: what the lock protects, for the error message.
+
+    Raises:
+        AlreadyRunning: when another holder has the lock; the message names its pid and start time.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(f"{what} is already running{_describe_holder(path)}") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "since": dt.datetime.now(dt.UTC)
+                                     .isoformat(timespec="seconds")}).encode())
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Wait for and hold an exclusive lock on ``path`` (short critical sections, e.g. workspace writes)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -1,0 +1,92 @@
+"""The current window: served predictions from the prediction log plus the latest feature snapshot.
+
+Pure selection and merging live here; reading files and Feast stay in :mod:`monitoring.job`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+ENTITY_KEY = "customer_id"
+TIMESTAMP = "event_timestamp"
+SERVED_AT = "served_at"
+SOURCE = "source"
+COLD_START_REASON = "cold_start_reason"  # serving/prediction_log.py: null when the model predicted
+PREDICTION_COLUMNS = ("churn_probability", "expected_orders", "expected_spend", "segment", "persona",
+                      "action")
+
+
+def select_served(log: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp,
+                  version: str | None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Prediction log rows served in ``(start, end]`` by ``version``, cold starts left out.
+
+    Args:
+        log: the prediction log (``served_at``, ``model_version``, ``cold_start_reason`` or a
+            boolean ``cold_start``, ...; see ``serving/prediction_log.py``).
+        start: window start (exclusive); None for no lower bound.
+        end: window end (inclusive).
+        version: the model version whose predictions count (None: every version).
+
+    Returns:
+        The rows (``event_timestamp`` set to ``served_at``) and counts: ``served`` (in the window),
+        ``other_version`` and ``cold_start`` (left out).
+    """
+    counts = {"served": 0, "other_version": 0, "cold_start": 0}
+    if log.empty or SERVED_AT not in log:
+        return pd.DataFrame(), counts
+    served = pd.to_datetime(log[SERVED_AT], utc=True)
+    in_window = served <= end
+    if start is not None:
+        in_window &= served > start
+    rows = log[in_window]
+    counts["served"] = int(len(rows))
+    if version is not None and "model_version" in rows:
+        same = rows["model_version"].astype(str) == str(version)
+        counts["other_version"] = int((~same).sum())
+        rows = rows[same]
+    cold = pd.Series(False, index=rows.index)
+    if COLD_START_REASON in rows:
+        cold |= rows[COLD_START_REASON].notna()
+    if "cold_start" in rows:
+        cold |= rows["cold_start"].fillna(False).astype(bool)
+    counts["cold_start"] = int(cold.sum())
+    rows = rows[~cold]
+    rows = rows.copy()
+    rows[TIMESTAMP] = pd.to_datetime(rows[SERVED_AT], utc=True)
+    return rows.reset_index(drop=True), counts
+
+
+def combine_window(served: pd.DataFrame, snapshot: pd.DataFrame) -> pd.DataFrame:
+    """One row per customer: the latest served row, else the snapshot row.
+
+    Args:
+        served: prediction log rows of the window (``customer_id``, features, predictions).
+        snapshot: the latest feature snapshot scored by the champion.
+
+    Returns:
+        The union with a ``source`` column (``prediction_log`` or ``snapshot``).
+    """
+    parts = []
+    if len(served):
+        ordered = served.sort_values(TIMESTAMP, kind="stable")
+        known = (ordered[ENTITY_KEY].notna() if ENTITY_KEY in ordered
+                 else pd.Series(False, index=ordered.index))
+        # rows sent as bare features (no customer id) cannot be matched to anyone: keep them all
+        latest = pd.concat([ordered[known].drop_duplicates(ENTITY_KEY, keep="last"), ordered[~known]])
+        parts.append(latest.assign(**{SOURCE: "prediction_log"}))
+    if len(snapshot):
+        rest = snapshot
+        if parts and ENTITY_KEY in snapshot and ENTITY_KEY in parts[0]:
+            rest = snapshot[~snapshot[ENTITY_KEY].isin(parts[0][ENTITY_KEY].dropna())]
+        parts.append(rest.assign(**{SOURCE: "snapshot"}))
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True, sort=False)
+
+
+def latest_at_or_before(times: pd.DatetimeIndex, at: pd.Timestamp | None) -> pd.Timestamp | None:
+    """The latest of ``times`` at or before ``at`` (the latest overall when ``at`` is None)."""
+    times = pd.DatetimeIndex(times)
+    if at is not None:
+        times = times[times <= at]
+    return times.max() if len(times) else None

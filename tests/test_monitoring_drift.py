@@ -1,0 +1,156 @@
+"""Drift through Evidently 0.7 on small frames, including the edge cases Evidently would crash on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitoring.drift import column_kind, plan_columns, read_value_drift, run_drift, screen_column
+from monitoring.policy import DriftPolicy
+
+POLICY = DriftPolicy()
+PREDICTIONS = {"churn_probability": 0.15}
+
+
+def frames(n: int = 2000, seed: int = 0, shift: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and current with two numeric features, a category and predictions."""
+    rng = np.random.default_rng(seed)
+
+    def one(offset: float) -> pd.DataFrame:
+        return pd.DataFrame({
+            "customer_id": np.arange(n),
+            "recency_days": rng.exponential(20 + 40 * offset, n),
+            "spend_90d": rng.gamma(2.0, 50.0, n),
+            "region": rng.choice(["north", "south", "east"], n),
+            "churn_probability": np.clip(rng.beta(2, 5, n) + offset / 2, 0, 1),
+            "persona": rng.choice(["loyal", "at risk"], n, p=[0.6 - offset / 2, 0.4 + offset / 2]),
+        })
+
+    return one(0.0), one(shift)
+
+
+def by_name(run) -> dict:  # noqa: ANN001
+    return {c.column: c for c in run.summary.columns}
+
+
+@pytest.fixture(scope="module")
+def shifted_run():  # noqa: ANN201
+    reference, current = frames(shift=0.6, seed=1)
+    return run_drift(reference, current, ["recency_days", "spend_90d", "region"], POLICY, PREDICTIONS)
+
+
+def test_a_shifted_feature_and_prediction_drift_and_the_others_do_not(shifted_run) -> None:  # noqa: ANN001
+    # given recency and churn probability shifted, spend and region not (fixture)
+    cols = by_name(shifted_run)
+    # then
+    assert cols["recency_days"].status == "drift" and cols["churn_probability"].status == "drift"
+    assert cols["spend_90d"].status == "ok" and cols["region"].status == "ok"
+    assert cols["region"].method == "jensenshannon" and cols["recency_days"].method == "wasserstein"
+    assert cols["churn_probability"].threshold == pytest.approx(0.15)
+    assert shifted_run.summary.drifted_share == pytest.approx(1 / 3)
+    assert shifted_run.snapshot is not None
+
+
+def test_results_are_read_by_metric_type_not_position(shifted_run) -> None:  # noqa: ANN001
+    # given the snapshot holds ValueDrift, UniqueValueCount and MissingValueCount results
+    scores = read_value_drift(shifted_run.snapshot)
+    # then every ValueDrift is found by its column, and nothing else is taken for one
+    assert set(scores) == {"recency_days", "spend_90d", "region", "churn_probability", "persona"}
+    score, drifted, method, threshold = scores["recency_days"]
+    assert drifted and method == "wasserstein" and threshold == pytest.approx(0.1) and score > 0.1
+
+
+def test_snapshot_exports_html_and_json(shifted_run, tmp_path) -> None:  # noqa: ANN001
+    # when
+    shifted_run.snapshot.save_html(str(tmp_path / "r.html"))
+    doc = shifted_run.snapshot.dict()
+    # then
+    assert (tmp_path / "r.html").stat().st_size > 10_000
+    names = {m["metric_name"] for m in doc["metrics"]}
+    assert "ValueDrift(column=recency_days,method=wasserstein,threshold=0.1)" in names
+    assert "MissingValueCount(column=region)" in names and "UniqueValueCount(column=persona)" in names
+
+
+def test_an_empty_window_is_insufficient_data_not_a_crash() -> None:
+    # given a window with the columns but no rows
+    reference, current = frames()
+    # when
+    run = run_drift(reference, current.iloc[:0], ["recency_days", "region"], POLICY, PREDICTIONS)
+    # then
+    assert run.snapshot is None and run.summary.current_rows == 0
+    assert {c.status for c in run.summary.columns} == {"insufficient_data"}
+
+
+def test_all_nan_and_single_category_columns_are_insufficient_data() -> None:
+    # given one column all-NaN in the window, one all-NaN on both sides, one constant category
+    reference, current = frames()
+    current["recency_days"] = np.nan
+    reference["text_pca_0"] = np.nan
+    current["text_pca_0"] = np.nan
+    reference["channel"] = "web"
+    current["channel"] = "web"
+    # when
+    features = ["recency_days", "text_pca_0", "channel", "spend_90d"]
+    run = run_drift(reference, current, features, POLICY, PREDICTIONS)
+    # then the three are reported with a reason and the rest is still tested
+    cols = by_name(run)
+    assert cols["recency_days"].status == "insufficient_data"
+    assert cols["recency_days"].reason == "all values missing in the current window"
+    assert cols["recency_days"].current_missing == 1.0 and cols["recency_days"].missing_increase == 1.0
+    assert cols["text_pca_0"].reason == "all values missing on both sides"
+    assert cols["channel"].reason == "a single value (web) on both sides"
+    assert cols["spend_90d"].status == "ok" and run.snapshot is not None
+
+
+def test_a_category_that_collapsed_to_one_value_is_drift_not_an_error() -> None:
+    # given the window holds only one region, the reference three
+    reference, current = frames()
+    current["region"] = "north"
+    # when
+    run = run_drift(reference, current, ["region"], POLICY, {})
+    # then
+    assert by_name(run)["region"].status == "drift"
+
+
+def test_missing_shares_use_all_rows_even_when_tests_are_sampled() -> None:
+    # given 30% missing in the window and a 1000-row sampling cap
+    reference, current = frames(n=3000)
+    current.loc[: 899, "spend_90d"] = np.nan
+    policy = DriftPolicy(max_rows=1000)
+    # when
+    run = run_drift(reference, current, ["spend_90d"], policy, {})
+    # then
+    spend = by_name(run)["spend_90d"]
+    assert spend.current_missing == pytest.approx(0.3) and spend.reference_missing == 0.0
+    assert spend.status == "ok"
+
+
+def test_ignored_features_and_per_column_thresholds_are_applied() -> None:
+    # given
+    reference, current = frames()
+    policy = DriftPolicy(ignore=("region",), column_thresholds={"recency_days": 0.5})
+    # when
+    plans = {p.column: p for p in plan_columns(reference, current, ["recency_days", "region"], {}, policy)}
+    # then
+    assert "region" not in plans and plans["recency_days"].threshold == 0.5
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [([1, 2], "numerical"), ([1.5, None], "numerical"), (["a", None], "categorical"),
+     ([True, False], "categorical"), ([[0.1, 0.2], [0.3, 0.4]], None),
+     (pd.to_datetime(["2024-01-01", "2024-01-02"]), None)],
+    ids=["int", "float", "str", "bool", "embedding", "datetime"],
+)
+def test_column_kind(values: list, kind: str | None) -> None:
+    assert column_kind(pd.Series(values)) == kind
+
+
+def test_screen_column_reasons() -> None:
+    s = pd.Series
+    assert screen_column(None, s([1.0])) == "not in the reference data"
+    assert screen_column(s([1.0, 2.0]), None) == "not in the current window"
+    assert screen_column(s([np.nan]), s([1.0])) == "all values missing in the reference"
+    assert screen_column(s([1.0, 1.0]), s([1.0, np.nan])) == "a single value (1.0) on both sides"
+    assert screen_column(s([1.0, 1.0]), s([2.0])) == ""

@@ -1,0 +1,72 @@
+"""The loop on generated data: no retrain before the injected shift, a retrain after it.
+
+One home, one generated history with a shifted period appended (``persona generate
+--shift-days``: a price rise lowers order frequency, delivery complaints surge). The champion
+is trained on label windows that end before the shift. Monitoring as of the last pre-shift
+day finds nothing to act on; monitoring the latest (shifted) snapshot retrains.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from monitoring.job import MonitorConfig, MonitorJob
+from persona.settings import load_settings
+from training.config import PersonaParams, TrainConfig, XGBParams
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+START = pd.Timestamp("1997-03-01", tz="UTC")
+DAYS, SHIFT_DAYS = 240, 60
+
+
+def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_path: Path) -> None:
+    from feature_repo.build import build_offline_sources
+    from feature_repo.store import apply_repo
+    from persona.ingest import ingest_files
+    from persona.synthetic import GenerateConfig, generate_dataset
+    from training.registry import configure_mlflow
+    from training.train import TrainJob
+
+    # given generated history with a shifted period, ingested, built and applied
+    config = GenerateConfig(customers=1400, days=DAYS, shift_days=SHIFT_DAYS, seed=5, start=START)
+    paths = generate_dataset(config, tmp_path / "gen")
+    settings = load_settings()
+    ingest_files(settings, {t: paths[t] for t in ("customers", "transactions", "sessions", "reviews")})
+    build_offline_sources(settings)
+    apply_repo(settings)
+    shift_start = (START + pd.Timedelta(days=DAYS)).to_pydatetime()
+    fast = {"horizon_days": 30, "xgb": XGBParams(n_estimators=40),
+            "personas": PersonaParams(k_min=2, k_max=4), "train_snapshots": 2}
+    # and a champion trained on label windows that close before the shift
+    champion = TrainJob(settings, TrainConfig(as_of=shift_start, **fast)).run()
+    assert champion.decision.alias == "champion"
+    retrain_config = TrainConfig(**fast)
+
+    # when monitoring as of the last day before the shift
+    before = MonitorJob(settings, MonitorConfig(as_of=shift_start, train=retrain_config)).run()
+
+    # then nothing crossed a threshold: no retrain
+    assert before.decision.status == "ok", before.decision
+    assert before.retrain is None and not before.decision.triggers
+
+    # when monitoring the latest snapshot, inside the shifted period
+    after = MonitorJob(settings, MonitorConfig(train=retrain_config)).run()
+
+    # then drift triggered a retrain that registered a new version through the gate
+    assert after.decision.status == "retrain", after.decision
+    assert {"key_feature:recency_days", "prediction:churn_probability"} & set(after.decision.triggers)
+    assert after.retrain is not None and after.retrain.status == "trained", after.retrain
+    assert after.retrain.version == "2" and after.retrain.alias in ("champion", "challenger")
+    client = configure_mlflow(settings)
+    assert {str(v.version) for v in client.search_model_versions("name='persona'")} == {"1", "2"}
+    # and both runs are on disk and in MLflow with their decision
+    for result, status in ((before, "ok"), (after, "retrain")):
+        doc = json.loads((result.report_dir / "summary.json").read_text())
+        assert doc["status"] == status and (result.report_dir / "drift_report.html").exists()
+        assert client.get_run(result.mlflow_run_id).data.tags["status"] == status
+    assert before.window["snapshot_at"] < after.window["snapshot_at"]

@@ -1,0 +1,175 @@
+"""The monitoring job around fake I/O: report files, Evidently workspace, MLflow record, retrain, cooldown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from monitoring.job import EXPERIMENT, WORKSPACE_PROJECT, Champion, MonitorConfig, MonitorJob
+from persona.cli import app
+from persona.settings import load_settings
+
+NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+SNAPSHOT_AT = pd.Timestamp("1997-06-01", tz="UTC")
+FEATURES = ["recency_days", "orders_90d", "region"]
+
+
+def population(n: int, seed: int, slowdown: float = 0.0) -> pd.DataFrame:
+    """Customers with features and predictions; ``slowdown`` makes them buy less often."""
+    rng = np.random.default_rng(seed)
+    recency = rng.exponential(20 * (1 + 3 * slowdown), n)
+    churn = np.clip(1 - np.exp(-recency / 40), 0, 1)
+    return pd.DataFrame({
+        "customer_id": np.arange(n, dtype="int64"),
+        "event_timestamp": SNAPSHOT_AT,
+        "recency_days": recency,
+        "orders_90d": rng.poisson(6 * (1 - 0.6 * slowdown), n),
+        "region": rng.choice(["north", "south"], n),
+        "churn_probability": churn,
+        "expected_orders": rng.gamma(2, 1, n),
+        "expected_spend": rng.gamma(2, 40, n) * (1 - 0.5 * slowdown),
+        "segment": (churn > 0.5).astype("int64"),
+        "persona": np.where(churn > 0.5, "at risk", "loyal"),
+        "action": "none",
+    })
+
+
+class FakeJob(MonitorJob):
+    """The job with the champion, snapshot and labels replaced by frames."""
+
+    def __init__(self, snapshot: pd.DataFrame, clock: dt.datetime, calls: list, **config: object) -> None:
+        def train() -> SimpleNamespace:
+            calls.append(clock)
+            gate = SimpleNamespace(promote=True, alias="champion", reason="beats v3")
+            return SimpleNamespace(run_id="train-run", version="4", decision=gate)
+
+        super().__init__(load_settings(), MonitorConfig(**config), train=train, clock=lambda: clock)
+        self.snapshot = snapshot
+
+    def load_champion(self) -> Champion:
+        predictor = SimpleNamespace(feature_columns=FEATURES, metadata={"feature_service": "churn_model_v2"})
+        return Champion("persona", "3", "champion-run", predictor, population(1500, seed=1),
+                        {"churn_roc_auc": 0.8}, {"horizon_days": "30"}, {"data.holdout_end": "1997-03-01"})
+
+    def snapshot_times(self) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex([SNAPSHOT_AT])
+
+    def score_snapshot(self, champion: Champion, at: pd.Timestamp) -> pd.DataFrame:
+        return self.snapshot.assign(event_timestamp=at)
+
+    def _transactions(self, end: pd.Timestamp | None) -> None:
+        return None
+
+
+def write_log(home: Path, rows: pd.DataFrame, served_at: dt.datetime, version: str) -> None:
+    """A prediction log file in the serving layout (``date=YYYY-MM-DD/part-*.parquet``)."""
+    folder = home / "serving" / "prediction_log" / f"date={served_at.date().isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    log = rows.drop(columns=["event_timestamp"]).assign(
+        request_id=[f"r{i}" for i in range(len(rows))], served_at=pd.Timestamp(served_at), endpoint="predict",
+        model_version=version, cold_start_reason=None)
+    log.to_parquet(folder / f"part-{version}-{len(rows)}.parquet", index=False)
+
+
+def test_drift_retrains_records_everywhere_and_the_next_run_meets_the_cooldown(persona_home: Path) -> None:
+    import mlflow
+    from evidently.ui.workspace import Workspace
+
+    # given customers who buy less often, 200 of them served yesterday by the champion
+    calls: list = []
+    drifted = population(1500, seed=2, slowdown=0.8)
+    write_log(persona_home, drifted.head(200), NOW - dt.timedelta(days=1), version="3")
+    write_log(persona_home, drifted.head(50), NOW - dt.timedelta(days=1), version="2")
+
+    # when monitoring runs
+    result = FakeJob(drifted, NOW, calls).run()
+
+    # then the policy asked for a retrain, which ran once and was promoted
+    assert result.decision.status == "retrain" and "key_feature:recency_days" in result.decision.triggers
+    assert result.retrain is not None and (result.retrain.status, result.retrain.version) == ("trained", "4")
+    assert calls == [NOW]
+    assert result.window["sources"] == {"prediction_log": 200, "snapshot": 1300}
+    assert result.window["served"] == {"served": 250, "other_version": 50, "cold_start": 0}
+    # and the report holds the Evidently HTML and JSON and our summary, with the decision
+    files = {p.name for p in result.report_dir.iterdir()}
+    assert {"drift_report.html", "drift_report.json", "index.html", "summary.json"} <= files
+    assert result.report_dir.parent == persona_home / "reports" / "monitoring"
+    doc = json.loads((result.report_dir / "summary.json").read_text())
+    assert doc["status"] == "retrain" and doc["retrain_outcome"]["version"] == "4"
+    assert doc["retrain_outcome"]["promoted"] is True and doc["mlflow_run_id"] == result.mlflow_run_id
+    assert "recency_days" in (result.report_dir / "index.html").read_text()
+    # and the run is in the Evidently workspace and in MLflow
+    workspace = Workspace(str(persona_home / "reports" / "evidently_workspace"))
+    project = workspace.search_project(WORKSPACE_PROJECT)[0]
+    assert len(workspace.list_runs(project.id)) == 1
+    run = mlflow.get_run(result.mlflow_run_id)
+    assert run.data.tags["status"] == "retrain" and run.data.tags["retrain.status"] == "trained"
+    assert run.data.tags["retrain.version"] == "4" and run.data.tags["retrain.promoted"] == "True"
+    assert run.data.metrics["drift.recency_days"] > 0.25 and run.data.metrics["retrained"] == 1.0
+    assert "retrained v4, promoted to champion" in result.summary()
+    assert FakeJob(drifted, NOW, calls).mlflow_last_retrain() == NOW
+
+    # when drift persists an hour later
+    later = FakeJob(drifted, NOW + dt.timedelta(hours=1), calls).run()
+
+    # then the cooldown holds, the run is still recorded
+    assert later.decision.status == "cooldown" and later.retrain is None and len(calls) == 1
+    assert len(workspace.list_runs(project.id)) == 2
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    statuses = mlflow.search_runs([experiment.experiment_id])["tags.status"].tolist()
+    assert sorted(statuses) == ["cooldown", "retrain"]
+
+
+def test_a_calm_window_does_not_retrain_and_report_only_never_does(persona_home: Path) -> None:
+    # given the same population as at training, and then a drifted one with --no-retrain
+    calls: list = []
+    # when
+    calm = FakeJob(population(1500, seed=3), NOW, calls).run()
+    report_only = FakeJob(population(1500, seed=4, slowdown=0.8), NOW, calls, retrain=False).run()
+    # then
+    assert (calm.decision.status, calm.retrain) == ("ok", None)
+    assert report_only.decision.status == "retrain" and report_only.retrain is None and calls == []
+    assert calm.summary().startswith("monitor v3: ok")
+
+
+def test_an_empty_window_writes_an_insufficient_data_report(persona_home: Path) -> None:
+    # given no snapshot rows and no prediction log
+    calls: list = []
+    # when
+    result = FakeJob(population(0, seed=0), NOW, calls).run()
+    # then
+    assert (result.decision.status, result.retrain) == ("insufficient_data", None) and calls == []
+    doc = json.loads((result.report_dir / "summary.json").read_text())
+    assert doc["status"] == "insufficient_data" and "0 rows in the window" in doc["reasons"][0]
+    assert (result.report_dir / "index.html").exists()
+    assert not (result.report_dir / "drift_report.html").exists()
+
+
+def test_monitor_command_without_a_champion_fails_in_one_line() -> None:
+    # when
+    out = CliRunner().invoke(app, ["monitor"])
+    # then
+    assert out.exit_code == 1 and "has no champion yet" in out.output
+
+
+def test_monitor_command_reports_a_bad_policy(tmp_path: Path) -> None:
+    # given
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("drift:\n  share_threshold: 2\n")
+    # when
+    out = CliRunner().invoke(app, ["monitor", "--policy", str(bad)])
+    # then
+    assert out.exit_code == 1 and "key drift.share_threshold" in out.output
+
+
+@pytest.mark.parametrize("days", [0, -3])
+def test_window_days_must_be_positive(days: int) -> None:
+    out = CliRunner().invoke(app, ["monitor", "--window-days", str(days)])
+    assert out.exit_code != 0
