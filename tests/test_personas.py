@@ -1,0 +1,111 @@
+"""Personas: k by silhouette, names from distinguishing traits, review terms, cards."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from training.cards import render_cards_html, render_cards_json
+from training.personas import fit_personas, name_segments, persona_cards, segment_terms, trait_scores
+from training.preprocess import nearest_center
+
+
+def _blobs(centers: list[list[float]], sizes: list[int], seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.vstack([rng.normal(c, 0.3, size=(n, len(c))) for c, n in zip(centers, sizes, strict=True)])
+
+
+def test_silhouette_picks_the_true_number_of_blobs() -> None:
+    # given four well separated blobs of different sizes
+    matrix = _blobs([[0, 0], [6, 0], [0, 6], [6, 6]], [200, 150, 100, 50])
+    # when
+    fit = fit_personas(matrix, k_min=2, k_max=6, seed=1, silhouette_sample=500)
+    # then
+    assert fit.k == 4
+    assert max(fit.silhouettes, key=fit.silhouettes.get) == 4
+    sizes = np.bincount(nearest_center(matrix, fit.centers))
+    assert sizes.tolist() == [200, 150, 100, 50]  # segment 0 is the largest
+
+
+def test_names_come_from_churn_and_the_strongest_trait() -> None:
+    # given segment 0 spends a lot and rarely churns; segment 1 buys on discount and churns often
+    traits = pd.DataFrame(
+        {
+            "spend_365d": [1.5, -0.4, 0.0],
+            "discount_share_365d": [-0.2, 1.2, 0.0],
+            "recency_days": [-0.5, 0.3, 0.0],
+        },
+        index=[0, 1, 2],
+    )
+    churn = pd.Series({0: 0.10, 1: 0.45, 2: 0.25})
+    # when
+    names = name_segments(traits, churn, traits["recency_days"])
+    # then
+    assert names[0] == "loyal high spenders"
+    assert names[1] == "at-risk bargain hunters"
+    assert names[2] == "steady regulars"
+
+
+def test_lapsed_qualifier_and_unique_names() -> None:
+    # given two segments with the same profile, both churning a lot and long gone
+    traits = pd.DataFrame(
+        {"spend_365d": [-1.0, -1.0, 1.0], "orders_365d": [-0.6, -0.8, 1.0], "recency_days": [1.5, 1.4, -1.0]},
+        index=[0, 1, 2],
+    )
+    churn = pd.Series({0: 0.9, 1: 0.9, 2: 0.1})
+    # when
+    names = name_segments(traits, churn, traits["recency_days"])
+    # then
+    assert names[0] == "lapsed light buyers"
+    assert names[1].startswith("lapsed ") and names[1] != names[0]
+    assert len(set(names.values())) == 3
+
+
+def test_segment_terms_are_distinctive_per_segment() -> None:
+    # given one segment complaining about delivery and one praising quality
+    reviews = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2, 3, 4],
+            "text": [
+                "late delivery again",
+                "delivery was late and the parcel damaged",
+                "parcel late",
+                "wonderful quality fabric",
+                "quality is wonderful",
+            ],
+        }
+    )
+    segment_of = pd.Series({1: 0, 2: 0, 3: 1, 4: 1})
+    # when
+    terms = segment_terms(reviews, segment_of, top_n=2)
+    # then
+    assert set(terms[0]) <= {"late", "delivery", "parcel", "damaged"} and "late" in terms[0]
+    assert set(terms[1]) == {"quality", "wonderful"}
+
+
+def test_cards_hold_size_stats_churn_value_terms_and_render() -> None:
+    # given
+    frame = pd.DataFrame(
+        {
+            "spend_365d": [10.0, 12.0, 500.0, 700.0],
+            "churned": [1, 1, 0, 0],
+            "expected_spend": [1.0, 2.0, 50.0, 70.0],
+            "action": ["win_back"] * 2 + ["upsell"] * 2,
+        }
+    )
+    segments = np.array([0, 0, 1, 1])
+    names = {0: "at-risk light buyers", 1: "loyal high spenders"}
+    traits = trait_scores(frame, segments)
+    # when
+    cards = persona_cards(frame, segments, names, {1: ["quality"]}, traits)
+    page = render_cards_html(cards, {"as_of": "2025-01-01"})
+    doc = json.loads(render_cards_json(cards, {"as_of": "2025-01-01"}))
+    # then
+    assert [c["size"] for c in cards] == [2, 2]
+    assert cards[0]["churn_rate"] == 1.0 and cards[1]["expected_spend"] == 60.0
+    assert cards[1]["terms"] == ["quality"] and cards[1]["actions"] == {"upsell": 2}
+    assert cards[1]["distinguishing"][0]["feature"] == "spend_365d"
+    assert "loyal high spenders" in page and "data:image/png;base64," in page
+    assert doc["personas"][0]["name"] == "at-risk light buyers"

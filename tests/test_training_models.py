@@ -1,0 +1,153 @@
+"""Metrics, time split, feature encoding and the bundle's save/load round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from persona.errors import PersonaError
+from tests.training_helpers import make_training_frame
+from training.actions import load_policy
+from training.bundle import PersonaPredictor
+from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGBParams
+from training.metrics import classification_metrics, expected_calibration_error, regression_metrics
+from training.models import rfm_score
+from training.preprocess import fit_feature_spec, model_matrix
+from training.train import choose_snapshots, feature_columns_of, fit_persona_bundle
+
+WEEKS = pd.date_range("2024-01-07", periods=30, freq="7D", tz="UTC")
+
+
+def test_calibration_error_is_zero_when_rates_match() -> None:
+    # given 10 rows at 0.2 with 2 positives and 10 rows at 0.8 with 8 positives
+    prob = np.array([0.2] * 10 + [0.8] * 10)
+    y = np.array([1, 1] + [0] * 8 + [1] * 8 + [0, 0])
+    # when / then
+    assert expected_calibration_error(y, prob) == pytest.approx(0.0)
+    assert expected_calibration_error(y, np.full(20, 0.9)) == pytest.approx(0.4)
+
+
+def test_classification_and_regression_metrics() -> None:
+    # given
+    y = np.array([0, 0, 1, 1])
+    # when
+    perfect = classification_metrics(y, np.array([0.1, 0.2, 0.8, 0.9]))
+    value = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]))
+    # then
+    assert perfect["roc_auc"] == 1.0 and perfect["pr_auc"] == 1.0
+    assert perfect["brier"] == pytest.approx((0.01 + 0.04 + 0.04 + 0.01) / 4)
+    assert value["mae"] == pytest.approx(2 / 3) and value["rmse"] == pytest.approx(np.sqrt(4 / 3))
+    assert np.isnan(classification_metrics(np.array([1, 1]), np.array([0.2, 0.4]))["roc_auc"])
+
+
+def test_holdout_is_the_latest_snapshots_and_training_is_purged() -> None:
+    # given weekly snapshots and a 28-day horizon
+    # when
+    train, holdout = choose_snapshots(
+        WEEKS, holdout_snapshots=2, train_snapshots=3, horizon_days=28, purge=True
+    )
+    # then
+    assert holdout == list(WEEKS[-2:])
+    assert train == list(WEEKS[-8:-5])  # latest three whose window ends by the first holdout time
+    assert all(t + pd.Timedelta(days=28) <= holdout[0] for t in train)
+
+
+def test_split_without_purge_and_too_little_history() -> None:
+    # given / when
+    train, _ = choose_snapshots(
+        WEEKS[:5], holdout_snapshots=1, train_snapshots=10, horizon_days=90, purge=False
+    )
+    # then
+    assert train == list(WEEKS[:4])
+    with pytest.raises(PersonaError, match="no training snapshot"):
+        choose_snapshots(WEEKS[:5], 1, 10, horizon_days=90, purge=True)
+    with pytest.raises(PersonaError, match="at least 2"):
+        choose_snapshots(WEEKS[:1], 1, 1, 7, purge=False)
+
+
+def test_rfm_risk_rises_with_recency_and_falls_with_spend() -> None:
+    # given
+    frame = pd.DataFrame(
+        {"recency_days": [1, 200, 30], "orders_365d": [20, 0, 5], "spend_365d": [900, 0, 100]}
+    )
+    # when
+    risk = rfm_score(frame)
+    # then
+    assert risk[1] > risk[2] > risk[0]
+
+
+def test_feature_matrix_one_hot_and_unknown_levels() -> None:
+    # given
+    train = pd.DataFrame({"age": [30, 40], "region": ["north", "south"]})
+    spec = fit_feature_spec(train, ["age", "region"])
+    # when
+    matrix = model_matrix(pd.DataFrame({"age": [np.nan], "region": ["mars"]}), spec)
+    imputed = model_matrix(pd.DataFrame({"age": [np.nan], "region": ["south"]}), spec, impute=True)
+    # then
+    assert spec.matrix_names == ["age", "region=north", "region=south"]
+    assert np.isnan(matrix[0, 0]) and matrix[0, 1:].tolist() == [0.0, 0.0]
+    assert imputed[0].tolist() == [35.0, 0.0, 1.0]
+
+
+@pytest.fixture(scope="module")
+def fitted():  # noqa: ANN201
+    frame = make_training_frame(customers=300, snapshots=3, seed=3)
+    train = frame[frame["event_timestamp"] < frame["event_timestamp"].max()].reset_index(drop=True)
+    holdout = frame[frame["event_timestamp"] == frame["event_timestamp"].max()].reset_index(drop=True)
+    config = TrainConfig(xgb=XGBParams(n_estimators=30), personas=PersonaParams(k_min=2, k_max=4))
+    fit = fit_persona_bundle(
+        train, holdout, feature_columns_of(frame), config, load_policy(DEFAULT_POLICY_PATH)
+    )
+    return fit, holdout
+
+
+def test_fit_reports_model_baselines_and_text_lift(fitted) -> None:  # noqa: ANN001
+    # given
+    fit, _ = fitted
+    # then
+    for key in (
+        "churn_roc_auc",
+        "baseline_logreg_roc_auc",
+        "baseline_rfm_roc_auc",
+        "behavior_only_churn_roc_auc",
+        "text_lift_roc_auc",
+        "spend_mae",
+        "orders_corr",
+        "churn_ece",
+        "persona_silhouette",
+    ):
+        assert key in fit.metrics and np.isfinite(fit.metrics[key]), key
+    assert fit.metrics["churn_roc_auc"] > 0.6
+    assert {c["name"] for c in fit.cards} == set(fit.predictor.persona_names.values())
+
+
+def test_bundle_round_trip_predicts_the_same(fitted, tmp_path: Path) -> None:  # noqa: ANN001
+    # given
+    fit, holdout = fitted
+    # when
+    loaded = PersonaPredictor.load(fit.predictor.save(tmp_path / "bundle"))
+    shuffled = holdout.sample(frac=1.0, axis=1, random_state=0)  # column order must not matter
+    # then
+    expected = fit.predictor.predict(holdout)
+    got = loaded.predict(shuffled)
+    assert list(got.columns) == [
+        "churn_probability",
+        "expected_orders",
+        "expected_spend",
+        "segment",
+        "persona",
+        "action",
+    ]
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["churn_probability"].between(0, 1).all() and (got["expected_spend"] >= 0).all()
+
+
+def test_bundle_names_missing_columns(fitted) -> None:  # noqa: ANN001
+    # given
+    fit, holdout = fitted
+    # when / then
+    with pytest.raises(ValueError, match="lacks columns.*spend_365d"):
+        fit.predictor.predict(holdout.drop(columns=["spend_365d"]))

@@ -1,0 +1,206 @@
+"""The registered model: one pyfunc bundling churn, value, personas and actions.
+
+:class:`PersonaPredictor` is the plain predictor (feature frame in, predictions out) that the
+training job evaluates, ``persona score`` runs and serving wraps. :class:`PersonaBundle` is the
+thin MLflow pyfunc around it. Everything is stored without pickle: XGBoost models as JSON,
+encoders, cluster centers, persona names and the action policy in ``bundle.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from training.actions import ActionPolicy, assign_actions
+from training.preprocess import ClusterSpec, FeatureSpec, cluster_matrix, model_matrix, nearest_center
+
+BUNDLE_FILE = "bundle.json"
+OUTPUT_COLUMNS = ("churn_probability", "expected_orders", "expected_spend", "segment", "persona", "action")
+FORMAT_VERSION = 1
+
+
+@dataclass
+class PersonaPredictor:
+    """Churn probability, expected orders and spend, segment, persona and action per row.
+
+    Attributes:
+        kind: ``"persona"`` (churn + value + personas + actions) or ``"target"`` (a custom label).
+        features: input columns, their order, category levels and medians.
+        models: XGBoost boosters by name (``churn``, ``orders``, ``spend``; or ``target``).
+        cluster: clustering space (persona bundles only).
+        centers: KMeans centers in that space.
+        persona_names: segment -> persona name.
+        policy: the validated action policy.
+        spend_cuts: absolute expected-spend cut points for the value tier.
+        target / task: the custom label's column and task (target bundles only).
+        metadata: lineage copied into ``bundle.json`` (feature service, data window, ...).
+    """
+
+    kind: Literal["persona", "target"]
+    features: FeatureSpec
+    models: dict[str, xgb.Booster]
+    cluster: ClusterSpec | None = None
+    centers: np.ndarray | None = None
+    persona_names: dict[int, str] = field(default_factory=dict)
+    policy: ActionPolicy | None = None
+    spend_cuts: tuple[float, float] = (float("inf"), float("inf"))
+    target: str | None = None
+    task: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Prediction is cheap per row; one OpenMP thread avoids spin-waits on a shared machine.
+        for booster in self.models.values():
+            booster.set_param({"nthread": 1})
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Input feature columns in model order (the serving contract)."""
+        return list(self.features.columns)
+
+    def _predict_model(self, name: str, matrix: np.ndarray) -> np.ndarray:
+        if len(matrix) == 0:
+            return np.zeros(0)
+        return np.asarray(self.models[name].inplace_predict(matrix), dtype=float)
+
+    def check_columns(self, frame: pd.DataFrame) -> None:
+        """Raise ``ValueError`` naming the feature columns missing from ``frame``."""
+        missing = [c for c in self.features.columns if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"feature frame lacks columns {missing}; the model expects {self.feature_columns}"
+            )
+
+    def segments(self, frame: pd.DataFrame) -> np.ndarray:
+        """Segment (nearest KMeans center) per row."""
+        assert self.cluster is not None and self.centers is not None
+        return nearest_center(cluster_matrix(frame, self.cluster), self.centers)
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Predict for a feature frame (extra columns ignored, NaN allowed).
+
+        Returns:
+            Persona bundles: ``churn_probability, expected_orders, expected_spend, segment, persona,
+            action``; target bundles: ``prediction``. Same row order and index as ``frame``.
+        """
+        self.check_columns(frame)
+        matrix = model_matrix(frame, self.features).astype(np.float32)
+        if self.kind == "target":
+            return pd.DataFrame({"prediction": self._predict_model("target", matrix)}, index=frame.index)
+        churn = np.clip(self._predict_model("churn", matrix), 0.0, 1.0)
+        orders = np.clip(self._predict_model("orders", matrix), 0.0, None)
+        spend = np.clip(self._predict_model("spend", matrix), 0.0, None)
+        segments = self.segments(frame)
+        personas = np.array(
+            [self.persona_names.get(int(s), f"segment {int(s)}") for s in segments], dtype=object
+        )
+        assert self.policy is not None
+        actions = assign_actions(personas, churn, spend, self.policy, self.spend_cuts)
+        return pd.DataFrame(
+            {
+                "churn_probability": churn,
+                "expected_orders": orders,
+                "expected_spend": spend,
+                "segment": segments.astype("int64"),
+                "persona": personas.astype(str),
+                "action": actions.astype(str),
+            },
+            index=frame.index,
+        )
+
+    # ---- storage (no pickle) ----
+    def save(self, directory: Path) -> Path:
+        """Write ``bundle.json`` and one XGBoost JSON file per model into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, booster in self.models.items():
+            booster.save_model(str(directory / f"{name}.json"))
+        doc = {
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "features": self.features.to_dict(),
+            "models": sorted(self.models),
+            "cluster": self.cluster.to_dict() if self.cluster else None,
+            "centers": self.centers.tolist() if self.centers is not None else None,
+            "persona_names": {str(k): v for k, v in self.persona_names.items()},
+            "policy": self.policy.model_dump(mode="json") if self.policy else None,
+            "spend_cuts": list(self.spend_cuts),
+            "target": self.target,
+            "task": self.task,
+            "metadata": self.metadata,
+        }
+        (directory / BUNDLE_FILE).write_text(json.dumps(doc, indent=1, default=str))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> PersonaPredictor:
+        """Read a bundle written by :meth:`save`."""
+        directory = Path(directory)
+        doc = json.loads((directory / BUNDLE_FILE).read_text())
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{directory / BUNDLE_FILE}: unsupported format_version {doc.get('format_version')}"
+            )
+        models = {}
+        for name in doc["models"]:
+            booster = xgb.Booster()
+            booster.load_model(str(directory / f"{name}.json"))
+            models[name] = booster
+        return cls(
+            kind=doc["kind"],
+            features=FeatureSpec.from_dict(doc["features"]),
+            models=models,
+            cluster=ClusterSpec.from_dict(doc["cluster"]) if doc["cluster"] else None,
+            centers=np.asarray(doc["centers"], dtype=float) if doc["centers"] is not None else None,
+            persona_names={int(k): v for k, v in doc["persona_names"].items()},
+            policy=ActionPolicy.model_validate(doc["policy"]) if doc["policy"] else None,
+            spend_cuts=(float(doc["spend_cuts"][0]), float(doc["spend_cuts"][1])),
+            target=doc.get("target"),
+            task=doc.get("task"),
+            metadata=doc.get("metadata") or {},
+        )
+
+
+class PersonaBundle(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc shell: loads the bundle directory artifact and delegates to the predictor."""
+
+    predictor: PersonaPredictor | None = None
+
+    def load_context(self, context) -> None:  # noqa: ANN001 - MLflow's PythonModelContext
+        self.predictor = PersonaPredictor.load(Path(context.artifacts["bundle"]))
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - MLflow's signature
+        assert self.predictor is not None, "load_context was not called"
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return self.predictor.predict(frame)
+
+
+def to_model_input(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The pyfunc's input: ``columns`` in order, numbers as float64, other values as str or None.
+
+    The registered signature declares every numeric feature as double (so missing values are
+    allowed); MLflow will not silently turn int64 into float64, so callers of the pyfunc cast here.
+    """
+    out = frame[columns].reset_index(drop=True).copy()
+    for col in columns:
+        if pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col]):
+            out[col] = out[col].astype("float64")
+        else:
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out
+
+
+def load_predictor(model_uri: str) -> PersonaPredictor:
+    """Load the plain predictor behind a registered pyfunc (e.g. ``models:/persona@champion``)."""
+    model = mlflow.pyfunc.load_model(model_uri)
+    bundle = model.unwrap_python_model()
+    if not isinstance(bundle, PersonaBundle) or bundle.predictor is None:
+        raise ValueError(f"{model_uri} is not a Persona bundle")
+    return bundle.predictor
