@@ -32,6 +32,8 @@ from feature_repo.embedding.sentiment import SentimentScorer
 from feature_repo.transforms.text import (
     ENTITY_KEY,
     PCA_COLUMNS,
+    RECENT_DAYS,
+    RECENT_PCA_COLUMNS,
     TEXT_FEATURES,
     TIMESTAMP,
     TextProjection,
@@ -40,6 +42,7 @@ from feature_repo.transforms.text import (
     fit_windows_projection,
     project_windows,
     projection_cutoff,
+    recent_columns,
 )
 from persona.errors import PersonaError
 from persona.settings import Settings
@@ -207,7 +210,8 @@ def score_sentiment(texts: list[str], cache: VectorCache, scorer: SentimentScore
 
 
 def _fingerprint(windows: TextWindows, identity: str, projection: TextProjection) -> str:
-    digest = hashlib.sha256(f"{identity}\n{projection.version}\n".encode())
+    # The schema is part of the fingerprint: a new feature column means the file must be rewritten.
+    digest = hashlib.sha256(f"{identity}\n{projection.version}\n{sorted(TEXT_FEATURES)}\n".encode())
     frame = windows.frame[[ENTITY_KEY, TIMESTAMP, "window", "sentiment_mean_365d"]]
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     digest.update(np.ascontiguousarray(windows.means).tobytes())
@@ -241,6 +245,7 @@ def write_text_source(
     identity: str,
     created: pd.Timestamp,
     fingerprint: str | None = None,
+    recent: TextWindows | None = None,
 ) -> int:
     """Stream the ``customer_text`` rows to parquet in chunks, via a temporary file and rename.
 
@@ -250,6 +255,7 @@ def write_text_source(
     schema = text_schema(fingerprint)
     frame = windows.frame
     pca = project_windows(windows, projection).to_numpy(np.float32)
+    recent_sentiment, recent_pca = recent_columns(recent, projection, len(frame))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".parquet.tmp")
     created_ns = pd.Timestamp(created).tz_convert("UTC").as_unit("ns")
@@ -267,6 +273,8 @@ def write_text_source(
                 "text_embedding": pa.ListArray.from_arrays(offsets, pa.array(embeddings.reshape(-1))),
                 "sentiment_mean_365d": pa.array(frame["sentiment_mean_365d"].to_numpy(np.float32)[rows]),
                 **{c: pa.array(pca[rows, i]) for i, c in enumerate(PCA_COLUMNS)},
+                "sentiment_mean_90d": pa.array(recent_sentiment[rows]),
+                **{c: pa.array(recent_pca[rows, i]) for i, c in enumerate(RECENT_PCA_COLUMNS)},
                 "embedding_model": pa.array([identity] * n, pa.string()),
                 "text_projection_version": pa.array([projection.version] * n, pa.string()),
             }
@@ -324,6 +332,8 @@ def embed_reviews(
     sentiment = score_sentiment(texts, sentiment_cache, scorer)
 
     windows = compute_text_windows(entities[[ENTITY_KEY, TIMESTAMP]], reviews, vectors, sentiment)
+    recent = compute_text_windows(entities[[ENTITY_KEY, TIMESTAMP]], reviews, vectors, sentiment,
+                                  window_days=RECENT_DAYS)
     cutoff = projection_cutoff(windows.frame[TIMESTAMP], settings.horizon_days) if len(windows) else None
     projection = fit_windows_projection(windows, identity, cutoff)
     projection.save(settings.embeddings_dir / "projections")
@@ -334,7 +344,11 @@ def embed_reviews(
     written = 0
     if existing != fingerprint:
         created = pd.Timestamp.now(tz="UTC")
-        written = write_text_source(path, windows, projection, identity, created, fingerprint)
+        written = write_text_source(path, windows, projection, identity, created, fingerprint, recent=recent)
+        if settings.profile == "prod":  # the prod offline store is Postgres: publish the same rows there
+            from feature_repo.offline import write_source
+
+            write_source(settings, "customer_text", pq.read_table(path))
     return EmbedReport(
         texts_seen=len(reviews), unique_texts=len(texts), new_embedded=new, cache_hits=len(texts) - new,
         refused_empty=refused, truncated=truncated, invalidated=invalidated, embed_seconds=seconds,

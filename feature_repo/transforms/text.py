@@ -27,6 +27,7 @@ import pandas as pd
 ENTITY_KEY = "customer_id"
 TIMESTAMP = "event_timestamp"
 WINDOW_DAYS = 365
+RECENT_DAYS = 90
 PCA_COMPONENTS = 8
 EMBEDDING_DIM = 384
 
@@ -34,12 +35,17 @@ TEXT_FEATURES: dict[str, str] = {
     "text_embedding": "float_list",
     "sentiment_mean_365d": "float",
     **{f"text_pca_{i}": "float" for i in range(PCA_COMPONENTS)},
+    "sentiment_mean_90d": "float",
+    **{f"text_pca_90d_{i}": "float" for i in range(PCA_COMPONENTS)},
     "embedding_model": "str",
     "text_projection_version": "str",
 }
 """Feature name -> kind (``float``, ``str``, ``float_list``) of the ``customer_text`` view."""
 
 PCA_COLUMNS: list[str] = [f"text_pca_{i}" for i in range(PCA_COMPONENTS)]
+RECENT_PCA_COLUMNS: list[str] = [f"text_pca_90d_{i}" for i in range(PCA_COMPONENTS)]
+"""What a customer wrote in the last 90 days, in the same projection: recent complaints are
+diluted in a 365-day mean, yet they are what announces churn before behavior shows it."""
 
 
 def _utc_ns(values: pd.Series | pd.DatetimeIndex) -> np.ndarray:
@@ -290,11 +296,22 @@ def project_windows(windows: TextWindows, projection: TextProjection) -> pd.Data
     return pd.DataFrame(out, columns=PCA_COLUMNS, index=windows.frame.index)
 
 
+def recent_columns(
+    recent: TextWindows | None, projection: TextProjection, rows: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``sentiment_mean_90d`` and ``text_pca_90d_*`` values (NaN without recent reviews or windows)."""
+    if recent is None:
+        return np.full(rows, np.nan, np.float32), np.full((rows, PCA_COMPONENTS), np.nan, np.float32)
+    sentiment = recent.frame["sentiment_mean_365d"].to_numpy(np.float32)  # the window's sentiment mean
+    return sentiment, project_windows(recent, projection).to_numpy(np.float32)
+
+
 def build_text_features(
     windows: TextWindows,
     projection: TextProjection,
     model_identity: str,
     created: pd.Timestamp,
+    recent: TextWindows | None = None,
 ) -> pd.DataFrame:
     """The ``customer_text`` rows as one frame (fine for small data; the job streams large data).
 
@@ -307,6 +324,9 @@ def build_text_features(
     frame["text_embedding"] = list(windows.embeddings())
     frame["sentiment_mean_365d"] = windows.frame["sentiment_mean_365d"].to_numpy(np.float32)
     frame[PCA_COLUMNS] = project_windows(windows, projection).to_numpy()
+    recent_sentiment, recent_pca = recent_columns(recent, projection, len(frame))
+    frame["sentiment_mean_90d"] = recent_sentiment
+    frame[RECENT_PCA_COLUMNS] = recent_pca
     frame["embedding_model"] = model_identity
     frame["text_projection_version"] = projection.version
     return frame
