@@ -97,7 +97,7 @@ def build_offline_sources(settings: Settings, every_days: int | None = None) -> 
         source name -> (where it was written, rows).
     """
     created = pd.Timestamp.now(tz="UTC")
-    out: dict[str, tuple[Path, int]] = {}
+    out: dict[str, tuple[str, int]] = {}
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("reading ingested tables", total=None)
