@@ -50,7 +50,7 @@ def run(quick: bool = False) -> list[dict]:
     rows: list[dict] = []
     with scratch_home("foundation") as base:
         config = GenerateConfig(customers=customers, days=365, seed=11,
-                                start=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc))
+                                start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
         with timed() as t_gen:
             paths = generate_dataset(config, base / "generated")
         rows.append(row(2, "data", f"generate {customers:,} customers x 365 days", t_gen[0], "s", "< 120",

@@ -62,7 +62,7 @@ def main() -> None:
             traceback.print_exc()
             rows.append({"issue": 0, "area": suite, "metric": "suite failed (see log)", "value": float("nan"),
                          "unit": "", "target": "", "ok": False})
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     header = (f"Persona benchmark, {now:%Y-%m-%d %H:%M} UTC, {psutil.cpu_count()} cores, "
               f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()}"
               f"{' (quick)' if args.quick else ''}")

@@ -12,9 +12,9 @@ import pandas as pd
 import pyarrow as pa
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from feature_repo.offline import source_exists, write_parquet_atomic, write_source  # noqa: F401 - re-exported
 from feature_repo.transforms.behavior import build_entity_snapshots, compute_behavior_features
 from feature_repo.transforms.snapshots import snapshot_timestamps
-from feature_repo.offline import source_exists, write_parquet_atomic, write_source  # noqa: F401 - re-exported
 from persona.errors import PersonaError
 from persona.settings import Settings
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -106,7 +106,7 @@ def timestamp_text(ts: datetime | None) -> str | None:
     if ts is None:
         return None
     if ts.tzinfo is not None:
-        ts = ts.astimezone(timezone.utc).replace(tzinfo=None)
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
     return ts.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
@@ -114,7 +114,7 @@ def parse_timestamp(text: str | None) -> datetime | None:
     """Inverse of :func:`timestamp_text` (tz-aware UTC)."""
     if text is None:
         return None
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
 
 
 def upsert_sql(table: str) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable, Optional, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -70,7 +71,7 @@ def _settings():  # noqa: ANN202 - the import stays lazy
     return load_settings()
 
 
-def _parse_date(value: Optional[str], option: str) -> Optional[dt.datetime]:
+def _parse_date(value: str | None, option: str) -> dt.datetime | None:
     if value is None:
         return None
     import pandas as pd
@@ -111,10 +112,10 @@ def generate(
 @app.command()
 @_one_line_errors
 def ingest(
-    transactions: Annotated[Optional[Path], typer.Option(help="Transactions file (CSV or parquet).")] = None,
-    reviews: Annotated[Optional[Path], typer.Option(help="Reviews file.")] = None,
-    customers: Annotated[Optional[Path], typer.Option(help="Customers file.")] = None,
-    sessions: Annotated[Optional[Path], typer.Option(help="Sessions file.")] = None,
+    transactions: Annotated[Path | None, typer.Option(help="Transactions file (CSV or parquet).")] = None,
+    reviews: Annotated[Path | None, typer.Option(help="Reviews file.")] = None,
+    customers: Annotated[Path | None, typer.Option(help="Customers file.")] = None,
+    sessions: Annotated[Path | None, typer.Option(help="Sessions file.")] = None,
 ) -> None:
     """Validate files against the data contract; keep good rows, quarantine bad ones."""
     from persona.ingest import ingest_files
@@ -134,7 +135,7 @@ def ingest(
 @features_app.command("build")
 @_one_line_errors
 def features_build(
-    every_days: Annotated[Optional[int], typer.Option(min=1, help="Days between snapshots "
+    every_days: Annotated[int | None, typer.Option(min=1, help="Days between snapshots "
                                                       "(default PERSONA_SNAPSHOT_EVERY_DAYS).")] = None,
 ) -> None:
     """Compute behavior (and profile) feature snapshots from ingested data into the offline store."""
@@ -157,7 +158,7 @@ def features_apply() -> None:
 @features_app.command("materialize")
 @_one_line_errors
 def features_materialize(
-    end: Annotated[Optional[str], typer.Option(help="Materialize up to this time (default: latest data).")] = None,
+    end: Annotated[str | None, typer.Option(help="Materialize up to this time (default: latest data).")] = None,
 ) -> None:
     """Load the latest feature values into the online store (incremental)."""
     from feature_repo.store import materialize
@@ -241,23 +242,24 @@ def prod_status() -> None:
 @app.command()
 @_one_line_errors
 def train(
-    as_of: Annotated[Optional[str], typer.Option(help="Use snapshots whose label window ends by this date "
+    as_of: Annotated[str | None, typer.Option(help="Use snapshots whose label window ends by this date "
                                                  "(default: the latest possible).")] = None,
-    horizon_days: Annotated[Optional[int], typer.Option(min=1, help="Label window in days "
+    horizon_days: Annotated[int | None, typer.Option(min=1, help="Label window in days "
                                                         "(default PERSONA_HORIZON_DAYS).")] = None,
-    feature_service: Annotated[Optional[str], typer.Option(help="Feast feature service "
+    feature_service: Annotated[str | None, typer.Option(help="Feast feature service "
                                                            "(default churn_model_v2).")] = None,
-    labels: Annotated[Optional[Path], typer.Option(help="Custom labels file: customer_id, event_timestamp, "
+    labels: Annotated[Path | None, typer.Option(help="Custom labels file: customer_id, event_timestamp, "
                                                    "label column.")] = None,
-    target: Annotated[Optional[str], typer.Option(help="Label column of --labels.")] = None,
-    task: Annotated[str, typer.Option(help="classification or regression (custom targets).")] = "classification",
-    ground_truth: Annotated[Optional[Path], typer.Option(help="Generator ground truth for oracle metrics "
+    target: Annotated[str | None, typer.Option(help="Label column of --labels.")] = None,
+    task: Annotated[str, typer.Option(help="classification or regression (--labels).")] = "classification",
+    ground_truth: Annotated[Path | None, typer.Option(help="Generator ground truth for oracle metrics "
                                                          "(default: auto-detect next to the data).")] = None,
-    train_snapshots: Annotated[Optional[int], typer.Option(min=1, help="Latest eligible snapshots used "
+    train_snapshots: Annotated[int | None, typer.Option(min=1, help="Latest eligible snapshots used "
                                                            "for training.")] = None,
-    margin: Annotated[Optional[float], typer.Option(min=0.0, help="Required churn ROC AUC gain over the "
+    margin: Annotated[float | None, typer.Option(min=0.0, help="Required churn ROC AUC gain over the "
                                                     "champion.")] = None,
-    policy: Annotated[Optional[Path], typer.Option(help="Action policy YAML (default training/actions.yaml).")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Action policy YAML "
+                                                   "(default training/actions.yaml).")] = None,
 ) -> None:
     """Train churn, value and persona models, log them to MLflow and gate the `champion` alias."""
     from training.config import GateConfig, TrainConfig
@@ -292,9 +294,9 @@ def train(
 @_one_line_errors
 def score(
     out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")],
-    as_of: Annotated[Optional[str], typer.Option(help="Score customers known at this date "
+    as_of: Annotated[str | None, typer.Option(help="Score customers known at this date "
                                                  "(default: the newest snapshot).")] = None,
-    version: Annotated[Optional[str], typer.Option(help="Model version (default: the champion).")] = None,
+    version: Annotated[str | None, typer.Option(help="Model version (default: the champion).")] = None,
 ) -> None:
     """Batch-score every customer known at --as-of with the champion, from offline features."""
     from training.score import score as run_score
@@ -307,7 +309,7 @@ def score(
 @_one_line_errors
 def promote(
     version: Annotated[int, typer.Option(min=1, help="Registered model version to make champion.")],
-    reason: Annotated[Optional[str], typer.Option(help="Why (kept in the alias history).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the alias history).")] = None,
 ) -> None:
     """Move the `champion` alias to a version by hand (recorded in its alias history)."""
     from training.registry import promote as run_promote
@@ -318,12 +320,79 @@ def promote(
 @app.command()
 @_one_line_errors
 def rollback(
-    reason: Annotated[Optional[str], typer.Option(help="Why (kept in the alias history).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the alias history).")] = None,
 ) -> None:
     """Move the `champion` alias back to the version the current champion replaced."""
     from training.registry import rollback as run_rollback
 
     typer.echo(run_rollback(_settings(), reason).summary())
+
+
+# --------------------------------------------------------------------------- serving
+@app.command()
+@_one_line_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for all).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port.")] = 3000,
+    poll_seconds: Annotated[float, typer.Option(min=0.1, help="Seconds between checks for a new "
+                                                "champion.")] = 10.0,
+    wait_for_model: Annotated[bool, typer.Option(help="Start even without a champion (not ready "
+                                                 "until one is trained).")] = False,
+) -> None:
+    """Serve the champion over HTTP (BentoML): predict, predict_features, similar, health."""
+    import os
+
+    from serving.launch import serve_command
+
+    command, env = serve_command(_settings(), host=host, port=port, poll_seconds=poll_seconds,
+                                 wait_for_model=wait_for_model)
+    console.print(f"serving on http://{host}:{port} (docs at /, health at /livez and /readyz)", highlight=False)
+    os.execvpe(command[0], command, env)
+
+
+# --------------------------------------------------------------------------- demo
+@app.command()
+@_one_line_errors
+def demo(
+    customers: Annotated[int, typer.Option(min=200, help="Customers to generate.")] = 3_000,
+    days: Annotated[int, typer.Option(min=120, help="Days of history before the shift.")] = 300,
+    shift_days: Annotated[int, typer.Option(min=14, help="Days of the shifted period (price rise, "
+                                            "delivery complaints).")] = 60,
+    requests: Annotated[int, typer.Option(min=10, help="Prediction requests per phase.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """The whole loop on the embedded profile, in a fresh home under PERSONA_HOME/demo."""
+    from persona.demo import DemoConfig
+    from persona.demo import main as run
+
+    run(DemoConfig(customers=customers, days=days, shift_days=shift_days, requests=requests, seed=seed))
+
+
+# --------------------------------------------------------------------------- monitoring
+@app.command()
+@_one_line_errors
+def monitor(
+    window_days: Annotated[int, typer.Option(min=1, help="Served predictions of the last this many days "
+                                             "form the current window.")] = 7,
+    as_of: Annotated[str | None, typer.Option(help="Monitor as of this date: window end, latest "
+                                                 "snapshot at or before it, labels known by then "
+                                                 "(default: now).")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Retraining policy YAML "
+                                                   "(default monitoring/policy.yaml).")] = None,
+    retrain: Annotated[bool, typer.Option(help="Retrain when the policy says so; --no-retrain only "
+                                          "reports.")] = True,
+) -> None:
+    """Drift of features, predictions and personas vs the champion's training data -> policy -> retrain."""
+    from monitoring.job import MonitorConfig, MonitorJob
+
+    overrides: dict[str, object] = {"window_days": window_days, "as_of": _parse_date(as_of, "--as-of"),
+                                    "retrain": retrain}
+    if policy is not None:
+        overrides["policy_path"] = policy
+    result = MonitorJob(_settings(), MonitorConfig(**overrides)).run()
+    typer.echo(result.summary())
+    if result.retrain is not None and result.retrain.status == "failed":
+        raise typer.Exit(code=1)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -291,7 +291,7 @@ def _summary(settings: Settings, log: DemoLog) -> None:
 
 def main(config: DemoConfig | None = None) -> None:
     """Entry point used by ``persona demo``."""
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     home = run_demo(config or DemoConfig())
-    elapsed = (dt.datetime.now(dt.timezone.utc) - started).total_seconds()
+    elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
     Console().print(f"[bold]demo finished in {elapsed / 60:.1f} min[/] (home: {home})")

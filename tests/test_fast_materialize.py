@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -87,8 +87,8 @@ def test_payload_round_trip_and_filter():
 
 def test_timestamp_text_sorts_in_time_order():
     # given timestamps decades apart and microseconds apart
-    stamps = [datetime(1997, 1, 1, tzinfo=timezone.utc), datetime(2025, 6, 1, tzinfo=timezone.utc),
-              datetime(2025, 6, 1, tzinfo=timezone.utc) + timedelta(microseconds=1)]
+    stamps = [datetime(1997, 1, 1, tzinfo=UTC), datetime(2025, 6, 1, tzinfo=UTC),
+              datetime(2025, 6, 1, tzinfo=UTC) + timedelta(microseconds=1)]
 
     # when
     texts = [timestamp_text(s) for s in stamps]

@@ -23,7 +23,9 @@ T0 = pd.Timestamp("1997-03-01", tz="UTC")
 TTL = pd.Timedelta(days=14)  # 2 x the default 7-day snapshot interval
 
 
-def _random_sources(rng: np.random.Generator, customers: int = 12, rows: int = 160) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _random_sources(
+    rng: np.random.Generator, customers: int = 12, rows: int = 160
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     # Coarse day grid so event timestamps tie often; created timestamps break the ties.
     behavior = pd.DataFrame({
         "customer_id": rng.integers(1, customers + 1, rows).astype("int64"),
@@ -46,7 +48,9 @@ def _random_sources(rng: np.random.Generator, customers: int = 12, rows: int = 1
     return behavior, profile
 
 
-def _oracle(entities: pd.DataFrame, source: pd.DataFrame, features: list[str], ttl: pd.Timedelta | None) -> pd.DataFrame:
+def _oracle(
+    entities: pd.DataFrame, source: pd.DataFrame, features: list[str], ttl: pd.Timedelta | None
+) -> pd.DataFrame:
     rows = []
     for _, entity in entities.iterrows():
         t = entity["event_timestamp"]

@@ -1,0 +1,495 @@
+"""Online features for serving: the model's feature columns for a batch of customer ids.
+
+Feast's ``get_online_features`` spends most of a single-customer read outside the database:
+resolving the feature service in the registry, building ``EntityKey`` and ``ValueProto``
+objects, converting them back to Python values and assembling a response proto. Here all of
+that is resolved once per model (:meth:`OnlineFeatureReader.from_store`): which views to read,
+which features of each, and where each lands in the output. A read is then one SQLite query per
+view on Persona's online store (:meth:`PersonaSqliteOnlineStore.read_payloads`, the same rows
+``feast serve`` reads) with vectorized entity keys, and scalar ``ValueProto`` bytes are decoded
+straight from the wire format (a float is a tag byte and four little-endian bytes). Other
+online stores (Redis in the production profile) go through the store's own ``online_read``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+ENTITY_KEY = "customer_id"
+
+# Tags of the scalar ``feast.types.Value`` fields (field number << 3 | wire type).
+_TAG_STRING = 0x12  # string_val = 2, length-delimited
+_TAG_INT32 = 0x18  # int32_val = 3, varint
+_TAG_INT64 = 0x20  # int64_val = 4, varint
+_TAG_DOUBLE = 0x29  # double_val = 5, 64-bit
+_TAG_FLOAT = 0x35  # float_val = 6, 32-bit
+_TAG_BOOL = 0x38  # bool_val = 7, varint
+_UNPACK_FLOAT = struct.Struct("<f").unpack_from
+_UNPACK_DOUBLE = struct.Struct("<d").unpack_from
+
+
+class FeatureStoreError(RuntimeError):
+    """The online store cannot answer (missing table, unreadable file, unknown view)."""
+
+
+def _varint(buffer: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = buffer[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _signed64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def decode_value(raw: bytes) -> object:
+    """The Python value of a serialized ``feast.types.Value`` (None for null).
+
+    Scalars (float, double, int32, int64, bool, string) are read from the wire format directly;
+    anything else (lists, timestamps) goes through Feast's own conversion.
+    """
+    if not raw:
+        return None
+    tag = raw[0]
+    if tag == _TAG_FLOAT and len(raw) == 5:
+        return _UNPACK_FLOAT(raw, 1)[0]
+    if tag == _TAG_DOUBLE and len(raw) == 9:
+        return _UNPACK_DOUBLE(raw, 1)[0]
+    if tag in (_TAG_INT64, _TAG_INT32):
+        value, end = _varint(raw, 1)
+        if end == len(raw):
+            return _signed64(value)
+    if tag == _TAG_STRING:
+        size, start = _varint(raw, 1)
+        if start + size == len(raw):
+            return raw[start:].decode("utf8")
+    if tag == _TAG_BOOL and len(raw) == 2:
+        return bool(raw[1])
+    from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+    from feast.type_map import feast_value_type_to_python_type
+
+    return feast_value_type_to_python_type(ValueProto.FromString(raw))
+
+
+def utc_iso(text: str | None) -> str | None:
+    """``2025-01-07 00:00:00.000000`` (online store text, UTC) -> ``2025-01-07T00:00:00Z``."""
+    if text is None:
+        return None
+    return text[:19].replace(" ", "T") + "Z"
+
+
+def parse_utc(text: str) -> datetime:
+    """Online store timestamp text -> tz-aware UTC datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """What to read from one feature view and where each value lands.
+
+    Attributes:
+        name: the view's name (as in the feature service).
+        view: the Feast ``FeatureView`` (handed to the online store).
+        slots: feature name (UTF-8 bytes, as in the payload) -> (is_string, column index in
+            the numeric or string block).
+        required: a customer missing from this view is a cold start.
+    """
+
+    name: str
+    view: object
+    slots: dict[bytes, tuple[bool, int]]
+    required: bool
+
+
+@dataclass
+class FeatureBatch:
+    """Feature values of a batch of customers, split into a numeric and a string block.
+
+    Attributes:
+        ids: customer ids (int64), one per row.
+        numeric_columns / string_columns: column names of the two blocks.
+        numeric: float64 ``(n, len(numeric_columns))``, NaN for missing.
+        strings: object ``(n, len(string_columns))``, None for missing.
+        event_ts: view -> per row the stored event timestamp text (None when absent).
+        missing_views: per row the required views that had no row for the customer.
+    """
+
+    ids: np.ndarray
+    numeric_columns: tuple[str, ...]
+    string_columns: tuple[str, ...]
+    numeric: np.ndarray
+    strings: np.ndarray
+    event_ts: dict[str, list[str | None]] = field(default_factory=dict)
+    missing_views: list[tuple[str, ...]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric_columns, *self.string_columns]
+
+    def column(self, name: str) -> np.ndarray:
+        """One column as an array (float64 or object)."""
+        if name in self.numeric_columns:
+            return self.numeric[:, self.numeric_columns.index(name)]
+        return self.strings[:, self.string_columns.index(name)]
+
+    def row(self, i: int) -> dict[str, object]:
+        """One row as ``{column: value}`` (None for missing)."""
+        out: dict[str, object] = {}
+        for j, name in enumerate(self.numeric_columns):
+            value = float(self.numeric[i, j])
+            out[name] = value if value == value else None
+        for j, name in enumerate(self.string_columns):
+            out[name] = self.strings[i, j]
+        return out
+
+    def take(self, rows: np.ndarray) -> FeatureBatch:
+        """The rows at positions ``rows`` (event timestamps and missing views follow)."""
+        index = rows.tolist()
+        return FeatureBatch(
+            ids=self.ids[rows],
+            numeric_columns=self.numeric_columns,
+            string_columns=self.string_columns,
+            numeric=self.numeric[rows],
+            strings=self.strings[rows],
+            event_ts={view: [stamps[i] for i in index] for view, stamps in self.event_ts.items()},
+            missing_views=[self.missing_views[i] for i in index] if self.missing_views else [],
+        )
+
+    @classmethod
+    def empty(
+        cls, ids: Sequence[int], numeric_columns: Sequence[str], string_columns: Sequence[str]
+    ) -> FeatureBatch:
+        """All-missing values for ``ids``."""
+        n = len(ids)
+        return cls(
+            ids=np.asarray(ids, dtype=np.int64),
+            numeric_columns=tuple(numeric_columns),
+            string_columns=tuple(string_columns),
+            numeric=np.full((n, len(numeric_columns)), np.nan),
+            strings=np.full((n, len(string_columns)), None, dtype=object),
+            missing_views=[() for _ in range(n)],
+        )
+
+
+def split_columns(
+    columns: Sequence[str], string_columns: set[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(numeric columns, string columns), each in the given order."""
+    return (
+        tuple(c for c in columns if c not in string_columns),
+        tuple(c for c in columns if c in string_columns),
+    )
+
+
+class OnlineFeatureReader:
+    """Reads a model's feature columns for customer ids from Feast's online store.
+
+    Build it with :meth:`from_store` once per model; :meth:`read` is then the hot path.
+    """
+
+    def __init__(
+        self,
+        store,
+        plans: list[ViewPlan],
+        numeric_columns: Sequence[str],  # noqa: ANN001
+        string_columns: Sequence[str],
+        join_key: str = ENTITY_KEY,
+    ) -> None:
+        from feature_repo.online_store import PersonaSqliteOnlineStore
+
+        self.store = store
+        self.plans = plans
+        self.numeric_columns = tuple(numeric_columns)
+        self.string_columns = tuple(string_columns)
+        self.join_key = join_key
+        self._online = store._get_provider().online_store
+        self._fast = isinstance(self._online, PersonaSqliteOnlineStore)
+        self._decoders: dict[str, PayloadDecoder] = {}
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric_columns, *self.string_columns]
+
+    @property
+    def views(self) -> list[str]:
+        return [plan.name for plan in self.plans]
+
+    @classmethod
+    def from_store(
+        cls,
+        store,
+        columns: Sequence[str],
+        feature_service: str | None = None,  # noqa: ANN001
+        optional_kinds: tuple[str, ...] = ("text",),
+    ) -> OnlineFeatureReader:
+        """Resolve which views and features serve ``columns`` (registry lookups happen here only).
+
+        Args:
+            store: an open ``feast.FeatureStore``.
+            columns: the model's input feature columns.
+            feature_service: the service the model was trained on; its views are searched first,
+                then every registered view.
+            optional_kinds: views whose ``kind`` tag is listed here may lack a customer without
+                that being a cold start (text features exist only for customers who wrote reviews).
+
+        Raises:
+            FeatureStoreError: a column that no registered view serves.
+        """
+        from feast.types import PrimitiveFeastType
+
+        with contextlib.suppress(Exception):  # a registry that cannot refresh still has its cached copy
+            store.refresh_registry()
+        candidates: list[tuple[str, object, list]] = []
+        if feature_service:
+            try:
+                service = store.get_feature_service(feature_service)
+            except Exception as exc:
+                raise FeatureStoreError(
+                    f"feature service {feature_service!r} is not registered "
+                    f"(run `persona features apply`): {exc}"
+                ) from None
+            for projection in service.feature_view_projections:
+                candidates.append(
+                    (projection.name, store.get_feature_view(projection.name), list(projection.features))
+                )
+        for view in store.list_feature_views():
+            if view.online:
+                candidates.append((view.name, view, list(view.features)))
+
+        owner: dict[str, tuple[str, object, object]] = {}
+        for name, view, fields in candidates:
+            for feature in fields:
+                owner.setdefault(feature.name, (name, view, feature.dtype))
+        unknown = [c for c in columns if c not in owner]
+        if unknown:
+            raise FeatureStoreError(
+                f"no online feature view serves {unknown}; "
+                "run `persona features apply` and `persona features materialize`"
+            )
+        strings = {c for c in columns if owner[c][2] == PrimitiveFeastType.STRING}
+        numeric_columns, string_columns = split_columns(columns, strings)
+        plans: dict[str, ViewPlan] = {}
+        for column in columns:
+            view_name, view, _ = owner[column]
+            if view_name not in plans:
+                kind = (getattr(view, "tags", None) or {}).get("kind", "")
+                plans[view_name] = ViewPlan(view_name, view, {}, required=kind not in optional_kinds)
+            is_string = column in strings
+            index = (string_columns if is_string else numeric_columns).index(column)
+            plans[view_name].slots[column.encode("utf8")] = (is_string, index)
+        join_keys = {k.name for plan in plans.values() for k in plan.view.entity_columns}
+        if join_keys != {ENTITY_KEY}:
+            raise FeatureStoreError(
+                f"serving reads views keyed by {ENTITY_KEY} only, got join keys {sorted(join_keys)}"
+            )
+        return cls(store, list(plans.values()), numeric_columns, string_columns)
+
+    # ---- hot path ----
+    def read(self, ids: Sequence[int] | np.ndarray) -> FeatureBatch:
+        """Feature values for ``ids`` (duplicates allowed; order kept).
+
+        Raises:
+            FeatureStoreError: the online store cannot be read.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        batch = FeatureBatch.empty(ids, self.numeric_columns, self.string_columns)
+        n = len(ids)
+        numeric, strings = batch.numeric.reshape(-1), batch.strings.reshape(-1)
+        width_numeric, width_strings = len(self.numeric_columns), len(self.string_columns)
+        missing: list[list[str]] = [[] for _ in range(n)]
+        for plan in self.plans:
+            rows = self._read_view(plan, ids)
+            stamps: list[str | None] = [None] * n
+            for i, hit in enumerate(rows):
+                if hit is None:
+                    if plan.required:
+                        missing[i].append(plan.name)
+                    continue
+                stamps[i], values = hit
+                base_numeric, base_strings = i * width_numeric, i * width_strings
+                for (is_string, j), value in values:
+                    if is_string:
+                        strings[base_strings + j] = value if isinstance(value, str) else str(value)
+                    else:
+                        numeric[base_numeric + j] = value
+            batch.event_ts[plan.name] = stamps
+        batch.missing_views = [tuple(m) for m in missing]
+        return batch
+
+    def _read_view(self, plan: ViewPlan, ids: np.ndarray) -> list[tuple[str, list] | None]:
+        try:
+            if self._fast:
+                return self._read_view_fast(plan, ids)
+            return self._read_view_generic(plan, ids)
+        except FeatureStoreError:
+            raise
+        except Exception as exc:  # sqlite3.OperationalError, redis errors, ...
+            raise FeatureStoreError(f"online store read of {plan.name} failed: {exc}") from exc
+
+    def _read_view_fast(self, plan: ViewPlan, ids: np.ndarray) -> list[tuple[str, list] | None]:
+        from feature_repo.fast_materialize import encode_int64_entity_keys
+
+        keys = encode_int64_entity_keys(self.join_key, ids)
+        found = self._online.read_payloads(self.store.config, plan.view, list(set(keys)))
+        decoder = self._decoders.get(plan.name)
+        if decoder is None:
+            decoder = self._decoders[plan.name] = PayloadDecoder(plan.slots)
+        out: list[tuple[str, list] | None] = []
+        decoded: dict[bytes, tuple[str, list]] = {}
+        for key in keys:
+            hit = found.get(key)
+            if hit is None:
+                out.append(None)
+                continue
+            row = decoded.get(key)
+            if row is None:
+                row = decoded[key] = (hit[0], decoder.decode(hit[1]))
+            out.append(row)
+        return out
+
+    def _read_view_generic(self, plan: ViewPlan, ids: np.ndarray) -> list[tuple[str, list] | None]:
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+        from feast.type_map import feast_value_type_to_python_type
+
+        from feature_repo.online_store import timestamp_text
+
+        unique = list(dict.fromkeys(ids.tolist()))
+        keys = [EntityKey(join_keys=[self.join_key], entity_values=[Value(int64_val=int(i))]) for i in unique]
+        names = [k.decode("utf8") for k in plan.slots]
+        rows = self._online.online_read(self.store.config, plan.view, keys, names)
+        by_id: dict[int, tuple[str, list] | None] = {}
+        for customer, (event_ts, values) in zip(unique, rows, strict=True):
+            if values is None:
+                by_id[customer] = None
+                continue
+            pairs = [
+                (plan.slots.get(name.encode("utf8")), feast_value_type_to_python_type(proto))
+                for name, proto in values.items()
+            ]
+            by_id[customer] = (
+                timestamp_text(event_ts) or "",
+                [(slot, value) for slot, value in pairs if slot is not None and value is not None],
+            )
+        return [by_id[i] for i in ids.tolist()]
+
+    def ping(self) -> None:
+        """Check that every view's online table answers (raises :class:`FeatureStoreError`)."""
+        probe = np.array([-1], dtype=np.int64)
+        for plan in self.plans:
+            self._read_view(plan, probe)
+
+
+def _scalar(payload: bytes, pos: int, size: int) -> object:
+    """The value of the ``size`` bytes at ``pos`` (a serialized ValueProto)."""
+    tag = payload[pos]
+    if tag == _TAG_FLOAT and size == 5:
+        return _UNPACK_FLOAT(payload, pos + 1)[0]
+    if tag == _TAG_INT64 and size == 2:  # a one-byte varint: counts below 128
+        return payload[pos + 1]
+    if tag == _TAG_STRING and size == payload[pos + 1] + 2:  # a short string
+        return payload[pos + 2 : pos + size].decode("utf8")
+    return decode_value(payload[pos : pos + size])
+
+
+def _decode_payload(
+    payload: bytes, slots: dict[bytes, tuple[bool, int]]
+) -> tuple[list[tuple[tuple[bool, int], object]], list[bytes]]:
+    """``(slot, value)`` for the features in ``slots`` of one payload, and every feature name in order.
+
+    The payload is ``varint(len(name)) name varint(len(value)) value`` per feature (see
+    :mod:`feature_repo.online_store`); values are decoded without building protobuf objects.
+    """
+    out: list[tuple[tuple[bool, int], object]] = []
+    names: list[bytes] = []
+    pos, end = 0, len(payload)
+    while pos < end:
+        size = payload[pos]
+        pos += 1
+        if size & 0x80:
+            size, pos = _varint(payload, pos - 1)
+        name = payload[pos : pos + size]
+        names.append(name)
+        pos += size
+        size = payload[pos]
+        pos += 1
+        if size & 0x80:
+            size, pos = _varint(payload, pos - 1)
+        slot = slots.get(name)
+        if slot is not None and size:
+            value = _scalar(payload, pos, size)
+            if value is not None:
+                out.append((slot, value))
+        pos += size
+    return out, names
+
+
+class PayloadDecoder:
+    """Decodes one view's payloads, following the feature order learned from the first one.
+
+    Every payload of a view is usually written with the same features in the same order, so
+    instead of slicing out and looking up each name, a payload is checked against the known
+    name prefixes in place (``bytes.startswith`` at an offset). A payload with another layout is
+    decoded the general way and its layout becomes the one expected next.
+    """
+
+    def __init__(self, slots: dict[bytes, tuple[bool, int]]) -> None:
+        self.slots = slots
+        self.template: list[tuple[bytes, int, tuple[bool, int] | None]] | None = None
+
+    def decode(self, payload: bytes) -> list[tuple[tuple[bool, int], object]]:
+        """``(slot, value)`` pairs of the wanted, non-null features of ``payload``."""
+        template = self.template
+        if template is not None:
+            out = self._follow(payload, template)
+            if out is not None:
+                return out
+        out, names = _decode_payload(payload, self.slots)
+        from feature_repo.online_store import name_prefix
+
+        self.template = [
+            (prefix, len(prefix), self.slots.get(name))
+            for name in names
+            for prefix in (name_prefix(name.decode("utf8")),)
+        ]
+        return out
+
+    @staticmethod
+    def _follow(
+        payload: bytes, template: list[tuple[bytes, int, tuple[bool, int] | None]]
+    ) -> list[tuple[tuple[bool, int], object]] | None:
+        out: list[tuple[tuple[bool, int], object]] = []
+        pos = 0
+        starts = payload.startswith
+        for prefix, length, slot in template:
+            if not starts(prefix, pos):
+                return None
+            pos += length
+            size = payload[pos]
+            pos += 1
+            if size & 0x80:
+                size, pos = _varint(payload, pos - 1)
+            if slot is not None and size:
+                tag = payload[pos]
+                if tag == _TAG_FLOAT and size == 5:
+                    out.append((slot, _UNPACK_FLOAT(payload, pos + 1)[0]))
+                else:
+                    value = _scalar(payload, pos, size)
+                    if value is not None:
+                        out.append((slot, value))
+            pos += size
+        return out if pos == len(payload) else None

@@ -1,0 +1,294 @@
+"""The prediction log: every served feature vector and prediction, for monitoring.
+
+Requests hand their rows to :meth:`PredictionLog.append` (a list append under a lock); a
+background thread turns them into Arrow tables and writes one parquet file per flush under
+``<serving_dir>/prediction_log/date=YYYY-MM-DD/`` (atomically: temp file + rename, so a reader
+never sees half a file). :meth:`PredictionLog.close` writes whatever is pending, so a clean
+shutdown loses nothing.
+
+Columns: ``request_id, served_at`` (UTC), ``endpoint, customer_id, model_version``, every
+feature column of the model that served the row, every prediction column, ``cold_start_reason``
+(null when the model predicted). Rows served by models with different feature columns land in
+separate files; :func:`read_prediction_log` reads them all back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
+
+META_COLUMNS = ("request_id", "served_at", "endpoint", "customer_id", "model_version")
+REASON_COLUMN = "cold_start_reason"
+
+
+@dataclass
+class LogBatch:
+    """The rows of one request (columns of equal length; built on the request path, cheaply).
+
+    Attributes:
+        request_id: the request's id (also returned to the caller).
+        served_at: when the request was answered (UTC).
+        endpoint: ``predict`` or ``predict_features``.
+        model_version: registered model version that served it (empty when none).
+        customer_ids: one per row (None when the caller gave features without an id).
+        features: feature column -> values (float64 or object arrays); or, cheaper on the request
+            path, leave it empty and give ``numeric_columns``/``numeric`` and
+            ``string_columns``/``strings`` blocks (split into columns by the writer thread).
+        predictions: prediction column -> values (NaN / None for cold starts).
+        reasons: cold-start reason per row (None when predicted).
+    """
+
+    request_id: str
+    served_at: dt.datetime
+    endpoint: str
+    model_version: str
+    customer_ids: list[int | None]
+    features: dict[str, np.ndarray]
+    predictions: dict[str, np.ndarray]
+    reasons: list[str | None]
+    numeric_columns: tuple[str, ...] = ()
+    numeric: np.ndarray | None = None
+    string_columns: tuple[str, ...] = ()
+    strings: np.ndarray | None = None
+    feature_order: tuple[str, ...] = ()
+    row_meta: tuple[list, list, list, list] | None = None
+    """Per-row (request_id, served_at, endpoint, model_version) of a :func:`combine`-d batch."""
+
+    def __len__(self) -> int:
+        return len(self.customer_ids)
+
+    @property
+    def layout(self) -> tuple:
+        """Batches with the same layout are written together (one Arrow conversion per column)."""
+        return (
+            self.numeric_columns,
+            self.string_columns,
+            self.feature_order,
+            tuple(self.features),
+            tuple(self.predictions),
+        )
+
+    def to_arrow(self) -> pa.Table:
+        n = len(self)
+        request_ids, served, endpoints, versions = self.row_meta or (
+            [self.request_id] * n,
+            [self.served_at] * n,
+            [self.endpoint] * n,
+            [self.model_version] * n,
+        )
+        columns: dict[str, pa.Array] = {
+            "request_id": pa.array(request_ids, type=pa.string()),
+            "served_at": pa.array(served, type=pa.timestamp("us", tz="UTC")),
+            "endpoint": pa.array(endpoints, type=pa.string()),
+            "customer_id": pa.array(self.customer_ids, type=pa.int64()),
+            "model_version": pa.array(versions, type=pa.string()),
+        }
+        features = dict(self.features)
+        if self.numeric is not None:
+            features.update({c: self.numeric[:, j] for j, c in enumerate(self.numeric_columns)})
+        if self.strings is not None:
+            features.update({c: self.strings[:, j] for j, c in enumerate(self.string_columns)})
+        order = [c for c in self.feature_order if c in features] + [
+            c for c in features if c not in self.feature_order
+        ]
+        for name in order:
+            columns[name] = _arrow(features[name])
+        not_predicted = np.array([r is not None for r in self.reasons], dtype=bool)
+        for name, values in self.predictions.items():
+            columns[name] = _arrow(values, null=not_predicted)
+        columns[REASON_COLUMN] = pa.array(self.reasons, type=pa.string())
+        return pa.table(columns)
+
+
+def combine(batches: list[LogBatch]) -> LogBatch:
+    """Several batches of one layout as one (per-row request ids and times kept)."""
+    if len(batches) == 1:
+        return batches[0]
+    first = batches[0]
+
+    def stack(blocks: list[np.ndarray | None]) -> np.ndarray | None:
+        return None if blocks[0] is None else np.concatenate(blocks)
+
+    merged = LogBatch(
+        request_id=first.request_id,
+        served_at=first.served_at,
+        endpoint=first.endpoint,
+        model_version=first.model_version,
+        customer_ids=[c for b in batches for c in b.customer_ids],
+        features={k: np.concatenate([b.features[k] for b in batches]) for k in first.features},
+        predictions={
+            k: np.concatenate([np.asarray(b.predictions[k]) for b in batches]) for k in first.predictions
+        },
+        reasons=[r for b in batches for r in b.reasons],
+        numeric_columns=first.numeric_columns,
+        numeric=stack([b.numeric for b in batches]),
+        string_columns=first.string_columns,
+        strings=stack([b.strings for b in batches]),
+        feature_order=first.feature_order,
+        row_meta=(
+            [b.request_id for b in batches for _ in range(len(b))],
+            [b.served_at for b in batches for _ in range(len(b))],
+            [b.endpoint for b in batches for _ in range(len(b))],
+            [b.model_version for b in batches for _ in range(len(b))],
+        ),
+    )
+    return merged
+
+
+def _arrow(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    """Numbers as float64 / int64, anything else as strings; ``null`` rows (and NaN) become null."""
+    values = np.asarray(values)
+    mask = np.zeros(len(values), dtype=bool) if null is None else null
+    if values.dtype.kind == "f":
+        return pa.array(values.astype(np.float64), mask=mask | ~np.isfinite(values))
+    if values.dtype.kind in "iub":
+        return pa.array(values.astype(np.int64), mask=mask)
+    texts = [None if v is None or m else str(v) for v, m in zip(values.tolist(), mask.tolist(), strict=True)]
+    return pa.array(texts, type=pa.string())
+
+
+class PredictionLog:
+    """Batched, background parquet writer (see module docstring).
+
+    Args:
+        directory: where partitions are written (``settings.serving_dir / "prediction_log"``).
+        flush_seconds: longest time a row waits in memory.
+        flush_rows: pending rows that trigger an early write.
+        max_pending_rows: beyond this (a stuck disk), new rows are counted as dropped.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        flush_seconds: float = 2.0,
+        flush_rows: int = 20_000,
+        max_pending_rows: int = 2_000_000,
+    ) -> None:
+        self.directory = Path(directory)
+        self.flush_seconds = flush_seconds
+        self.flush_rows = flush_rows
+        self.max_pending_rows = max_pending_rows
+        self._pending: list[LogBatch] = []
+        self._pending_rows = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rows_written = 0
+        self.rows_dropped = 0
+        self.files_written = 0
+        self.last_error: str | None = None
+
+    def start(self) -> PredictionLog:
+        """Start the writer thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+            self._thread.start()
+        return self
+
+    def append(self, batch: LogBatch) -> None:
+        """Queue a request's rows (never blocks on I/O)."""
+        if not len(batch):
+            return
+        with self._lock:
+            if self._pending_rows + len(batch) > self.max_pending_rows:
+                self.rows_dropped += len(batch)
+                return
+            self._pending.append(batch)
+            self._pending_rows += len(batch)
+            wake = self._pending_rows >= self.flush_rows
+        if wake:
+            self._wake.set()
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
+    def flush(self) -> int:
+        """Write everything pending now (from any thread). Returns rows written."""
+        with self._lock:
+            batches, self._pending, self._pending_rows = self._pending, [], 0
+        if not batches:
+            return 0
+        try:
+            return self._write(batches)
+        except Exception as exc:  # keep serving; put the rows back for the next attempt
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            logger.exception("prediction log write failed; will retry")
+            with self._lock:
+                self._pending = batches + self._pending
+                self._pending_rows += sum(len(b) for b in batches)
+            return 0
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the writer and write every pending row."""
+        self._closed.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            self.flush()
+
+    def _write(self, batches: list[LogBatch]) -> int:
+        groups: dict[tuple, list[LogBatch]] = {}
+        for batch in batches:
+            groups.setdefault((batch.served_at.date(), batch.layout), []).append(batch)
+        written = 0
+        for (served_on, _), group in groups.items():
+            table = combine(group).to_arrow()
+            day = served_on.isoformat()
+            folder = self.directory / f"date={day}"
+            folder.mkdir(parents=True, exist_ok=True)
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+            path = folder / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+            tmp = path.with_name("." + path.name + ".tmp")
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+            written += table.num_rows
+            self.files_written += 1
+        self.rows_written += written
+        return written
+
+
+def read_prediction_log(directory: Path, since: dt.datetime | None = None) -> pd.DataFrame:
+    """Every logged row (union of columns across model versions), oldest first.
+
+    Args:
+        directory: ``settings.serving_dir / "prediction_log"``.
+        since: only rows served at or after this time (UTC).
+    """
+    files = sorted(Path(directory).glob("date=*/part-*.parquet"))
+    if since is not None:
+        first_day = (
+            pd.Timestamp(since).tz_convert("UTC").date().isoformat()
+            if pd.Timestamp(since).tzinfo
+            else pd.Timestamp(since).date().isoformat()
+        )
+        files = [f for f in files if f.parent.name.removeprefix("date=") >= first_day]
+    if not files:
+        return pd.DataFrame(columns=[*META_COLUMNS, REASON_COLUMN])
+    tables = [pq.read_table(f) for f in files]
+    frame = pa.concat_tables(tables, promote_options="default").to_pandas()
+    if since is not None:
+        stamp = pd.Timestamp(since)
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        frame = frame[frame["served_at"] >= stamp]
+    return frame.sort_values("served_at", kind="stable").reset_index(drop=True)

@@ -1,0 +1,356 @@
+"""The plain serving predictor: online features + model + input validation, no web framework.
+
+:class:`ServingPredictor` answers "predict these customers" (features read from the online
+store) and "predict from these feature values" (what-if, customers not yet in the store). The
+BentoML service (:mod:`serving.service`) is a thin shell around it; tests use it directly with a
+fake model and a fake feature reader.
+
+A customer the store does not know (no row in a required view) is never predicted from null
+features: the answer is an explicit cold start with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from serving.features import FeatureBatch, parse_utc, split_columns, utc_iso
+from serving.model import PREDICTION_COLUMNS, ModelRunner, make_runner
+from serving.prediction_log import LogBatch
+
+MAX_BATCH = 1000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class InputError(ValueError):
+    """A request the caller must fix: ``field`` names what was wrong, ``status`` is 400 or 413."""
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+        self.status = status
+
+
+class FeatureReader(Protocol):
+    """Reads feature values by customer id (see :class:`serving.features.OnlineFeatureReader`)."""
+
+    @property
+    def views(self) -> list[str]: ...
+
+    def read(self, ids: Sequence[int] | np.ndarray) -> FeatureBatch: ...
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class Served:
+    """The answer to one request: one result dict per row, and the rows for the prediction log."""
+
+    results: list[dict[str, object]]
+    log: LogBatch
+
+
+@dataclass
+class ServingPredictor:
+    """One loaded model version with its feature reader.
+
+    Attributes:
+        model: a Persona bundle (``training.bundle.PersonaPredictor``) or anything with
+            ``feature_columns`` and ``predict(frame)`` returning the prediction columns.
+        reader: where customer features come from (None: only ``predict_features`` works).
+        version: the registered model version (reported with every prediction).
+        clock: current UTC time (injectable for tests).
+        max_batch: most rows per request.
+    """
+
+    model: object
+    reader: FeatureReader | None = None
+    version: str = ""
+    clock: Callable[[], dt.datetime] = utc_now
+    max_batch: int = MAX_BATCH
+    runner: ModelRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.runner = make_runner(self.model)
+        self.numeric_columns, self.string_columns = split_columns(
+            self.runner.feature_columns, set(self.runner.string_columns)
+        )
+        if self.reader is not None:
+            served = set(getattr(self.reader, "columns", self.runner.feature_columns))
+            lacking = [c for c in self.runner.feature_columns if c not in served]
+            if lacking:
+                raise ValueError(f"the feature reader does not serve {lacking}")
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        return self.runner.feature_columns
+
+    # ---- validation ----
+    def check_batch_size(self, count: int, field_name: str) -> None:
+        """Raise :class:`InputError` for an empty (400) or oversized (413) batch."""
+        if count < 1:
+            raise InputError(field_name, "must hold at least one item")
+        if count > self.max_batch:
+            raise InputError(field_name, f"holds {count} items; at most {self.max_batch} per request", 413)
+
+    def check_ids(self, customer_ids: Sequence[object]) -> np.ndarray:
+        """Customer ids as int64 (raises :class:`InputError` naming the bad item)."""
+        self.check_batch_size(len(customer_ids), "customer_ids")
+        for i, value in enumerate(customer_ids):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError(f"customer_ids[{i}]", f"expected an integer, got {value!r}")
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise InputError(f"customer_ids[{i}]", f"{value} is outside the 64-bit integer range")
+        return np.asarray(customer_ids, dtype=np.int64)
+
+    def feature_batch(self, rows: Sequence[Mapping[str, object]]) -> tuple[FeatureBatch, list[int | None]]:
+        """Validate caller-supplied feature rows field by field.
+
+        Every row needs ``features`` with exactly the model's feature columns: numbers (finite,
+        not booleans) for numeric columns, strings for categorical ones, null for unknown.
+
+        Returns:
+            The batch and the optional customer id per row.
+
+        Raises:
+            InputError: naming the first offending field.
+        """
+        self.check_batch_size(len(rows), "rows")
+        expected = set(self.feature_columns)
+        n = len(rows)
+        batch = FeatureBatch.empty(np.zeros(n, dtype=np.int64), self.numeric_columns, self.string_columns)
+        ids: list[int | None] = []
+        numeric_index = {c: j for j, c in enumerate(self.numeric_columns)}
+        string_index = {c: j for j, c in enumerate(self.string_columns)}
+        for i, row in enumerate(rows):
+            where = f"rows[{i}]"
+            if not isinstance(row, Mapping):
+                raise InputError(where, "expected an object with 'features'")
+            unknown_keys = [k for k in row if k not in ("customer_id", "features")]
+            if unknown_keys:
+                raise InputError(
+                    f"{where}.{unknown_keys[0]}", "unknown field; a row has 'customer_id' and 'features'"
+                )
+            customer_id = row.get("customer_id")
+            if customer_id is not None and (
+                isinstance(customer_id, bool)
+                or not isinstance(customer_id, int)
+                or not INT64_MIN <= customer_id <= INT64_MAX
+            ):
+                raise InputError(
+                    f"{where}.customer_id", f"expected a 64-bit integer or null, got {customer_id!r}"
+                )
+            ids.append(customer_id)
+            features = row.get("features")
+            if not isinstance(features, Mapping):
+                raise InputError(f"{where}.features", "expected an object mapping feature name to value")
+            for name in features:
+                if name not in expected:
+                    raise InputError(
+                        f"{where}.features.{name}",
+                        f"unknown feature; model v{self.version or '?'} expects "
+                        f"{', '.join(self.feature_columns)}",
+                    )
+            missing = [c for c in self.feature_columns if c not in features]
+            if missing:
+                raise InputError(
+                    f"{where}.features.{missing[0]}",
+                    f"missing feature(s) {', '.join(missing)}; send null for an unknown value",
+                )
+            for name, value in features.items():
+                if value is None:
+                    continue
+                if name in numeric_index:
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        raise InputError(
+                            f"{where}.features.{name}", f"expected a number or null, got {value!r}"
+                        )
+                    number = float(value)
+                    if not math.isfinite(number):
+                        raise InputError(
+                            f"{where}.features.{name}", f"expected a finite number, got {value!r}"
+                        )
+                    batch.numeric[i, numeric_index[name]] = number
+                else:
+                    if not isinstance(value, str):
+                        raise InputError(
+                            f"{where}.features.{name}", f"expected a string or null, got {value!r}"
+                        )
+                    batch.strings[i, string_index[name]] = value
+        batch.ids = np.asarray([0 if c is None else c for c in ids], dtype=np.int64)
+        return batch, ids
+
+    # ---- predictions ----
+    def predict_customers(self, customer_ids: Sequence[int], request_id: str = "") -> Served:
+        """Predict for customers by id from the online store (cold start for unknown ones).
+
+        Raises:
+            InputError: bad or oversized ``customer_ids``.
+            RuntimeError: no feature reader configured.
+            serving.features.FeatureStoreError: the online store cannot be read.
+        """
+        ids = self.check_ids(customer_ids)
+        if self.reader is None:
+            raise RuntimeError("this predictor has no feature reader; use predict_features")
+        batch = self.reader.read(ids)
+        return self._serve(batch, [int(i) for i in ids.tolist()], "predict", request_id, with_freshness=True)
+
+    def predict_features(self, rows: Sequence[Mapping[str, object]], request_id: str = "") -> Served:
+        """Predict from caller-supplied feature rows (validated field by field).
+
+        Raises:
+            InputError: naming the offending field.
+        """
+        batch, ids = self.feature_batch(rows)
+        return self._serve(batch, ids, "predict_features", request_id, with_freshness=False)
+
+    def _serve(
+        self, batch: FeatureBatch, ids: list[int | None], endpoint: str, request_id: str, with_freshness: bool
+    ) -> Served:
+        served_at = self.clock()
+        n = len(batch)
+        reasons: list[str | None] = [None] * n
+        for i, missing in enumerate(batch.missing_views):
+            if missing:
+                found = any(stamps[i] is not None for stamps in batch.event_ts.values())
+                reasons[i] = cold_start_reason(missing, found)
+        ok = np.array([r is None for r in reasons], dtype=bool)
+        predictions = self._predict(batch, ok)
+        results: list[dict[str, object]] = []
+        churn, orders, spend, segment, persona, action = (predictions[c].tolist() for c in PREDICTION_COLUMNS)
+        flags = ok.tolist()
+        freshness_of = _Freshness(batch, served_at) if with_freshness else None
+        for i in range(n):
+            freshness = freshness_of.row(i) if freshness_of is not None else ({}, None)
+            if flags[i]:
+                result = {
+                    "customer_id": ids[i],
+                    "status": "ok",
+                    "churn_probability": _finite_or_none(float(churn[i])),
+                    "expected_orders": _finite_or_none(float(orders[i])),
+                    "expected_spend": _finite_or_none(float(spend[i])),
+                    "segment": int(segment[i]),
+                    "persona": str(persona[i]),
+                    "action": str(action[i]),
+                }
+            else:
+                result = {
+                    "customer_id": ids[i],
+                    "status": "cold_start",
+                    "churn_probability": None,
+                    "expected_orders": None,
+                    "expected_spend": None,
+                    "segment": None,
+                    "persona": None,
+                    "action": None,
+                }
+            result.update(
+                {
+                    "model_version": self.version,
+                    "features_as_of": freshness[0],
+                    "feature_age_seconds": freshness[1],
+                    "cold_start_reason": reasons[i],
+                }
+            )
+            results.append(result)
+        log = LogBatch(
+            request_id=request_id,
+            served_at=served_at,
+            endpoint=endpoint,
+            model_version=self.version,
+            customer_ids=list(ids),
+            features={},
+            predictions=predictions,
+            reasons=reasons,
+            numeric_columns=batch.numeric_columns,
+            numeric=batch.numeric,
+            string_columns=batch.string_columns,
+            strings=batch.strings,
+            feature_order=self.feature_columns,
+        )
+        return Served(results, log)
+
+    def _predict(self, batch: FeatureBatch, ok: np.ndarray) -> dict[str, np.ndarray]:
+        n = len(batch)
+        if n and ok.all():
+            predicted = self.runner.predict(batch)
+            return {c: np.asarray(predicted[c]) for c in PREDICTION_COLUMNS}
+        out: dict[str, np.ndarray] = {
+            "churn_probability": np.full(n, np.nan),
+            "expected_orders": np.full(n, np.nan),
+            "expected_spend": np.full(n, np.nan),
+            "segment": np.full(n, -1, dtype=np.int64),
+            "persona": np.full(n, None, dtype=object),
+            "action": np.full(n, None, dtype=object),
+        }
+        if not ok.any():
+            return out
+        rows = np.flatnonzero(ok)
+        predicted = self.runner.predict(batch if len(rows) == n else batch.take(rows))
+        for column in PREDICTION_COLUMNS:
+            values = np.asarray(predicted[column])
+            if column in ("churn_probability", "expected_orders", "expected_spend"):
+                out[column][rows] = values.astype(float)
+            elif column == "segment":
+                out[column][rows] = values.astype(np.int64)
+            else:
+                out[column][rows] = values.astype(object)
+        return out
+
+
+def cold_start_reason(missing: tuple[str, ...], found_elsewhere: bool) -> str:
+    """Why a customer is not predicted.
+
+    Args:
+        missing: required views without a row for the customer.
+        found_elsewhere: the customer has a row in some other view.
+    """
+    if not found_elsewhere:
+        return (
+            "unknown customer: not in the online store (no feature rows at all); nothing to predict "
+            "from — send their features to predict_features"
+        )
+    return (
+        f"incomplete features: no {', '.join(missing)} row for this customer in the online store; "
+        "not predicted from missing values — send their features to predict_features"
+    )
+
+
+class _Freshness:
+    """Per-row feature timestamps (ISO) and age, converting each distinct timestamp once."""
+
+    def __init__(self, batch: FeatureBatch, served_at: dt.datetime) -> None:
+        self.batch = batch
+        self.served_at = served_at
+        self._iso: dict[str | None, str | None] = {None: None}
+        self._age: dict[str, float] = {}
+
+    def row(self, i: int) -> tuple[dict[str, str | None], float | None]:
+        stamps: dict[str, str | None] = {}
+        oldest: str | None = None
+        for view, values in self.batch.event_ts.items():
+            text = values[i]
+            iso = self._iso.get(text)
+            if iso is None and text is not None:
+                iso = self._iso[text] = utc_iso(text)
+            stamps[view] = iso
+            if text is not None and (oldest is None or text < oldest):
+                oldest = text
+        if oldest is None:
+            return stamps, None
+        age = self._age.get(oldest)
+        if age is None:
+            age = self._age[oldest] = round((self.served_at - parse_utc(oldest)).total_seconds(), 3)
+        return stamps, age

@@ -1,0 +1,322 @@
+"""Everything the served process holds: the champion, the feature store, the log, the watcher.
+
+:class:`ServingRuntime` is what the BentoML service delegates to. It loads the champion of
+``settings.registered_model`` from the MLflow registry at start (by version number, so a
+moving alias cannot hand it two different models), opens the Feast store once, starts the
+champion watcher and the prediction log, and answers requests through the current
+:class:`~serving.predictor.ServingPredictor`. Nothing happens at import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from persona.errors import PersonaError
+from persona.settings import Settings
+from serving.features import FeatureStoreError, OnlineFeatureReader
+from serving.model_watch import ChampionWatcher
+from serving.prediction_log import PredictionLog
+from serving.predictor import Served, ServingPredictor
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+POLL_ENV = "PERSONA_MODEL_POLL_SECONDS"
+
+
+def freeze_heap(collect: bool) -> None:
+    """Exempt everything alive now from the cyclic garbage collector.
+
+    Feast, MLflow and BentoML leave ~500k long-lived objects; a full collection walks them all
+    (hundreds of milliseconds on a busy machine) and stalls every request in flight. Frozen
+    objects are skipped; objects freed later by reference counting are still freed.
+    """
+    import gc
+
+    if collect:
+        gc.collect()
+    gc.freeze()
+
+
+class NotReady(RuntimeError):
+    """No model is loaded (the message says why)."""
+
+
+class SimilarityUnavailable(RuntimeError):
+    """Similarity search cannot answer; ``status`` is 501 (not installed) or 503 (no index yet)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UnknownCustomer(LookupError):
+    """A customer the similarity index does not hold (message says why)."""
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Knobs of the served process (environment: ``PERSONA_MODEL_POLL_SECONDS``).
+
+    Attributes:
+        poll_seconds: time between champion checks.
+        retry_seconds: wait before retrying a champion version that failed to load.
+        log_flush_seconds: longest time a prediction-log row waits in memory.
+        ready_cache_seconds: how long an online-store health check is trusted.
+    """
+
+    poll_seconds: float = 10.0
+    retry_seconds: float = 300.0
+    log_flush_seconds: float = 2.0
+    ready_cache_seconds: float = 1.0
+
+    @classmethod
+    def from_env(cls) -> RuntimeOptions:
+        raw = os.environ.get(POLL_ENV)
+        if raw is None:
+            return cls()
+        try:
+            poll = float(raw)
+        except ValueError:
+            raise PersonaError(f"{POLL_ENV}={raw!r} is not a number of seconds") from None
+        if not poll > 0:
+            raise PersonaError(f"{POLL_ENV}={raw!r} must be > 0")
+        return cls(poll_seconds=poll, retry_seconds=max(poll * 5, 5.0))
+
+
+class ServingRuntime:
+    """The served state (see module docstring).
+
+    Args:
+        settings: Persona settings (home, profile, registered model name).
+        options: polling and logging knobs.
+    """
+
+    def __init__(self, settings: Settings, options: RuntimeOptions | None = None) -> None:
+        self.settings = settings
+        self.options = options or RuntimeOptions()
+        self.model_name = settings.registered_model
+        self.predictor: ServingPredictor | None = None
+        self.log = PredictionLog(
+            settings.serving_dir / "prediction_log", flush_seconds=self.options.log_flush_seconds
+        )
+        self._store = None
+        self._client = None
+        self._store_lock = threading.Lock()
+        self._ready_checked = 0.0
+        self._store_error: str | None = "not checked yet"
+        self._similarity = None
+        self._similarity_stamp: tuple[int, float] | None = None
+        self._similarity_lock = threading.Lock()
+        self.watcher: ChampionWatcher[ServingPredictor] = ChampionWatcher(
+            self._resolve_champion,
+            self.load_version,
+            self._install,
+            interval_seconds=self.options.poll_seconds,
+            retry_seconds=self.options.retry_seconds,
+        )
+
+    # ---- lifecycle ----
+    def start(self) -> ServingRuntime:
+        """Load the champion (if there is one), then start the watcher and the log writer."""
+        self.log.start()
+        outcome = self.watcher.check_once()
+        logger.info("champion check at start: %s", outcome)
+        freeze_heap(collect=True)
+        self.watcher.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching and write every pending prediction-log row."""
+        self.watcher.stop()
+        self.log.close()
+
+    # ---- loading ----
+    def store(self):  # noqa: ANN201 - feast.FeatureStore
+        """The Feast store, opened once."""
+        with self._store_lock:
+            if self._store is None:
+                from feature_repo.store import get_store
+
+                self._store = get_store(self.settings)
+            return self._store
+
+    def _mlflow(self):  # noqa: ANN202
+        if self._client is None:
+            from training.registry import configure_mlflow
+
+            self._client = configure_mlflow(self.settings)
+        return self._client
+
+    def _resolve_champion(self) -> str | None:
+        from training.registry import alias_version
+
+        return alias_version(self._mlflow(), self.model_name, CHAMPION)
+
+    def load_version(self, version: str) -> ServingPredictor:
+        """Load a registered version with a feature reader for its feature service.
+
+        Raises:
+            ValueError / FeatureStoreError / MlflowException: the version cannot serve.
+        """
+        from training.bundle import load_predictor
+
+        self._mlflow()
+        model = load_predictor(f"models:/{self.model_name}/{version}")
+        if model.kind != "persona":
+            raise ValueError(
+                f"v{version} is a {model.kind!r} bundle; serving needs churn, value and personas"
+            )
+        reader = OnlineFeatureReader.from_store(
+            self.store(), model.feature_columns, model.metadata.get("feature_service")
+        )
+        return ServingPredictor(model=model, reader=reader, version=str(version))
+
+    def _install(self, predictor: ServingPredictor, version: str) -> None:
+        self.predictor = predictor  # one reference swap: in-flight requests keep the old one
+        freeze_heap(collect=False)
+
+    # ---- readiness ----
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, reason): a model is loaded and the online store answers."""
+        predictor = self.predictor
+        if predictor is None:
+            return False, f"no model loaded: {self.watcher.status.last_error or 'loading'}"
+        now = time.monotonic()
+        if now - self._ready_checked > self.options.ready_cache_seconds:
+            try:
+                reader = predictor.reader
+                if reader is not None and hasattr(reader, "ping"):
+                    reader.ping()
+                self._store_error = None
+            except Exception as exc:
+                self._store_error = f"online store unreachable: {exc}"
+            self._ready_checked = now
+        if self._store_error:
+            return False, self._store_error
+        return True, f"serving {self.model_name} v{predictor.version}"
+
+    def current(self) -> ServingPredictor:
+        """The predictor serving now.
+
+        Raises:
+            NotReady: none loaded yet (with the watcher's last error).
+        """
+        predictor = self.predictor
+        if predictor is None:
+            raise NotReady(f"no model loaded: {self.watcher.status.last_error or 'still loading'}")
+        return predictor
+
+    # ---- requests ----
+    def predict_customers(self, customer_ids: list[int], request_id: str) -> Served:
+        """Predict by id and log the rows (see :meth:`ServingPredictor.predict_customers`)."""
+        served = self.current().predict_customers(customer_ids, request_id)
+        self.log.append(served.log)
+        return served
+
+    def predict_features(self, rows: list[dict], request_id: str) -> Served:
+        """Predict from supplied features and log the rows."""
+        served = self.current().predict_features(rows, request_id)
+        self.log.append(served.log)
+        return served
+
+    def similar(self, customer_id: int, k: int) -> list[tuple[int, float]]:
+        """The ``k`` customers with the most similar review texts.
+
+        Raises:
+            SimilarityUnavailable: 501 without the similarity module, 503 without an index.
+            UnknownCustomer: the customer is not in the index (message says why).
+        """
+        index = self._similarity_index()
+        if customer_id not in index:
+            raise UnknownCustomer(self._why_not_indexed(customer_id))
+        return [(n.customer_id, n.score) for n in index.query(int(customer_id), k)]
+
+    def _similarity_index(self):  # noqa: ANN202
+        try:
+            from feature_repo.embedding import similarity
+        except ImportError as exc:
+            raise SimilarityUnavailable(f"similarity search is not installed ({exc})", 501) from None
+        path = self.settings.offline_dir / "customer_text.parquet"
+        with self._similarity_lock:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                raise SimilarityUnavailable("no text features yet; run `persona embed` first", 503) from None
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            if self._similarity is None or stamp != self._similarity_stamp:
+                try:
+                    self._similarity = similarity.load_index(self.settings)
+                except PersonaError as exc:
+                    raise SimilarityUnavailable(str(exc), 503) from None
+                self._similarity_stamp = stamp
+            if len(self._similarity) == 0:
+                raise SimilarityUnavailable(
+                    "the similarity index is empty: no customer has review text; "
+                    "run `persona embed` after ingesting reviews",
+                    503,
+                )
+            return self._similarity
+
+    def _why_not_indexed(self, customer_id: int) -> str:
+        from feature_repo.embedding.similarity import latest_snapshot
+
+        try:
+            known = set(
+                latest_snapshot(self.settings.offline_dir / "customer_text.parquet")["customer_id"].tolist()
+            )
+        except Exception:
+            known = set()
+        if customer_id in known:
+            return f"customer {customer_id} has no review text in the last 365 days"
+        return f"unknown customer {customer_id}: not in the newest text snapshot"
+
+    # ---- introspection ----
+    def info(self) -> dict[str, object]:
+        """What is served and the watcher's state (the ``model_info`` API)."""
+        predictor = self.predictor
+        status = self.watcher.status
+        ready, _ = self.readiness()
+        reader = predictor.reader if predictor is not None else None
+        model = predictor.model if predictor is not None else None
+
+        def iso(ts: dt.datetime | None) -> str | None:
+            return ts.isoformat(timespec="seconds") if ts else None
+
+        return {
+            "ready": ready,
+            "model_name": self.model_name,
+            "model_version": predictor.version if predictor else None,
+            "champion_version": status.champion_version,
+            "feature_service": (getattr(model, "metadata", {}) or {}).get("feature_service")
+            if model
+            else None,
+            "feature_columns": list(predictor.feature_columns) if predictor else [],
+            "string_columns": list(predictor.string_columns) if predictor else [],
+            "views": list(getattr(reader, "views", []) or []),
+            "loaded_at": iso(status.loaded_at),
+            "last_checked_at": iso(status.last_checked_at),
+            "last_error": status.last_error,
+            "prediction_log": {
+                "directory": str(self.log.directory),
+                "rows_written": self.log.rows_written,
+                "rows_pending": self.log.pending_rows,
+                "rows_dropped": self.log.rows_dropped,
+                "last_error": self.log.last_error,
+            },
+        }
+
+
+__all__ = [
+    "FeatureStoreError",
+    "NotReady",
+    "RuntimeOptions",
+    "ServingRuntime",
+    "SimilarityUnavailable",
+    "UnknownCustomer",
+]

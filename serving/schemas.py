@@ -1,0 +1,137 @@
+"""Request and response models of the serving API (the OpenAPI contract).
+
+Requests forbid unknown fields and non-finite numbers. Batch limits are documented here
+(``maxItems``) but enforced by the predictor, so an oversized batch gets 413, not 400.
+Feature rows are validated field by field against the loaded model's feature columns
+(:meth:`serving.predictor.ServingPredictor.feature_batch`), since those change with the model.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from serving.predictor import INT64_MAX, INT64_MIN, MAX_BATCH
+
+CustomerId = Annotated[
+    StrictInt, Field(ge=INT64_MIN, le=INT64_MAX, description="Customer id (64-bit integer).")
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class PredictRequest(_Request):
+    """Customers to predict, by id (features come from the online store)."""
+
+    customer_ids: list[CustomerId] = Field(
+        min_length=1,
+        description=f"1 to {MAX_BATCH} customer ids (more: 413).",
+        json_schema_extra={"maxItems": MAX_BATCH},
+        examples=[[1, 2, 3]],
+    )
+
+
+class FeatureRow(_Request):
+    """One what-if row: the model's feature columns (null for unknown values)."""
+
+    customer_id: CustomerId | None = Field(default=None, description="Optional id, recorded in the log.")
+    features: dict[str, Any] = Field(
+        description="Feature name -> value: a finite number for numeric features, a string for "
+        "categorical ones, or null. Exactly the loaded model's feature columns "
+        "(see model_info).",
+        json_schema_extra={
+            "additionalProperties": {"anyOf": [{"type": "number"}, {"type": "string"}], "nullable": True}
+        },
+        examples=[{"recency_days": 12.0, "orders_90d": 3, "region": "north"}],
+    )
+
+
+class PredictFeaturesRequest(_Request):
+    """Predict from caller-supplied features (what-if, customers not yet in the store)."""
+
+    rows: list[FeatureRow] = Field(
+        min_length=1,
+        description=f"1 to {MAX_BATCH} rows (more: 413).",
+        json_schema_extra={"maxItems": MAX_BATCH},
+    )
+
+
+class SimilarRequest(_Request):
+    """A customer and how many neighbours to return."""
+
+    customer_id: CustomerId
+    k: StrictInt = Field(default=10, ge=1, le=100, description="Number of neighbours (1-100).")
+
+
+class EmptyRequest(_Request):
+    """No parameters."""
+
+
+class CustomerPrediction(BaseModel):
+    """One customer's prediction (or cold start, with the reason)."""
+
+    customer_id: int | None
+    status: Literal["ok", "cold_start"]
+    churn_probability: float | None = Field(description="Probability of churn in the horizon (0-1).")
+    expected_orders: float | None
+    expected_spend: float | None
+    segment: int | None
+    persona: str | None
+    action: str | None
+    model_version: str
+    features_as_of: dict[str, str | None] = Field(
+        description="Feature view -> event time (UTC) of the row served; empty for predict_features."
+    )
+    feature_age_seconds: float | None = Field(description="Age of the oldest feature row served.")
+    cold_start_reason: str | None = Field(
+        description="Why the customer was not predicted (null when predicted)."
+    )
+
+
+class PredictResponse(BaseModel):
+    """Predictions in request order."""
+
+    request_id: str
+    model_version: str
+    predictions: list[CustomerPrediction]
+
+
+class Neighbour(BaseModel):
+    """A similar customer (cosine similarity of review-text embeddings)."""
+
+    customer_id: int
+    score: float
+
+
+class SimilarResponse(BaseModel):
+    """The most similar customers, best first."""
+
+    customer_id: int
+    neighbours: list[Neighbour]
+
+
+class ModelInfo(BaseModel):
+    """What is being served and the state of the champion watcher."""
+
+    ready: bool
+    model_name: str
+    model_version: str | None
+    champion_version: str | None
+    feature_service: str | None
+    feature_columns: list[str]
+    string_columns: list[str]
+    views: list[str]
+    loaded_at: str | None
+    last_checked_at: str | None
+    last_error: str | None = Field(description="Why the latest champion could not be loaded, if so.")
+    prediction_log: dict[str, Any]
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body: what was wrong, and the field when one is to blame."""
+
+    error: str
+    field: str | None = None
