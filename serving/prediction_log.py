@@ -63,8 +63,9 @@ class LogBatch:
     string_columns: tuple[str, ...] = ()
     strings: np.ndarray | None = None
     feature_order: tuple[str, ...] = ()
-    row_meta: tuple[list, list, list, list] | None = None
-    """Per-row (request_id, served_at, endpoint, model_version) of a :func:`combine`-d batch."""
+    row_meta: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    """Per-row request_id, served_at (µs since the epoch), endpoint and model_version of a
+    :func:`combine`-d batch."""
 
     def __len__(self) -> int:
         return len(self.customer_ids)
@@ -81,28 +82,20 @@ class LogBatch:
         )
 
     def to_arrow(self) -> pa.Table:
-        n = len(self)
-        request_ids, served, endpoints, versions = self.row_meta or (
-            [self.request_id] * n,
-            [self.served_at] * n,
-            [self.endpoint] * n,
-            [self.model_version] * n,
-        )
+        request_ids, served_us, endpoints, versions = self.row_meta or _meta([self])
         columns: dict[str, pa.Array] = {
-            "request_id": pa.array(request_ids, type=pa.string()),
-            "served_at": pa.array(served, type=pa.timestamp("us", tz="UTC")),
-            "endpoint": pa.array(endpoints, type=pa.string()),
+            "request_id": _arrow(request_ids),
+            "served_at": pa.array(served_us, type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "endpoint": _arrow(endpoints),
             "customer_id": pa.array(self.customer_ids, type=pa.int64()),
-            "model_version": pa.array(versions, type=pa.string()),
+            "model_version": _arrow(versions),
         }
         features = dict(self.features)
         if self.numeric is not None:
             features.update({c: self.numeric[:, j] for j, c in enumerate(self.numeric_columns)})
         if self.strings is not None:
             features.update({c: self.strings[:, j] for j, c in enumerate(self.string_columns)})
-        order = [c for c in self.feature_order if c in features] + [
-            c for c in features if c not in self.feature_order
-        ]
+        order = [c for c in self.feature_order if c in features] + [c for c in features if c not in self.feature_order]
         for name in order:
             columns[name] = _arrow(features[name])
         not_predicted = np.array([r is not None for r in self.reasons], dtype=bool)
@@ -128,23 +121,35 @@ def combine(batches: list[LogBatch]) -> LogBatch:
         model_version=first.model_version,
         customer_ids=[c for b in batches for c in b.customer_ids],
         features={k: np.concatenate([b.features[k] for b in batches]) for k in first.features},
-        predictions={
-            k: np.concatenate([np.asarray(b.predictions[k]) for b in batches]) for k in first.predictions
-        },
+        predictions={k: np.concatenate([np.asarray(b.predictions[k]) for b in batches]) for k in first.predictions},
         reasons=[r for b in batches for r in b.reasons],
         numeric_columns=first.numeric_columns,
         numeric=stack([b.numeric for b in batches]),
         string_columns=first.string_columns,
         strings=stack([b.strings for b in batches]),
         feature_order=first.feature_order,
-        row_meta=(
-            [b.request_id for b in batches for _ in range(len(b))],
-            [b.served_at for b in batches for _ in range(len(b))],
-            [b.endpoint for b in batches for _ in range(len(b))],
-            [b.model_version for b in batches for _ in range(len(b))],
-        ),
+        row_meta=_meta(batches),
     )
     return merged
+
+
+def _meta(batches: list[LogBatch]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row request ids, serve times (µs), endpoints and versions, repeated in C, not Python."""
+    counts = np.array([len(b) for b in batches])
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+    def repeat(values: list) -> np.ndarray:
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return np.repeat(out, counts)
+
+    micros = np.array([(b.served_at - epoch) // dt.timedelta(microseconds=1) for b in batches], dtype=np.int64)
+    return (
+        repeat([b.request_id for b in batches]),
+        np.repeat(micros, counts),
+        repeat([b.endpoint for b in batches]),
+        repeat([b.model_version for b in batches]),
+    )
 
 
 def _arrow(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
@@ -155,8 +160,11 @@ def _arrow(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
         return pa.array(values.astype(np.float64), mask=mask | ~np.isfinite(values))
     if values.dtype.kind in "iub":
         return pa.array(values.astype(np.int64), mask=mask)
-    texts = [None if v is None or m else str(v) for v, m in zip(values.tolist(), mask.tolist(), strict=True)]
-    return pa.array(texts, type=pa.string())
+    try:  # str/None object arrays convert in C
+        return pa.array(values, type=pa.string(), mask=mask | (values == None))  # noqa: E711
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        texts = [None if v is None or m else str(v) for v, m in zip(values.tolist(), mask.tolist(), strict=True)]
+        return pa.array(texts, type=pa.string())
 
 
 class PredictionLog:
