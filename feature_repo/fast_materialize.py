@@ -28,22 +28,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from feature_repo.payload import encode_varint, name_prefix, timestamp_text
+
 _FLOAT_TAG = (6 << 3) | 5  # Value.float_val, 32-bit
 _DOUBLE_TAG = (5 << 3) | 1  # Value.double_val, 64-bit
 _FLOAT_LIST_FIELD = 16  # Value.float_list_val (FloatList { repeated float val = 1 [packed] })
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    value &= (1 << 64) - 1
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def _feast_bytes(values: list, value_type) -> list[bytes]:  # noqa: ANN001
@@ -76,7 +65,7 @@ def encode_values(column: pa.ChunkedArray | pa.Array, value_type, prefix: bytes 
     nulls = column.is_null(nan_is_null=pa.types.is_floating(column.type)).to_numpy(zero_copy_only=False)
 
     def framed(value: bytes) -> bytes:
-        return prefix + _varint(len(value)) + value if prefix else value
+        return prefix + encode_varint(len(value)) + value if prefix else value
 
     if value_type in (ValueType.FLOAT, ValueType.DOUBLE):
         single = value_type == ValueType.FLOAT
@@ -117,8 +106,8 @@ def _encode_float_lists(column: pa.Array) -> list[bytes]:
     out = []
     for start, stop in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
         body = payload[start * 4 : stop * 4]
-        inner = (b"\x0a" + _varint(len(body)) + body) if body else b""
-        out.append(_varint((_FLOAT_LIST_FIELD << 3) | 2) + _varint(len(inner)) + inner)
+        inner = (b"\x0a" + encode_varint(len(body)) + body) if body else b""
+        out.append(encode_varint((_FLOAT_LIST_FIELD << 3) | 2) + encode_varint(len(inner)) + inner)
     return out
 
 
@@ -145,8 +134,6 @@ def encode_int64_entity_keys(join_key: str, ids: np.ndarray) -> list[bytes]:
 
 def _timestamp_texts(column: pa.ChunkedArray | pa.Array) -> list[str | None]:
     """Fixed-width UTC texts (see ``online_store.timestamp_text``), one per row."""
-    from feature_repo.online_store import timestamp_text
-
     series = pd.Series(column.to_pandas())
     if series.dt.tz is not None:
         series = series.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -157,8 +144,6 @@ def _timestamp_texts(column: pa.ChunkedArray | pa.Array) -> list[str | None]:
 
 def encode_payloads(batch: pa.Table, features: list[tuple[str, object]]) -> list[bytes]:
     """One payload per row: ``name_prefix + varint(len) + value`` for every feature, column by column."""
-    from feature_repo.online_store import name_prefix
-
     chunks = [encode_values(batch.column(name), value_type, prefix=name_prefix(name))
               for name, value_type in features]
     return [b"".join(parts) for parts in zip(*chunks, strict=True)]

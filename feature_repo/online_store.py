@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +31,16 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
 from pydantic import StrictStr
+
+from feature_repo.payload import (  # noqa: F401 - re-exported for callers of the store
+    decode_payload,
+    encode_payload,
+    encode_varint,
+    name_prefix,
+    parse_timestamp,
+    read_varint,
+    timestamp_text,
+)
 
 
 class PersonaSqliteOnlineStoreConfig(FeastConfigBaseModel):
@@ -50,71 +60,6 @@ def table_name(project: str, view: FeatureView) -> str:
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _read_varint(buffer: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = buffer[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def name_prefix(name: str) -> bytes:
-    """The payload bytes that introduce a feature's value."""
-    encoded = name.encode("utf8")
-    return _varint(len(encoded)) + encoded
-
-
-def encode_payload(values: dict[str, bytes]) -> bytes:
-    """Payload from feature name -> serialized ValueProto."""
-    return b"".join(name_prefix(n) + _varint(len(v)) + v for n, v in values.items())
-
-
-def decode_payload(payload: bytes, wanted: set[str] | None = None) -> dict[str, bytes]:
-    """Feature name -> serialized ValueProto (only ``wanted`` names when given)."""
-    out: dict[str, bytes] = {}
-    pos, end = 0, len(payload)
-    while pos < end:
-        size, pos = _read_varint(payload, pos)
-        name = payload[pos : pos + size].decode("utf8")
-        pos += size
-        size, pos = _read_varint(payload, pos)
-        if wanted is None or name in wanted:
-            out[name] = payload[pos : pos + size]
-        pos += size
-    return out
-
-
-def timestamp_text(ts: datetime | None) -> str | None:
-    """UTC ISO text that sorts in time order (fixed width, microseconds)."""
-    if ts is None:
-        return None
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(UTC).replace(tzinfo=None)
-    return ts.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def parse_timestamp(text: str | None) -> datetime | None:
-    """Inverse of :func:`timestamp_text` (tz-aware UTC)."""
-    if text is None:
-        return None
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
 
 
 def upsert_sql(table: str) -> str:

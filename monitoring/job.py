@@ -41,12 +41,12 @@ from monitoring.shares import PersonaShift, persona_shift
 from monitoring.trigger import RetrainOutcome, read_last_retrain, retrain
 from monitoring.window import (
     ENTITY_KEY,
-    PREDICTION_COLUMNS,
     TIMESTAMP,
     combine_window,
     latest_at_or_before,
     select_served,
 )
+from persona.contract import PREDICTION_COLUMNS
 from persona.errors import PersonaError
 from persona.settings import Settings
 from serving.prediction_log import read_prediction_log

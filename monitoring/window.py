@@ -12,8 +12,6 @@ TIMESTAMP = "event_timestamp"
 SERVED_AT = "served_at"
 SOURCE = "source"
 COLD_START_REASON = "cold_start_reason"  # serving/prediction_log.py: null when the model predicted
-PREDICTION_COLUMNS = ("churn_probability", "expected_orders", "expected_spend", "segment", "persona",
-                      "action")
 
 
 def select_served(log: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp,

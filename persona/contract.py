@@ -57,4 +57,8 @@ CUSTOMERS = TableSpec(
 )
 LABELS = TableSpec(name="labels", required={ENTITY_KEY: "int", TIMESTAMP: "timestamp"})
 
+# What a model answers per customer: the bundle's output, the API's fields, the prediction log's
+# columns and the score file's columns, in this order.
+PREDICTION_COLUMNS = ("churn_probability", "expected_orders", "expected_spend", "segment", "persona", "action")
+
 TABLES: dict[str, TableSpec] = {t.name: t for t in (TRANSACTIONS, SESSIONS, REVIEWS, CUSTOMERS)}

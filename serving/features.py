@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from feature_repo.payload import name_prefix, read_varint, timestamp_text
+
 ENTITY_KEY = "customer_id"
 
 # Tags of the scalar ``feast.types.Value`` fields (field number << 3 | wire type).
@@ -36,17 +38,6 @@ _UNPACK_DOUBLE = struct.Struct("<d").unpack_from
 
 class FeatureStoreError(RuntimeError):
     """The online store cannot answer (missing table, unreadable file, unknown view)."""
-
-
-def _varint(buffer: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = buffer[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
 
 
 def _signed64(value: int) -> int:
@@ -67,11 +58,11 @@ def decode_value(raw: bytes) -> object:
     if tag == _TAG_DOUBLE and len(raw) == 9:
         return _UNPACK_DOUBLE(raw, 1)[0]
     if tag in (_TAG_INT64, _TAG_INT32):
-        value, end = _varint(raw, 1)
+        value, end = read_varint(raw, 1)
         if end == len(raw):
             return _signed64(value)
     if tag == _TAG_STRING:
-        size, start = _varint(raw, 1)
+        size, start = read_varint(raw, 1)
         if start + size == len(raw):
             return raw[start:].decode("utf8")
     if tag == _TAG_BOOL and len(raw) == 2:
@@ -366,8 +357,6 @@ class OnlineFeatureReader:
         from feast.protos.feast.types.Value_pb2 import Value
         from feast.type_map import feast_value_type_to_python_type
 
-        from feature_repo.online_store import timestamp_text
-
         unique = list(dict.fromkeys(ids.tolist()))
         keys = [EntityKey(join_keys=[self.join_key], entity_values=[Value(int64_val=int(i))]) for i in unique]
         names = [k.decode("utf8") for k in plan.slots]
@@ -421,14 +410,14 @@ def _decode_payload(
         size = payload[pos]
         pos += 1
         if size & 0x80:
-            size, pos = _varint(payload, pos - 1)
+            size, pos = read_varint(payload, pos - 1)
         name = payload[pos : pos + size]
         names.append(name)
         pos += size
         size = payload[pos]
         pos += 1
         if size & 0x80:
-            size, pos = _varint(payload, pos - 1)
+            size, pos = read_varint(payload, pos - 1)
         slot = slots.get(name)
         if slot is not None and size:
             value = _scalar(payload, pos, size)
@@ -459,8 +448,6 @@ class PayloadDecoder:
             if out is not None:
                 return out
         out, names = _decode_payload(payload, self.slots)
-        from feature_repo.online_store import name_prefix
-
         self.template = [
             (prefix, len(prefix), self.slots.get(name))
             for name in names
@@ -482,7 +469,7 @@ class PayloadDecoder:
             size = payload[pos]
             pos += 1
             if size & 0x80:
-                size, pos = _varint(payload, pos - 1)
+                size, pos = read_varint(payload, pos - 1)
             if slot is not None and size:
                 tag = payload[pos]
                 if tag == _TAG_FLOAT and size == 5:

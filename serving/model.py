@@ -17,18 +17,10 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from persona.contract import PREDICTION_COLUMNS
 from serving.features import FeatureBatch, split_columns
 
 logger = logging.getLogger(__name__)
-
-PREDICTION_COLUMNS = (
-    "churn_probability",
-    "expected_orders",
-    "expected_spend",
-    "segment",
-    "persona",
-    "action",
-)
 
 
 class FrameModel(Protocol):

@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from persona.contract import PREDICTION_COLUMNS
 from training.actions import ActionPolicy, assign_actions
 from training.preprocess import ClusterSpec, FeatureSpec, cluster_matrix, model_matrix, nearest_center
 
 BUNDLE_FILE = "bundle.json"
-OUTPUT_COLUMNS = ("churn_probability", "expected_orders", "expected_spend", "segment", "persona", "action")
+OUTPUT_COLUMNS = PREDICTION_COLUMNS
 FORMAT_VERSION = 1
 
 

@@ -8,22 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from persona.contract import PREDICTION_COLUMNS
 from persona.errors import PersonaError
 from persona.settings import Settings
 from training.gate import CHAMPION
 
 ENTITY_KEY = "customer_id"
 TIMESTAMP = "event_timestamp"
-SCORE_COLUMNS = (
-    "customer_id",
-    "churn_probability",
-    "expected_orders",
-    "expected_spend",
-    "segment",
-    "persona",
-    "action",
-    "model_version",
-)
+SCORE_COLUMNS = (ENTITY_KEY, *PREDICTION_COLUMNS, "model_version")
 
 
 def known_customers(
