@@ -78,16 +78,9 @@ def build_profile_frame(customers: pd.DataFrame, created: pd.Timestamp, source: 
 
 def empty_text_frame() -> pa.Table:
     """A zero-row customer_text source with the schema ``persona embed`` writes."""
-    from feature_repo.transforms.text import TEXT_FEATURES
+    from feature_repo.text_build import text_schema
 
-    arrow_types = {"float": pa.float32(), "int": pa.int64(), "str": pa.string(), "float_list": pa.list_(pa.float32())}
-    fields = [
-        pa.field(ENTITY_KEY, pa.int64()),
-        pa.field("event_timestamp", pa.timestamp("ns", tz="UTC")),
-        pa.field("created_timestamp", pa.timestamp("ns", tz="UTC")),
-    ] + [pa.field(name, arrow_types[kind]) for name, kind in TEXT_FEATURES.items()]
-    schema = pa.schema(fields)
-    return pa.Table.from_pylist([], schema=schema)
+    return pa.Table.from_pylist([], schema=text_schema())
 
 
 def build_offline_sources(settings: Settings, every_days: int | None = None) -> dict[str, tuple[str, int]]:

@@ -149,10 +149,15 @@ def source_span(settings: Settings, name: str) -> tuple[pd.Timestamp, pd.Timesta
         if low is None:
             return None
         return pd.Timestamp(low).tz_convert("UTC"), pd.Timestamp(high).tz_convert("UTC")
+    return parquet_span(parquet_path(settings, name))
+
+
+def parquet_span(path: str | Path, column: str = "event_timestamp") -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """Min and max of a parquet file's timestamp column (None when it has no rows)."""
     import pyarrow.compute as pc
 
-    column = pq.read_table(parquet_path(settings, name), columns=["event_timestamp"]).column("event_timestamp")
-    if len(column) == 0:
+    values = pq.read_table(path, columns=[column]).column(column)
+    if len(values) == 0:
         return None
-    bounds = pc.min_max(column)
+    bounds = pc.min_max(values)
     return pd.Timestamp(bounds["min"].as_py()), pd.Timestamp(bounds["max"].as_py())

@@ -124,19 +124,12 @@ def view_source_frame(settings: Settings, view) -> pd.DataFrame:  # noqa: ANN001
 
 def _view_span(settings: Settings, view) -> tuple[pd.Timestamp, pd.Timestamp] | None:  # noqa: ANN001
     """Min and max event timestamp of a view's offline source (None when empty)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from feature_repo.offline import source_span
+    from feature_repo.offline import parquet_span, source_span
 
     source = view.batch_source
     if not hasattr(source, "path"):
         return source_span(settings, source.get_table_query_string().strip('"'))
-    column = pq.read_table(source.path, columns=[source.timestamp_field]).column(source.timestamp_field)
-    if len(column) == 0:
-        return None
-    bounds = pc.min_max(column)
-    return pd.Timestamp(bounds["min"].as_py()), pd.Timestamp(bounds["max"].as_py())
+    return parquet_span(source.path, source.timestamp_field)
 
 
 def _utc(ts: pd.Timestamp | datetime) -> datetime:

@@ -227,7 +227,7 @@ def _existing_fingerprint(path: Path) -> tuple[str | None, int]:
 
 
 def text_schema(fingerprint: str | None = None) -> pa.Schema:
-    """Arrow schema of ``customer_text.parquet`` (same as ``feature_repo.build.empty_text_frame``)."""
+    """Arrow schema of ``customer_text.parquet`` (also of the empty source ``features build`` writes)."""
     kinds = {"float": pa.float32(), "str": pa.string(), "float_list": pa.list_(pa.float32())}
     fields = [
         pa.field(ENTITY_KEY, pa.int64()),

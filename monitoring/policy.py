@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from monitoring.drift import DriftSummary
 from monitoring.quality import QualityCheck
 from monitoring.shares import PersonaShift
-from persona.errors import PersonaError
+from persona.errors import PersonaError, first_validation_error
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "policy.yaml"
 
@@ -52,6 +52,18 @@ class MethodRule(_Frozen):
     threshold: float = Field(gt=0.0)
 
 
+def _check_method(method: str, allowed: frozenset[str] | set[str], kind: str) -> None:
+    if method not in allowed:
+        raise ValueError(f"unknown {kind} drift method {method!r}; use one of {', '.join(sorted(allowed))}")
+
+
+def _positive_thresholds(value: dict[str, float]) -> dict[str, float]:
+    bad = [k for k, v in value.items() if not (isinstance(v, int | float) and v > 0)]
+    if bad:
+        raise ValueError(f"thresholds must be positive numbers: {', '.join(bad)}")
+    return value
+
+
 class DriftPolicy(_Frozen):
     """Feature drift triggers.
 
@@ -76,26 +88,19 @@ class DriftPolicy(_Frozen):
     @field_validator("numerical")
     @classmethod
     def _numerical_method(cls, rule: MethodRule) -> MethodRule:
-        if rule.method not in NUMERICAL_METHODS:
-            raise ValueError(f"unknown numerical drift method {rule.method!r}; use one of "
-                             f"{', '.join(sorted(NUMERICAL_METHODS))}")
+        _check_method(rule.method, NUMERICAL_METHODS, "numerical")
         return rule
 
     @field_validator("categorical")
     @classmethod
     def _categorical_method(cls, rule: MethodRule) -> MethodRule:
-        if rule.method not in CATEGORICAL_METHODS:
-            raise ValueError(f"unknown categorical drift method {rule.method!r}; use one of "
-                             f"{', '.join(sorted(CATEGORICAL_METHODS))}")
+        _check_method(rule.method, CATEGORICAL_METHODS, "categorical")
         return rule
 
     @field_validator("column_thresholds")
     @classmethod
     def _positive(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = [k for k, v in value.items() if not (isinstance(v, int | float) and v > 0)]
-        if bad:
-            raise ValueError(f"thresholds must be positive numbers: {', '.join(bad)}")
-        return value
+        return _positive_thresholds(value)
 
     @model_validator(mode="after")
     def _key_not_ignored(self) -> DriftPolicy:
@@ -123,18 +128,13 @@ class PredictionPolicy(_Frozen):
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
-        if value not in NUMERICAL_METHODS:
-            raise ValueError(f"unknown numerical drift method {value!r}; use one of "
-                             f"{', '.join(sorted(NUMERICAL_METHODS))}")
+        _check_method(value, NUMERICAL_METHODS, "numerical")
         return value
 
     @field_validator("thresholds")
     @classmethod
     def _positive(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = [k for k, v in value.items() if not (isinstance(v, int | float) and v > 0)]
-        if bad:
-            raise ValueError(f"thresholds must be positive numbers: {', '.join(bad)}")
-        return value
+        return _positive_thresholds(value)
 
 
 class QualityPolicy(_Frozen):
@@ -193,9 +193,7 @@ def load_policy(path: Path | str | None = None) -> MonitoringPolicy:
     try:
         return MonitoringPolicy.model_validate(doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        reason = first["msg"].removeprefix("Value error, ")
+        key, reason = first_validation_error(exc)
         raise PersonaError(f"monitoring policy {path}: key {key}: {reason}") from None
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from persona.errors import PersonaError
+from persona.errors import PersonaError, first_validation_error
 
 RISK_LEVELS = ("low", "medium", "high")
 
@@ -78,9 +78,7 @@ def parse_policy(data: object, source: str = "<policy>") -> ActionPolicy:
     try:
         return ActionPolicy.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        msg = first["msg"].removeprefix("Value error, ")
+        key, msg = first_validation_error(exc)
         raise PersonaError(f"{source}: {key}: {msg}") from None
 
 
