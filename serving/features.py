@@ -9,12 +9,19 @@ view on Persona's online store (:meth:`PersonaSqliteOnlineStore.read_payloads`, 
 ``feast serve`` reads) with vectorized entity keys, and scalar ``ValueProto`` bytes are decoded
 straight from the wire format (a float is a tag byte and four little-endian bytes). Other
 online stores (Redis in the production profile) go through the store's own ``online_read``.
+
+A store that cannot be reached must not hang a request: the Redis client the reader uses has
+short socket timeouts and at most one immediate reconnect (Feast's own client has no timeout
+and retries three times with backoff of up to seconds), and after a failure the reader answers
+"unreachable" at once for a short while instead of trying again on every request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +31,9 @@ import numpy as np
 from feature_repo.payload import name_prefix, read_varint, timestamp_text
 
 ENTITY_KEY = "customer_id"
+TIMEOUT_ENV = "PERSONA_ONLINE_STORE_TIMEOUT_SECONDS"
+DEFAULT_TIMEOUT_SECONDS = 0.3  # connect and read timeout of one online-store call
+RETRY_AFTER_SECONDS = 1.0  # after a failed call, answer "unreachable" without trying for this long
 
 # Tags of the scalar ``feast.types.Value`` fields (field number << 3 | wire type).
 _TAG_STRING = 0x12  # string_val = 2, length-delimited
@@ -38,6 +48,103 @@ _UNPACK_DOUBLE = struct.Struct("<d").unpack_from
 
 class FeatureStoreError(RuntimeError):
     """The online store cannot answer (missing table, unreadable file, unknown view)."""
+
+
+class OnlineStoreUnavailable(FeatureStoreError):
+    """The online store cannot be reached (down, hung, refusing connections); retrying later may work.
+
+    Attributes:
+        retry_after: seconds after which the reader tries the store again.
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def online_store_timeout() -> float:
+    """Seconds one online-store call may take (``PERSONA_ONLINE_STORE_TIMEOUT_SECONDS``, default 0.3).
+
+    Raises:
+        FeatureStoreError: the variable is not a positive number.
+    """
+    raw = os.environ.get(TIMEOUT_ENV)
+    if raw is None:
+        return DEFAULT_TIMEOUT_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        raise FeatureStoreError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    if not value > 0:
+        raise FeatureStoreError(f"{TIMEOUT_ENV}={raw!r} must be > 0")
+    return value
+
+
+def _redis_nodes(connection_string: str) -> str:
+    """``host:port`` entries of a Feast Redis connection string (options such as passwords left out)."""
+    return ",".join(part for part in connection_string.split(",") if "=" not in part)
+
+
+def bounded_redis_store(config, timeout: float):  # noqa: ANN001, ANN201 - Feast config in, RedisOnlineStore out
+    """A Feast ``RedisOnlineStore`` whose client gives up after ``timeout`` seconds.
+
+    Feast builds its redis-py client from the connection string only, with no socket timeout
+    (a hung Redis blocks forever) and redis-py's default retry policy (three retries with
+    exponential backoff, seconds in total). This store's client has the connection string's own
+    options, ``timeout`` as connect and read timeout unless the string sets them, and one
+    immediate reconnect on a refused or dropped connection (a pooled connection left over from
+    before a Redis restart); a timeout is not retried. Feast's own ``online_read`` does the
+    reading, so keys and values are exactly Feast's.
+
+    Args:
+        config: the store's ``RedisOnlineStoreConfig``.
+        timeout: seconds.
+    """
+    from feast.infra.online_stores.redis import RedisOnlineStore, RedisType
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.retry import Retry
+
+    nodes, kwargs = RedisOnlineStore._parse_connection_string(config.connection_string)
+    kwargs.setdefault("socket_timeout", timeout)
+    kwargs.setdefault("socket_connect_timeout", timeout)
+    kwargs["retry"] = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+    if config.redis_type == RedisType.redis_cluster:
+        from redis.cluster import ClusterNode, RedisCluster
+
+        client = RedisCluster(startup_nodes=[ClusterNode(**node) for node in nodes], **kwargs)
+    elif config.redis_type == RedisType.redis_sentinel:
+        from redis.sentinel import Sentinel
+
+        hosts = [(node["host"], int(node["port"])) for node in nodes]
+        client = Sentinel(hosts, **kwargs).master_for(config.sentinel_master)
+    else:
+        client = Redis(host=nodes[0]["host"], port=int(nodes[0]["port"]), **kwargs)
+    store = RedisOnlineStore()
+    store._client = client  # Feast reads through this client when it is set
+    return store
+
+
+def is_redis_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is any redis-py error (False when redis-py is not installed)."""
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:
+        return False
+    return isinstance(exc, RedisError)
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """A connection-level failure (refused, reset, timed out), not a bad answer."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:
+        return False
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError)
 
 
 def _signed64(value: int) -> int:
@@ -210,6 +317,12 @@ class OnlineFeatureReader:
         self._online = store._get_provider().online_store
         self._fast = isinstance(self._online, PersonaSqliteOnlineStore)
         self._decoders: dict[str, PayloadDecoder] = {}
+        self.location = _describe_online_store(store.config.online_store)
+        self.retry_after = RETRY_AFTER_SECONDS
+        self._down: tuple[float, str] | None = None  # (monotonic time to try again, why)
+        online_config = store.config.online_store
+        if getattr(online_config, "type", None) == "redis" and getattr(online_config, "client", "redis") == "redis":
+            self._online = bounded_redis_store(online_config, online_store_timeout())
 
     @property
     def columns(self) -> list[str]:
@@ -322,14 +435,26 @@ class OnlineFeatureReader:
         return batch
 
     def _read_view(self, plan: ViewPlan, ids: np.ndarray) -> list[tuple[str, list] | None]:
+        down = self._down
+        if down is not None and time.monotonic() < down[0]:
+            raise OnlineStoreUnavailable(down[1], self.retry_after)
         try:
-            if self._fast:
-                return self._read_view_fast(plan, ids)
-            return self._read_view_generic(plan, ids)
+            rows = self._read_view_fast(plan, ids) if self._fast else self._read_view_generic(plan, ids)
         except FeatureStoreError:
             raise
         except Exception as exc:  # sqlite3.OperationalError, redis errors, ...
-            raise FeatureStoreError(f"online store read of {plan.name} failed: {exc}") from exc
+            if _is_unreachable(exc):
+                message = (
+                    f"online store unreachable ({self.location}): {type(exc).__name__}: {exc}; "
+                    f"retry later"
+                )
+                self._down = (time.monotonic() + self.retry_after, message)
+                raise OnlineStoreUnavailable(message, self.retry_after) from exc
+            raise FeatureStoreError(
+                f"online store read of {plan.name} failed ({self.location}): {type(exc).__name__}: {exc}"
+            ) from exc
+        self._down = None
+        return rows
 
     def _read_view_fast(self, plan: ViewPlan, ids: np.ndarray) -> list[tuple[str, list] | None]:
         from feature_repo.fast_materialize import encode_int64_entity_keys
@@ -381,6 +506,16 @@ class OnlineFeatureReader:
         probe = np.array([-1], dtype=np.int64)
         for plan in self.plans:
             self._read_view(plan, probe)
+
+
+def _describe_online_store(config) -> str:  # noqa: ANN001 - a Feast online store config
+    """``redis 127.0.0.1:6379`` / ``sqlite /path/online_store.db``: where reads go (no credentials)."""
+    kind = str(getattr(config, "type", "") or type(config).__name__)
+    connection = getattr(config, "connection_string", None)
+    if connection:
+        return f"{kind} {_redis_nodes(connection)}"
+    path = getattr(config, "path", None)
+    return f"{kind} {path}" if path else kind
 
 
 def _scalar(payload: bytes, pos: int, size: int) -> object:

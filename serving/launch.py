@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 from persona.errors import PersonaError
 from persona.settings import PROJECT_ROOT, Settings
 
 SERVICE = "serving.service:PersonaService"
+
+
+@contextlib.contextmanager
+def _env_defaults(values: dict[str, str]) -> Iterator[None]:
+    """Environment variables set to ``values`` where unset, for the block only."""
+    missing = [name for name in values if name not in os.environ]
+    os.environ.update({name: values[name] for name in missing})
+    try:
+        yield
+    finally:
+        for name in missing:
+            os.environ.pop(name, None)
 
 
 def serve_command(
@@ -20,8 +34,8 @@ def serve_command(
 ) -> tuple[list[str], dict[str, str]]:
     """The ``bentoml serve`` command line and environment for this home.
 
-    Checks first (one-line errors): the API key rule of the profile, the online store, and a
-    champion in the registry (unless ``wait_for_model``).
+    Checks first (one-line errors): the API key rule of the profile, the online-store timeout
+    setting, the online store, and a champion in the registry (unless ``wait_for_model``).
 
     Returns:
         ``(argv, env)`` to exec.
@@ -30,22 +44,30 @@ def serve_command(
         PersonaError: what is missing and which command provides it.
     """
     from serving.auth import resolve_api_key
+    from serving.features import FeatureStoreError, online_store_timeout
 
     resolve_api_key(settings)
+    try:
+        online_store_timeout()
+    except FeatureStoreError as exc:
+        raise PersonaError(str(exc)) from None
     if settings.profile == "local" and not (settings.feast_dir / "online_store.db").exists():
         raise PersonaError(
             f"no online store under {settings.feast_dir}; run `persona features apply` and "
             "`persona features materialize` first"
         )
     if not wait_for_model:
-        from training.registry import alias_version, configure_mlflow
+        from serving.runtime import MLFLOW_HTTP_DEFAULTS, RegistryUnavailable, resolve_alias
+        from training.registry import configure_mlflow
 
+        hint = "start it (`persona prod up`), or pass --wait-for-model to load the champion once it answers"
         try:
-            version = alias_version(configure_mlflow(settings), settings.registered_model, "champion")
+            with _env_defaults(MLFLOW_HTTP_DEFAULTS):  # ask the registry briefly, as the server will
+                version = resolve_alias(configure_mlflow(settings), settings.registered_model, settings.tracking_uri)
+        except RegistryUnavailable as exc:
+            raise PersonaError(f"{exc}; {hint}") from None
         except Exception as exc:
-            raise PersonaError(
-                f"cannot reach the MLflow registry at {settings.tracking_uri}: {exc}"
-            ) from None
+            raise PersonaError(f"cannot reach the MLflow registry at {settings.tracking_uri}: {exc}; {hint}") from None
         if version is None:
             raise PersonaError(
                 f"model {settings.registered_model!r} has no champion; run `persona train` first "

@@ -74,8 +74,10 @@ class ChampionWatcher(Generic[T]):
             try:
                 version = self.resolve()
             except Exception as exc:  # registry unreachable: keep serving what we have
-                status.last_error = f"cannot read the champion alias: {type(exc).__name__}: {exc}"
-                logger.warning(status.last_error)
+                error = f"cannot read the champion alias: {type(exc).__name__}: {exc}"
+                if error != status.last_error:  # once per outage, not once per poll
+                    logger.warning(error)
+                status.last_error = error
                 return f"failed: {status.last_error}"
             status.champion_version = version
             if version is None:
@@ -83,6 +85,7 @@ class ChampionWatcher(Generic[T]):
                     status.last_error = "no champion registered yet; run `persona train`"
                 return "no champion"
             if version == status.served_version:
+                status.last_error = None  # the registry answers again and the champion is what we serve
                 return "unchanged"
             if version == status.failed_version and time.monotonic() - status.failed_at < self.retry_seconds:
                 return "unchanged (last load failed)"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from persona.errors import PersonaError
 from persona.settings import Settings
-from serving.features import FeatureStoreError, OnlineFeatureReader
+from serving.features import FeatureStoreError, OnlineFeatureReader, OnlineStoreUnavailable
 from serving.model_watch import ChampionWatcher
 from serving.prediction_log import PredictionLog
 from serving.predictor import Served, ServingPredictor
@@ -27,6 +27,15 @@ logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 POLL_ENV = "PERSONA_MODEL_POLL_SECONDS"
+# MLflow's client retries a failed call 7 times with exponential backoff (minutes) and waits up to
+# 120 s for an answer; the served process polls again anyway, so it asks once or twice and moves on.
+MLFLOW_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+# Error codes of "no such model / alias" (as opposed to a registry that cannot answer).
+_ABSENT_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 
 def freeze_heap(collect: bool) -> None:
@@ -45,6 +54,37 @@ def freeze_heap(collect: bool) -> None:
 
 class NotReady(RuntimeError):
     """No model is loaded (the message says why)."""
+
+
+class RegistryUnavailable(RuntimeError):
+    """The MLflow tracking server (model registry) cannot answer (message names it)."""
+
+
+def resolve_alias(client, model: str, tracking_uri: str, alias: str = CHAMPION) -> str | None:  # noqa: ANN001
+    """The version holding ``alias``; None when the model or alias does not exist.
+
+    Raises:
+        RegistryUnavailable: the registry did not answer (server down, timeout, server error).
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(model, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in _ABSENT_CODES:
+            return None
+        raise RegistryUnavailable(f"MLflow tracking server {tracking_uri} unreachable: {_root_cause(exc)}") from None
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error behind ``exc`` (``ConnectionRefusedError: [Errno 111] Connection refused``),
+    or ``exc`` itself in one line when it has no cause (an error answer of the server)."""
+    root, seen = exc, {id(exc)}
+    while (nested := root.__cause__ or root.__context__) is not None and id(nested) not in seen:
+        root = nested
+        seen.add(id(root))
+    text = " ".join(str(root).split())[:300]
+    return text if root is exc else f"{type(root).__name__}: {text}"
 
 
 class SimilarityUnavailable(RuntimeError):
@@ -150,19 +190,23 @@ class ServingRuntime:
         if self._client is None:
             from training.registry import configure_mlflow
 
+            for name, value in MLFLOW_HTTP_DEFAULTS.items():
+                os.environ.setdefault(name, value)
             self._client = configure_mlflow(self.settings)
         return self._client
 
     def _resolve_champion(self) -> str | None:
-        from training.registry import alias_version
-
-        return alias_version(self._mlflow(), self.model_name, CHAMPION)
+        return resolve_alias(self._mlflow(), self.model_name, self.settings.tracking_uri)
 
     def load_version(self, version: str) -> ServingPredictor:
         """Load a registered version with a feature reader for its feature service.
 
+        The artifacts are checked against the digest recorded at registration
+        (:func:`training.bundle.load_predictor`); a mismatch is refused.
+
         Raises:
-            ValueError / FeatureStoreError / MlflowException: the version cannot serve.
+            ArtifactIntegrityError / ValueError / FeatureStoreError / MlflowException: the version
+            cannot serve.
         """
         from training.bundle import load_predictor
 
@@ -183,7 +227,11 @@ class ServingRuntime:
 
     # ---- readiness ----
     def readiness(self) -> tuple[bool, str]:
-        """(ready, reason): a model is loaded and the online store answers."""
+        """(ready, reason): a model is loaded and the online store answers.
+
+        A registry that cannot be reached does not make a loaded model unready: it keeps serving
+        and the watcher's ``last_error`` (``model_info``) says why no newer champion is loaded.
+        """
         predictor = self.predictor
         if predictor is None:
             return False, f"no model loaded: {self.watcher.status.last_error or 'loading'}"
@@ -194,8 +242,10 @@ class ServingRuntime:
                 if reader is not None and hasattr(reader, "ping"):
                     reader.ping()
                 self._store_error = None
+            except FeatureStoreError as exc:
+                self._store_error = str(exc)
             except Exception as exc:
-                self._store_error = f"online store unreachable: {exc}"
+                self._store_error = f"online store unreachable: {type(exc).__name__}: {exc}"
             self._ready_checked = now
         if self._store_error:
             return False, self._store_error
@@ -281,7 +331,7 @@ class ServingRuntime:
         """What is served and the watcher's state (the ``model_info`` API)."""
         predictor = self.predictor
         status = self.watcher.status
-        ready, _ = self.readiness()
+        ready, reason = self.readiness()
         reader = predictor.reader if predictor is not None else None
         model = predictor.model if predictor is not None else None
 
@@ -290,6 +340,7 @@ class ServingRuntime:
 
         return {
             "ready": ready,
+            "ready_reason": reason,
             "model_name": self.model_name,
             "model_version": predictor.version if predictor else None,
             "champion_version": status.champion_version,
@@ -315,8 +366,11 @@ class ServingRuntime:
 __all__ = [
     "FeatureStoreError",
     "NotReady",
+    "OnlineStoreUnavailable",
+    "RegistryUnavailable",
     "RuntimeOptions",
     "ServingRuntime",
     "SimilarityUnavailable",
     "UnknownCustomer",
+    "resolve_alias",
 ]

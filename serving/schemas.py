@@ -117,6 +117,7 @@ class ModelInfo(BaseModel):
     """What is being served and the state of the champion watcher."""
 
     ready: bool
+    ready_reason: str = Field(description="Why the service is (not) ready: model loaded, online store answering.")
     model_name: str
     model_version: str | None
     champion_version: str | None

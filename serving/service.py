@@ -83,11 +83,20 @@ def _json(status: int, payload: dict[str, Any], request_id: str | None = None) -
     )
 
 
-def _error(status: int, message: str, field: str | None = None, request_id: str | None = None) -> Response:
+def _error(
+    status: int,
+    message: str,
+    field: str | None = None,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+) -> Response:
     payload: dict[str, Any] = {"error": message, "field": field}
     if request_id:
         payload["request_id"] = request_id
-    return _json(status, payload, request_id)
+    response = _json(status, payload, request_id)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(retry_after)))
+    return response
 
 
 @bentoml.service(
@@ -114,6 +123,7 @@ class PersonaService:
         if not any(isinstance(f, _ClientErrorsAreNotServerErrors) for f in bentoml_http.filters):
             bentoml_http.addFilter(_ClientErrorsAreNotServerErrors())
         self.request_ids = _RequestIds()
+        self._last_readiness: str | None = None
         self.runtime = ServingRuntime(settings, RuntimeOptions.from_env()).start()
 
     @bentoml.on_shutdown
@@ -123,8 +133,12 @@ class PersonaService:
 
     def __is_ready__(self) -> bool:
         ready, reason = self.runtime.readiness()
-        if not ready:
-            logger.warning("not ready: %s", reason)
+        if reason != self._last_readiness:  # log changes, not every probe
+            self._last_readiness = reason
+            if ready:
+                logger.info("ready: %s", reason)
+            else:
+                logger.warning("not ready: %s", reason)
         return ready
 
     async def _call(self, rows: int, func, *args: Any) -> Any:  # noqa: ANN001
@@ -135,7 +149,7 @@ class PersonaService:
         return await anyio.to_thread.run_sync(func, *args)
 
     async def _predict(self, rows: int, func, payload: Any) -> Response:  # noqa: ANN001
-        from serving.features import FeatureStoreError
+        from serving.features import FeatureStoreError, OnlineStoreUnavailable, is_redis_error
         from serving.predictor import InputError
         from serving.runtime import NotReady
 
@@ -154,9 +168,15 @@ class PersonaService:
             return _error(exc.status, str(exc), exc.field, request_id)
         except NotReady as exc:
             return _error(503, str(exc), None, request_id)
+        except OnlineStoreUnavailable as exc:  # names the store and says to retry later
+            return _error(503, str(exc), None, request_id, retry_after=exc.retry_after)
         except FeatureStoreError as exc:
             return _error(503, f"online store unavailable: {exc}", None, request_id)
-        except Exception:
+        except Exception as exc:
+            if is_redis_error(exc):  # a store failure that escaped the reader is still not a server bug
+                logger.warning("request %s: online store error: %s", request_id, exc)
+                return _error(503, f"online store unavailable: {type(exc).__name__}: {exc}; retry later",
+                              None, request_id)
             logger.exception("request %s failed", request_id)
             return _error(500, f"internal error; see the server log for request {request_id}", None, request_id)
         took = f"predict;dur={(time.perf_counter() - started) * 1000:.2f}"

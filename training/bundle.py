@@ -8,7 +8,10 @@ encoders, cluster centers, persona names and the action policy in ``bundle.json`
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,6 +28,12 @@ from training.preprocess import ClusterSpec, FeatureSpec, cluster_matrix, model_
 BUNDLE_FILE = "bundle.json"
 OUTPUT_COLUMNS = PREDICTION_COLUMNS
 FORMAT_VERSION = 1
+# Model version tag: sha256 of the version's artifact files as stored at registration.
+ARTIFACT_HASH_TAG = "persona.artifact_sha256"
+# Written by MLflow into every download of a ``models:/`` URI; not part of what was registered.
+_DOWNLOAD_ONLY_FILES = frozenset({"registered_model_meta"})
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -177,7 +186,9 @@ class PersonaBundle(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:  # noqa: ANN001 - MLflow's PythonModelContext
         self.predictor = PersonaPredictor.load(Path(context.artifacts["bundle"]))
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - MLflow's signature
+    # The DataFrame hint tells MLflow there is no schema to infer from it (without a hint MLflow
+    # warns on every import); input is still accepted as MLflow hands it over.
+    def predict(self, context, model_input: pd.DataFrame, params=None):  # noqa: ANN001, ANN201 - MLflow's signature
         assert self.predictor is not None, "load_context was not called"
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         return self.predictor.predict(frame)
@@ -198,10 +209,108 @@ def to_model_input(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return out
 
 
-def load_predictor(model_uri: str) -> PersonaPredictor:
-    """Load the plain predictor behind a registered pyfunc (e.g. ``models:/persona@champion``)."""
-    model = mlflow.pyfunc.load_model(model_uri)
+class ArtifactIntegrityError(ValueError):
+    """A registered version's artifact files differ from what was registered (message names both hashes)."""
+
+
+def artifact_digest(directory: Path) -> str:
+    """sha256 over every file under ``directory``: sorted relative paths, each with its bytes.
+
+    Each file contributes its POSIX relative path, a NUL, its size (8 bytes) and its content, so
+    moving bytes between files or renaming one changes the digest; the order files are found in
+    does not. MLflow's download-only ``registered_model_meta`` at the top level is left out.
+    """
+    directory = Path(directory)
+    files = sorted(
+        (path.relative_to(directory).as_posix(), path)
+        for path in directory.rglob("*")
+        if path.is_file() and path.relative_to(directory).as_posix() not in _DOWNLOAD_ONLY_FILES
+    )
+    digest = hashlib.sha256()
+    for relative, path in files:
+        digest.update(relative.encode("utf8") + b"\0")
+        digest.update(path.stat().st_size.to_bytes(8, "big"))
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download_version(model: str, version: str, target: Path) -> Path:
+    import mlflow.artifacts
+
+    target.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model}/{version}", dst_path=str(target)))
+
+
+def record_artifact_hash(client, model: str, version: str) -> str:  # noqa: ANN001 - MlflowClient
+    """Hash the stored artifacts of ``model`` v``version`` and keep the digest as a version tag.
+
+    Returns:
+        The sha256 hex digest (tag :data:`ARTIFACT_HASH_TAG`).
+    """
+    with tempfile.TemporaryDirectory(prefix="persona-hash-") as tmp:
+        digest = artifact_digest(_download_version(model, str(version), Path(tmp) / "model"))
+    client.set_model_version_tag(model, str(version), ARTIFACT_HASH_TAG, digest)
+    return digest
+
+
+def verify_artifacts(directory: Path, expected: str | None, model: str, version: str) -> str:
+    """Check downloaded artifacts against the digest recorded at registration.
+
+    A version registered before digests were recorded (``expected`` is None) is loaded with a
+    warning: there is nothing to compare with.
+
+    Returns:
+        The digest of ``directory``.
+
+    Raises:
+        ArtifactIntegrityError: the digests differ (the message names version, expected and actual).
+    """
+    actual = artifact_digest(directory)
+    if expected is None:
+        logger.warning(
+            "%s v%s has no %s tag (registered before artifact hashes were recorded); loading it unverified",
+            model, version, ARTIFACT_HASH_TAG,
+        )
+    elif actual != expected:
+        raise ArtifactIntegrityError(
+            f"{model} v{version}: artifact sha256 mismatch: registered {expected}, downloaded {actual}; "
+            "the stored model files changed after registration, refusing to load them"
+        )
+    return actual
+
+
+def _unwrap(model, model_uri: str) -> PersonaPredictor:  # noqa: ANN001 - PyFuncModel
     bundle = model.unwrap_python_model()
     if not isinstance(bundle, PersonaBundle) or bundle.predictor is None:
         raise ValueError(f"{model_uri} is not a Persona bundle")
     return bundle.predictor
+
+
+def load_predictor(model_uri: str) -> PersonaPredictor:
+    """Load the plain predictor behind a registered pyfunc (e.g. ``models:/persona@champion``).
+
+    A registry URI (``models:/name/3``, ``models:/name@champion``) is resolved to its version,
+    downloaded once, checked against the version's :data:`ARTIFACT_HASH_TAG` and loaded from
+    those same files. Other URIs (``runs:/``, a local path) carry no digest and load as they are.
+
+    Raises:
+        ArtifactIntegrityError: the stored artifacts differ from what was registered.
+        ValueError: the URI is not a Persona bundle.
+    """
+    if not model_uri.startswith("models:/"):
+        return _unwrap(mlflow.pyfunc.load_model(model_uri), model_uri)
+    from mlflow import MlflowClient
+    from mlflow.store.artifact.utils.models import get_model_name_and_version
+
+    client = MlflowClient()
+    resolved = get_model_name_and_version(client, model_uri)
+    if len(resolved) != 2:  # models:/m-<id>: a logged model that was never registered
+        return _unwrap(mlflow.pyfunc.load_model(model_uri), model_uri)
+    name, version = resolved[0], str(resolved[1])
+    expected = (client.get_model_version(name, version).tags or {}).get(ARTIFACT_HASH_TAG)
+    with tempfile.TemporaryDirectory(prefix="persona-model-") as tmp:
+        local = _download_version(name, version, Path(tmp) / "model")
+        verify_artifacts(local, expected, name, version)
+        return _unwrap(mlflow.pyfunc.load_model(str(local)), model_uri)

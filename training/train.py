@@ -737,6 +737,7 @@ class TrainJob:
         import mlflow
         from mlflow.models import infer_signature
 
+        from training.bundle import record_artifact_hash
         from training.registry import configure_mlflow, ensure_experiment, move_alias
 
         settings, cfg = self.settings, self.config
@@ -803,6 +804,7 @@ class TrainJob:
             run_id = run.info.run_id
         for key, value in {**lineage, "run_id": run_id}.items():
             client.set_model_version_tag(model, version, key, str(value))
+        record_artifact_hash(client, model, version)  # loaders refuse artifacts changed after this
         for key in (gate.primary.metric, *(g.metric for g in gate.guards)):
             if key in metrics_:
                 client.set_model_version_tag(model, version, f"metric.{key}", f"{metrics_[key]:.6f}")
