@@ -204,17 +204,32 @@ def materialize_view_fast(
     start: datetime,
     end: datetime,
     progress: Callable[[int], None] | None = None,
+    batch_rows: int | None = None,
 ) -> int:
     """Materialize one view (Persona's SQLite store or Redis) and record the interval in the registry.
+
+    The interval is recorded only after every row is written: a run that dies part way leaves
+    the view's interval where it was, so the next run writes the whole interval again (rows
+    already written are rewritten with the same values; newer ones are kept).
+
+    Args:
+        store: the Feast store.
+        view: the feature view.
+        start: first event time to load.
+        end: last event time to load.
+        progress: called with the rows of each written batch.
+        batch_rows: entity rows per write (one SQLite ``executemany`` or one Redis pipeline);
+            default: the writer's own.
 
     Returns:
         Entity rows written.
     """
     table = pull_latest(store, view, start, end)
+    sizing = {"batch_rows": batch_rows} if batch_rows else {}
     if store.config.online_store.type == "redis":
-        written = write_redis(store, view, table, progress=progress)
+        written = write_redis(store, view, table, progress=progress, **sizing)
     else:
-        written = write_online(store, view, table, progress=progress)
+        written = write_online(store, view, table, progress=progress, **sizing)
     store.registry.apply_materialization(view, store.project, start, end)
     return written
 

@@ -138,20 +138,25 @@ def _utc(ts: pd.Timestamp | datetime) -> datetime:
     return stamp.to_pydatetime()
 
 
-def materialize(settings: Settings, end: datetime | None = None) -> list[str]:
+def materialize(settings: Settings, end: datetime | None = None, batch_rows: int | None = None) -> list[str]:
     """Load the latest values of every online feature view into the online store.
 
     Incremental: a view already materialized continues from where it stopped. The first run
     starts at the earliest row of the view's source, so data from any period (1997 or last
-    week) is loaded, not just the last TTL before now.
+    week) is loaded, not just the last TTL before now. A run that was killed part way leaves
+    an inconsistent online store (``check_consistency`` says so); running again converges.
 
     Args:
         settings: Persona settings.
         end: materialize rows with event timestamps up to this time (default: newest row).
+        batch_rows: entity rows per online-store write (smaller batches hold a shared Redis for
+            shorter moments; default: the writer's own).
 
     Returns:
         One line per view.
     """
+    if batch_rows is not None and batch_rows < 1:
+        raise PersonaError(f"batch rows must be at least 1, got {batch_rows}")
     store = get_store(settings)
     lines: list[str] = []
     for view in store.list_feature_views():
@@ -169,7 +174,7 @@ def materialize(settings: Settings, end: datetime | None = None) -> list[str]:
             lines.append(f"{view.name}: up to date (materialized until {start.isoformat()})")
             continue
         try:
-            rows = _materialize_one(store, view, start, stop)
+            rows = _materialize_one(store, view, start, stop, batch_rows)
         except Exception as exc:
             raise PersonaError(f"materializing {view.name} failed: {exc}; rerun `persona features "
                                "materialize` (it converges)") from exc
@@ -180,7 +185,7 @@ def materialize(settings: Settings, end: datetime | None = None) -> list[str]:
     return lines
 
 
-def _materialize_one(store, view, start: datetime, stop: datetime) -> int:  # noqa: ANN001
+def _materialize_one(store, view, start: datetime, stop: datetime, batch_rows: int | None = None) -> int:  # noqa: ANN001
     """Columnar fast path for Persona's SQLite store and Redis (see fast_materialize); Feast's engine elsewhere."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -199,16 +204,24 @@ def _materialize_one(store, view, start: datetime, stop: datetime) -> int:  # no
             elapsed = bar.tasks[0].elapsed or 1e-9
             bar.update(task, rate=f"{bar.tasks[0].completed / elapsed:,.0f} rows/s")
 
-        return materialize_view_fast(store, view, start, stop, progress=advance)
+        return materialize_view_fast(store, view, start, stop, progress=advance, batch_rows=batch_rows)
 
 
 @dataclass
 class ConsistencyResult:
-    """Outcome of comparing online values with the latest offline rows."""
+    """Outcome of comparing online values with the latest offline rows.
+
+    Attributes:
+        checked: customers compared (the largest sample of any view).
+        mismatches: ``view:feature`` -> customers whose online value differs from the offline one.
+        missing_online: (customer, view) pairs with no online values at all.
+        missing_by_view: view -> customers with no online values for it.
+    """
 
     checked: int
     mismatches: dict[str, int] = field(default_factory=dict)
     missing_online: int = 0
+    missing_by_view: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -218,9 +231,11 @@ class ConsistencyResult:
         if self.ok:
             return f"consistent: {self.checked:,} customers, online == latest offline for every feature"
         worst = ", ".join(f"{k} ({v})" for k, v in sorted(self.mismatches.items(), key=lambda kv: -kv[1])[:5])
+        missing = ", ".join(f"{k} ({v})" for k, v in sorted(self.missing_by_view.items(), key=lambda kv: -kv[1]))
         return (
-            f"INCONSISTENT: {self.checked:,} customers checked, {self.missing_online:,} missing online, "
-            f"mismatching features: {worst or 'none'}; rerun `persona features materialize`"
+            f"INCONSISTENT: {self.checked:,} customers checked, {self.missing_online:,} missing online"
+            + (f" ({missing})" if missing else "")
+            + f", mismatching features: {worst or 'none'}; rerun `persona features materialize`"
         )
 
 
@@ -274,6 +289,7 @@ def check_consistency(settings: Settings, sample: int = 1000, seed: int = 0) -> 
         for row, customer_id in enumerate(chosen):
             if all(online[n][row] is None for n in names):
                 result.missing_online += 1
+                result.missing_by_view[view.name] = result.missing_by_view.get(view.name, 0) + 1
                 continue
             for n in names:
                 if not _same(online[n][row], expected.at[customer_id, n]):

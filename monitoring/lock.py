@@ -10,6 +10,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,16 +61,41 @@ def single_flight(path: Path, what: str = "a retrain") -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def exclusive(path: Path) -> Iterator[None]:
-    """Wait for and hold an exclusive lock on ``path`` (short critical sections, e.g. workspace writes)."""
+def exclusive(path: Path, timeout_s: float | None = None, what: str = "the lock") -> Iterator[None]:
+    """Wait for and hold an exclusive lock on ``path`` (short critical sections, e.g. workspace writes).
+
+    Args:
+        path: the lock file (created with its directory if missing).
+        timeout_s: give up after this many seconds (None: wait as long as it takes).
+        what: what the lock protects, for the error message.
+
+    Raises:
+        AlreadyRunning: the lock stayed held for ``timeout_s``; the message names the holder.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if timeout_s is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise AlreadyRunning(f"{what} has been held for more than {timeout_s:g} s"
+                                             f"{_describe_holder(path)}") from None
+                    time.sleep(0.02)
         try:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "since": dt.datetime.now(dt.UTC)
+                                     .isoformat(timespec="seconds")}).encode())
             yield
         finally:
+            os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

@@ -159,11 +159,14 @@ def features_apply() -> None:
 @_one_line_errors
 def features_materialize(
     end: Annotated[str | None, typer.Option(help="Materialize up to this time (default: latest data).")] = None,
+    batch_rows: Annotated[int | None, typer.Option(
+        min=1, envvar="PERSONA_MATERIALIZE_BATCH_ROWS",
+        help="Entity rows per online-store write (default: 20,000 for Redis, 100,000 for SQLite).")] = None,
 ) -> None:
-    """Load the latest feature values into the online store (incremental)."""
+    """Load the latest feature values into the online store (incremental; a killed run converges when rerun)."""
     from feature_repo.store import materialize
 
-    for line in materialize(_settings(), end=_parse_date(end, "--end")):
+    for line in materialize(_settings(), end=_parse_date(end, "--end"), batch_rows=batch_rows):
         typer.echo(line)
 
 
@@ -228,10 +231,10 @@ def prod_down() -> None:
 @_one_line_errors
 def prod_status() -> None:
     """Show whether Postgres, Redis and the MLflow server answer."""
-    from persona.services import mlflow_status, redis_status
+    from persona.services import mlflow_status, postgres_status, redis_status
 
     settings = _settings()
-    statuses = [redis_status(settings), mlflow_status(settings)]
+    statuses = [postgres_status(settings), redis_status(settings), mlflow_status(settings)]
     for status in statuses:
         typer.echo(status.line())
     if not all(s.ok for s in statuses):
@@ -310,11 +313,16 @@ def score(
 def promote(
     version: Annotated[int, typer.Option(min=1, help="Registered model version to make champion.")],
     reason: Annotated[str | None, typer.Option(help="Why (kept in the alias history).")] = None,
+    expect_champion: Annotated[int | None, typer.Option(
+        min=1, help="Promote only if this version is still the champion (fails if it moved meanwhile).")] = None,
 ) -> None:
-    """Move the `champion` alias to a version by hand (recorded in its alias history)."""
+    """Move the `champion` alias to a version by hand (recorded in its alias history).
+
+    Concurrent promotions are serialized; the one that runs last wins.
+    """
     from training.registry import promote as run_promote
 
-    typer.echo(run_promote(_settings(), version, reason).summary())
+    typer.echo(run_promote(_settings(), version, reason, expect_champion=expect_champion).summary())
 
 
 @app.command()

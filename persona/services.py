@@ -8,6 +8,7 @@ Connection settings come from ``PERSONA_POSTGRES_*`` / ``PERSONA_REDIS_*`` / ``P
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -71,6 +72,25 @@ def ensure_databases(settings: Settings) -> list[str]:
     return created
 
 
+def postgres_status(settings: Settings) -> ServiceStatus:
+    """Whether Postgres answers and Persona's databases exist."""
+    import psycopg
+
+    where = f"{settings.postgres_host}:{settings.postgres_port}"
+    names = (settings.postgres_db, settings.postgres_db + MLFLOW_DB_SUFFIX)
+    try:
+        with psycopg.connect(_admin_conninfo(settings), autocommit=True) as conn:
+            found = {row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s)",
+                                                    (list(names),))}
+    except psycopg.OperationalError as exc:
+        return ServiceStatus("postgres", False, f"{where}: {str(exc).strip().splitlines()[0]}")
+    missing = [name for name in names if name not in found]
+    if missing:
+        return ServiceStatus("postgres", False, f"{where}: missing databases {', '.join(missing)} "
+                             "(run `persona prod up`)")
+    return ServiceStatus("postgres", True, f"{where} databases {', '.join(names)}")
+
+
 def redis_status(settings: Settings) -> ServiceStatus:
     """Whether Redis answers PING."""
     import redis
@@ -106,7 +126,6 @@ def start_mlflow(settings: Settings, wait_s: float = 90.0) -> ServiceStatus:
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     artifacts = settings.mlflow_dir / "artifacts"
     artifacts.mkdir(exist_ok=True)
-    log = open(settings.mlflow_dir / "server.log", "ab")  # noqa: SIM115 - handed to the child
     command = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", mlflow_backend_uri(settings),
@@ -116,39 +135,66 @@ def start_mlflow(settings: Settings, wait_s: float = 90.0) -> ServiceStatus:
     ]
     # Persona runs no MLflow server-side jobs; the job runner would add eight worker processes.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    with open(settings.mlflow_dir / "server.log", "ab") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     _pid_file(settings).write_text(str(process.pid))
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            _pid_file(settings).unlink(missing_ok=True)
             raise PersonaError(f"mlflow server exited with code {process.returncode}; see "
                                f"{settings.mlflow_dir / 'server.log'}")
         status = mlflow_status(settings)
         if status.ok:
             return status
         time.sleep(0.5)
+    _stop_group(process.pid)  # a server that never answered must not linger
+    _pid_file(settings).unlink(missing_ok=True)
     raise PersonaError(f"mlflow server did not answer within {wait_s:.0f} s; see {settings.mlflow_dir / 'server.log'}")
 
 
+def _is_mlflow_server(pid: int) -> bool:
+    """Whether ``pid`` runs ``mlflow server`` (a recorded pid may have been reused since)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return not Path("/proc").is_dir()  # no procfs to ask: trust the pid file
+    return b"mlflow" in argv and b"server" in argv
+
+
+def _stop_group(pid: int, grace_s: float = 10.0) -> bool:
+    """SIGTERM the process group led by ``pid``, SIGKILL what is left after ``grace_s``.
+
+    Returns:
+        False when the group was already gone.
+    """
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):  # reap it when this process started it
+            os.waitpid(pid, os.WNOHANG)
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    return True
+
+
 def stop_mlflow(settings: Settings) -> str:
-    """Stop the MLflow server started by :func:`start_mlflow`."""
+    """Stop the MLflow server started by :func:`start_mlflow` (its whole process group)."""
     pid_file = _pid_file(settings)
     if not pid_file.exists():
         return "mlflow server: not started from this home"
     pid = int(pid_file.read_text())
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    if not _is_mlflow_server(pid) or not _stop_group(pid):
         pid_file.unlink(missing_ok=True)
         return "mlflow server: already stopped"
-    for _ in range(50):
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        os.killpg(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return f"mlflow server: stopped (pid {pid})"
 
