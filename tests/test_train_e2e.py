@@ -227,3 +227,24 @@ def test_real_chain_on_generated_data(persona_home: Path, tmp_path: Path) -> Non
         "model_version",
     ]
     assert len(scores) == report.rows > 0 and (scores["model_version"] == result.version).all()
+
+
+def test_a_champion_moved_while_gating_leaves_the_candidate_a_challenger(persona_home: Path, monkeypatch) -> None:
+    # given champion v1, and a run whose gate was decided before another process promoted v2
+    settings = load_settings()
+    frame = make_training_frame(customers=300, snapshots=4, seed=1)
+    config = TrainConfig(**FAST)
+    TrainJob(settings, config).run(frame)
+    TrainJob(settings, config).run(frame)  # v2: a tie, so a challenger
+    client = configure_mlflow(settings)
+    decided_against_empty_registry = lambda self, client, model, holdout: (None, None)  # noqa: E731
+    monkeypatch.setattr(TrainJob, "_champion_metrics", decided_against_empty_registry)
+
+    # when v3's gate (which saw no champion) tries to take the alias that v1 holds
+    third = TrainJob(settings, config).run(frame)
+
+    # then the compare-and-set refuses: v1 stays champion, v3 is a challenger and says why
+    assert alias_version(client, "persona", "champion") == "1"
+    assert (third.version, third.decision.alias, third.decision.promote) == ("3", "challenger", False)
+    assert "champion moved meanwhile" in third.decision.reason
+    assert _history(client, "3")[-1]["alias"] == "challenger"

@@ -738,7 +738,7 @@ class TrainJob:
         from mlflow.models import infer_signature
 
         from training.bundle import record_artifact_hash
-        from training.registry import configure_mlflow, ensure_experiment, move_alias
+        from training.registry import AliasMoved, configure_mlflow, ensure_experiment, move_alias
 
         settings, cfg = self.settings, self.config
         client = configure_mlflow(settings)
@@ -808,7 +808,19 @@ class TrainJob:
         for key in (gate.primary.metric, *(g.metric for g in gate.guards)):
             if key in metrics_:
                 client.set_model_version_tag(model, version, f"metric.{key}", f"{metrics_[key]:.6f}")
-        move_alias(client, model, decision.alias, version, decision.reason)
+        if decision.promote:  # compare-and-set: only if the champion is still the one the gate beat
+            try:
+                move_alias(client, model, decision.alias, version, decision.reason, expect_from=champion_version)
+            except AliasMoved as exc:
+                decision = GateDecision(
+                    promote=False,
+                    alias="challenger",
+                    reason=f"gated against v{champion_version} but the champion moved meanwhile ({exc}); "
+                    "train again to compare with the new champion",
+                )
+                move_alias(client, model, decision.alias, version, decision.reason)
+        else:
+            move_alias(client, model, decision.alias, version, decision.reason)
         cards_html = (settings.reports_dir / "persona_cards.html") if fit is not None else None
         return TrainResult(run_id, model, version, decision, metrics_, champion_metrics, cards_html)
 
