@@ -13,9 +13,11 @@ The model (all times in days since ``config.start``; every rate is deterministic
   (a price rise; ~0.6 on average, lower for price-sensitive customers) from the first shifted day.
 * Sessions are Poisson with rate ``sessions_per_order * lambda_i(s) + browse_i``.
 * Some orders get a review a few days later; its topic and polarity depend on the traits, its
-  rating on its polarity. Deliveries start failing ``delivery_complaint_lead_days`` before the
-  onset: from then on the customer reviews more often, mostly with delivery complaints. So what
-  customers write announces churn that their behaviour shows only later.
+  rating on its polarity, except that most delivery reviews' stars rate the product (so a
+  delivery complaint shows in the text, rarely in the stars). Deliveries start failing
+  ``delivery_complaint_lead_days`` before the onset: from then on the customer reviews more
+  often, mostly with delivery complaints, and from the onset on the customer is gone within
+  weeks. So what customers write announces churn that their behaviour shows only later.
 
 So for a snapshot ``t`` (a midnight) and horizon ``H`` days, the orders in ``(t, t + H]`` are
 Poisson with mean ``L = integral_t^{t+H} lambda_i``, a sum of exponential pieces in closed form:
@@ -111,9 +113,9 @@ class ModelParams:
     decay_returns: float = 3.0  # log k per unit of return propensity
     decay_satisfaction: float = -0.2  # log k per sd of satisfaction
     decay_noise_sd: float = 0.2  # idiosyncratic spread of log k
-    delivery_problem_rate: float = 0.2  # customers who ever hit a delivery problem, outside 'rural'
-    delivery_problem_rate_rural: float = 0.5
-    delivery_onset_decay_per_year: float = 6.0  # extra decay from the delivery problem's onset on
+    delivery_problem_rate: float = 0.3  # customers who ever hit a delivery problem, outside 'rural'
+    delivery_problem_rate_rural: float = 0.6
+    delivery_onset_decay_per_year: float = 40.0  # extra decay from the onset on: gone within weeks
     delivery_complaint_lead_days: float = 60.0  # deliveries fail (and get reviewed) this long before
     shift_factor_max: float = 0.85  # order-rate factor after the price rise, minus...
     shift_factor_price: float = 0.5  # ...this times price sensitivity (Beta(2, 2)): mean 0.6
@@ -124,6 +126,7 @@ class ModelParams:
     review_propensity_mean: float = 0.15
     review_delay_days_mean: float = 4.0
     delivery_problem_review_boost: float = 0.7  # added review chance once deliveries fail
+    delivery_stars_rate_product: float = 0.8  # share of delivery reviews whose stars rate the product
     shift_delivery_complaint_boost: float = 3.0  # extra delivery-topic weight in the shifted period
     discount_levels: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
     discount_level_weights: tuple[float, ...] = (0.1, 0.25, 0.15, 0.2, 0.1, 0.1, 0.06, 0.04)
@@ -487,7 +490,7 @@ def _topic_and_polarity(traits: Traits, rows: np.ndarray, category: np.ndarray, 
     sat = traits.satisfaction[rows]
     apparel = np.isin(category, [CATEGORIES.index("fashion"), CATEGORIES.index("sports")])
     weights = np.empty((n, len(TOPICS)))
-    weights[:, TOPICS.index("delivery")] = (0.8 + 6.0 * problem
+    weights[:, TOPICS.index("delivery")] = (0.8 + 12.0 * problem
                                              + params.shift_delivery_complaint_boost * shifted)
     weights[:, TOPICS.index("price")] = 0.3 + 2.0 * price + 1.5 * price * shifted
     weights[:, TOPICS.index("quality")] = 1.5 + 0.5 * np.abs(sat)
@@ -501,7 +504,7 @@ def _topic_and_polarity(traits: Traits, rows: np.ndarray, category: np.ndarray, 
     topic = np.minimum((cumulative < draw[:, None]).sum(axis=1), len(TOPICS) - 1)
 
     p_negative = np.empty((n, len(TOPICS)))
-    p_negative[:, TOPICS.index("delivery")] = np.where(problem > 0, 0.92, np.where(shifted, 0.65, 0.2))
+    p_negative[:, TOPICS.index("delivery")] = np.where(problem > 0, 0.95, np.where(shifted, 0.65, 0.15))
     p_negative[:, TOPICS.index("price")] = _expit(-1.0 + 2.5 * price - 6.0 * discount + 1.0 * shifted)
     p_negative[:, TOPICS.index("quality")] = _expit(-1.0 - 1.4 * sat)
     p_negative[:, TOPICS.index("support")] = _expit(-0.6 - 1.0 * sat + 1.5 * problem)
@@ -550,8 +553,13 @@ def draw_reviews(traits: Traits, transactions: pd.DataFrame, config: GenerateCon
         traits, rows[writes], category, returned[writes], transactions["discount"].to_numpy()[writes],
         problem[writes], day >= config.shift_start_day, params, rng,
     )
+    # Stars mostly rate the product, not the parcel: a delivery review's text carries the complaint
+    # while its stars usually follow how the customer likes the product (as a quality review would).
+    delivery = (topic == TOPICS.index("delivery")) & (rng.random(len(writes)) < params.delivery_stars_rate_product)
+    product_unhappy = rng.random(len(writes)) < _expit(-1.0 - 1.4 * traits.satisfaction[rows[writes]])
+    stars_negative = np.where(delivery, product_unhappy, negative)
     u = rng.random(len(writes))
-    rating = np.where(negative, np.select([u < 0.55, u < 0.9], [1, 2], 3),
+    rating = np.where(stars_negative, np.select([u < 0.55, u < 0.9], [1, 2], 3),
                       np.select([u < 0.6, u < 0.93], [5, 4], 3)).astype(np.int64)
     texts = compose_reviews(topic, negative, category, rng)
     order = np.lexsort((rows[writes], ts_ns))
@@ -618,7 +626,8 @@ def _describe(config: GenerateConfig, params: ModelParams, counts: dict[str, int
             f"{params.delivery_problem_rate:.0%} elsewhere) adds decay from its onset on; deliveries fail "
             f"{params.delivery_complaint_lead_days:g} days before the onset and those orders are reviewed "
             "far more often, mostly as delivery complaints, so text announces churn that behaviour "
-            "shows only later",
+            "shows only later; most delivery reviews' stars rate the product "
+            f"({params.delivery_stars_rate_product:.0%}), so the complaint is in the words, not the stars",
             "price-sensitive customers write about prices and react most to the shift's price rise",
             "sessions track the order rate (sessions_per_order) plus steady browsing",
         ],
