@@ -7,8 +7,15 @@ that is resolved once per model (:meth:`OnlineFeatureReader.from_store`): which 
 which features of each, and where each lands in the output. A read is then one SQLite query per
 view on Persona's online store (:meth:`PersonaSqliteOnlineStore.read_payloads`, the same rows
 ``feast serve`` reads) with vectorized entity keys, and scalar ``ValueProto`` bytes are decoded
-straight from the wire format (a float is a tag byte and four little-endian bytes). Other
-online stores (Redis in the production profile) go through the store's own ``online_read``.
+straight from the wire format (a float is a tag byte and four little-endian bytes).
+
+On Redis (the production profile) a read is one pipelined round trip: Feast keeps one hash per
+customer (key: serialized entity key + project) holding every view's fields (the mmh3 hash of
+``<view>:<feature>`` -> serialized ``ValueProto``, and ``_ts:<view>`` -> a ``Timestamp``), so one
+``HMGET`` per distinct customer fetches every wanted field of every view at once, with keys and
+hashed field names computed once per model (:class:`RedisLayout`). A view whose ``_ts`` field is
+absent has no row for that customer. Other online stores go through the store's own
+``online_read``.
 
 A store that cannot be reached must not hang a request: the Redis client the reader uses has
 short socket timeouts and at most one immediate reconnect (Feast's own client has no timeout
@@ -24,7 +31,7 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -283,6 +290,149 @@ class FeatureBatch:
         )
 
 
+_EPOCH = datetime(1970, 1, 1)
+_TAG_SECONDS = 0x08  # google.protobuf.Timestamp.seconds = 1, varint
+_TAG_NANOS = 0x10  # google.protobuf.Timestamp.nanos = 2, varint
+
+
+def decode_timestamp_text(raw: bytes) -> str:
+    """Online store timestamp text (:func:`feature_repo.payload.timestamp_text`) of a serialized ``Timestamp``.
+
+    Nanoseconds round to the nearest microsecond (half to even), as Feast's Redis store does
+    when it turns the proto into a ``datetime``.
+    """
+    seconds = nanos = 0
+    pos, end = 0, len(raw)
+    while pos < end:
+        tag = raw[pos]
+        if tag not in (_TAG_SECONDS, _TAG_NANOS):
+            from google.protobuf.timestamp_pb2 import Timestamp
+
+            proto = Timestamp.FromString(raw)
+            seconds, nanos = proto.seconds, proto.nanos
+            break
+        value, pos = read_varint(raw, pos + 1)
+        if tag == _TAG_SECONDS:
+            seconds = _signed64(value)
+        else:
+            nanos = _signed64(value)
+    micros = round(nanos / 1000)
+    return (_EPOCH + timedelta(seconds=seconds, microseconds=micros)).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@dataclass(frozen=True)
+class RedisViewFields:
+    """Where one view's values sit in a :class:`RedisLayout` ``HMGET`` reply.
+
+    Attributes:
+        name: the view's name.
+        required: a customer missing from this view is a cold start.
+        ts_pos: position of the view's ``_ts:<view>`` field.
+        start / stop: positions of the view's feature fields (``[start, stop)``).
+        fields: per feature field, (position, is_string, column index in the numeric or string block).
+        float_positions / float_columns: the ``Float32`` features among ``fields`` (decoded as one
+            numpy block: each value is a tag byte and four little-endian bytes, or empty for null).
+        others: the remaining ``fields`` (decoded value by value).
+    """
+
+    name: str
+    required: bool
+    ts_pos: int
+    start: int
+    stop: int
+    fields: tuple[tuple[int, bool, int], ...]
+    float_positions: tuple[int, ...] = ()
+    float_columns: tuple[int, ...] = ()
+    others: tuple[tuple[int, bool, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class RedisLayout:
+    """Feast's Redis layout for a reader's views, computed once per model.
+
+    Feast keeps one hash per entity, keyed ``serialize_entity_key(key, v3) + project``
+    (``feast.infra.online_stores.helpers._redis_key``); a view's feature ``f`` is the field
+    ``_mmh3("<view>:f")`` and its event time the field ``_ts:<view>``, where ``<view>`` is the
+    view's name with the version suffix Feast adds when online versioning is on.
+
+    Attributes:
+        key_prefix: the serialized entity key up to the customer id's eight bytes.
+        key_suffix: the project name (UTF-8).
+        fields: every field one ``HMGET`` asks for, all views together.
+        views: where each view's values sit in the reply.
+    """
+
+    key_prefix: bytes
+    key_suffix: bytes
+    fields: tuple[bytes, ...]
+    views: tuple[RedisViewFields, ...]
+
+    @classmethod
+    def build(cls, config, plans: Sequence[ViewPlan], join_key: str) -> RedisLayout:  # noqa: ANN001
+        """The layout of ``plans`` under a Feast ``RepoConfig``."""
+        from feast.infra.online_stores.helpers import _mmh3
+        from feast.infra.online_stores.redis import _versioned_fv_name
+        from feast.types import Float32
+
+        from feature_repo.fast_materialize import encode_int64_entity_keys
+
+        key_prefix = encode_int64_entity_keys(join_key, np.zeros(1, dtype=np.int64))[0][:-8]
+        fields: list[bytes] = []
+        views: list[RedisViewFields] = []
+        for plan in plans:
+            fv_name = _versioned_fv_name(plan.view, config)
+            dtypes = {feature.name: feature.dtype for feature in plan.view.features}
+            start = len(fields)
+            placed: list[tuple[int, bool, int]] = []
+            for name, (is_string, index) in plan.slots.items():
+                placed.append((len(fields), is_string, index))
+                fields.append(_mmh3(f"{fv_name}:{name.decode('utf8')}"))
+            stop = len(fields)
+            fields.append(f"_ts:{fv_name}".encode())
+            floats = [(pos, index) for (pos, is_string, index), name in zip(placed, plan.slots, strict=True)
+                      if not is_string and dtypes.get(name.decode("utf8")) == Float32]
+            views.append(
+                RedisViewFields(
+                    name=plan.name,
+                    required=plan.required,
+                    ts_pos=stop,
+                    start=start,
+                    stop=stop,
+                    fields=tuple(placed),
+                    float_positions=tuple(pos for pos, _ in floats),
+                    float_columns=tuple(index for _, index in floats),
+                    others=tuple(f for f in placed if f[0] not in {pos for pos, _ in floats}),
+                )
+            )
+        return cls(key_prefix, config.project.encode("utf8"), tuple(fields), tuple(views))
+
+    def keys(self, ids: Sequence[int] | np.ndarray) -> list[bytes]:
+        """The Redis key of every customer id (Feast's ``_redis_key``), built in one numpy pass."""
+        packed = np.asarray(ids, dtype="<i8").reshape(-1, 1).view(np.uint8)
+        head, tail = len(self.key_prefix), len(self.key_suffix)
+        width = head + 8 + tail
+        rows = np.empty((len(packed), width), dtype=np.uint8)
+        rows[:, :head] = np.frombuffer(self.key_prefix, dtype=np.uint8)
+        rows[:, head : head + 8] = packed
+        rows[:, head + 8 :] = np.frombuffer(self.key_suffix, dtype=np.uint8)
+        buffer = rows.tobytes()
+        return [buffer[i : i + width] for i in range(0, len(buffer), width)]
+
+
+def redis_layout(store, plans: Sequence[ViewPlan], join_key: str) -> RedisLayout | None:  # noqa: ANN001
+    """The :class:`RedisLayout` of ``plans`` when ``store`` reads Redis through redis-py, else None.
+
+    None also for entity keys other than Feast's v3 serialization (the layout builds v3 keys only).
+    """
+    config = store.config
+    online = config.online_store
+    if getattr(online, "type", None) != "redis" or getattr(online, "client", "redis") != "redis":
+        return None
+    if getattr(config, "entity_key_serialization_version", 3) != 3:
+        return None
+    return RedisLayout.build(config, plans, join_key)
+
+
 def split_columns(
     columns: Sequence[str], string_columns: set[str]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -320,9 +470,11 @@ class OnlineFeatureReader:
         self.location = _describe_online_store(store.config.online_store)
         self.retry_after = RETRY_AFTER_SECONDS
         self._down: tuple[float, str] | None = None  # (monotonic time to try again, why)
+        self._ts_text: dict[bytes, str] = {}  # serialized Timestamp -> text (snapshots share few times)
         online_config = store.config.online_store
         if getattr(online_config, "type", None) == "redis" and getattr(online_config, "client", "redis") == "redis":
             self._online = bounded_redis_store(online_config, online_store_timeout())
+        self._redis = redis_layout(store, plans, join_key)  # None: not Redis, read view by view
 
     @property
     def columns(self) -> list[str]:
@@ -410,6 +562,8 @@ class OnlineFeatureReader:
             FeatureStoreError: the online store cannot be read.
         """
         ids = np.asarray(ids, dtype=np.int64)
+        if self._redis is not None:
+            return self._guarded(", ".join(self.views), self._read_redis, ids)
         batch = FeatureBatch.empty(ids, self.numeric_columns, self.string_columns)
         n = len(ids)
         numeric, strings = batch.numeric.reshape(-1), batch.strings.reshape(-1)
@@ -435,11 +589,21 @@ class OnlineFeatureReader:
         return batch
 
     def _read_view(self, plan: ViewPlan, ids: np.ndarray) -> list[tuple[str, list] | None]:
+        read = self._read_view_fast if self._fast else self._read_view_generic
+        return self._guarded(plan.name, read, plan, ids)
+
+    def _guarded(self, what: str, read, *args):  # noqa: ANN001, ANN202 - a read function and its result
+        """``read(*args)``, failing fast while the store was unreachable a moment ago.
+
+        Raises:
+            OnlineStoreUnavailable: the store cannot be reached (now or within ``retry_after``).
+            FeatureStoreError: the store answered with an error.
+        """
         down = self._down
         if down is not None and time.monotonic() < down[0]:
             raise OnlineStoreUnavailable(down[1], self.retry_after)
         try:
-            rows = self._read_view_fast(plan, ids) if self._fast else self._read_view_generic(plan, ids)
+            result = read(*args)
         except FeatureStoreError:
             raise
         except Exception as exc:  # sqlite3.OperationalError, redis errors, ...
@@ -451,10 +615,69 @@ class OnlineFeatureReader:
                 self._down = (time.monotonic() + self.retry_after, message)
                 raise OnlineStoreUnavailable(message, self.retry_after) from exc
             raise FeatureStoreError(
-                f"online store read of {plan.name} failed ({self.location}): {type(exc).__name__}: {exc}"
+                f"online store read of {what} failed ({self.location}): {type(exc).__name__}: {exc}"
             ) from exc
         self._down = None
-        return rows
+        return result
+
+    def _read_redis(self, ids: np.ndarray) -> FeatureBatch:
+        """Every view for ``ids`` in one pipelined round trip: one ``HMGET`` per distinct customer."""
+        layout = self._redis
+        assert layout is not None
+        id_list = ids.tolist()
+        position = {customer: k for k, customer in enumerate(dict.fromkeys(id_list))}
+        unique = list(position)
+        count = len(unique)
+        fields = layout.fields
+        client = self._online._client
+        with client.pipeline(transaction=False) as pipe:
+            for key in layout.keys(unique):
+                pipe.hmget(key, fields)
+            replies = pipe.execute()
+
+        width_numeric, width_strings = len(self.numeric_columns), len(self.string_columns)
+        numeric = np.full((count, width_numeric), np.nan)
+        strings = np.full((count, width_strings), None, dtype=object)
+        missing: list[list[str]] = [[] for _ in range(count)]
+        event_ts: dict[str, list[str | None]] = {}
+        ts_text = self._ts_text
+        if len(ts_text) > 65_536:  # bounded: a long-running server sees new snapshot times
+            ts_text.clear()
+        for view in layout.views:
+            stamps: list[str | None] = [None] * count
+            ts_pos, start, stop = view.ts_pos, view.start, view.stop
+            present: list[int] = []
+            for u, reply in enumerate(replies):
+                raw_ts = reply[ts_pos]
+                if raw_ts is None or reply[start:stop].count(None) == stop - start:
+                    # no `_ts:<view>` (or none of its fields): the customer has no row in this view
+                    if view.required:
+                        missing[u].append(view.name)
+                    continue
+                text = ts_text.get(raw_ts)
+                if text is None:
+                    text = ts_text[raw_ts] = decode_timestamp_text(raw_ts)
+                stamps[u] = text
+                present.append(u)
+            event_ts[view.name] = stamps
+            if present:
+                _decode_view_values(view, [replies[u] for u in present], present, numeric, strings)
+        missing_views = [tuple(m) for m in missing]
+        if count != len(id_list):  # duplicate ids: spread the distinct rows back to request order
+            rows = [position[customer] for customer in id_list]
+            index = np.asarray(rows, dtype=np.intp)
+            numeric, strings = numeric[index], strings[index]
+            event_ts = {view: [stamps[r] for r in rows] for view, stamps in event_ts.items()}
+            missing_views = [missing_views[r] for r in rows]
+        return FeatureBatch(
+            ids=ids,
+            numeric_columns=self.numeric_columns,
+            string_columns=self.string_columns,
+            numeric=numeric,
+            strings=strings,
+            event_ts=event_ts,
+            missing_views=missing_views,
+        )
 
     def _read_view_fast(self, plan: ViewPlan, ids: np.ndarray) -> list[tuple[str, list] | None]:
         from feature_repo.fast_materialize import encode_int64_entity_keys
@@ -488,7 +711,7 @@ class OnlineFeatureReader:
         rows = self._online.online_read(self.store.config, plan.view, keys, names)
         by_id: dict[int, tuple[str, list] | None] = {}
         for customer, (event_ts, values) in zip(unique, rows, strict=True):
-            if values is None:
+            if _no_row(event_ts, values):
                 by_id[customer] = None
                 continue
             pairs = [
@@ -504,8 +727,67 @@ class OnlineFeatureReader:
     def ping(self) -> None:
         """Check that every view's online table answers (raises :class:`FeatureStoreError`)."""
         probe = np.array([-1], dtype=np.int64)
+        if self._redis is not None:
+            self.read(probe)
+            return
         for plan in self.plans:
             self._read_view(plan, probe)
+
+
+_FLOAT_WIRE = np.dtype([("tag", "u1"), ("value", "<f4")])  # a serialized float_val ValueProto
+_NULL_FLOAT = bytes([_TAG_FLOAT]) + struct.pack("<f", float("nan"))  # stands for a null in a float block
+
+
+def _decode_view_values(
+    view: RedisViewFields, replies: list[list[bytes | None]], rows: list[int], numeric: np.ndarray, strings: np.ndarray
+) -> None:
+    """Write one view's values from ``HMGET`` replies into ``numeric`` / ``strings`` at ``rows``.
+
+    ``Float32`` features go as one block: the replies' values are joined and read with numpy
+    when each is a 5-byte ``float_val`` or null (else value by value, like the other features).
+    """
+    others = view.others
+    positions = view.float_positions
+    if positions:
+        raws = [reply[pos] or _NULL_FLOAT for reply in replies for pos in positions]
+        block = np.frombuffer(b"".join(raws), dtype=_FLOAT_WIRE) if set(map(len, raws)) == {5} else None
+        if block is not None and bool((block["tag"] == _TAG_FLOAT).all()):
+            numeric[np.ix_(rows, view.float_columns)] = block["value"].reshape(len(rows), len(positions))
+        else:
+            others = view.fields
+    unpack_float = _UNPACK_FLOAT
+    for reply, u in zip(replies, rows, strict=True):
+        for pos, is_string, j in others:
+            raw = reply[pos]
+            if not raw:  # absent field or null value
+                continue
+            tag = raw[0]
+            if tag == _TAG_FLOAT and len(raw) == 5:
+                value = unpack_float(raw, 1)[0]
+            elif tag == _TAG_INT64 and len(raw) == 2:  # a one-byte varint: counts below 128
+                value = raw[1]
+            else:
+                value = decode_value(raw)
+                if value is None:
+                    continue
+            if is_string:
+                strings[u, j] = value if isinstance(value, str) else str(value)
+            else:
+                numeric[u, j] = value
+
+
+def _no_row(event_ts: datetime | None, values: dict | None) -> bool:
+    """Whether an ``online_read`` result says the entity has no row in the view.
+
+    Stores answer ``(None, None)`` for a missing entity, except Feast's Redis store, which
+    answers the epoch and an unset ``ValueProto`` for every feature (a hash without the view's
+    fields reads like that).
+    """
+    if values is None:
+        return True
+    if event_ts is None or event_ts.timestamp() != 0:
+        return False
+    return all(proto.WhichOneof("val") is None for proto in values.values())
 
 
 def _describe_online_store(config) -> str:  # noqa: ANN001 - a Feast online store config
