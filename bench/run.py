@@ -1,6 +1,9 @@
 """``make bench``: run every benchmark, print one table, write it under bench/results/.
 
 Usage: ``python -m bench.run [--quick] [--only foundation,embedding,...]``
+
+``--only`` re-measures the chosen suites and keeps the other suites' rows of the last full table,
+so the table always holds every figure; the header says when each suite was measured.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import psutil
 
 SUITES = ["foundation", "embedding", "training", "serving", "monitoring", "prod"]
+SUITE_OF_ISSUE = {2: "foundation", 3: "embedding", 4: "training", 5: "serving", 6: "monitoring", 7: "prod"}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -57,21 +61,45 @@ def main() -> None:
             continue
         print(f"== {suite}", flush=True)
         try:
-            rows.extend(module.run(quick=args.quick))
+            measured = module.run(quick=args.quick)
         except Exception:  # one broken suite must not hide the others' figures
             traceback.print_exc()
-            rows.append({"issue": 0, "area": suite, "metric": "suite failed (see log)", "value": float("nan"),
-                         "unit": "", "target": "", "ok": False})
+            measured = [{"issue": 0, "area": suite, "metric": "suite failed (see log)", "value": float("nan"),
+                         "unit": "", "target": "", "ok": False}]
+        rows.extend({**r, "suite": suite} for r in measured)
     now = dt.datetime.now(dt.UTC)
+    name = "latest-quick" if args.quick else "latest"
+    when = {suite: f"{now:%Y-%m-%d %H:%M}" for suite in chosen}
+    rows, when = merge_previous(RESULTS / f"{name}.json", rows, when)
     header = (f"Persona benchmark, {now:%Y-%m-%d %H:%M} UTC, {psutil.cpu_count()} cores, "
               f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()}"
               f"{' (quick)' if args.quick else ''}")
+    if len(set(when.values())) > 1:
+        header += "; suites measured (UTC): " + ", ".join(f"{s} {when[s]}" for s in SUITES if s in when)
     table = render(rows, header)
     print(table)
     RESULTS.mkdir(exist_ok=True)
-    name = "latest-quick" if args.quick else "latest"
     (RESULTS / f"{name}.md").write_text(table)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"header": header, "rows": rows}, indent=2))
+    (RESULTS / f"{name}.json").write_text(json.dumps({"header": header, "measured": when, "rows": rows}, indent=2))
+
+
+def merge_previous(path: Path, rows: list[dict], when: dict[str, str]) -> tuple[list[dict], dict[str, str]]:
+    """Rows of the suites just measured plus the previous table's rows of every other suite (in suite order)."""
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return rows, when
+    old_when = previous.get("measured") or {}
+    stamp = str(previous.get("header", "")).split(", ")[1][:16] if ", " in str(previous.get("header", "")) else ""
+    kept: list[dict] = []
+    for r in previous.get("rows", []):
+        suite = r.get("suite") or SUITE_OF_ISSUE.get(r.get("issue"), r.get("area"))
+        if suite not in when:
+            kept.append({**r, "suite": suite})
+    merged_when = {**{r["suite"]: old_when.get(r["suite"], stamp) for r in kept}, **when}
+    order = {suite: i for i, suite in enumerate(SUITES)}
+    merged = sorted([*kept, *rows], key=lambda r: order.get(r["suite"], len(SUITES)))
+    return merged, merged_when
 
 
 if __name__ == "__main__":
