@@ -149,8 +149,9 @@ def materialize(settings: Settings, end: datetime | None = None, batch_rows: int
     Args:
         settings: Persona settings.
         end: materialize rows with event timestamps up to this time (default: newest row).
-        batch_rows: entity rows per online-store write (smaller batches hold a shared Redis for
-            shorter moments; default: the writer's own).
+        batch_rows: entity rows per online-store write (one SQLite ``executemany``, one round trip
+            to Redis; default: the writer's own). Redis itself is held by one script call of at most
+            ``fast_materialize.REDIS_KEYS_PER_CALL`` entities at a time, whatever the batch.
 
     Returns:
         One line per view.
