@@ -30,6 +30,19 @@ def _describe_holder(path: Path) -> str:
 
 
 @contextlib.contextmanager
+def _holding(fd: int) -> Iterator[None]:
+    """With the lock on ``fd`` taken: record the holder (pid, since) while held, then clear and release."""
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "since": dt.datetime.now(dt.UTC)
+                                 .isoformat(timespec="seconds")}).encode())
+        yield
+    finally:
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def single_flight(path: Path, what: str = "a retrain") -> Iterator[None]:
     """Hold an exclusive, non-blocking lock on ``path`` for the duration of the block.
 
@@ -48,14 +61,8 @@ def single_flight(path: Path, what: str = "a retrain") -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise AlreadyRunning(f"{what} is already running{_describe_holder(path)}") from None
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, json.dumps({"pid": os.getpid(), "since": dt.datetime.now(dt.UTC)
-                                     .isoformat(timespec="seconds")}).encode())
+        with _holding(fd):
             yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
 
@@ -89,13 +96,7 @@ def exclusive(path: Path, timeout_s: float | None = None, what: str = "the lock"
                         raise AlreadyRunning(f"{what} has been held for more than {timeout_s:g} s"
                                              f"{_describe_holder(path)}") from None
                     time.sleep(0.02)
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, json.dumps({"pid": os.getpid(), "since": dt.datetime.now(dt.UTC)
-                                     .isoformat(timespec="seconds")}).encode())
+        with _holding(fd):
             yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
