@@ -35,22 +35,10 @@ API_KEY = "persona-bench-key"
 # --------------------------------------------------------------------------- prod namespace
 def services_problem() -> str | None:
     """Why the production services cannot be used (None when Postgres and Redis answer)."""
-    import psycopg
-    import redis
-
+    from persona.services import unreachable
     from persona.settings import load_settings
 
-    settings = load_settings(profile="prod")
-    try:
-        psycopg.connect(f"host={settings.postgres_host} port={settings.postgres_port} "
-                        f"user={settings.postgres_user} dbname=postgres connect_timeout=3").close()
-    except psycopg.OperationalError as exc:
-        return f"Postgres at {settings.postgres_host}:{settings.postgres_port} unreachable: {exc}"
-    try:
-        redis.Redis(host=settings.redis_host, port=settings.redis_port, socket_timeout=3).ping()
-    except redis.RedisError as exc:
-        return f"Redis at {settings.redis_host}:{settings.redis_port} unreachable: {exc}"
-    return None
+    return unreachable(load_settings(profile="prod"))
 
 
 @contextlib.contextmanager

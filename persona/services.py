@@ -102,6 +102,26 @@ def redis_status(settings: Settings) -> ServiceStatus:
         return ServiceStatus("redis", False, f"{settings.redis_host}:{settings.redis_port}: {exc}")
 
 
+def unreachable(settings: Settings, redis: bool = True) -> str | None:
+    """Why Postgres (and, with ``redis``, Redis) cannot be used; None when they answer.
+
+    For callers that must skip or stop with the reason (integration tests, the benchmark).
+    """
+    import psycopg
+
+    try:
+        psycopg.connect(_admin_conninfo(settings)).close()
+    except psycopg.OperationalError as exc:
+        return (f"Postgres at {settings.postgres_host}:{settings.postgres_port} unreachable: "
+                f"{' '.join(str(exc).split())}")
+    if redis:
+        status = redis_status(settings)
+        if not status.ok:
+            where = f"{settings.redis_host}:{settings.redis_port}"
+            return f"Redis at {where} unreachable: {status.detail.removeprefix(where + ': ')}"
+    return None
+
+
 def _pid_file(settings: Settings) -> Path:
     return settings.mlflow_dir / "server.pid"
 

@@ -41,15 +41,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def postgres_unreachable(host: str = "127.0.0.1", port: int = 5432) -> str | None:
-    """Why Postgres cannot be used (None when it answers)."""
-    import psycopg
+def postgres_unreachable() -> str | None:
+    """Why Postgres cannot be used (None when it answers); these tests run their own Redis."""
+    from persona.services import unreachable
+    from persona.settings import load_settings
 
-    try:
-        psycopg.connect(f"host={host} port={port} user=postgres dbname=postgres connect_timeout=3").close()
-    except psycopg.OperationalError as exc:
-        return f"Postgres at {host}:{port} unreachable: {' '.join(str(exc).split())}"
-    return None
+    return unreachable(load_settings(), redis=False)
 
 
 @dataclass

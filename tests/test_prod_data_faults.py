@@ -27,7 +27,8 @@ import pandas as pd
 import pytest
 
 from persona.settings import load_settings
-from tests.test_prod_pipeline import drop_prod_state, free_port
+from tests.prod_fixtures import free_port
+from tests.test_prod_pipeline import drop_prod_state
 from tests.test_prod_profile import _reachable
 
 PERSONA = str(Path(sys.executable).with_name("persona"))

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,21 +24,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.prod_fixtures import FOREIGN_ENV, free_port
 from tests.test_prod_profile import _reachable
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod, pytest.mark.slow]
 
 PERSONA = str(Path(sys.executable).with_name("persona"))
 API_KEY = "pipeline-test-key"
-# the caller's variables that would point a subprocess at another home, store or server
-FOREIGN_ENV = ("PERSONA_", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

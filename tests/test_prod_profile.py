@@ -19,20 +19,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.prod]
 
 
 def _reachable() -> str | None:
-    import psycopg
-    import redis
+    from persona.services import unreachable
 
-    settings = load_settings()
-    try:
-        psycopg.connect(f"host={settings.postgres_host} port={settings.postgres_port} "
-                        f"user={settings.postgres_user} dbname=postgres connect_timeout=3").close()
-    except psycopg.OperationalError as exc:
-        return f"Postgres at {settings.postgres_host}:{settings.postgres_port} unreachable: {exc}"
-    try:
-        redis.Redis(host=settings.redis_host, port=settings.redis_port, socket_timeout=3).ping()
-    except redis.RedisError as exc:
-        return f"Redis at {settings.redis_host}:{settings.redis_port} unreachable: {exc}"
-    return None
+    return unreachable(load_settings())
 
 
 @pytest.fixture()
