@@ -33,7 +33,7 @@ def _row(metric: str, value: float, unit: str, target: str, ok: bool | None, not
 
 def review_texts(n: int, seed: int = 0, distinct: bool = True) -> list[str]:
     """Review-length texts from the synthetic generator's composer (distinct ones by default)."""
-    from persona.review_text import CATEGORIES, TOPICS, compose_reviews
+    from synthetic.review_text import CATEGORIES, TOPICS, compose_reviews
 
     rng = np.random.default_rng(seed)
     pool = 8 * n if distinct else n
@@ -43,14 +43,14 @@ def review_texts(n: int, seed: int = 0, distinct: bool = True) -> list[str]:
 
 
 def _models_dir() -> Path:
-    from persona.settings import load_settings
+    from core.settings import load_settings
 
     return load_settings().embeddings_dir / "models"
 
 
 def bench_throughput(n: int, chunk: int = 250) -> list[dict]:
     """Baseline vs fast encoder on the same distinct texts, interleaved by chunk."""
-    from feature_repo.embedding.encoder import FastEncoder, ReferenceEncoder, load_tokenizer
+    from features.embedding.encoder import FastEncoder, ReferenceEncoder, load_tokenizer
 
     texts = review_texts(n)
     tokens = np.mean([len(e.ids) for e in load_tokenizer().encode_batch(texts)])
@@ -90,7 +90,7 @@ def bench_throughput(n: int, chunk: int = 250) -> list[dict]:
 
 def bench_dedup(n: int) -> list[dict]:
     """Share of review texts that are repeats (embedded once thanks to the cache key)."""
-    from feature_repo.embedding.cache import normalize_text
+    from features.embedding.cache import normalize_text
 
     texts = review_texts(n, seed=1, distinct=False)
     distinct = len({normalize_text(t) for t in texts})
@@ -100,7 +100,7 @@ def bench_dedup(n: int) -> list[dict]:
 
 def bench_similarity(n: int = 100_000, queries: int = 1000, k: int = 10) -> list[dict]:
     """Exact top-k latency over n random unit vectors (query by customer id)."""
-    from feature_repo.embedding.similarity import SimilarityIndex
+    from features.embedding.similarity import SimilarityIndex
 
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(n, 384)).astype(np.float32)
@@ -144,9 +144,9 @@ def _write_synthetic_home(home: Path, reviews: int, customers: int) -> None:
 
 def bench_idle_rerun(reviews: int, customers: int) -> list[dict]:
     """Seconds for `persona embed` when every text is already cached."""
-    from feature_repo.embedding.encoder import FastEncoder
-    from feature_repo.text_build import embed_reviews
-    from persona.settings import load_settings
+    from core.settings import load_settings
+    from features.embedding.encoder import FastEncoder
+    from features.text_build import embed_reviews
 
     encoder = FastEncoder(_models_dir())
     with tempfile.TemporaryDirectory(prefix="persona-bench-") as tmp:
@@ -167,7 +167,7 @@ def bench_idle_rerun(reviews: int, customers: int) -> list[dict]:
 
 def bench_sentiment() -> list[dict]:
     """VADER accuracy on the hand-labelled review sentences."""
-    from feature_repo.embedding.sentiment import SentimentScorer, evaluate_accuracy
+    from features.embedding.sentiment import SentimentScorer, evaluate_accuracy
 
     labelled = pd.read_csv(Path(__file__).resolve().parents[1] / "tests" / "data" / "sentiment_labelled.csv")
     result = evaluate_accuracy(SentimentScorer().score(labelled["text"].tolist()), labelled["label"].tolist())

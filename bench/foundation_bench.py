@@ -12,10 +12,10 @@ from bench.common import row, scratch_home, timed
 
 def _materialize_rows(n: int) -> float:
     """Seconds to materialize ``n`` behavior rows (one per customer) into the online store."""
-    from feature_repo.build import empty_text_frame, write_parquet_atomic
-    from feature_repo.store import apply_repo, materialize
-    from feature_repo.transforms.behavior import BEHAVIOR_FEATURES
-    from persona.settings import load_settings
+    from core.settings import load_settings
+    from features.build import empty_text_frame, write_parquet_atomic
+    from features.transforms.behavior import BEHAVIOR_FEATURES
+    from store.repo import apply_repo, materialize
 
     with scratch_home("materialize"):
         settings = load_settings()
@@ -38,12 +38,12 @@ def _materialize_rows(n: int) -> float:
 
 def run(quick: bool = False) -> list[dict]:
     """Benchmark rows for the foundation issue (``quick`` shrinks sizes for a smoke run)."""
-    from feature_repo.build import build_offline_sources, entity_snapshots
-    from feature_repo.store import apply_repo
-    from persona.ingest import ingest_files
-    from persona.settings import load_settings
-    from persona.synthetic import GenerateConfig, generate_dataset
-    from training.dataset import build_training_set
+    from core.settings import load_settings
+    from features.build import build_offline_sources, entity_snapshots
+    from features.dataset import build_training_set
+    from ingest.pipeline import ingest_files
+    from store.repo import apply_repo
+    from synthetic.generator import GenerateConfig, generate_dataset
 
     customers = 5_000 if quick else 100_000
     materialize_rows = 50_000 if quick else 1_000_000

@@ -35,8 +35,8 @@ API_KEY = "persona-bench-key"
 # --------------------------------------------------------------------------- prod namespace
 def services_problem() -> str | None:
     """Why the production services cannot be used (None when Postgres and Redis answer)."""
-    from persona.services import unreachable
-    from persona.settings import load_settings
+    from app.services import unreachable
+    from core.settings import load_settings
 
     return unreachable(load_settings(profile="prod"))
 
@@ -52,7 +52,7 @@ def restored_environ() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def delete_project_keys(settings) -> int:  # noqa: ANN001 - persona.settings.Settings
+def delete_project_keys(settings) -> int:  # noqa: ANN001 - core.settings.Settings
     """Delete the Redis keys of the settings' Feast project (keys end with the project name)."""
     import redis
 
@@ -87,7 +87,7 @@ def drop_databases(settings) -> None:  # noqa: ANN001
     """Drop the settings' Postgres databases (offline store + registry, MLflow backend)."""
     import psycopg
 
-    from persona.services import MLFLOW_DB_SUFFIX
+    from app.services import MLFLOW_DB_SUFFIX
 
     with psycopg.connect(f"host={settings.postgres_host} port={settings.postgres_port} "
                          f"user={settings.postgres_user} dbname=postgres", autocommit=True) as conn:
@@ -102,8 +102,8 @@ def prod_namespace(name: str) -> Iterator[dict[str, str]]:
     Yields:
         The environment variables set (profile, database, project).
     """
-    from persona.services import ensure_databases
-    from persona.settings import load_settings
+    from app.services import ensure_databases
+    from core.settings import load_settings
 
     suffix = uuid.uuid4().hex[:8]
     env = {"PERSONA_PROFILE": "prod", "PERSONA_POSTGRES_DB": f"persona_{name}_{suffix}",
@@ -126,11 +126,11 @@ def materialize_into_redis(n: int) -> dict[str, float]:
     Returns:
         ``seconds`` of ``materialize``, ``keys`` found in Redis afterwards, ``memory`` bytes they took.
     """
-    from feature_repo.build import empty_text_frame
-    from feature_repo.offline import write_source
-    from feature_repo.store import apply_repo, materialize
-    from feature_repo.transforms.behavior import BEHAVIOR_FEATURES
-    from persona.settings import load_settings
+    from core.settings import load_settings
+    from features.build import empty_text_frame
+    from features.transforms.behavior import BEHAVIOR_FEATURES
+    from store.offline import write_source
+    from store.repo import apply_repo, materialize
 
     with scratch_home("prod-materialize"), prod_namespace("bench_mat"):
         settings = load_settings()
@@ -172,7 +172,7 @@ def persona_serve_command(port: int) -> list[str]:
 
 def known_customers(settings) -> list[int]:  # noqa: ANN001
     """Customers with a profile and a behavior row (the online store predicts them)."""
-    from feature_repo.offline import read_source
+    from store.offline import read_source
 
     profile = read_source(settings, "customer_profile", ["customer_id"])["customer_id"]
     behavior = read_source(settings, "customer_behavior", ["customer_id"])["customer_id"]
@@ -207,7 +207,7 @@ def redis_memory_problem(rows: int, bytes_per_row: int = 600) -> str | None:
     import psutil
     import redis
 
-    from persona.settings import load_settings
+    from core.settings import load_settings
 
     settings = load_settings(profile="prod")
     info = redis.Redis(host=settings.redis_host, port=settings.redis_port).info("memory")
@@ -238,9 +238,9 @@ def materialize_rows(n: int) -> list[dict]:
 def run(quick: bool = False) -> list[dict]:
     """Benchmark rows of the production profile (``quick``: small sizes, said in the labels)."""
     from bench.serving_bench import cpu_seconds, free_port, running
-    from feature_repo.build import build_offline_sources
-    from feature_repo.store import apply_repo, materialize
-    from persona.settings import load_settings
+    from core.settings import load_settings
+    from features.build import build_offline_sources
+    from store.repo import apply_repo, materialize
     from tests.serving_fixtures import build_champion_home
 
     problem = services_problem()

@@ -243,10 +243,10 @@ def run(quick: bool = False) -> list[dict]:
     """Benchmark rows for the serving issue (``quick``: small data and short runs)."""
     import httpx
 
-    from persona.settings import load_settings
+    from core.settings import load_settings
+    from features.dataset import feature_refs
     from serving.prediction_log import read_prediction_log
     from tests.serving_fixtures import build_champion_home
-    from training.dataset import feature_refs
 
     customers = 2_000 if quick else 20_000
     seconds = 12.0 if quick else 60.0

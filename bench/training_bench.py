@@ -20,11 +20,11 @@ AREA = "training"
 
 
 def _prepare(base, customers: int, embed: bool):  # noqa: ANN001, ANN202
-    from feature_repo.build import build_offline_sources
-    from feature_repo.store import apply_repo
-    from persona.ingest import ingest_files
-    from persona.settings import load_settings
-    from persona.synthetic import GenerateConfig, generate_dataset
+    from core.settings import load_settings
+    from features.build import build_offline_sources
+    from ingest.pipeline import ingest_files
+    from store.repo import apply_repo
+    from synthetic.generator import GenerateConfig, generate_dataset
 
     config = GenerateConfig(
         customers=customers, days=365, seed=11, start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -37,7 +37,7 @@ def _prepare(base, customers: int, embed: bool):  # noqa: ANN001, ANN202
     (settings.raw_dir.parent / "ground_truth.parquet").write_bytes(paths["ground_truth"].read_bytes())
     build_offline_sources(settings)
     if embed:
-        from feature_repo.text_build import embed_reviews
+        from features.text_build import embed_reviews
 
         embed_reviews(settings)
     apply_repo(settings)
@@ -82,8 +82,8 @@ def _quality_rows(metrics: dict, label: str) -> list[dict]:
 
 def run(quick: bool = False) -> list[dict]:
     """Benchmark rows for issue 4 (``quick`` shrinks sizes for a smoke run)."""
+    from scoring.score import score
     from training.config import TrainConfig
-    from training.score import score
     from training.train import TrainJob
 
     customers = 5_000 if quick else 100_000

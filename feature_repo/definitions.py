@@ -16,9 +16,9 @@ from datetime import timedelta
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Array, Float32, Int64, String
 
-from feature_repo.transforms.behavior import BEHAVIOR_FEATURES
-from feature_repo.transforms.text import TEXT_FEATURES
-from persona.settings import load_settings
+from core.settings import load_settings
+from features.transforms.behavior import BEHAVIOR_FEATURES
+from features.transforms.text import TEXT_FEATURES
 
 _settings = load_settings()
 _FEAST_TYPES = {"float": Float32, "int": Int64, "str": String, "float_list": Array(Float32)}

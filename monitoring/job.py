@@ -25,8 +25,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from core.contract import PREDICTION_COLUMNS
+from core.errors import PersonaError
+from core.locks import exclusive
+from core.settings import Settings
 from monitoring.drift import DriftRun, DriftSummary, run_drift
-from monitoring.lock import exclusive
 from monitoring.policy import (
     DEFAULT_POLICY_PATH,
     Decision,
@@ -46,10 +49,8 @@ from monitoring.window import (
     latest_at_or_before,
     select_served,
 )
-from persona.contract import PREDICTION_COLUMNS
-from persona.errors import PersonaError
-from persona.settings import Settings
 from serving.prediction_log import read_prediction_log
+from store.repo import load_feast
 from training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class Champion:
     model: str
     version: str
     run_id: str
-    predictor: object  # training.bundle.PersonaPredictor
+    predictor: object  # model.bundle.PersonaPredictor
     reference: pd.DataFrame
     metrics: dict[str, float]
     params: dict[str, str]
@@ -238,9 +239,8 @@ class MonitorJob:
         """
         import mlflow
 
-        from training.bundle import load_predictor
-        from training.gate import CHAMPION
-        from training.registry import alias_version, configure_mlflow
+        from model.bundle import load_predictor
+        from model.registry import CHAMPION, alias_version, configure_mlflow
         from training.train import REFERENCE_ARTIFACT
 
         client = configure_mlflow(self.settings)
@@ -271,7 +271,7 @@ class MonitorJob:
 
     def mlflow_last_retrain(self) -> dt.datetime | None:
         """Start of the latest monitoring run that retrained, from MLflow (None if none)."""
-        from training.registry import configure_mlflow
+        from model.registry import configure_mlflow
 
         client = configure_mlflow(self.settings)
         experiment = client.get_experiment_by_name(EXPERIMENT)
@@ -294,7 +294,7 @@ class MonitorJob:
 
     # ---- data ----
     def _transactions(self, end: pd.Timestamp | None) -> pd.DataFrame | None:
-        from feature_repo.build import read_raw
+        from features.build import read_raw
 
         frame = read_raw(self.settings, "transactions", columns=[ENTITY_KEY, TIMESTAMP, "amount"])
         if frame is None:
@@ -305,7 +305,7 @@ class MonitorJob:
 
     def snapshot_times(self) -> pd.DatetimeIndex:
         """The feature snapshot grid of this home's data (empty without ingested data)."""
-        from feature_repo.build import snapshot_grid
+        from features.build import snapshot_grid
 
         try:
             return snapshot_grid(self.settings)
@@ -314,9 +314,9 @@ class MonitorJob:
 
     def score_snapshot(self, champion: Champion, at: pd.Timestamp) -> pd.DataFrame:
         """Every customer known at ``at``: offline features (point-in-time) and the champion's predictions."""
-        from feature_repo.build import read_raw
-        from training.dataset import build_training_set
-        from training.score import known_customers
+        from features.build import read_raw
+        from features.dataset import build_training_set
+        from scoring.score import known_customers
 
         transactions = read_raw(self.settings, "transactions", columns=[ENTITY_KEY, TIMESTAMP])
         customers = known_customers(read_raw(self.settings, "customers"), transactions, at)
@@ -412,7 +412,7 @@ class MonitorJob:
     def _record_mlflow(self, doc: dict, report_dir: Path) -> str | None:
         import mlflow
 
-        from training.registry import configure_mlflow, ensure_experiment
+        from model.registry import configure_mlflow, ensure_experiment
 
         client = configure_mlflow(self.settings)
         experiment_id = ensure_experiment(client, self.settings, EXPERIMENT)
@@ -472,8 +472,7 @@ class MonitorJob:
             PersonaError: bad policy file, no champion or no reference data.
         """
         with warnings.catch_warnings():  # third-party deprecation chatter is noise to an ops user
-            import feast  # noqa: F401 - on import it turns DeprecationWarning back on; silence after it
-
+            load_feast()  # on import Feast turns DeprecationWarning back on; silence after it
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
             return self._run()

@@ -22,10 +22,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.errors import PersonaError, first_validation_error
 from monitoring.drift import DriftSummary
 from monitoring.quality import QualityCheck
 from monitoring.shares import PersonaShift
-from persona.errors import PersonaError, first_validation_error
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "policy.yaml"
 

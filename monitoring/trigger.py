@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from monitoring.lock import AlreadyRunning, single_flight
-from persona.errors import PersonaError
-from persona.settings import Settings
+from core.errors import PersonaError
+from core.locks import AlreadyRunning, single_flight
+from core.settings import Settings
 
 RetrainStatus = Literal["trained", "already_running", "cooldown", "failed"]
 

@@ -15,7 +15,7 @@ import hmac
 import json
 import os
 
-from persona.errors import PersonaError
+from core.errors import PersonaError
 
 PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/", "/docs.json", "/schema.json"})
 PUBLIC_PREFIXES = ("/static_content/", "/assets/")
@@ -23,7 +23,7 @@ AUTH_ENV = "PERSONA_SERVING_AUTH"
 _FROM_SETTINGS = object()
 
 
-def resolve_api_key(settings) -> str | None:  # noqa: ANN001 - persona.settings.Settings
+def resolve_api_key(settings) -> str | None:  # noqa: ANN001 - core.settings.Settings
     """The key to enforce, or None for open access.
 
     Raises:
@@ -68,7 +68,7 @@ class ApiKeyMiddleware:
     def __init__(self, app, api_key: str | None | object = _FROM_SETTINGS) -> None:  # noqa: ANN001
         self.app = app
         if api_key is _FROM_SETTINGS:
-            from persona.settings import load_settings
+            from core.settings import load_settings
 
             api_key = resolve_api_key(load_settings())
         self._key = api_key.encode() if isinstance(api_key, str) else None

@@ -7,8 +7,8 @@ import os
 import sys
 from collections.abc import Iterator
 
-from persona.errors import PersonaError
-from persona.settings import PROJECT_ROOT, Settings
+from core.errors import PersonaError
+from core.settings import PROJECT_ROOT, Settings
 
 SERVICE = "serving.service:PersonaService"
 
@@ -44,7 +44,7 @@ def serve_command(
         PersonaError: what is missing and which command provides it.
     """
     from serving.auth import resolve_api_key
-    from serving.features import FeatureStoreError, online_store_timeout
+    from store.online_read import FeatureStoreError, online_store_timeout
 
     resolve_api_key(settings)
     try:
@@ -57,8 +57,8 @@ def serve_command(
             "`persona features materialize` first"
         )
     if not wait_for_model:
+        from model.registry import configure_mlflow
         from serving.runtime import MLFLOW_HTTP_DEFAULTS, RegistryUnavailable, resolve_alias
-        from training.registry import configure_mlflow
 
         hint = "start it (`persona prod up`), or pass --wait-for-model to load the champion once it answers"
         try:

@@ -19,9 +19,9 @@ from typing import Protocol
 
 import numpy as np
 
-from serving.features import FeatureBatch, parse_utc, split_columns, utc_iso
-from serving.model import PREDICTION_COLUMNS, ModelRunner, make_runner
+from model.runner import PREDICTION_COLUMNS, ModelRunner, make_runner
 from serving.prediction_log import LogBatch
+from store.online_read import FeatureBatch, parse_utc, split_columns, utc_iso
 
 MAX_BATCH = 1000
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -38,7 +38,7 @@ class InputError(ValueError):
 
 
 class FeatureReader(Protocol):
-    """Reads feature values by customer id (see :class:`serving.features.OnlineFeatureReader`)."""
+    """Reads feature values by customer id (see :class:`store.online_read.OnlineFeatureReader`)."""
 
     @property
     def views(self) -> list[str]: ...
@@ -67,7 +67,7 @@ class ServingPredictor:
     """One loaded model version with its feature reader.
 
     Attributes:
-        model: a Persona bundle (``training.bundle.PersonaPredictor``) or anything with
+        model: a Persona bundle (``model.bundle.PersonaPredictor``) or anything with
             ``feature_columns`` and ``predict(frame)`` returning the prediction columns.
         reader: where customer features come from (None: only ``predict_features`` works).
         version: the registered model version (reported with every prediction).
@@ -199,7 +199,7 @@ class ServingPredictor:
         Raises:
             InputError: bad or oversized ``customer_ids``.
             RuntimeError: no feature reader configured.
-            serving.features.FeatureStoreError: the online store cannot be read.
+            store.online_read.FeatureStoreError: the online store cannot be read.
         """
         ids = self.check_ids(customer_ids)
         if self.reader is None:

@@ -16,12 +16,12 @@ import threading
 import time
 from dataclasses import dataclass
 
-from persona.errors import PersonaError
-from persona.settings import Settings
-from serving.features import FeatureStoreError, OnlineFeatureReader, OnlineStoreUnavailable
+from core.errors import PersonaError
+from core.settings import Settings
 from serving.model_watch import ChampionWatcher
 from serving.prediction_log import PredictionLog
 from serving.predictor import Served, ServingPredictor
+from store.online_read import FeatureStoreError, OnlineFeatureReader, OnlineStoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -181,14 +181,14 @@ class ServingRuntime:
         """The Feast store, opened once."""
         with self._store_lock:
             if self._store is None:
-                from feature_repo.store import get_store
+                from store.repo import get_store
 
                 self._store = get_store(self.settings)
             return self._store
 
     def _mlflow(self):  # noqa: ANN202
         if self._client is None:
-            from training.registry import configure_mlflow
+            from model.registry import configure_mlflow
 
             for name, value in MLFLOW_HTTP_DEFAULTS.items():
                 os.environ.setdefault(name, value)
@@ -202,13 +202,13 @@ class ServingRuntime:
         """Load a registered version with a feature reader for its feature service.
 
         The artifacts are checked against the digest recorded at registration
-        (:func:`training.bundle.load_predictor`); a mismatch is refused.
+        (:func:`model.bundle.load_predictor`); a mismatch is refused.
 
         Raises:
             ArtifactIntegrityError / ValueError / FeatureStoreError / MlflowException: the version
             cannot serve.
         """
-        from training.bundle import load_predictor
+        from model.bundle import load_predictor
 
         self._mlflow()
         model = load_predictor(f"models:/{self.model_name}/{version}")
@@ -289,7 +289,7 @@ class ServingRuntime:
 
     def _similarity_index(self):  # noqa: ANN202
         try:
-            from feature_repo.embedding import similarity
+            from features.embedding import similarity
         except ImportError as exc:
             raise SimilarityUnavailable(f"similarity search is not installed ({exc})", 501) from None
         path = self.settings.offline_dir / "customer_text.parquet"
@@ -314,7 +314,7 @@ class ServingRuntime:
             return self._similarity
 
     def _why_not_indexed(self, customer_id: int) -> str:
-        from feature_repo.embedding.similarity import latest_snapshot
+        from features.embedding.similarity import latest_snapshot
 
         try:
             known = set(

@@ -115,7 +115,7 @@ class PersonaService:
     """Persona predictions from the MLflow champion and Feast online features."""
 
     def __init__(self) -> None:
-        from persona.settings import load_settings
+        from core.settings import load_settings
         from serving.runtime import RuntimeOptions, ServingRuntime
 
         settings = load_settings()
@@ -149,9 +149,9 @@ class PersonaService:
         return await anyio.to_thread.run_sync(func, *args)
 
     async def _predict(self, rows: int, func, payload: Any) -> Response:  # noqa: ANN001
-        from serving.features import FeatureStoreError, OnlineStoreUnavailable, is_redis_error
         from serving.predictor import InputError
         from serving.runtime import NotReady
+        from store.online_read import FeatureStoreError, OnlineStoreUnavailable, is_redis_error
 
         request_id = self.request_ids.next()
         started = time.perf_counter()

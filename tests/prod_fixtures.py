@@ -1,7 +1,7 @@
 """A production-profile stack of a test's own, for fault tests of the served Bento.
 
 :class:`ProdStack` owns everything a fault test may stop: a ``redis-server`` and an MLflow
-tracking server (Postgres backend, ``persona.services.start_mlflow``) on free ports, plus a
+tracking server (Postgres backend, ``app.services.start_mlflow``) on free ports, plus a
 unique Postgres database and Feast project. :func:`build_prod_champion` runs the real pipeline
 into it on tiny synthetic data (generate, ingest, build into Postgres, ``feast apply``,
 materialize into that Redis, train against that MLflow server: ``champion`` = v1).
@@ -43,8 +43,8 @@ def free_port() -> int:
 
 def postgres_unreachable() -> str | None:
     """Why Postgres cannot be used (None when it answers); these tests run their own Redis."""
-    from persona.services import unreachable
-    from persona.settings import load_settings
+    from app.services import unreachable
+    from core.settings import load_settings
 
     return unreachable(load_settings(), redis=False)
 
@@ -159,8 +159,8 @@ class ProdStack:
             **self.extra_env,
         }
 
-    def settings(self):  # noqa: ANN201 - persona.settings.Settings
-        from persona.settings import load_settings
+    def settings(self):  # noqa: ANN201 - core.settings.Settings
+        from core.settings import load_settings
 
         return load_settings(
             home=self.home,
@@ -185,7 +185,7 @@ class ProdStack:
         with pytest.MonkeyPatch.context() as patch:
             for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
                 patch.delenv(name, raising=False)
-            # feature_repo.store exports these for feature_store.prod.yaml: patch them first so
+            # store.repo exports these for feature_store.prod.yaml: patch them first so
             # the originals come back when the block ends.
             for name, value in {**self.settings().feast_env(), **self.persona_env()}.items():
                 patch.setenv(name, value)
@@ -193,23 +193,23 @@ class ProdStack:
 
     def start_mlflow(self) -> None:
         """Start the MLflow tracking server (``persona prod up`` does the same)."""
-        from persona.services import start_mlflow
+        from app.services import start_mlflow
 
         start_mlflow(self.settings())
 
     def stop_mlflow(self) -> None:
-        from persona.services import stop_mlflow
+        from app.services import stop_mlflow
 
         stop_mlflow(self.settings())
 
     def mlflow_up(self) -> bool:
-        from persona.services import mlflow_status
+        from app.services import mlflow_status
 
         return mlflow_status(self.settings()).ok
 
     def model_artifacts(self, version: str) -> Path:
         """The directory holding ``version``'s stored artifact files (on the server's disk)."""
-        from training.registry import configure_mlflow
+        from model.registry import configure_mlflow
 
         with self.environment():
             client = configure_mlflow(self.settings())
@@ -241,7 +241,7 @@ def prod_stack(root: Path) -> Iterator[ProdStack]:
         postgres_db=f"persona_fault_{suffix}",
         project=f"persona_fault_{suffix}",
     )
-    from persona.services import ensure_databases
+    from app.services import ensure_databases
 
     try:
         ensure_databases(stack.settings())
@@ -267,10 +267,10 @@ def build_prod_champion(
     stack: ProdStack, customers: int = 200, days: int = 120, seed: int = 5, n_estimators: int = 15
 ) -> None:
     """Run the pipeline into ``stack``: data, Postgres sources, Feast apply, Redis, champion v1."""
-    from feature_repo.build import build_offline_sources
-    from feature_repo.store import apply_repo, materialize
-    from persona.ingest import ingest_files
-    from persona.synthetic import GenerateConfig, generate_dataset
+    from features.build import build_offline_sources
+    from ingest.pipeline import ingest_files
+    from store.repo import apply_repo, materialize
+    from synthetic.generator import GenerateConfig, generate_dataset
 
     with stack.environment():
         settings = stack.settings()

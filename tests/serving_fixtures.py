@@ -38,11 +38,11 @@ def build_champion_home(
     Returns:
         ``home``.
     """
-    from feature_repo.build import build_offline_sources
-    from feature_repo.store import apply_repo, materialize
-    from persona.ingest import ingest_files
-    from persona.settings import load_settings
-    from persona.synthetic import GenerateConfig, generate_dataset
+    from core.settings import load_settings
+    from features.build import build_offline_sources
+    from ingest.pipeline import ingest_files
+    from store.repo import apply_repo, materialize
+    from synthetic.generator import GenerateConfig, generate_dataset
     from training.config import PersonaParams, TrainConfig, XGBParams
     from training.train import TrainJob
 
@@ -90,8 +90,8 @@ def register_copy_of(home: Path, version: str = "1") -> str:
     Returns:
         The new version.
     """
-    from persona.settings import load_settings
-    from training.registry import configure_mlflow
+    from core.settings import load_settings
+    from model.registry import configure_mlflow
 
     settings = load_settings(home=home)
     client = configure_mlflow(settings)
@@ -112,8 +112,8 @@ def register_broken_version(home: Path, tmp: Path) -> str:
     Returns:
         The new version.
     """
-    from persona.settings import load_settings
-    from training.registry import configure_mlflow
+    from core.settings import load_settings
+    from model.registry import configure_mlflow
 
     settings = load_settings(home=home)
     client = configure_mlflow(settings)
@@ -126,8 +126,8 @@ def register_broken_version(home: Path, tmp: Path) -> str:
 
 def move_champion(home: Path, version: str) -> None:
     """Point ``champion`` at ``version`` (recorded in the alias history)."""
-    from persona.settings import load_settings
-    from training.registry import configure_mlflow, move_alias
+    from core.settings import load_settings
+    from model.registry import configure_mlflow, move_alias
 
     settings = load_settings(home=home)
     client = configure_mlflow(settings)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from persona.errors import PersonaError
-from training.actions import assign_actions, load_policy, parse_policy, tier, value_cutpoints
+from core.errors import PersonaError
+from model.actions import assign_actions, load_policy, parse_policy, tier, value_cutpoints
 from training.config import DEFAULT_POLICY_PATH
 
 POLICY = {

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feature_repo.transforms.behavior import (
+from core.errors import PersonaError
+from features.transforms.behavior import (
     BEHAVIOR_FEATURES,
     build_entity_snapshots,
     compute_behavior_features,
 )
-from persona.errors import PersonaError
 
 T = pd.Timestamp("2024-06-30", tz="UTC")
 DAY = pd.Timedelta(days=1)

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.embedding.cache import VectorCache, identity_slug, normalize_text, text_key
-from feature_repo.embedding.encoder import EMBEDDING_DIM, EmptyTextError, FastEncoder, check_texts
-from feature_repo.embedding.sentiment import SentimentScorer, evaluate_accuracy
-from feature_repo.embedding.similarity import SimilarityIndex
+from features.embedding.cache import VectorCache, identity_slug, normalize_text, text_key
+from features.embedding.encoder import EMBEDDING_DIM, EmptyTextError, FastEncoder, check_texts
+from features.embedding.sentiment import SentimentScorer, evaluate_accuracy
+from features.embedding.similarity import SimilarityIndex
 
 LABELLED = Path(__file__).parent / "data" / "sentiment_labelled.csv"
 
@@ -46,7 +46,7 @@ def test_same_text_gives_same_vector(fast_encoder: FastEncoder) -> None:
 
 def test_fast_encoder_matches_fp32_reference(fast_encoder: FastEncoder) -> None:
     # given
-    from feature_repo.embedding.encoder import ReferenceEncoder
+    from features.embedding.encoder import ReferenceEncoder
 
     texts = [
         "Arrived in two days, very fast delivery.", "The jacket fell apart within a week.",

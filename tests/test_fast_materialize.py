@@ -18,7 +18,7 @@ from feast.value_type import ValueType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feature_repo.fast_materialize import (
+from store.materialize_fast import (
     RESP_FRAMING,
     RedisUpsert,
     _read_ahead,
@@ -27,7 +27,7 @@ from feature_repo.fast_materialize import (
     encode_value_array,
     encode_values,
 )
-from feature_repo.online_store import (
+from store.online_sqlite import (
     decode_payload,
     encode_payload,
     name_prefix,
@@ -191,7 +191,7 @@ def test_read_ahead_stops_its_producer_when_the_consumer_stops():
 def _redis_client():
     import redis
 
-    from persona.settings import load_settings
+    from core.settings import load_settings
 
     settings = load_settings()
     client = redis.Redis(host=settings.redis_host, port=settings.redis_port, socket_timeout=5)
@@ -355,7 +355,7 @@ def pg_config():
     import psycopg
     from feast.repo_config import RepoConfig
 
-    from persona.settings import load_settings
+    from core.settings import load_settings
 
     settings = load_settings()
     admin = (f"host={settings.postgres_host} port={settings.postgres_port} user={settings.postgres_user} "
@@ -405,7 +405,7 @@ def test_binary_copy_reads_every_value_as_postgres_holds_it(pg_config, chunk_row
     # given a table with every decoded type, NULLs, NaN, infinities, empty arrays and dates before 1970
     from psycopg import sql
 
-    from feature_repo.offline import copy_rows
+    from store.offline import copy_rows
 
     conn = _pg(pg_config)
     conn.execute("""CREATE TABLE typed (customer_id bigint, event_timestamp timestamptz, naive timestamp,
@@ -487,7 +487,7 @@ def test_copy_pull_gives_the_rows_and_bytes_feasts_postgres_pull_gives(pg_config
     from feast.infra.offline_stores.contrib.postgres_offline_store.postgres import PostgreSQLOfflineStore
     from feast.types import Array, Float32, Int64, String
 
-    from feature_repo.fast_materialize import pull_latest_chunks
+    from store.materialize_fast import pull_latest_chunks
 
     with _pg(pg_config) as conn:
         _snapshot_table(conn)
@@ -513,8 +513,8 @@ def test_copy_pull_falls_back_to_feast_for_a_column_it_does_not_decode(pg_config
     from feast.types import Float64
     from psycopg import sql
 
-    from feature_repo.fast_materialize import pull_latest_chunks
-    from feature_repo.offline import CopyUnsupported, copy_rows
+    from store.materialize_fast import pull_latest_chunks
+    from store.offline import CopyUnsupported, copy_rows
 
     with _pg(pg_config) as conn:
         _snapshot_table(conn, extra=", price numeric")
@@ -537,8 +537,8 @@ def test_binary_copy_names_a_list_column_holding_null_elements(pg_config):
     # given a bigint[] column with a NULL element (a list feature cannot hold one)
     from psycopg import sql
 
-    from feature_repo.offline import copy_rows
-    from persona.errors import PersonaError
+    from core.errors import PersonaError
+    from store.offline import copy_rows
 
     conn = _pg(pg_config)
     conn.execute("CREATE TABLE lists (customer_id bigint, counts bigint[])")

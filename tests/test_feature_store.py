@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.build import build_offline_sources, write_parquet_atomic
-from feature_repo.store import apply_repo, check_consistency, get_store, latest_offline_rows, materialize
-from feature_repo.transforms.behavior import BEHAVIOR_FEATURES
-from persona.errors import PersonaError
-from persona.settings import load_settings
+from core.errors import PersonaError
+from core.settings import load_settings
+from features.build import build_offline_sources, write_parquet_atomic
+from features.transforms.behavior import BEHAVIOR_FEATURES
+from store.repo import apply_repo, check_consistency, get_store, latest_offline_rows, materialize
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,7 @@ def test_feast_engine_and_fast_path_write_the_same_online_values(persona_home):
     store.materialize(start_date=start, end_date=end)
     via_feast = store.get_online_features(features=refs, entity_rows=rows).to_df()
     materialize(settings)  # continues from Feast's recorded interval: nothing new
-    from feature_repo.fast_materialize import materialize_view_fast
+    from store.materialize_fast import materialize_view_fast
     for view in store.list_feature_views():
         materialize_view_fast(store, view, start, end)
     via_fast = get_store(settings).get_online_features(features=refs, entity_rows=rows).to_df()
@@ -160,7 +160,7 @@ def test_an_older_write_never_overwrites_a_newer_value(persona_home):
     newest = store.get_online_features(features=["customer_behavior:orders_365d"], entity_rows=rows).to_df()
 
     # when an older interval is materialized again (a late, out-of-order load)
-    from feature_repo.fast_materialize import materialize_view_fast
+    from store.materialize_fast import materialize_view_fast
     view = store.get_feature_view("customer_behavior")
     frame = pd.read_parquet(settings.offline_dir / "customer_behavior.parquet")
     cutoff = frame["event_timestamp"].sort_values().unique()[2]

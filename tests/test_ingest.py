@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 from typer.testing import CliRunner
 
-from persona.contract import TABLES
-from persona.errors import PersonaError
-from persona.ingest import (
+from core.contract import TABLES
+from core.errors import PersonaError
+from core.settings import Settings, load_settings
+from ingest.pipeline import (
     KIND_DTYPES,
     MAX_TEXT_CHARS,
     IngestReport,
@@ -23,7 +24,6 @@ from persona.ingest import (
     read_table,
     validate_table,
 )
-from persona.settings import Settings, load_settings
 
 GOOD_ROWS: dict[str, dict[str, str]] = {
     "transactions": {"customer_id": "1", "event_timestamp": "2024-03-01T10:00:00Z", "amount": "19.90",
@@ -593,7 +593,7 @@ def test_report_summary_without_quarantine() -> None:
 # --------------------------------------------------------------------------- CLI
 def test_cli_missing_column_exits_1_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # given
-    from persona.cli import app
+    from app.cli import app
 
     monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
     path = write_csv(tmp_path / "transactions.csv", [{"customer_id": "1", "event_timestamp": "2024-01-01"}])
@@ -610,7 +610,7 @@ def test_cli_missing_column_exits_1_with_one_line(tmp_path: Path, monkeypatch: p
 
 def test_cli_good_file_exits_0_with_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # given
-    from persona.cli import app
+    from app.cli import app
 
     monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
     path = write_csv(tmp_path / "transactions.csv", transactions(3))

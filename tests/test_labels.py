@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from persona.errors import PersonaError
+from core.errors import PersonaError
 from training.labels import (
     LABEL_COLUMNS,
     label_complete,

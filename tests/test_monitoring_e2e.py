@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.settings import load_settings
 from monitoring.job import MonitorConfig, MonitorJob
-from persona.settings import load_settings
 from training.config import PersonaParams, TrainConfig, XGBParams
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,11 +25,11 @@ DAYS, SHIFT_DAYS = 240, 60
 
 
 def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_path: Path) -> None:
-    from feature_repo.build import build_offline_sources
-    from feature_repo.store import apply_repo
-    from persona.ingest import ingest_files
-    from persona.synthetic import GenerateConfig, generate_dataset
-    from training.registry import configure_mlflow
+    from features.build import build_offline_sources
+    from ingest.pipeline import ingest_files
+    from model.registry import configure_mlflow
+    from store.repo import apply_repo
+    from synthetic.generator import GenerateConfig, generate_dataset
     from training.train import TrainJob
 
     # given generated history with a shifted period, ingested, built and applied

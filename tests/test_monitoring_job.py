@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
+from core.settings import load_settings
 from monitoring.job import EXPERIMENT, WORKSPACE_PROJECT, Champion, MonitorConfig, MonitorJob
-from persona.cli import app
-from persona.settings import load_settings
 
 NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
 SNAPSHOT_AT = pd.Timestamp("1997-06-01", tz="UTC")

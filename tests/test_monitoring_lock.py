@@ -11,15 +11,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from monitoring.lock import AlreadyRunning, single_flight
+from core.errors import PersonaError
+from core.locks import AlreadyRunning, single_flight
+from core.settings import PROJECT_ROOT, load_settings
 from monitoring.trigger import lock_path, read_last_retrain, retrain
-from persona.errors import PersonaError
-from persona.settings import PROJECT_ROOT, load_settings
 
 TRIGGER = """
 import sys, time, pathlib
 from types import SimpleNamespace
-from persona.settings import load_settings
+from core.settings import load_settings
 from monitoring.trigger import retrain
 
 scratch = pathlib.Path(sys.argv[1])

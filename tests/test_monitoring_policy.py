@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.errors import PersonaError
 from monitoring.drift import ColumnDrift, DriftSummary
 from monitoring.policy import DEFAULT_POLICY_PATH, MonitoringPolicy, decide, load_policy
 from monitoring.quality import QualityCheck
 from monitoring.shares import PersonaShift
-from persona.errors import PersonaError
 
 NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
 POLICY = MonitoringPolicy.model_validate({

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 
+from model.preprocess import nearest_center
 from training.cards import render_cards_html, render_cards_json
 from training.personas import fit_personas, name_segments, persona_cards, segment_terms, trait_scores
-from training.preprocess import nearest_center
 
 
 def _blobs(centers: list[list[float]], sizes: list[int], seed: int = 0) -> np.ndarray:

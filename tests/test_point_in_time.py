@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.build import empty_text_frame, write_parquet_atomic
-from feature_repo.store import apply_repo
-from feature_repo.transforms.behavior import BEHAVIOR_FEATURES
-from persona.settings import load_settings
-from training.dataset import build_training_set
+from core.settings import load_settings
+from features.build import empty_text_frame, write_parquet_atomic
+from features.dataset import build_training_set
+from features.transforms.behavior import BEHAVIOR_FEATURES
+from store.repo import apply_repo
 
 pytestmark = pytest.mark.integration
 

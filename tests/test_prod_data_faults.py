@@ -2,7 +2,7 @@
 
 - A ``persona features materialize`` killed part way leaves Redis partly written; ``persona
   features check`` says so, and a second run converges to the latest offline values.
-- Promotions of the same model at the same moment are serialized (training/registry.py): every
+- Promotions of the same model at the same moment are serialized (model/registry.py): every
   move is applied and recorded, the moves form one from -> to chain, and the last one wins; with
   requests queued one after another, the one requested last wins.
 
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from persona.settings import load_settings
+from core.settings import load_settings
 from tests.prod_fixtures import free_port
 from tests.test_prod_pipeline import drop_prod_state
 from tests.test_prod_profile import _reachable
@@ -41,7 +41,7 @@ def prod_home(persona_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     reason = _reachable()
     if reason:
         pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
-    from persona.services import ensure_databases
+    from app.services import ensure_databases
 
     suffix = uuid.uuid4().hex[:8]
     monkeypatch.setenv("PERSONA_PROFILE", "prod")
@@ -65,7 +65,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     reason = _reachable()
     if reason:
         pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
-    from persona.services import ensure_databases, start_mlflow, stop_mlflow
+    from app.services import ensure_databases, start_mlflow, stop_mlflow
 
     suffix = uuid.uuid4().hex[:8]
     env = {"PERSONA_HOME": str(tmp_path_factory.mktemp("registry") / "home"), "PERSONA_PROFILE": "prod",
@@ -99,10 +99,10 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 # --------------------------------------------------------------------------- materialization killed part way
 def _build_sources(settings, tmp_path: Path) -> None:  # noqa: ANN001
-    from feature_repo.build import build_offline_sources
-    from feature_repo.store import apply_repo
-    from persona.ingest import ingest_files
-    from persona.synthetic import GenerateConfig, generate_dataset
+    from features.build import build_offline_sources
+    from ingest.pipeline import ingest_files
+    from store.repo import apply_repo
+    from synthetic.generator import GenerateConfig, generate_dataset
 
     config = GenerateConfig(customers=300, days=120, seed=3, start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
     paths = generate_dataset(config, tmp_path / "generated")
@@ -112,8 +112,8 @@ def _build_sources(settings, tmp_path: Path) -> None:  # noqa: ANN001
 
 
 def _latest_offline(settings, view: str) -> pd.DataFrame:  # noqa: ANN001
-    from feature_repo.offline import read_source
-    from feature_repo.store import latest_offline_rows
+    from store.offline import read_source
+    from store.repo import latest_offline_rows
 
     return latest_offline_rows(read_source(settings, view)).set_index("customer_id")
 
@@ -124,7 +124,7 @@ class RedisRows:
     def __init__(self, settings, ids: dict[str, np.ndarray]) -> None:  # noqa: ANN001
         import redis
 
-        from feature_repo.fast_materialize import encode_int64_entity_keys
+        from store.materialize_fast import encode_int64_entity_keys
 
         self.client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
         project = settings.project.encode()
@@ -173,7 +173,7 @@ def _kill_part_way(env: dict[str, str], rows: RedisRows, log: Path, after: int, 
 @pytest.mark.prod
 @pytest.mark.slow
 def test_materialize_killed_part_way_is_reported_and_a_rerun_converges(prod_home, tmp_path: Path) -> None:
-    from feature_repo.store import get_store
+    from store.repo import get_store
 
     settings = prod_home
     # given 300 customers built into Postgres and registered in the project's SQL registry
@@ -228,7 +228,7 @@ def test_materialize_killed_part_way_is_reported_and_a_rerun_converges(prod_home
 # --------------------------------------------------------------------------- concurrent promotions
 def _register_versions(settings, count: int) -> object:  # noqa: ANN001
     """``count`` versions of the model (one run's artifacts), with v1 the champion."""
-    from training.registry import configure_mlflow, ensure_experiment, move_alias
+    from model.registry import configure_mlflow, ensure_experiment, move_alias
 
     client = configure_mlflow(settings)
     model = settings.registered_model
@@ -243,7 +243,7 @@ def _register_versions(settings, count: int) -> object:  # noqa: ANN001
 
 def _champion_moves(client, model: str, versions: int) -> list[dict]:  # noqa: ANN001
     """Every champion move recorded on any version, by sequence number (each move appears once)."""
-    from training.registry import alias_history
+    from model.registry import alias_history
 
     moves = {}
     for version in range(1, versions + 1):
@@ -255,7 +255,7 @@ def _champion_moves(client, model: str, versions: int) -> list[dict]:  # noqa: A
 
 def _assert_one_chain(client, model: str, moves: list[dict], promoted: list[str]) -> None:  # noqa: ANN001
     """Moves 1..n, each from the previous move's target, every promotion present, the last one holding the alias."""
-    from training.registry import PREVIOUS_CHAMPION_TAG, SEQ_TAG_PREFIX, alias_version
+    from model.registry import PREVIOUS_CHAMPION_TAG, SEQ_TAG_PREFIX, alias_version
 
     assert [m["seq"] for m in moves] == list(range(1, len(promoted) + 2))
     assert (moves[0]["from"], moves[0]["to"]) == (None, "1")
@@ -268,7 +268,7 @@ def _assert_one_chain(client, model: str, moves: list[dict], promoted: list[str]
 
 
 def _take_lock(client, model: str, settings, timeout_s: float) -> None:  # noqa: ANN001
-    from training.registry import alias_lock
+    from model.registry import alias_lock
 
     with alias_lock(client, model, "champion", settings, timeout_s=timeout_s):
         return
@@ -278,7 +278,7 @@ def _advisory_waiters(settings) -> int:  # noqa: ANN001
     """Sessions waiting for an advisory lock in the test's database."""
     import psycopg
 
-    from feature_repo.offline import postgres_url
+    from store.offline import postgres_url
 
     with psycopg.connect(postgres_url(settings), autocommit=True) as conn:
         return conn.execute(
@@ -299,7 +299,7 @@ def _wait_for_waiters(settings, count: int, alive, timeout: float = 300) -> None
 @pytest.mark.prod
 @pytest.mark.slow
 def test_concurrent_promote_commands_on_the_server_all_apply_in_one_chain(registry_server) -> None:
-    from training.registry import alias_lock
+    from model.registry import alias_lock
 
     settings = registry_server
     model = settings.registered_model
@@ -329,8 +329,8 @@ def test_concurrent_promote_commands_on_the_server_all_apply_in_one_chain(regist
 @pytest.mark.integration
 @pytest.mark.prod
 def test_promotion_requested_last_wins_on_the_server(registry_server) -> None:
-    from persona.errors import PersonaError
-    from training.registry import alias_lock, alias_version, configure_mlflow, promote
+    from core.errors import PersonaError
+    from model.registry import alias_lock, alias_version, configure_mlflow, promote
 
     settings = registry_server
     model = settings.registered_model
@@ -371,8 +371,8 @@ def test_promotion_requested_last_wins_on_the_server(registry_server) -> None:
 
 @pytest.mark.integration
 def test_concurrent_promotions_on_the_local_registry_form_one_chain(persona_home: Path) -> None:
-    from persona.errors import PersonaError
-    from training.registry import AliasMoved, alias_lock, alias_version, configure_mlflow, move_alias, promote
+    from core.errors import PersonaError
+    from model.registry import AliasMoved, alias_lock, alias_version, configure_mlflow, move_alias, promote
 
     settings = load_settings()
     model = settings.registered_model

@@ -356,10 +356,10 @@ def prod_bento(persona_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     Own Postgres database and Feast project (keys and databases removed afterwards); MLflow keeps
     its SQLite store under the home. Yields (url, API key, known customer ids).
     """
+    from app.services import ensure_databases
     from bench.prod_bench import delete_project_keys, drop_databases, known_customers, services_problem
     from bench.serving_bench import free_port, running
-    from persona.services import ensure_databases
-    from persona.settings import load_settings
+    from core.settings import load_settings
     from tests.serving_fixtures import build_champion_home
 
     problem = services_problem()

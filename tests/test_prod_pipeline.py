@@ -52,8 +52,8 @@ class ProdCli:
         })
         return env
 
-    def settings(self):  # noqa: ANN201 - persona.settings.Settings
-        from persona.settings import load_settings
+    def settings(self):  # noqa: ANN201 - core.settings.Settings
+        from core.settings import load_settings
 
         return load_settings(home=self.home, profile="prod", postgres_db=self.postgres_db, project=self.project,
                              mlflow_port=self.mlflow_port, api_key=API_KEY)
@@ -72,7 +72,7 @@ class ProdCli:
         return f"http://127.0.0.1:{self.mlflow_port}"
 
 
-def drop_prod_state(settings) -> None:  # noqa: ANN001 - persona.settings.Settings
+def drop_prod_state(settings) -> None:  # noqa: ANN001 - core.settings.Settings
     """Remove a test's Redis keys (its Feast project only) and its Postgres databases."""
     import psycopg
     import redis
@@ -124,7 +124,7 @@ def prod_cli(tmp_path: Path) -> Iterator[ProdCli]:
     try:
         yield cli
     finally:
-        from persona.services import stop_mlflow
+        from app.services import stop_mlflow
 
         settings = cli.settings()
         with contextlib.suppress(Exception):
@@ -168,8 +168,8 @@ def test_prod_pipeline_through_the_cli(prod_cli: ProdCli, tmp_path: Path) -> Non
     import psycopg
     from mlflow import MlflowClient
 
+    from model.registry import HISTORY_TAG
     from serving.prediction_log import read_prediction_log
-    from training.registry import HISTORY_TAG
 
     cli = prod_cli
     settings = cli.settings()

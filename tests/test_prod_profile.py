@@ -9,17 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.build import build_offline_sources
-from feature_repo.store import apply_repo, check_consistency, get_store, materialize
-from feature_repo.transforms.behavior import BEHAVIOR_FEATURES
-from persona.settings import load_settings
+from core.settings import load_settings
+from features.build import build_offline_sources
+from features.transforms.behavior import BEHAVIOR_FEATURES
+from store.repo import apply_repo, check_consistency, get_store, materialize
 from tests.test_feature_store import _write_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
 
 
 def _reachable() -> str | None:
-    from persona.services import unreachable
+    from app.services import unreachable
 
     return unreachable(load_settings())
 
@@ -29,7 +29,7 @@ def prod_settings(persona_home, monkeypatch):
     reason = _reachable()
     if reason:
         pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
-    from persona.services import ensure_databases
+    from app.services import ensure_databases
 
     suffix = uuid.uuid4().hex[:8]
     monkeypatch.setenv("PERSONA_PROFILE", "prod")
@@ -70,8 +70,8 @@ def test_prod_training_set_is_point_in_time_correct(prod_settings):
     _write_raw(prod_settings)
     build_offline_sources(prod_settings)
     apply_repo(prod_settings)
-    from feature_repo.offline import read_source
-    from training.dataset import build_training_set
+    from features.dataset import build_training_set
+    from store.offline import read_source
 
     behavior = read_source(prod_settings, "customer_behavior")
     rng = np.random.default_rng(0)
@@ -106,7 +106,7 @@ def test_redis_fast_path_equals_feast_engine_and_keeps_newer_values(prod_setting
     end = pd.Timestamp("2030-01-01", tz="UTC").to_pydatetime()
     store.materialize(start_date=start, end_date=end)
     via_feast = store.get_online_features(features=refs, entity_rows=rows).to_df()
-    from feature_repo.fast_materialize import materialize_view_fast
+    from store.materialize_fast import materialize_view_fast
 
     for view in store.list_feature_views():
         materialize_view_fast(store, view, start, end)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from model.bundle import ARTIFACT_HASH_TAG, ArtifactIntegrityError, artifact_digest, verify_artifacts
 from tests.prod_fixtures import ProdStack, build_prod_champion, prod_stack, served_bento, train
-from training.bundle import ARTIFACT_HASH_TAG, ArtifactIntegrityError, artifact_digest, verify_artifacts
 
 FAULT_MARKS = (pytest.mark.integration, pytest.mark.prod, pytest.mark.slow)
 ANSWER_WITHIN_S = 1.0  # a request while the online store is down or hung is answered within this
@@ -53,7 +53,7 @@ def _answers(response) -> list[tuple]:  # noqa: ANN001
 
 
 def _move_champion(stack: ProdStack, version: str) -> None:
-    from training.registry import configure_mlflow, move_alias
+    from model.registry import configure_mlflow, move_alias
 
     with stack.environment():
         settings = stack.settings()
@@ -215,7 +215,7 @@ def test_artifacts_changed_after_registration_are_refused_by_serving_and_score(
     artifact store's disk, when it becomes champion, then serving refuses it naming version,
     expected and actual digest (not ready without a previous model, else keeps the previous
     one), and `persona score` refuses it too."""
-    from training.registry import configure_mlflow
+    from model.registry import configure_mlflow
 
     # given a second version registered by training
     result = train(stack)
@@ -318,7 +318,7 @@ def test_verify_refuses_a_mismatch_by_name_and_loads_an_untagged_version_with_a_
 
     # when checked against its own digest, or against none (registered before digests existed)
     assert verify_artifacts(model, digest, "persona", "7") == digest
-    with caplog.at_level("WARNING", logger="training.bundle"):
+    with caplog.at_level("WARNING", logger="model.bundle"):
         assert verify_artifacts(model, None, "persona", "3") == digest
 
     # then it passes, and the untagged version is loaded with a warning that says so

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from persona.cli import app
-from persona.settings import FEATURE_REPO_DIR, PROJECT_ROOT, load_settings
+from app.cli import app
+from core.settings import FEATURE_REPO_DIR, PROJECT_ROOT, load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +57,9 @@ def _loyalty_frame(customers: np.ndarray, times: pd.DatetimeIndex, seed: int = 0
 
 
 def test_readme_walkthrough_runs_as_written(persona_home: Path, tmp_path: Path) -> None:
-    from feature_repo.build import build_offline_sources
-    from persona.ingest import ingest_files
-    from persona.synthetic import GenerateConfig, generate_dataset
+    from features.build import build_offline_sources
+    from ingest.pipeline import ingest_files
+    from synthetic.generator import GenerateConfig, generate_dataset
 
     # given a home with generated data and built offline sources
     paths = generate_dataset(

@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from persona.errors import PersonaError
-from persona.settings import load_settings
+from core.errors import PersonaError
+from core.settings import load_settings
 from serving.auth import ApiKeyMiddleware, resolve_api_key
 from serving.guard import RequestGuardMiddleware, field_path
 

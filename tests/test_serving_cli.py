@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from persona.cli import app
-from persona.errors import PersonaError
-from persona.settings import load_settings
+from app.cli import app
+from core.errors import PersonaError
+from core.settings import load_settings
 from serving.launch import serve_command
 
 pytest_plugins = ["tests.serving_fixtures"]

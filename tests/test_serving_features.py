@@ -15,9 +15,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def store_and_columns(served_env: Path):  # noqa: ANN201
-    from feature_repo.store import get_store
-    from persona.settings import load_settings
-    from training.dataset import feature_names
+    from core.settings import load_settings
+    from features.dataset import feature_names
+    from store.repo import get_store
 
     settings = load_settings()
     return get_store(settings), feature_names(settings, "churn_model_v2")
@@ -33,7 +33,7 @@ def _same(left: object, right: object) -> bool:
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_reader_matches_feast_get_online_features(store_and_columns, fast: bool) -> None:  # noqa: ANN001
-    from serving.features import OnlineFeatureReader
+    from store.online_read import OnlineFeatureReader
 
     # given the churn_model_v2 features, customers known and unknown, and a duplicate
     store, columns = store_and_columns
@@ -60,7 +60,7 @@ def test_reader_matches_feast_get_online_features(store_and_columns, fast: bool)
 
 
 def test_reader_refuses_a_column_no_view_serves(store_and_columns) -> None:  # noqa: ANN001
-    from serving.features import FeatureStoreError, OnlineFeatureReader
+    from store.online_read import FeatureStoreError, OnlineFeatureReader
 
     # given a model column that is not registered anywhere
     store, columns = store_and_columns

@@ -35,9 +35,9 @@ def client(champion_home: Path) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def feature_row(client: TestClient, champion_home: Path) -> dict[str, object]:
     """A valid what-if row: customer 1's served features, read from the online store."""
-    from feature_repo.store import get_store
-    from persona.settings import load_settings
-    from serving.features import OnlineFeatureReader
+    from core.settings import load_settings
+    from store.online_read import OnlineFeatureReader
+    from store.repo import get_store
 
     info = client.post("/model_info", json={}).json()
     with pytest.MonkeyPatch.context() as patch:
@@ -240,7 +240,7 @@ def test_similar_without_text_features_is_503_and_with_an_index_answers(
 ) -> None:
     import os
 
-    from feature_repo.embedding import similarity
+    from features.embedding import similarity
 
     # given no embeddings (persona embed never ran)
     # when similar customers are asked for

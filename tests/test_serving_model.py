@@ -9,10 +9,10 @@ import xgboost as xgb
 from feast.type_map import python_values_to_proto_values
 from feast.value_type import ValueType
 
-from feature_repo.online_store import encode_payload
-from serving.features import PayloadDecoder, decode_value
-from serving.model import FastPersonaRunner, FrameRunner, make_runner, outputs_agree, probe_batch
-from serving.trees import TreeEnsembles
+from model.runner import FastPersonaRunner, FrameRunner, make_runner, outputs_agree, probe_batch
+from model.trees import TreeEnsembles
+from store.online_read import PayloadDecoder, decode_value
+from store.online_sqlite import encode_payload
 from tests.training_helpers import make_training_frame
 
 
@@ -128,8 +128,8 @@ def test_numpy_trees_equal_xgboost_for_each_objective() -> None:
 
 
 @pytest.fixture(scope="module")
-def bundle():  # noqa: ANN201 - training.bundle.PersonaPredictor
-    from training.actions import load_policy
+def bundle():  # noqa: ANN201 - model.bundle.PersonaPredictor
+    from model.actions import load_policy
     from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGBParams
     from training.train import feature_columns_of, fit_persona_bundle
 

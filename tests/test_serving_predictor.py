@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.features import FeatureBatch, split_columns
 from serving.predictor import InputError, ServingPredictor
+from store.online_read import FeatureBatch, split_columns
 
 COLUMNS = ["region", "orders_90d", "spend_365d"]
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.features import RedisLayout, ViewPlan, decode_timestamp_text
+from store.online_read import RedisLayout, ViewPlan, decode_timestamp_text
 
 IDS = [0, 1, 7, 127, 128, 300, 2**31, -1, -(2**40), 2**63 - 1, -(2**63)]
 
@@ -120,7 +120,7 @@ def test_fields_are_feasts_hashed_field_names_view_by_view(versioning: bool):
 def test_timestamp_text_equals_what_feasts_redis_store_reads(when: dt.datetime):
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    from feature_repo.payload import timestamp_text
+    from store.codec import timestamp_text
 
     # given the `_ts:<view>` bytes Feast writes for an event time
     proto = Timestamp()
@@ -140,7 +140,7 @@ def test_view_values_decode_as_feast_converts_them(odd_spend: str | None):
     from feast.protos.feast.types.Value_pb2 import Value
     from feast.type_map import feast_value_type_to_python_type
 
-    from serving.features import _decode_view_values
+    from store.online_read import _decode_view_values
 
     # given HMGET replies holding Feast's value bytes: floats, nulls, a count above one varint
     # byte, a negative count, strings, an absent field, and (second case) a double where a
@@ -171,7 +171,7 @@ def test_view_values_decode_as_feast_converts_them(odd_spend: str | None):
 def test_an_online_read_result_of_feasts_missing_key_is_no_row():
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from serving.features import _no_row
+    from store.online_read import _no_row
 
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     later = dt.datetime(2025, 1, 7, tzinfo=dt.UTC)
@@ -191,10 +191,10 @@ def redis_features(persona_home, monkeypatch):  # noqa: ANN001, ANN201
 
     Yields the settings; the project's keys and the databases are removed afterwards.
     """
-    from feature_repo.build import build_offline_sources
-    from feature_repo.store import apply_repo, materialize
-    from persona.services import ensure_databases
-    from persona.settings import load_settings
+    from app.services import ensure_databases
+    from core.settings import load_settings
+    from features.build import build_offline_sources
+    from store.repo import apply_repo, materialize
     from tests.test_feature_store import _write_raw
     from tests.test_prod_profile import _reachable
 
@@ -258,11 +258,11 @@ def _feast_rows(store, ids: list[int]) -> tuple[dict[str, list], dict[str, list[
 def test_redis_reader_returns_exactly_what_feast_returns(redis_features):
     import redis
 
-    from feature_repo.payload import parse_timestamp
-    from feature_repo.store import get_store
-    from serving.features import OnlineFeatureReader
+    from features.dataset import feature_names
     from serving.predictor import ServingPredictor
-    from training.dataset import feature_names
+    from store.codec import parse_timestamp
+    from store.online_read import OnlineFeatureReader
+    from store.repo import get_store
 
     # given customers in Redis, one of them (5) whose behavior row was deleted as Feast deletes a
     # view's rows (its fields and `_ts:<view>` removed, its profile kept), and unknown ids
@@ -337,10 +337,10 @@ def test_redis_reader_returns_exactly_what_feast_returns(redis_features):
 def test_redis_reader_on_an_unreachable_redis_answers_unavailable_and_fails_fast(redis_features, monkeypatch):
     import socket
 
-    from feature_repo.store import get_store
-    from persona.settings import load_settings
-    from serving.features import OnlineFeatureReader, OnlineStoreUnavailable
-    from training.dataset import feature_names
+    from core.settings import load_settings
+    from features.dataset import feature_names
+    from store.online_read import OnlineFeatureReader, OnlineStoreUnavailable
+    from store.repo import get_store
 
     # given a reader of the same registry whose Redis port nobody listens on
     columns = feature_names(redis_features, "churn_model_v2")

@@ -25,7 +25,7 @@ def schema(champion_home: Path) -> Iterator[object]:
     import schemathesis
     from schemathesis.python import asgi
 
-    from feature_repo.embedding import similarity
+    from features.embedding import similarity
     from serving.service import PersonaService
 
     index = similarity.SimilarityIndex.from_arrays(

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.transforms.snapshots import snapshot_timestamps
-from persona.contract import TABLES
-from persona.errors import PersonaError
-from persona.synthetic import (
+from core.contract import TABLES
+from core.errors import PersonaError
+from core.timegrid import snapshot_timestamps
+from synthetic.generator import (
     GenerateConfig,
     ModelParams,
     _invert_cumulative,

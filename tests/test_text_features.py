@@ -12,10 +12,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from feature_repo.embedding.encoder import EMBEDDING_DIM, Encoded, check_texts
-from feature_repo.embedding.similarity import SimilarityIndex, similar_customers
-from feature_repo.text_build import distinct_texts, embed_reviews
-from feature_repo.transforms.text import (
+from core.errors import PersonaError
+from core.settings import Settings, load_settings
+from features.embedding.encoder import EMBEDDING_DIM, Encoded, check_texts
+from features.embedding.similarity import SimilarityIndex, similar_customers
+from features.text_build import distinct_texts, embed_reviews
+from features.transforms.text import (
     PCA_COLUMNS,
     TEXT_FEATURES,
     TextProjection,
@@ -26,8 +28,6 @@ from feature_repo.transforms.text import (
     projection_cutoff,
     training_rows,
 )
-from persona.errors import PersonaError
-from persona.settings import Settings, load_settings
 
 UTC = "UTC"
 
@@ -227,7 +227,7 @@ def test_embed_job_writes_one_row_per_entity_snapshot(persona_home: Path) -> Non
     report = embed_reviews(settings, encoder=encoder, show_progress=False)
 
     # then
-    from feature_repo.build import entity_snapshots
+    from features.build import entity_snapshots
 
     out = pd.read_parquet(report.path)
     entities = entity_snapshots(settings)
@@ -356,9 +356,9 @@ def test_index_query_latency_is_small_for_many_customers() -> None:
 @pytest.mark.integration
 def test_similarity_index_reads_vectors_from_the_materialized_online_store(persona_home: Path) -> None:
     # given: offline sources built, text embedded, repo applied and materialized
-    from feature_repo.build import build_offline_sources
-    from feature_repo.embedding import similarity
-    from feature_repo.store import apply_repo, materialize
+    from features.build import build_offline_sources
+    from features.embedding import similarity
+    from store.repo import apply_repo, materialize
 
     settings = load_settings()
     _write_raw(settings, _reviews(BASE_REVIEWS))

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from persona.cli import app
-from persona.errors import PersonaError
-from persona.settings import load_settings
+from app.cli import app
+from core.errors import PersonaError
+from core.settings import load_settings
+from model.bundle import to_model_input
+from model.registry import HISTORY_TAG, alias_version, configure_mlflow, promote, rollback
 from tests.training_helpers import make_training_frame
-from training.bundle import to_model_input
 from training.config import PersonaParams, TrainConfig, XGBParams
-from training.registry import HISTORY_TAG, alias_version, configure_mlflow, promote, rollback
 from training.train import TrainJob
 
 FAST = {
@@ -182,11 +182,11 @@ def test_custom_target_trains_its_own_registered_model() -> None:
 
 @pytest.mark.integration
 def test_real_chain_on_generated_data(persona_home: Path, tmp_path: Path) -> None:
-    from feature_repo.build import build_offline_sources
-    from feature_repo.store import apply_repo
-    from persona.ingest import ingest_files
-    from persona.synthetic import GenerateConfig, generate_dataset
-    from training.score import score
+    from features.build import build_offline_sources
+    from ingest.pipeline import ingest_files
+    from scoring.score import score
+    from store.repo import apply_repo
+    from synthetic.generator import GenerateConfig, generate_dataset
 
     # given generated data, ingested, built and applied
     paths = generate_dataset(

@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from persona.errors import PersonaError
+from core.errors import PersonaError
+from model.actions import load_policy
+from model.bundle import PersonaPredictor
+from model.preprocess import fit_feature_spec, model_matrix
 from tests.training_helpers import make_training_frame
-from training.actions import load_policy
-from training.bundle import PersonaPredictor
 from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGBParams
 from training.metrics import classification_metrics, expected_calibration_error, regression_metrics
 from training.models import rfm_score
-from training.preprocess import fit_feature_spec, model_matrix
 from training.train import choose_snapshots, feature_columns_of, fit_persona_bundle
 
 WEEKS = pd.date_range("2024-01-07", periods=30, freq="7D", tz="UTC")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "actions.yaml"
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "model" / "actions.yaml"
 
 
 class _Frozen(BaseModel):

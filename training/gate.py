@@ -6,10 +6,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from model.registry import CHALLENGER, CHAMPION
 from training.config import GateConfig, MetricRule
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from typing import Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
-from feature_repo.transforms.behavior import NS_PER_DAY, EventIndex, require_columns, to_utc_ns
-from persona.contract import ENTITY_KEY, TIMESTAMP
-from persona.errors import PersonaError
+from core.contract import ENTITY_KEY, TIMESTAMP
+from core.errors import PersonaError
+from features.transforms.behavior import NS_PER_DAY, EventIndex, require_columns, to_utc_ns
 
 LABEL_COLUMNS = ("churned", "future_orders", "future_spend")
 

@@ -11,7 +11,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
-from training.preprocess import nearest_center
+from model.preprocess import nearest_center
 
 # (column, direction, noun): a segment far from the population in that direction earns the noun.
 TRAITS: tuple[tuple[str, int, str], ...] = (

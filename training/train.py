@@ -21,11 +21,20 @@ import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from persona.errors import PersonaError
-from persona.settings import PROJECT_ROOT, Settings
+from core.errors import PersonaError
+from core.settings import PROJECT_ROOT, Settings
+from model.actions import ActionPolicy, load_policy, value_cutpoints
+from model.bundle import BUNDLE_ENTRY, PersonaPredictor
+from model.preprocess import (
+    TEXT_PROJECTION_PREFIX,
+    cluster_matrix,
+    fit_cluster_spec,
+    fit_feature_spec,
+    model_matrix,
+    nearest_center,
+    persona_columns,
+)
 from training import metrics as M
-from training.actions import ActionPolicy, load_policy, value_cutpoints
-from training.bundle import PersonaPredictor
 from training.config import GateConfig, MetricRule, TrainConfig
 from training.gate import CHALLENGER, CHAMPION, GateDecision, decide_promotion
 from training.models import (
@@ -38,15 +47,6 @@ from training.models import (
     rfm_score,
 )
 from training.personas import fit_personas, name_segments, persona_cards, segment_terms, trait_scores
-from training.preprocess import (
-    TEXT_PROJECTION_PREFIX,
-    cluster_matrix,
-    fit_cluster_spec,
-    fit_feature_spec,
-    model_matrix,
-    nearest_center,
-    persona_columns,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -468,7 +468,7 @@ def feast_lineage(settings: Settings, feature_service: str) -> dict[str, str]:
     """Feast project, registry last-update time and a fingerprint of the feature service definition."""
     out = {"feast.project": settings.project}
     try:
-        from feature_repo.store import get_store
+        from store.repo import get_store
 
         store = get_store(settings)
         service = store.get_feature_service(feature_service)
@@ -524,8 +524,8 @@ class TrainJob:
 
     def build_frame(self) -> tuple[pd.DataFrame, pd.Timestamp]:
         """Labelled, point-in-time correct rows of the chosen train and holdout snapshots."""
-        from feature_repo.build import entity_snapshots
-        from training.dataset import build_training_set
+        from features.build import entity_snapshots
+        from features.dataset import build_training_set
         from training.labels import label_complete, latest_label_cutoff, make_labels
 
         cfg = self.config
@@ -546,7 +546,7 @@ class TrainJob:
 
     def _features(self, frame: pd.DataFrame) -> list[str]:
         if self._from_feast:
-            from training.dataset import feature_names
+            from features.dataset import feature_names
 
             return [
                 c for c in feature_names(self.settings, self.config.feature_service) if c in frame.columns
@@ -560,7 +560,7 @@ class TrainJob:
         service = predictor.metadata.get("feature_service")
         if not (self._from_feast and service):
             return None
-        from training.dataset import build_training_set
+        from features.dataset import build_training_set
 
         keep = [
             c
@@ -570,8 +570,8 @@ class TrainJob:
         return build_training_set(self.settings, holdout[keep], service)
 
     def _champion_metrics(self, client, model: str, holdout: pd.DataFrame) -> tuple[dict | None, str | None]:  # noqa: ANN001
-        from training.bundle import load_predictor
-        from training.registry import alias_version
+        from model.bundle import load_predictor
+        from model.registry import alias_version
 
         version = alias_version(client, model, CHAMPION)
         if version is None:
@@ -665,7 +665,7 @@ class TrainJob:
             load = progress.add_task("building training set", total=2)
             dropped = 0
             if frame is None:
-                from training.dataset import build_training_set
+                from features.dataset import build_training_set
 
                 labels = read_labels(cfg.labels_path)
                 known = self._transactions()[ENTITY_KEY].drop_duplicates()
@@ -737,8 +737,8 @@ class TrainJob:
         import mlflow
         from mlflow.models import infer_signature
 
-        from training.bundle import record_artifact_hash
-        from training.registry import AliasMoved, configure_mlflow, ensure_experiment, move_alias
+        from model.bundle import record_artifact_hash
+        from model.registry import AliasMoved, configure_mlflow, ensure_experiment, move_alias
 
         settings, cfg = self.settings, self.config
         client = configure_mlflow(settings)
@@ -793,7 +793,7 @@ class TrainJob:
             signature = infer_signature(example, predictor.predict(example))
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=str(Path(__file__).with_name("bundle_entry.py")),
+                python_model=str(BUNDLE_ENTRY),
                 artifacts={"bundle": str(bundle_dir)},
                 signature=signature,
                 input_example=example,
@@ -888,8 +888,8 @@ def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
 
 
 def _input_example(holdout: pd.DataFrame, features: list[str], rows: int = 5) -> pd.DataFrame:
-    """A few holdout rows as the pyfunc takes them (see :func:`training.bundle.to_model_input`)."""
-    from training.bundle import to_model_input
+    """A few holdout rows as the pyfunc takes them (see :func:`model.bundle.to_model_input`)."""
+    from model.bundle import to_model_input
 
     return to_model_input(holdout.head(rows), features)
 

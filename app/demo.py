@@ -1,0 +1,297 @@
+"""``persona demo``: the whole loop on the embedded profile, from an empty home.
+
+generate -> ingest -> build -> embed -> apply -> materialize -> train (gate -> champion) ->
+serve in the background -> requests -> shifted period arrives -> ingest/build/embed/materialize
+-> requests -> monitor (drift -> policy -> retrain -> gate) -> serving switches champion ->
+stop the server -> summary. Each step calls the same functions as the CLI commands.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import PersonaError
+from core.settings import PROJECT_ROOT, Settings, load_settings
+
+TABLES = ("customers", "transactions", "sessions", "reviews")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of the demo (defaults run in a few minutes on 2 cores)."""
+
+    customers: int = 3_000
+    days: int = 300
+    shift_days: int = 60
+    seed: int = 7
+    requests: int = 200
+    port: int = 0  # 0: pick a free port
+
+
+@dataclass
+class DemoLog:
+    """Steps and their durations, for the summary."""
+
+    steps: list[tuple[str, float, str]] = field(default_factory=list)
+    console: Console = field(default_factory=lambda: Console(stderr=False))
+
+    def step(self, name: str, started: float, detail: str = "") -> None:
+        seconds = time.perf_counter() - started
+        self.steps.append((name, seconds, detail))
+        self.console.print(f"[bold green]✓[/] {name:<34} {seconds:6.1f} s  {detail}", highlight=False)
+
+
+def split_by_time(frame: pd.DataFrame, column: str, cut: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows before ``cut`` and rows from ``cut`` on."""
+    before = frame[column] < cut
+    return frame[before], frame[~before]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write_phase(generated: dict[str, Path], out: Path, cut: pd.Timestamp) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Split the generated tables at ``cut`` into the history and the shifted period."""
+    first, second = out / "history", out / "shifted"
+    first.mkdir(parents=True, exist_ok=True)
+    second.mkdir(parents=True, exist_ok=True)
+    history, shifted = {}, {}
+    for table in TABLES:
+        frame = pd.read_parquet(generated[table])
+        column = "signup_date" if table == "customers" else "event_timestamp"
+        before, after = split_by_time(frame, column, cut)
+        history[table] = first / f"{table}.parquet"
+        shifted[table] = second / f"{table}.parquet"
+        before.to_parquet(history[table], index=False)
+        after.to_parquet(shifted[table], index=False)
+    return history, shifted
+
+
+def _refresh_features(settings: Settings, log: DemoLog, label: str) -> None:
+    from features.build import build_offline_sources
+    from features.text_build import embed_reviews
+    from store.repo import apply_repo, materialize
+
+    started = time.perf_counter()
+    built = build_offline_sources(settings)
+    log.step(f"{label}: build features", started, f"{built['customer_behavior'][1]:,} behavior snapshots")
+    started = time.perf_counter()
+    report = embed_reviews(settings, show_progress=True)
+    log.step(f"{label}: embed reviews", started, report.summary())
+    started = time.perf_counter()
+    apply_repo(settings)
+    lines = materialize(settings)
+    log.step(f"{label}: apply + materialize", started, "; ".join(line.split(",")[0] for line in lines))
+
+
+def _train(settings: Settings, log: DemoLog, label: str):  # noqa: ANN202
+    from training.config import TrainConfig
+    from training.train import TrainJob
+
+    started = time.perf_counter()
+    result = TrainJob(settings, TrainConfig()).run()
+    log.step(label, started, f"v{result.version} -> {result.decision.alias} ({result.decision.reason})")
+    return result
+
+
+def _start_server(settings: Settings, port: int, log: DemoLog) -> subprocess.Popen:
+    import httpx
+
+    started = time.perf_counter()
+    env = {**os.environ, "PERSONA_HOME": str(settings.home)}
+    logfile = open(settings.home / "serve.log", "ab")  # noqa: SIM115 - handed to the child
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--poll-seconds", "2"],
+        env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True, cwd=PROJECT_ROOT,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise PersonaError(f"the server exited with code {process.returncode}; see {settings.home / 'serve.log'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                log.step("serve the champion (BentoML)", started, f"http://127.0.0.1:{port}")
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    _stop_server(process)
+    raise PersonaError(f"the server did not become ready within 240 s; see {settings.home / 'serve.log'}")
+
+
+def _stop_server(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _send_requests(port: int, customer_ids: np.ndarray, count: int, seed: int) -> dict[str, object]:
+    """Single and batch predictions plus a few bad requests; returns what came back."""
+    import httpx
+
+    rng = np.random.default_rng(seed)
+    url = f"http://127.0.0.1:{port}"
+    statuses: dict[int, int] = {}
+    versions: set[str] = set()
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for i in range(count):
+            size = 1 if i % 10 else 50
+            ids = [int(x) for x in rng.choice(customer_ids, size=size, replace=False)]
+            response = client.post("/predict", json={"customer_ids": ids})
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if response.status_code == 200:
+                versions.update(str(p.get("model_version")) for p in response.json().get("predictions", []))
+        bad = [client.post("/predict", json={"customer_ids": []}),
+               client.post("/predict", json={"customer_ids": ["x"]}),
+               client.post("/predict", json={"customer_id": 1})]
+    return {"statuses": statuses, "versions": sorted(versions), "bad": [r.status_code for r in bad]}
+
+
+def _current_version(port: int, customer_id: int) -> str | None:
+    import httpx
+
+    try:
+        response = httpx.post(f"http://127.0.0.1:{port}/predict", json={"customer_ids": [customer_id]}, timeout=5)
+        return str(response.json()["predictions"][0]["model_version"]) if response.status_code == 200 else None
+    except (httpx.HTTPError, KeyError, IndexError, ValueError):
+        return None
+
+
+def run_demo(config: DemoConfig, home: Path | None = None) -> Path:
+    """Run the loop in a fresh home and print a summary.
+
+    Returns:
+        The demo's home directory.
+    """
+    base = load_settings()
+    home = (home or base.home / "demo").resolve()
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    os.environ["PERSONA_HOME"] = str(home)
+    settings = load_settings()
+    log = DemoLog()
+    log.console.rule(f"Persona demo in {home}")
+
+    from ingest.pipeline import ingest_files
+    from synthetic.generator import GenerateConfig, generate_dataset
+
+    started = time.perf_counter()
+    start = pd.Timestamp("2025-01-01", tz="UTC")
+    generated = generate_dataset(
+        GenerateConfig(customers=config.customers, days=config.days, seed=config.seed, start=start.to_pydatetime(),
+                       shift_days=config.shift_days),
+        home / "generated",
+    )
+    cut = start + pd.Timedelta(days=config.days)
+    history, shifted = _write_phase(generated, home / "generated", cut)
+    # The generator's ground truth lets training report the oracle AUC next to the model's.
+    settings.raw_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(generated["ground_truth"], settings.raw_dir.parent / "ground_truth.parquet")
+    log.step("generate customers", started, f"{config.customers:,} customers, {config.days} days + "
+             f"{config.shift_days} shifted days")
+
+    started = time.perf_counter()
+    reports = ingest_files(settings, history)
+    log.step("ingest history", started, ", ".join(f"{r.table} {r.accepted:,}" for r in reports))
+    _refresh_features(settings, log, "history")
+    first = _train(settings, log, "train + gate (first champion)")
+
+    port = config.port or _free_port()
+    server = _start_server(settings, port, log)
+    try:
+        customer_ids = pd.read_parquet(settings.raw_dir / "customers.parquet", columns=["customer_id"])[
+            "customer_id"].to_numpy()
+        started = time.perf_counter()
+        sent = _send_requests(port, customer_ids, config.requests, config.seed)
+        log.step("requests before the shift", started, f"statuses {sent['statuses']}, bad input -> {sent['bad']}, "
+                 f"model v{','.join(sent['versions'])}")
+
+        started = time.perf_counter()
+        reports = ingest_files(settings, shifted)
+        log.step("shifted period arrives (ingest)", started, ", ".join(f"{r.table} +{r.new_rows:,}" for r in reports))
+        _refresh_features(settings, log, "shifted")
+        started = time.perf_counter()
+        sent = _send_requests(port, customer_ids, config.requests, config.seed + 1)
+        log.step("requests after the shift", started, f"statuses {sent['statuses']}")
+
+        from monitoring.job import MonitorJob
+
+        started = time.perf_counter()
+        outcome = MonitorJob(settings).run()
+        log.step("monitor: drift -> policy -> retrain", started, outcome.summary())
+
+        started = time.perf_counter()
+        champion_now = _champion_version(settings)
+        served = _current_version(port, int(customer_ids[0]))
+        deadline = time.monotonic() + 60
+        while champion_now is not None and served != champion_now and time.monotonic() < deadline:
+            time.sleep(1)
+            served = _current_version(port, int(customer_ids[0]))
+        switched = served == champion_now and champion_now != first.version
+        log.step("serving follows the champion", started,
+                 f"champion v{champion_now}, serving v{served}" + (" (switched)" if switched else ""))
+    finally:
+        started = time.perf_counter()
+        _stop_server(server)
+        log.step("stop the server", started)
+
+    _summary(settings, log)
+    return home
+
+
+def _champion_version(settings: Settings) -> str | None:
+    from model.registry import alias_version, configure_mlflow
+
+    client = configure_mlflow(settings)
+    return alias_version(client, settings.registered_model, "champion")
+
+
+def _summary(settings: Settings, log: DemoLog) -> None:
+    table = Table(title="Persona demo", show_lines=False)
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    for name, seconds, _ in log.steps:
+        table.add_row(name, f"{seconds:.1f}")
+    table.add_row("total", f"{sum(s for _, s, _ in log.steps):.1f}")
+    log.console.print(table)
+    reports = settings.reports_dir
+    home = settings.home
+    log.console.print(f"""
+[bold]Where to look[/]
+  reports (persona cards, drift):  {reports}
+  prediction log:                  {settings.serving_dir}
+  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000
+  Feast UI:      PERSONA_HOME={home} .venv/bin/feast -c feature_repo ui
+  Evidently UI:  .venv/bin/evidently ui --workspace {reports / 'evidently_workspace'} --port 8001
+""", highlight=False)
+
+
+def main(config: DemoConfig | None = None) -> None:
+    """Entry point used by ``persona demo``."""
+    started = dt.datetime.now(dt.UTC)
+    home = run_demo(config or DemoConfig())
+    elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    Console().print(f"[bold]demo finished in {elapsed / 60:.1f} min[/] (home: {home})")

@@ -1,0 +1,150 @@
+"""One typed settings object for every Persona job.
+
+Values come from (highest first) explicit arguments, environment variables prefixed
+``PERSONA_`` (``PERSONA_HOME``, ``PERSONA_PROFILE``, ...), then the defaults below.
+All state lives under ``home``; nothing is created at import.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import PersonaError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FEATURE_REPO_DIR = PROJECT_ROOT / "feature_repo"
+
+
+class Settings(BaseSettings):
+    """Settings shared by every Persona job (see README, "Settings")."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PERSONA_", frozen=True, extra="forbid", validate_default=True
+    )
+
+    home: Path = Field(
+        default=PROJECT_ROOT / ".persona",
+        description="Directory holding all state: data, quarantine, stores, MLflow, reports.",
+    )
+    profile: Literal["local", "prod"] = Field(
+        default="local", description="local: embedded SQLite/parquet; prod: Redis/Postgres/MLflow server."
+    )
+    snapshot_every_days: int = Field(default=7, ge=1, le=366, description="Days between feature snapshots.")
+    horizon_days: int = Field(default=90, ge=1, le=3650, description="Label horizon in days.")
+    project: str = Field(default="persona", pattern=r"^[a-z][a-z0-9_]*$", description="Feast project name.")
+    registered_model: str = Field(default="persona", min_length=1, description="MLflow registered model name.")
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="Tracking URI; default: SQLite under home (local) or PERSONA_MLFLOW_URL (prod)."
+    )
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = Field(default=5432, ge=1, le=65535)
+    postgres_db: str = "persona"
+    postgres_user: str = "postgres"
+    postgres_password: str = ""
+    postgres_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    redis_host: str = "127.0.0.1"
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    mlflow_port: int = Field(default=5000, ge=1, le=65535)
+    api_key: str | None = Field(default=None, description="API key for the serving endpoints (optional).")
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    # ---- derived locations (pure path arithmetic, nothing is created) ----
+    @cached_property
+    def raw_dir(self) -> Path:
+        """Accepted rows per contract table, deduplicated (``<table>.parquet``)."""
+        return self.home / "data" / "raw"
+
+    @cached_property
+    def quarantine_dir(self) -> Path:
+        """Rejected rows per table with a ``reason`` column."""
+        return self.home / "data" / "quarantine"
+
+    @cached_property
+    def offline_dir(self) -> Path:
+        """Offline feature sources read by Feast (parquet)."""
+        return self.home / "offline"
+
+    @cached_property
+    def feast_dir(self) -> Path:
+        """Feast registry and SQLite online store (local profile)."""
+        return self.home / "feast"
+
+    @cached_property
+    def embeddings_dir(self) -> Path:
+        """Text embedding cache."""
+        return self.home / "embeddings"
+
+    @cached_property
+    def mlflow_dir(self) -> Path:
+        """MLflow SQLite backend and artifacts (local profile)."""
+        return self.home / "mlflow"
+
+    @cached_property
+    def reports_dir(self) -> Path:
+        """HTML/JSON reports (persona cards, drift reports, benchmarks)."""
+        return self.home / "reports"
+
+    @cached_property
+    def serving_dir(self) -> Path:
+        """Prediction log and serving state."""
+        return self.home / "serving"
+
+    @property
+    def feature_store_yaml(self) -> Path:
+        """The Feast config for this profile."""
+        name = "feature_store.yaml" if self.profile == "local" else "feature_store.prod.yaml"
+        return FEATURE_REPO_DIR / name
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI for this profile."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if self.profile == "prod":
+            return f"http://127.0.0.1:{self.mlflow_port}"
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        """Where MLflow stores artifacts in the local profile."""
+        return (self.mlflow_dir / "artifacts").as_uri()
+
+    def feast_env(self) -> dict[str, str]:
+        """Environment variables that ``feature_store*.yaml`` expands."""
+        return {
+            "PERSONA_HOME": str(self.home),
+            "PERSONA_PROJECT": self.project,
+            "PERSONA_POSTGRES_HOST": self.postgres_host,
+            "PERSONA_POSTGRES_PORT": str(self.postgres_port),
+            "PERSONA_POSTGRES_DB": self.postgres_db,
+            "PERSONA_POSTGRES_USER": self.postgres_user,
+            "PERSONA_POSTGRES_PASSWORD": self.postgres_password,
+            "PERSONA_POSTGRES_SSLMODE": self.postgres_sslmode,
+            "PERSONA_REDIS_HOST": self.redis_host,
+            "PERSONA_REDIS_PORT": str(self.redis_port),
+        }
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one readable line.
+
+    Raises:
+        PersonaError: naming the offending key (``PERSONA_<KEY>``) and the reason.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "?"
+        raise PersonaError(
+            f"bad setting PERSONA_{key.upper()}={first.get('input')!r}: {first['msg']}"
+        ) from None

@@ -1,0 +1,132 @@
+"""Build the offline feature sources from ingested data (the edge around the pure transforms).
+
+Reads ``$PERSONA_HOME/data/raw/<table>.parquet``, computes snapshots on the shared grid and
+writes ``$PERSONA_HOME/offline/{customer_profile,customer_behavior}.parquet`` atomically.
+An empty ``customer_text.parquet`` with the right schema is written when ``persona embed`` has
+not run yet, so the text view can be applied (and training works without text).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from core.errors import PersonaError
+from core.settings import Settings
+from core.timegrid import snapshot_timestamps
+from features.transforms.behavior import build_entity_snapshots, compute_behavior_features
+from store.offline import source_exists, write_parquet_atomic, write_source  # noqa: F401 - re-exported
+
+ENTITY_KEY = "customer_id"
+_EVENT_TABLES = ("transactions", "sessions", "reviews")
+
+
+def read_raw(settings: Settings, table: str, columns: list[str] | None = None) -> pd.DataFrame | None:
+    """An ingested table, or None when it was never ingested."""
+    path = settings.raw_dir / f"{table}.parquet"
+    if not path.exists():
+        return None
+    return pd.read_parquet(path, columns=columns)
+
+
+def data_span(settings: Settings) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Earliest and latest event timestamp over the ingested event tables.
+
+    Raises:
+        PersonaError: when no transactions were ingested.
+    """
+    if not (settings.raw_dir / "transactions.parquet").exists():
+        raise PersonaError("no transactions ingested yet; run `persona ingest --transactions FILE` first")
+    firsts, lasts = [], []
+    for table in _EVENT_TABLES:
+        frame = read_raw(settings, table, columns=["event_timestamp"])
+        if frame is not None and len(frame):
+            firsts.append(frame["event_timestamp"].min())
+            lasts.append(frame["event_timestamp"].max())
+    if not firsts:
+        raise PersonaError("the ingested transactions table is empty; ingest a file with rows")
+    return min(firsts), max(lasts)
+
+
+def snapshot_grid(settings: Settings, every_days: int | None = None) -> pd.DatetimeIndex:
+    """The snapshot timestamps every feature view uses for this home's data."""
+    first, last = data_span(settings)
+    return snapshot_timestamps(first, last, every_days or settings.snapshot_every_days)
+
+
+def entity_snapshots(settings: Settings, every_days: int | None = None) -> pd.DataFrame:
+    """(customer_id, event_timestamp) for every customer known at every snapshot."""
+    transactions = read_raw(settings, "transactions", columns=[ENTITY_KEY, "event_timestamp"])
+    customers = read_raw(settings, "customers")
+    return build_entity_snapshots(customers, transactions, snapshot_grid(settings, every_days))
+
+
+def build_profile_frame(customers: pd.DataFrame, created: pd.Timestamp, source: str = "customers") -> pd.DataFrame:
+    """Profile source rows: one per customer at signup_date, attribute columns kept as they are.
+
+    ``profile_source`` says where the row came from (``customers`` or ``first_transaction``
+    when no customers table was ingested), so the view always has at least one feature.
+    """
+    internal = [c for c in customers.columns if c.startswith("_")]
+    frame = customers.drop(columns=internal).rename(columns={"signup_date": "event_timestamp"})
+    frame["profile_source"] = source
+    frame = frame.sort_values([ENTITY_KEY, "event_timestamp"]).drop_duplicates(ENTITY_KEY, keep="last")
+    frame["created_timestamp"] = created
+    return frame.reset_index(drop=True)
+
+
+def empty_text_frame() -> pa.Table:
+    """A zero-row customer_text source with the schema ``persona embed`` writes."""
+    from features.text_build import text_schema
+
+    return pa.Table.from_pylist([], schema=text_schema())
+
+
+def build_offline_sources(settings: Settings, every_days: int | None = None) -> dict[str, tuple[str, int]]:
+    """Compute profile and behavior snapshots from the ingested tables.
+
+    Returns:
+        source name -> (where it was written, rows).
+    """
+    created = pd.Timestamp.now(tz="UTC")
+    out: dict[str, tuple[str, int]] = {}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("reading ingested tables", total=None)
+        transactions = read_raw(settings, "transactions")
+        if transactions is None:
+            raise PersonaError("no transactions ingested yet; run `persona ingest --transactions FILE` first")
+        sessions = read_raw(settings, "sessions")
+        reviews = read_raw(settings, "reviews", columns=[ENTITY_KEY, "event_timestamp", "rating"])
+        customers = read_raw(settings, "customers")
+
+        bar.update(task, description="computing snapshot grid")
+        grid = snapshot_grid(settings, every_days)
+        if len(grid) == 0:
+            raise PersonaError("the data spans less than one snapshot interval; ingest more history "
+                               "or lower PERSONA_SNAPSHOT_EVERY_DAYS")
+        entities = build_entity_snapshots(customers, transactions, grid)
+
+        bar.update(task, description="behavior features (customer snapshots)", total=len(entities), completed=0)
+        behavior = compute_behavior_features(
+            entities, transactions, sessions=sessions, reviews=reviews, customers=customers,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+        bar.update(task, total=None)
+        behavior["created_timestamp"] = created
+        bar.update(task, description="writing customer behavior snapshots", total=None)
+        out["customer_behavior"] = (write_source(settings, "customer_behavior", behavior), len(behavior))
+
+        bar.update(task, description="writing customer profiles")
+        source = "customers"
+        if customers is None:
+            first_seen = transactions.groupby(ENTITY_KEY, as_index=False)["event_timestamp"].min()
+            customers = first_seen.rename(columns={"event_timestamp": "signup_date"})
+            source = "first_transaction"
+        profile = build_profile_frame(customers, created, source)
+        out["customer_profile"] = (write_source(settings, "customer_profile", profile), len(profile))
+
+        if not source_exists(settings, "customer_text"):
+            out["customer_text"] = (write_source(settings, "customer_text", empty_text_frame()), 0)
+    return out

@@ -1,0 +1,357 @@
+"""The ``persona embed`` job: embed new review texts and write the ``customer_text`` offline source.
+
+Steps (I/O at the edges, the aggregation is :mod:`features.transforms.text`):
+
+1. read ``raw/reviews.parquet``; normalise texts; refuse empty ones (ingest quarantines them);
+2. deduplicate, look every distinct text up in the hash-keyed cache of the current model
+   identity and embed only the texts not cached (progress bar with texts/s);
+3. score sentiment (VADER, its own cache);
+4. aggregate per customer as of every entity snapshot of the behavior view, fit the 8-dim PCA
+   on the training region only and save it versioned under ``embeddings/projections``;
+5. write ``offline/customer_text.parquet`` in chunks, atomically, unless its content fingerprint
+   is unchanged (then nothing is rewritten and Feast sees no new rows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.errors import PersonaError
+from core.settings import Settings
+from features.embedding.cache import VectorCache, normalize_text, text_key
+from features.embedding.encoder import EMBEDDING_DIM, TextEncoder, default_encoder
+from features.embedding.sentiment import SentimentScorer
+from features.transforms.text import (
+    ENTITY_KEY,
+    PCA_COLUMNS,
+    RECENT_DAYS,
+    RECENT_PCA_COLUMNS,
+    TEXT_FEATURES,
+    TIMESTAMP,
+    TextProjection,
+    TextWindows,
+    compute_text_windows,
+    fit_windows_projection,
+    project_windows,
+    projection_cutoff,
+    recent_columns,
+)
+
+log = logging.getLogger(__name__)
+
+_FINGERPRINT_KEY = b"persona.text_fingerprint"
+_CHUNK_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class EmbedReport:
+    """What ``persona embed`` did.
+
+    Attributes:
+        texts_seen: non-empty review texts read.
+        unique_texts: distinct normalised texts among them.
+        new_embedded: distinct texts embedded in this run.
+        cache_hits: distinct texts found in the cache.
+        refused_empty: empty/whitespace texts refused (not embedded).
+        truncated: newly embedded texts longer than the model's 256-token window.
+        invalidated: cached vectors of another model identity deleted.
+        embed_seconds: time spent in the encoder.
+        rows_written: rows of ``customer_text.parquet`` (0 when it was already up to date).
+        rows_total: rows the file holds.
+        model_identity: encoder identity that made the vectors.
+        projection_version: version of the PCA projection.
+        path: the offline source written.
+    """
+
+    texts_seen: int
+    unique_texts: int
+    new_embedded: int
+    cache_hits: int
+    refused_empty: int
+    truncated: int
+    invalidated: int
+    embed_seconds: float
+    rows_written: int
+    rows_total: int
+    model_identity: str
+    projection_version: str
+    path: Path
+
+    @property
+    def texts_per_second(self) -> float:
+        """Encoder throughput of this run (0 when nothing was embedded)."""
+        return self.new_embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """One line for the CLI."""
+        extra = []
+        if self.refused_empty:
+            extra.append(f"{self.refused_empty:,} empty refused")
+        if self.truncated:
+            extra.append(f"{self.truncated:,} truncated at 256 tokens")
+        if self.invalidated:
+            extra.append(f"{self.invalidated:,} vectors of another model invalidated")
+        written = f"{self.rows_written:,} rows written" if self.rows_written else (
+            f"{self.rows_total:,} rows up to date")
+        return (
+            f"embed: {self.texts_seen:,} texts seen ({self.unique_texts:,} distinct), "
+            f"{self.new_embedded:,} new embedded, {self.cache_hits:,} cache hits, "
+            f"{self.texts_per_second:,.0f} texts/s, {written}"
+            + (f", {', '.join(extra)}" if extra else "")
+            + f"; model {self.model_identity}; projection {self.projection_version}"
+        )
+
+
+def read_reviews(settings: Settings) -> pd.DataFrame:
+    """Ingested reviews (customer_id, event_timestamp, text).
+
+    Raises:
+        PersonaError: when no reviews were ingested.
+    """
+    path = settings.raw_dir / "reviews.parquet"
+    if not path.exists():
+        raise PersonaError("no reviews ingested yet; run `persona ingest --reviews FILE` first")
+    reviews = pd.read_parquet(path, columns=[ENTITY_KEY, TIMESTAMP, "text"])
+    reviews[TIMESTAMP] = pd.to_datetime(reviews[TIMESTAMP], utc=True)
+    return reviews
+
+
+def distinct_texts(texts: pd.Series) -> tuple[np.ndarray, list[str], int]:
+    """Normalise texts and map each to a distinct normalised text.
+
+    Returns:
+        (row of each text in the distinct list, -1 for empty; the distinct normalised texts;
+        number of empty texts).
+    """
+    raw_codes, raw_uniques = pd.factorize(texts.fillna("").astype(str), sort=False)
+    normalised = pd.Index([normalize_text(t) for t in raw_uniques])
+    norm_codes, uniques = pd.factorize(normalised, sort=False)
+    per_raw = np.asarray(norm_codes, np.int64)
+    empty_unique = np.flatnonzero(uniques == "")
+    text_row = per_raw[raw_codes] if len(raw_codes) else np.zeros(0, np.int64)
+    keep = np.ones(len(uniques), bool)
+    keep[empty_unique] = False
+    remap = np.cumsum(keep) - 1
+    text_row = np.where(keep[text_row], remap[text_row], -1) if len(text_row) else text_row
+    return text_row, [str(u) for u in uniques[keep]], int((text_row == -1).sum())
+
+
+def _progress_bar():  # noqa: ANN202
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), transient=True)
+
+
+def embed_texts(
+    texts: list[str], encoder: TextEncoder, cache: VectorCache, show_progress: bool = True
+) -> tuple[np.ndarray, int, int, float]:
+    """Vectors for distinct normalised texts, embedding only the ones not cached.
+
+    Returns:
+        (vectors, newly embedded, truncated among them, seconds in the encoder).
+    """
+    keys = [text_key(t, cache.identity) for t in texts]
+    found = cache.lookup(keys)
+    vectors = found.vectors
+    missing = np.flatnonzero(~found.found)
+    if not len(missing):
+        return vectors, 0, 0, 0.0
+    warm_up = getattr(encoder, "warm_up", None)
+    if callable(warm_up):  # export (first run only) and compile, outside the throughput measurement
+        if show_progress:
+            from rich.console import Console
+
+            with Console(stderr=True).status("preparing the encoder (the first run exports it to ONNX)"):
+                warm_up()
+        else:
+            warm_up()
+    started = time.perf_counter()
+    todo = [texts[i] for i in missing]
+    if show_progress:
+        with _progress_bar() as bar:
+            task = bar.add_task("embedding reviews", total=len(todo), rate="")
+
+            def advance(done: int) -> None:
+                bar.advance(task, done)
+                elapsed = time.perf_counter() - started
+                bar.update(task, rate=f"{bar.tasks[0].completed / max(elapsed, 1e-9):,.0f} texts/s")
+
+            encoded = encoder.encode(todo, progress=advance)
+    else:
+        encoded = encoder.encode(todo)
+    seconds = time.perf_counter() - started
+    vectors[missing] = encoded.vectors
+    cache.add([keys[i] for i in missing], encoded.vectors)
+    return vectors, len(missing), int(encoded.truncated.sum()), seconds
+
+
+def score_sentiment(texts: list[str], cache: VectorCache, scorer: SentimentScorer) -> np.ndarray:
+    """Sentiment of distinct normalised texts, scoring only the ones not cached."""
+    keys = [text_key(t, cache.identity) for t in texts]
+    found = cache.lookup(keys)
+    scores = found.vectors[:, 0].copy()
+    missing = np.flatnonzero(~found.found)
+    if len(missing):
+        new = scorer.score([texts[i] for i in missing])
+        scores[missing] = new
+        cache.add([keys[i] for i in missing], new.reshape(-1, 1))
+    return scores
+
+
+def _fingerprint(windows: TextWindows, identity: str, projection: TextProjection) -> str:
+    # The schema is part of the fingerprint: a new feature column means the file must be rewritten.
+    digest = hashlib.sha256(f"{identity}\n{projection.version}\n{sorted(TEXT_FEATURES)}\n".encode())
+    frame = windows.frame[[ENTITY_KEY, TIMESTAMP, "window", "sentiment_mean_365d"]]
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(np.ascontiguousarray(windows.means).tobytes())
+    return digest.hexdigest()
+
+
+def _existing_fingerprint(path: Path) -> tuple[str | None, int]:
+    if not path.exists():
+        return None, 0
+    meta = pq.ParquetFile(path)
+    value = (meta.schema_arrow.metadata or {}).get(_FINGERPRINT_KEY)
+    return (value.decode() if value else None), meta.metadata.num_rows
+
+
+def text_schema(fingerprint: str | None = None) -> pa.Schema:
+    """Arrow schema of ``customer_text.parquet`` (also of the empty source ``features build`` writes)."""
+    kinds = {"float": pa.float32(), "str": pa.string(), "float_list": pa.list_(pa.float32())}
+    fields = [
+        pa.field(ENTITY_KEY, pa.int64()),
+        pa.field(TIMESTAMP, pa.timestamp("ns", tz="UTC")),
+        pa.field("created_timestamp", pa.timestamp("ns", tz="UTC")),
+    ] + [pa.field(name, kinds[kind]) for name, kind in TEXT_FEATURES.items()]
+    metadata = {_FINGERPRINT_KEY: fingerprint.encode()} if fingerprint else None
+    return pa.schema(fields, metadata=metadata)
+
+
+def write_text_source(
+    path: Path,
+    windows: TextWindows,
+    projection: TextProjection,
+    identity: str,
+    created: pd.Timestamp,
+    fingerprint: str | None = None,
+    recent: TextWindows | None = None,
+) -> int:
+    """Stream the ``customer_text`` rows to parquet in chunks, via a temporary file and rename.
+
+    Returns:
+        Rows written.
+    """
+    schema = text_schema(fingerprint)
+    frame = windows.frame
+    pca = project_windows(windows, projection).to_numpy(np.float32)
+    recent_sentiment, recent_pca = recent_columns(recent, projection, len(frame))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    created_ns = pd.Timestamp(created).tz_convert("UTC").as_unit("ns")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for start in range(0, max(len(frame), 1), _CHUNK_ROWS):
+            rows = slice(start, min(start + _CHUNK_ROWS, len(frame)))
+            n = rows.stop - rows.start
+            embeddings = windows.embeddings(rows)
+            offsets = pa.array(np.arange(0, (n + 1) * EMBEDDING_DIM, EMBEDDING_DIM, dtype=np.int32))
+            columns = {
+                ENTITY_KEY: pa.array(frame[ENTITY_KEY].to_numpy(np.int64)[rows]),
+                TIMESTAMP: pa.array(frame[TIMESTAMP].iloc[rows], pa.timestamp("ns", tz="UTC")),
+                "created_timestamp": pa.array(np.full(n, created_ns.value, np.int64), pa.int64()).cast(
+                    pa.timestamp("ns", tz="UTC")),
+                "text_embedding": pa.ListArray.from_arrays(offsets, pa.array(embeddings.reshape(-1))),
+                "sentiment_mean_365d": pa.array(frame["sentiment_mean_365d"].to_numpy(np.float32)[rows]),
+                **{c: pa.array(pca[rows, i]) for i, c in enumerate(PCA_COLUMNS)},
+                "sentiment_mean_90d": pa.array(recent_sentiment[rows]),
+                **{c: pa.array(recent_pca[rows, i]) for i, c in enumerate(RECENT_PCA_COLUMNS)},
+                "embedding_model": pa.array([identity] * n, pa.string()),
+                "text_projection_version": pa.array([projection.version] * n, pa.string()),
+            }
+            writer.write_table(pa.table(columns, schema=schema))
+    os.replace(tmp, path)
+    return len(frame)
+
+
+def default_entities(settings: Settings) -> pd.DataFrame:
+    """The behavior view's entity snapshots (``features.build.entity_snapshots``)."""
+    from features.build import entity_snapshots
+
+    return entity_snapshots(settings)
+
+
+def embed_reviews(
+    settings: Settings,
+    encoder: TextEncoder | None = None,
+    entities: pd.DataFrame | None = None,
+    show_progress: bool = True,
+) -> EmbedReport:
+    """Embed new review texts and write ``offline/customer_text.parquet``.
+
+    Args:
+        settings: Persona settings (home, snapshot cadence, horizon).
+        encoder: the text encoder (default: the fast OpenVINO/ONNX encoder).
+        entities: snapshot rows to fill (default: the behavior view's entity snapshots).
+        show_progress: show the progress bar.
+
+    Returns:
+        What was done (``.summary()`` is the CLI line).
+
+    Raises:
+        PersonaError: when no reviews (or no transactions, for the snapshot grid) were ingested.
+    """
+    reviews = read_reviews(settings)
+    text_row, texts, refused = distinct_texts(reviews["text"])
+    if refused:
+        log.warning("refused %d empty or whitespace review texts (ingest should quarantine them)", refused)
+    reviews = reviews.assign(text_row=text_row)[text_row >= 0]
+    if entities is None:
+        entities = default_entities(settings)
+
+    encoder = encoder or default_encoder(settings)
+    identity = encoder.identity
+    cache = VectorCache(settings.embeddings_dir / "cache", identity, EMBEDDING_DIM)
+    invalidated = cache.invalidate_others()
+    if invalidated:
+        log.warning("embedding model changed to %s: %d cached vectors invalidated", identity, invalidated)
+    vectors, new, truncated, seconds = embed_texts(texts, encoder, cache, show_progress)
+
+    scorer = SentimentScorer()
+    sentiment_cache = VectorCache(settings.embeddings_dir / "sentiment_cache", scorer.identity, 1)
+    sentiment_cache.invalidate_others()
+    sentiment = score_sentiment(texts, sentiment_cache, scorer)
+
+    windows = compute_text_windows(entities[[ENTITY_KEY, TIMESTAMP]], reviews, vectors, sentiment)
+    recent = compute_text_windows(entities[[ENTITY_KEY, TIMESTAMP]], reviews, vectors, sentiment,
+                                  window_days=RECENT_DAYS)
+    cutoff = projection_cutoff(windows.frame[TIMESTAMP], settings.horizon_days) if len(windows) else None
+    projection = fit_windows_projection(windows, identity, cutoff)
+    projection.save(settings.embeddings_dir / "projections")
+
+    path = settings.offline_dir / "customer_text.parquet"
+    fingerprint = _fingerprint(windows, identity, projection)
+    existing, existing_rows = _existing_fingerprint(path)
+    written = 0
+    if existing != fingerprint:
+        created = pd.Timestamp.now(tz="UTC")
+        written = write_text_source(path, windows, projection, identity, created, fingerprint, recent=recent)
+        if settings.profile == "prod":  # the prod offline store is Postgres: publish the same rows there
+            from store.offline import write_source
+
+            write_source(settings, "customer_text", pq.read_table(path))
+    return EmbedReport(
+        texts_seen=len(reviews), unique_texts=len(texts), new_embedded=new, cache_hits=len(texts) - new,
+        refused_empty=refused, truncated=truncated, invalidated=invalidated, embed_seconds=seconds,
+        rows_written=written, rows_total=written or existing_rows, model_identity=identity,
+        projection_version=projection.version, path=path,
+    )

@@ -1,0 +1,319 @@
+"""The registered model: one pyfunc bundling churn, value, personas and actions.
+
+:class:`PersonaPredictor` is the plain predictor (feature frame in, predictions out) that the
+training job evaluates, ``persona score`` runs and serving wraps. :class:`PersonaBundle` is the
+thin MLflow pyfunc around it. Everything is stored without pickle: XGBoost models as JSON,
+encoders, cluster centers, persona names and the action policy in ``bundle.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from core.contract import PREDICTION_COLUMNS
+from model.actions import ActionPolicy, assign_actions
+from model.preprocess import ClusterSpec, FeatureSpec, cluster_matrix, model_matrix, nearest_center
+
+# The models-from-code entry point MLflow copies into every logged model and runs on load.
+BUNDLE_ENTRY = Path(__file__).with_name("bundle_entry.py")
+
+BUNDLE_FILE = "bundle.json"
+OUTPUT_COLUMNS = PREDICTION_COLUMNS
+FORMAT_VERSION = 1
+# Model version tag: sha256 of the version's artifact files as stored at registration.
+ARTIFACT_HASH_TAG = "persona.artifact_sha256"
+# Written by MLflow into every download of a ``models:/`` URI; not part of what was registered.
+_DOWNLOAD_ONLY_FILES = frozenset({"registered_model_meta"})
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PersonaPredictor:
+    """Churn probability, expected orders and spend, segment, persona and action per row.
+
+    Attributes:
+        kind: ``"persona"`` (churn + value + personas + actions) or ``"target"`` (a custom label).
+        features: input columns, their order, category levels and medians.
+        models: XGBoost boosters by name (``churn``, ``orders``, ``spend``; or ``target``).
+        cluster: clustering space (persona bundles only).
+        centers: KMeans centers in that space.
+        persona_names: segment -> persona name.
+        policy: the validated action policy.
+        spend_cuts: absolute expected-spend cut points for the value tier.
+        target / task: the custom label's column and task (target bundles only).
+        metadata: lineage copied into ``bundle.json`` (feature service, data window, ...).
+    """
+
+    kind: Literal["persona", "target"]
+    features: FeatureSpec
+    models: dict[str, xgb.Booster]
+    cluster: ClusterSpec | None = None
+    centers: np.ndarray | None = None
+    persona_names: dict[int, str] = field(default_factory=dict)
+    policy: ActionPolicy | None = None
+    spend_cuts: tuple[float, float] = (float("inf"), float("inf"))
+    target: str | None = None
+    task: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Prediction is cheap per row; one OpenMP thread avoids spin-waits on a shared machine.
+        for booster in self.models.values():
+            booster.set_param({"nthread": 1})
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Input feature columns in model order (the serving contract)."""
+        return list(self.features.columns)
+
+    def _predict_model(self, name: str, matrix: np.ndarray) -> np.ndarray:
+        if len(matrix) == 0:
+            return np.zeros(0)
+        return np.asarray(self.models[name].inplace_predict(matrix), dtype=float)
+
+    def check_columns(self, frame: pd.DataFrame) -> None:
+        """Raise ``ValueError`` naming the feature columns missing from ``frame``."""
+        missing = [c for c in self.features.columns if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"feature frame lacks columns {missing}; the model expects {self.feature_columns}"
+            )
+
+    def segments(self, frame: pd.DataFrame) -> np.ndarray:
+        """Segment (nearest KMeans center) per row."""
+        assert self.cluster is not None and self.centers is not None
+        return nearest_center(cluster_matrix(frame, self.cluster), self.centers)
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Predict for a feature frame (extra columns ignored, NaN allowed).
+
+        Returns:
+            Persona bundles: ``churn_probability, expected_orders, expected_spend, segment, persona,
+            action``; target bundles: ``prediction``. Same row order and index as ``frame``.
+        """
+        self.check_columns(frame)
+        matrix = model_matrix(frame, self.features).astype(np.float32)
+        if self.kind == "target":
+            return pd.DataFrame({"prediction": self._predict_model("target", matrix)}, index=frame.index)
+        churn = np.clip(self._predict_model("churn", matrix), 0.0, 1.0)
+        orders = np.clip(self._predict_model("orders", matrix), 0.0, None)
+        spend = np.clip(self._predict_model("spend", matrix), 0.0, None)
+        segments = self.segments(frame)
+        personas = np.array(
+            [self.persona_names.get(int(s), f"segment {int(s)}") for s in segments], dtype=object
+        )
+        assert self.policy is not None
+        actions = assign_actions(personas, churn, spend, self.policy, self.spend_cuts)
+        return pd.DataFrame(
+            {
+                "churn_probability": churn,
+                "expected_orders": orders,
+                "expected_spend": spend,
+                "segment": segments.astype("int64"),
+                "persona": personas.astype(str),
+                "action": actions.astype(str),
+            },
+            index=frame.index,
+        )
+
+    # ---- storage (no pickle) ----
+    def save(self, directory: Path) -> Path:
+        """Write ``bundle.json`` and one XGBoost JSON file per model into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, booster in self.models.items():
+            booster.save_model(str(directory / f"{name}.json"))
+        doc = {
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "features": self.features.to_dict(),
+            "models": sorted(self.models),
+            "cluster": self.cluster.to_dict() if self.cluster else None,
+            "centers": self.centers.tolist() if self.centers is not None else None,
+            "persona_names": {str(k): v for k, v in self.persona_names.items()},
+            "policy": self.policy.model_dump(mode="json") if self.policy else None,
+            "spend_cuts": list(self.spend_cuts),
+            "target": self.target,
+            "task": self.task,
+            "metadata": self.metadata,
+        }
+        (directory / BUNDLE_FILE).write_text(json.dumps(doc, indent=1, default=str))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> PersonaPredictor:
+        """Read a bundle written by :meth:`save`."""
+        directory = Path(directory)
+        doc = json.loads((directory / BUNDLE_FILE).read_text())
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{directory / BUNDLE_FILE}: unsupported format_version {doc.get('format_version')}"
+            )
+        models = {}
+        for name in doc["models"]:
+            booster = xgb.Booster()
+            booster.load_model(str(directory / f"{name}.json"))
+            models[name] = booster
+        return cls(
+            kind=doc["kind"],
+            features=FeatureSpec.from_dict(doc["features"]),
+            models=models,
+            cluster=ClusterSpec.from_dict(doc["cluster"]) if doc["cluster"] else None,
+            centers=np.asarray(doc["centers"], dtype=float) if doc["centers"] is not None else None,
+            persona_names={int(k): v for k, v in doc["persona_names"].items()},
+            policy=ActionPolicy.model_validate(doc["policy"]) if doc["policy"] else None,
+            spend_cuts=(float(doc["spend_cuts"][0]), float(doc["spend_cuts"][1])),
+            target=doc.get("target"),
+            task=doc.get("task"),
+            metadata=doc.get("metadata") or {},
+        )
+
+
+class PersonaBundle(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc shell: loads the bundle directory artifact and delegates to the predictor."""
+
+    predictor: PersonaPredictor | None = None
+
+    def load_context(self, context) -> None:  # noqa: ANN001 - MLflow's PythonModelContext
+        self.predictor = PersonaPredictor.load(Path(context.artifacts["bundle"]))
+
+    # The DataFrame hint tells MLflow there is no schema to infer from it (without a hint MLflow
+    # warns on every import); input is still accepted as MLflow hands it over.
+    def predict(self, context, model_input: pd.DataFrame, params=None):  # noqa: ANN001, ANN201 - MLflow's signature
+        assert self.predictor is not None, "load_context was not called"
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return self.predictor.predict(frame)
+
+
+def to_model_input(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The pyfunc's input: ``columns`` in order, numbers as float64, other values as str or None.
+
+    The registered signature declares every numeric feature as double (so missing values are
+    allowed); MLflow will not silently turn int64 into float64, so callers of the pyfunc cast here.
+    """
+    out = frame[columns].reset_index(drop=True).copy()
+    for col in columns:
+        if pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col]):
+            out[col] = out[col].astype("float64")
+        else:
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out
+
+
+class ArtifactIntegrityError(ValueError):
+    """A registered version's artifact files differ from what was registered (message names both hashes)."""
+
+
+def artifact_digest(directory: Path) -> str:
+    """sha256 over every file under ``directory``: sorted relative paths, each with its bytes.
+
+    Each file contributes its POSIX relative path, a NUL, its size (8 bytes) and its content, so
+    moving bytes between files or renaming one changes the digest; the order files are found in
+    does not. MLflow's download-only ``registered_model_meta`` at the top level is left out.
+    """
+    directory = Path(directory)
+    files = sorted(
+        (path.relative_to(directory).as_posix(), path)
+        for path in directory.rglob("*")
+        if path.is_file() and path.relative_to(directory).as_posix() not in _DOWNLOAD_ONLY_FILES
+    )
+    digest = hashlib.sha256()
+    for relative, path in files:
+        digest.update(relative.encode("utf8") + b"\0")
+        digest.update(path.stat().st_size.to_bytes(8, "big"))
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download_version(model: str, version: str, target: Path) -> Path:
+    import mlflow.artifacts
+
+    target.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model}/{version}", dst_path=str(target)))
+
+
+def record_artifact_hash(client, model: str, version: str) -> str:  # noqa: ANN001 - MlflowClient
+    """Hash the stored artifacts of ``model`` v``version`` and keep the digest as a version tag.
+
+    Returns:
+        The sha256 hex digest (tag :data:`ARTIFACT_HASH_TAG`).
+    """
+    with tempfile.TemporaryDirectory(prefix="persona-hash-") as tmp:
+        digest = artifact_digest(_download_version(model, str(version), Path(tmp) / "model"))
+    client.set_model_version_tag(model, str(version), ARTIFACT_HASH_TAG, digest)
+    return digest
+
+
+def verify_artifacts(directory: Path, expected: str | None, model: str, version: str) -> str:
+    """Check downloaded artifacts against the digest recorded at registration.
+
+    A version registered before digests were recorded (``expected`` is None) is loaded with a
+    warning: there is nothing to compare with.
+
+    Returns:
+        The digest of ``directory``.
+
+    Raises:
+        ArtifactIntegrityError: the digests differ (the message names version, expected and actual).
+    """
+    actual = artifact_digest(directory)
+    if expected is None:
+        logger.warning(
+            "%s v%s has no %s tag (registered before artifact hashes were recorded); loading it unverified",
+            model, version, ARTIFACT_HASH_TAG,
+        )
+    elif actual != expected:
+        raise ArtifactIntegrityError(
+            f"{model} v{version}: artifact sha256 mismatch: registered {expected}, downloaded {actual}; "
+            "the stored model files changed after registration, refusing to load them"
+        )
+    return actual
+
+
+def _unwrap(model, model_uri: str) -> PersonaPredictor:  # noqa: ANN001 - PyFuncModel
+    bundle = model.unwrap_python_model()
+    if not isinstance(bundle, PersonaBundle) or bundle.predictor is None:
+        raise ValueError(f"{model_uri} is not a Persona bundle")
+    return bundle.predictor
+
+
+def load_predictor(model_uri: str) -> PersonaPredictor:
+    """Load the plain predictor behind a registered pyfunc (e.g. ``models:/persona@champion``).
+
+    A registry URI (``models:/name/3``, ``models:/name@champion``) is resolved to its version,
+    downloaded once, checked against the version's :data:`ARTIFACT_HASH_TAG` and loaded from
+    those same files. Other URIs (``runs:/``, a local path) carry no digest and load as they are.
+
+    Raises:
+        ArtifactIntegrityError: the stored artifacts differ from what was registered.
+        ValueError: the URI is not a Persona bundle.
+    """
+    if not model_uri.startswith("models:/"):
+        return _unwrap(mlflow.pyfunc.load_model(model_uri), model_uri)
+    from mlflow import MlflowClient
+    from mlflow.store.artifact.utils.models import get_model_name_and_version
+
+    client = MlflowClient()
+    resolved = get_model_name_and_version(client, model_uri)
+    if len(resolved) != 2:  # models:/m-<id>: a logged model that was never registered
+        return _unwrap(mlflow.pyfunc.load_model(model_uri), model_uri)
+    name, version = resolved[0], str(resolved[1])
+    expected = (client.get_model_version(name, version).tags or {}).get(ARTIFACT_HASH_TAG)
+    with tempfile.TemporaryDirectory(prefix="persona-model-") as tmp:
+        local = _download_version(name, version, Path(tmp) / "model")
+        verify_artifacts(local, expected, name, version)
+        return _unwrap(mlflow.pyfunc.load_model(str(local)), model_uri)

@@ -1,0 +1,419 @@
+"""Offline feature sources for both profiles: parquet files (local) or Postgres tables (prod).
+
+Every writer replaces a source atomically (temp file + rename, or a new table renamed in one
+transaction), so Feast never reads a half-written source.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.errors import PersonaError
+from core.settings import Settings
+
+
+def parquet_path(settings: Settings, name: str) -> Path:
+    """Where the local profile keeps a source."""
+    return settings.offline_dir / f"{name}.parquet"
+
+
+def write_parquet_atomic(frame: pd.DataFrame | pa.Table, path: Path) -> None:
+    """Write via a temporary file and rename, so readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def postgres_url(settings: Settings, driver: str = "postgresql") -> str:
+    """Connection URL of the production Postgres (password may be empty: trust auth)."""
+    auth = settings.postgres_user + (f":{settings.postgres_password}" if settings.postgres_password else "")
+    return f"{driver}://{auth}@{settings.postgres_host}:{settings.postgres_port}/{settings.postgres_db}"
+
+
+def _connect(settings: Settings):  # noqa: ANN202
+    import psycopg
+
+    try:
+        return psycopg.connect(postgres_url(settings), connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise PersonaError(
+            f"cannot reach Postgres at {settings.postgres_host}:{settings.postgres_port} "
+            f"(database {settings.postgres_db}): {str(exc).strip().splitlines()[0]}; run `persona prod up` "
+            "or set PERSONA_POSTGRES_*"
+        ) from None
+
+
+def _pg_type(field: pa.Field) -> str:
+    t = field.type
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ"
+    if pa.types.is_integer(t):
+        return "BIGINT"
+    if pa.types.is_float32(t):
+        return "REAL"
+    if pa.types.is_floating(t):
+        return "DOUBLE PRECISION"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return "REAL[]" if pa.types.is_float32(t.value_type) else "DOUBLE PRECISION[]"
+    return "TEXT"
+
+
+def _csv_frame(table: pa.Table) -> pd.DataFrame:
+    frame = table.to_pandas()
+    for field in table.schema:
+        if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
+            frame[field.name] = [
+                None if v is None else "{" + ",".join(np.asarray(v, dtype=float).astype(str)) + "}"
+                for v in frame[field.name]
+            ]
+        elif pa.types.is_timestamp(field.type):
+            frame[field.name] = frame[field.name].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    return frame
+
+
+def write_postgres(settings: Settings, name: str, table: pa.Table, chunk_rows: int = 200_000) -> None:
+    """Replace table ``name`` with ``table`` in one transaction (COPY into a new table, then swap)."""
+    columns = ", ".join(f'"{f.name}" {_pg_type(f)}' for f in table.schema)
+    quoted = ", ".join(f'"{f.name}"' for f in table.schema)
+    new = f"{name}__new"
+    with _connect(settings) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP TABLE IF EXISTS "{new}"')
+        cur.execute(f'CREATE TABLE "{new}" ({columns})')
+        with cur.copy(f'COPY "{new}" ({quoted}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')') as copy:
+            for offset in range(0, table.num_rows, chunk_rows):
+                buffer = io.StringIO()
+                _csv_frame(table.slice(offset, chunk_rows)).to_csv(buffer, index=False, header=False,
+                                                                    na_rep="\\N")
+                copy.write(buffer.getvalue())
+        cur.execute(f'DROP TABLE IF EXISTS "{name}"')
+        cur.execute(f'ALTER TABLE "{new}" RENAME TO "{name}"')
+        if "customer_id" in table.schema.names and "event_timestamp" in table.schema.names:
+            cur.execute(f'CREATE INDEX ON "{name}" (customer_id, event_timestamp)')
+
+
+def write_source(settings: Settings, name: str, frame: pd.DataFrame | pa.Table) -> str:
+    """Replace offline source ``name`` for this profile.
+
+    Returns:
+        Where it went (a path or ``postgres:<table>``).
+    """
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    if settings.profile == "prod":
+        write_postgres(settings, name, table)
+        return f"postgres:{settings.postgres_db}.{name}"
+    path = parquet_path(settings, name)
+    write_parquet_atomic(table, path)
+    return str(path)
+
+
+def source_exists(settings: Settings, name: str) -> bool:
+    """Whether an offline source has been written for this profile."""
+    if settings.profile == "prod":
+        with _connect(settings) as conn:
+            row = conn.execute("SELECT to_regclass(%s)", (f'public."{name}"',)).fetchone()
+            return row is not None and row[0] is not None
+    return parquet_path(settings, name).exists()
+
+
+def read_source(settings: Settings, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a whole offline source (tests, consistency checks, indexes)."""
+    if settings.profile == "prod":
+        selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+        with _connect(settings) as conn, conn.cursor() as cur:
+            cur.execute(f'SELECT {selected} FROM "{name}"')
+            names = [d.name for d in cur.description]
+            frame = pd.DataFrame(cur.fetchall(), columns=names)
+        for column in ("event_timestamp", "created_timestamp"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
+    return pd.read_parquet(parquet_path(settings, name), columns=columns)
+
+
+def source_span(settings: Settings, name: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """Min and max event timestamp of a source (None when it has no rows)."""
+    if settings.profile == "prod":
+        with _connect(settings) as conn:
+            low, high = conn.execute(f'SELECT min(event_timestamp), max(event_timestamp) FROM "{name}"').fetchone()
+        if low is None:
+            return None
+        return pd.Timestamp(low).tz_convert("UTC"), pd.Timestamp(high).tz_convert("UTC")
+    return parquet_span(parquet_path(settings, name))
+
+
+def parquet_span(path: str | Path, column: str = "event_timestamp") -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """Min and max of a parquet file's timestamp column (None when it has no rows)."""
+    import pyarrow.compute as pc
+
+    values = pq.read_table(path, columns=[column]).column(column)
+    if len(values) == 0:
+        return None
+    bounds = pc.min_max(values)
+    return pd.Timestamp(bounds["min"].as_py()), pd.Timestamp(bounds["max"].as_py())
+
+
+# --------------------------------------------------------------------------- latest rows by binary COPY
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 (Postgres' epoch) in microseconds since 1970-01-01
+# type OID -> (big-endian numpy type, Arrow type, a value of the type that stands in for NULL)
+_PG_FIXED: dict[int, tuple[str, pa.DataType, str]] = {
+    16: (">u1", pa.bool_(), "f"),
+    20: (">i8", pa.int64(), "0"),
+    21: (">i2", pa.int16(), "0"),
+    23: (">i4", pa.int32(), "0"),
+    700: (">f4", pa.float32(), "0"),
+    701: (">f8", pa.float64(), "0"),
+    1114: (">i8", pa.timestamp("us"), "epoch"),
+    1184: (">i8", pa.timestamp("us", tz="UTC"), "epoch"),
+}
+_PG_TEXT = {25, 1042, 1043}  # text, character, character varying
+_PG_ARRAYS = {1000: 16, 1005: 21, 1007: 23, 1016: 20, 1021: 700, 1022: 701}  # array OID -> element OID
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_FLAG_BITS = 62  # null flags per bigint column
+
+
+class CopyUnsupported(Exception):
+    """The source has a column the binary COPY reader does not decode (read it another way)."""
+
+
+def latest_rows_query(from_expression: str, join_keys: list[str], columns: list[str], timestamp_field: str,
+                      created_field: str | None, start: datetime, end: datetime):  # noqa: ANN201 - psycopg.sql
+    """Latest row per entity with ``start <= timestamp <= end``: the query Feast's Postgres store runs."""
+    from psycopg import sql
+
+    selected = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    partition = sql.SQL(", ").join(sql.Identifier(k) for k in join_keys)
+    order = sql.SQL(", ").join(sql.SQL("{} DESC").format(sql.Identifier(c))
+                               for c in [timestamp_field, *([created_field] if created_field else [])])
+    return sql.SQL(
+        "SELECT {selected} FROM (SELECT {selected}, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) "
+        "AS _persona_row FROM {source} a WHERE {ts} BETWEEN {start} AND {end}) b WHERE _persona_row = 1"
+    ).format(selected=selected, partition=partition, order=order, source=sql.SQL(from_expression),
+             ts=sql.Identifier(timestamp_field), start=sql.Literal(start), end=sql.Literal(end))
+
+
+def copy_rows(conn, query, chunk_rows: int = 50_000) -> Iterator[pa.Table]:  # noqa: ANN001 - psycopg
+    """The rows of ``query``, read with ``COPY ... TO STDOUT (FORMAT binary)``, as Arrow tables of
+    ``chunk_rows`` rows each (at least one table, maybe empty).
+
+    No Python object is made per value: fixed-width columns are sent first, never NULL (a stand-in
+    value plus a null-flag bit per column), so their bytes sit at the same offset in every row and
+    numpy slices them out for all rows at once; text and array columns follow and are decoded
+    column by column. Postgres sends one CopyData message per row, which gives the row boundaries.
+    While waiting for Postgres the reader releases the GIL, so another thread can work meanwhile.
+
+    Raises:
+        CopyUnsupported: a column type this reader does not decode (before any row is read).
+        PersonaError: Postgres refused the query or sent a stream that does not decode.
+    """
+    from psycopg import sql
+
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT * FROM ({}) q LIMIT 0").format(query))
+        described = [(d.name, d.type_code) for d in cur.description]
+    for name, oid in described:
+        if oid not in _PG_FIXED and oid not in _PG_TEXT and oid not in _PG_ARRAYS:
+            raise CopyUnsupported(f"column {name} has Postgres type OID {oid}")
+    fixed = [(name, oid) for name, oid in described if oid in _PG_FIXED]
+    ragged = [(name, oid) for name, oid in described if oid not in _PG_FIXED]
+    flag_columns = [fixed[i : i + _FLAG_BITS] for i in range(0, len(fixed), _FLAG_BITS)]
+    outputs = [sql.SQL("coalesce({}, {})").format(sql.Identifier(name), sql.Literal(_PG_FIXED[oid][2]))
+               for name, oid in fixed]
+    outputs += [sql.SQL(" | ").join(sql.SQL("(({} IS NULL)::int::int8 << {})").format(sql.Identifier(name),
+                                                                                       sql.Literal(bit))
+                                    for bit, (name, _) in enumerate(group)) for group in flag_columns]
+    # a NULL element of a float array arrives as NaN, as Arrow's conversion of Feast's rows gives it
+    outputs += [sql.SQL("array_replace({}, NULL, 'NaN')").format(sql.Identifier(name))
+                if _PG_ARRAYS.get(oid) in (700, 701) else sql.Identifier(name) for name, oid in ragged]
+    copy = sql.SQL("COPY (SELECT {} FROM ({}) q) TO STDOUT (FORMAT binary)").format(sql.SQL(", ").join(outputs),
+                                                                                     query)
+    dtypes = [_PG_FIXED[oid][0] for _, oid in fixed] + [">i8"] * len(flag_columns)
+    first = True
+    for data, sizes, last in _stream_copy(conn, copy.as_bytes(conn), chunk_rows):
+        buf = np.frombuffer(data, dtype=np.uint8)
+        starts, ends = _row_bounds(buf, sizes, len(dtypes) + len(ragged), first, last)
+        first = False
+        values, pos = _decode_fixed(buf, starts, ends, dtypes)
+        columns: dict[str, pa.Array] = {}
+        for index, (name, oid) in enumerate(fixed):
+            flags = values[len(fixed) + index // _FLAG_BITS]
+            nulls = (flags >> np.int64(index % _FLAG_BITS)) & 1 == 1
+            arrow_type = _PG_FIXED[oid][1]
+            column = values[index]
+            if pa.types.is_timestamp(arrow_type):
+                column = column + _PG_EPOCH_US
+            elif pa.types.is_boolean(arrow_type):
+                column = column.astype(bool)
+            columns[name] = pa.array(column, type=arrow_type, mask=nulls if nulls.any() else None)
+        for name, oid in ragged:
+            lengths = _gather(buf, pos, ">i4").astype(np.int64)
+            nulls = lengths < 0
+            data_pos = pos + 4
+            pos = data_pos + np.maximum(lengths, 0)
+            if oid in _PG_TEXT:
+                columns[name] = _decode_text(buf, data_pos, lengths, nulls)
+            else:
+                columns[name] = _decode_arrays(name, buf, _PG_ARRAYS[oid], data_pos, lengths, nulls)
+        if not (pos == ends).all():
+            raise PersonaError("COPY from Postgres: row lengths do not match the decoded fields")
+        yield pa.Table.from_arrays([columns[name] for name, _ in described], names=[name for name, _ in described])
+
+
+def _stream_copy(conn, statement: bytes, chunk_rows: int) -> Iterator[tuple[bytearray, np.ndarray, bool]]:  # noqa: ANN001
+    """Run a ``COPY ... TO STDOUT``: its bytes every ``chunk_rows`` CopyData messages, with each
+    message's size and whether the stream ended; waits for the socket outside the GIL."""
+    import select
+
+    from psycopg import pq
+
+    pgconn = conn.pgconn
+    pgconn.send_query(statement)
+    result = pgconn.get_result()
+    if result.status != pq.ExecStatus.COPY_OUT:
+        message = result.error_message.decode(errors="replace").strip()
+        while pgconn.get_result() is not None:
+            pass
+        raise PersonaError(f"COPY from Postgres failed: {message}")
+    data = bytearray()
+    sizes: list[int] = []
+    get = pgconn.get_copy_data
+    try:
+        while True:
+            size, chunk = get(1)
+            if size > 0:
+                data += chunk
+                sizes.append(size)
+                if len(sizes) > chunk_rows:  # the newest message opens the next part: the last holds the trailer
+                    cut = len(data) - size
+                    yield data[:cut], np.asarray(sizes[:-1], dtype=np.int64), False
+                    data, sizes = data[cut:], sizes[-1:]
+            elif size == 0:  # nothing buffered: wait for Postgres
+                select.select([pgconn.socket], [], [])
+                pgconn.consume_input()
+            else:
+                break
+    except BaseException:
+        conn.close()  # abandoned mid-stream (a reader that stopped, an interrupt): nothing more to read
+        raise
+    error = None
+    while (result := pgconn.get_result()) is not None:
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            error = result.error_message.decode(errors="replace").strip()
+    if error:
+        raise PersonaError(f"COPY from Postgres failed: {error}")
+    yield data, np.asarray(sizes, dtype=np.int64), True
+
+
+def _row_bounds(buf: np.ndarray, sizes: np.ndarray, fields: int, first: bool, last: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end offset of every row of a part of a binary COPY stream (one message per row).
+
+    The ``first`` part begins with the stream's header, the ``last`` one ends with its trailer.
+    """
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    if first:
+        if buf[: len(_COPY_SIGNATURE)].tobytes() != _COPY_SIGNATURE:
+            raise PersonaError("COPY from Postgres: not a binary COPY stream")
+        starts[0] = len(_COPY_SIGNATURE) + 8 + int(_gather(buf, np.array([len(_COPY_SIGNATURE) + 4]), ">i4")[0])
+    if last:
+        if buf[-2:].tobytes() != b"\xff\xff":
+            raise PersonaError("COPY from Postgres: the stream ends without its trailer")
+        ends[-1] -= 2
+    keep = ends > starts  # the header and the trailer may come in messages of their own
+    starts, ends = starts[keep], ends[keep]
+    if len(starts) and not (_gather(buf, starts, ">i2") == fields).all():
+        raise PersonaError("COPY from Postgres: a row does not hold one field per column")
+    return starts, ends
+
+
+def _decode_fixed(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, dtypes: list[str]
+                  ) -> tuple[list[np.ndarray], np.ndarray]:
+    """The leading never-NULL fixed-width fields of every row; and where each row's next field starts.
+
+    Their bytes sit at the same offset of every row: read as a numpy record per row, straight from
+    the buffer when all rows have one length, else from the rows' gathered leading bytes.
+    """
+    names = [f"f{i}" for i in range(len(dtypes))]
+    layout = [("fields", ">i2")] + [item for name, dtype in zip(names, dtypes, strict=True)
+                                    for item in ((f"{name}_size", ">i4"), (name, dtype))]
+    record = np.dtype(layout)
+    count = len(starts)
+    length = int(ends[0] - starts[0]) if count else record.itemsize
+    if count and length >= record.itemsize and (ends - starts == length).all() \
+            and ends[-1] - starts[0] == count * length:
+        padded = np.dtype({"names": record.names, "formats": [record.fields[n][0] for n in record.names],
+                           "offsets": [record.fields[n][1] for n in record.names], "itemsize": length})
+        rows = np.frombuffer(buf, dtype=padded, count=count, offset=int(starts[0]))
+    else:
+        if ((ends - starts) < record.itemsize).any():
+            raise PersonaError("COPY from Postgres: a row is shorter than its fixed-width fields")
+        windows = np.lib.stride_tricks.as_strided(buf, shape=(max(len(buf) - record.itemsize + 1, 0),
+                                                              record.itemsize), strides=(1, 1))
+        rows = np.ascontiguousarray(windows[starts]).view(record).ravel()
+    values = []
+    for name, dtype in zip(names, dtypes, strict=True):
+        if not (rows[f"{name}_size"] == np.dtype(dtype).itemsize).all():
+            raise PersonaError("COPY from Postgres: a fixed-width field has an unexpected length")
+        values.append(rows[name].astype(np.dtype(dtype).newbyteorder("=")))
+    return values, starts + record.itemsize
+
+
+def _gather(buf: np.ndarray, pos: np.ndarray, dtype: str) -> np.ndarray:
+    """Values of big-endian ``dtype`` at byte offsets ``pos`` of ``buf``, in native byte order."""
+    width = np.dtype(dtype).itemsize
+    view = np.ndarray(shape=(max(len(buf) - width + 1, 0),), dtype=dtype, buffer=buf, strides=(1,))
+    return view[pos].astype(np.dtype(dtype).newbyteorder("="))
+
+
+def _ragged_bytes(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bytes ``[start, start + length)`` of every row, packed, and their int64 offsets."""
+    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    index = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1], dtype=np.int64)
+    return buf[index], offsets
+
+
+def _decode_text(buf: np.ndarray, pos: np.ndarray, lengths: np.ndarray, nulls: np.ndarray) -> pa.Array:
+    data, offsets = _ragged_bytes(buf, pos, np.maximum(lengths, 0))
+    validity = pa.array(~nulls).buffers()[1] if nulls.any() else None
+    return pa.LargeStringArray.from_buffers(len(pos), pa.py_buffer(offsets), pa.py_buffer(data), validity,
+                                            int(nulls.sum()))
+
+
+def _decode_arrays(name: str, buf: np.ndarray, element_oid: int, pos: np.ndarray, lengths: np.ndarray,
+                   nulls: np.ndarray) -> pa.Array:
+    """One-dimensional arrays without NULL elements (a feature value is a list, never a matrix)."""
+    dtype, arrow_type, _ = _PG_FIXED[element_oid]
+    width = np.dtype(dtype).itemsize
+    present = np.flatnonzero(~nulls)
+    head = pos[present]
+    ndim = _gather(buf, head, ">i4")
+    if (ndim > 1).any():
+        raise PersonaError(f"column {name} holds a multi-dimensional array; a feature value must be a list")
+    if _gather(buf, head + 4, ">i4").any():
+        raise PersonaError(f"column {name} holds an array with NULL elements; a list feature cannot hold nulls")
+    counts = np.zeros(len(pos), dtype=np.int64)
+    counts[present[ndim == 1]] = _gather(buf, head[ndim == 1] + 12, ">i4")
+    # header: dimensions, null flag, element type (12 bytes), then length and lower bound per dimension
+    if (lengths[present] != np.where(ndim == 1, 20 + counts[present] * (4 + width), 12)).any():
+        raise PersonaError(f"COPY from Postgres: column {name} holds array elements of an unexpected width")
+    offsets = np.zeros(len(pos) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    first = np.repeat(head + 20, counts[present])
+    rank = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[present], counts[present])
+    raw = _gather(buf, first + 4 + (4 + width) * rank, dtype)
+    values = pa.array(raw.astype(bool) if pa.types.is_boolean(arrow_type) else raw, type=arrow_type)
+    return pa.LargeListArray.from_arrays(pa.array(offsets), values, mask=pa.array(nulls) if nulls.any() else None)

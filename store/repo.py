@@ -1,0 +1,304 @@
+"""Edges to Feast: open the store for a profile, apply the repo, materialize, check consistency.
+
+Nothing here runs at import; every function takes :class:`core.settings.Settings`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.errors import PersonaError
+from core.settings import FEATURE_REPO_DIR, PROJECT_ROOT, Settings
+
+ENTITY_KEY = "customer_id"
+
+
+def load_feast() -> None:
+    """Import Feast now (it resets warning filters on import; callers silence warnings after it)."""
+    import feast  # noqa: F401
+
+
+def _export_env(settings: Settings) -> None:
+    """Expose the settings that ``feature_store*.yaml`` expands (``${PERSONA_HOME}`` ...)."""
+    os.environ.update(settings.feast_env())
+
+
+def get_store(settings: Settings):  # noqa: ANN201 - feast is imported lazily
+    """Open the Feast store of this profile and home.
+
+    Returns:
+        feast.FeatureStore configured from ``feature_repo/feature_store*.yaml``.
+    """
+    from feast import FeatureStore
+
+    _export_env(settings)
+    if settings.profile == "local":
+        settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return FeatureStore(repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=settings.feature_store_yaml)
+    except Exception as exc:  # feast raises many kinds on a bad config
+        reason = " ".join(str(exc).split())
+        raise PersonaError(f"{settings.feature_store_yaml.name}: cannot open the feature store: {reason}") from exc
+
+
+@contextlib.contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def repo_contents(settings: Settings):  # noqa: ANN201
+    """Parse every definition module of ``feature_repo/`` (honouring ``.feastignore``).
+
+    Feast names modules relative to the working directory, so parse from the project root:
+    ``feature_repo/definitions.py`` becomes the importable ``feature_repo.definitions``.
+    """
+    import sys
+
+    from feast.repo_operations import get_repo_files, parse_repo, py_path_to_module
+
+    _export_env(settings)
+    with _cwd(PROJECT_ROOT):
+        # Definition modules read PERSONA_HOME when imported: import them afresh so a process
+        # that serves several homes (tests, notebooks) never registers another home's paths.
+        for path in get_repo_files(FEATURE_REPO_DIR):
+            sys.modules.pop(py_path_to_module(path), None)
+        return parse_repo(FEATURE_REPO_DIR)
+
+
+def apply_repo(settings: Settings) -> list[str]:
+    """Register the repo's entities, views and services; remove objects no longer defined.
+
+    Returns:
+        Lines describing what is registered.
+
+    Raises:
+        PersonaError: when an offline source is missing (run ``persona features build`` first).
+    """
+    from feast.repo_operations import apply_total_with_repo_instance
+
+    from store.offline import source_exists
+
+    for source in ("customer_profile", "customer_behavior", "customer_text"):
+        if not source_exists(settings, source):
+            raise PersonaError(
+                f"offline source {source} is missing ({settings.profile} profile); run `persona features build` first"
+            )
+    store = get_store(settings)
+    repo = repo_contents(settings)
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            apply_total_with_repo_instance(
+                store, store.project, store.registry, repo, skip_source_validation=False
+            )
+    except Exception as exc:
+        raise PersonaError(f"feast apply failed: {exc}") from exc
+    lines = [
+        f"project {store.project}: {len([e for e in repo.entities if not e.name.startswith('__')])} entities, "
+        f"{len(repo.feature_views)} feature views, "
+        f"{len(repo.feature_services)} feature services",
+    ]
+    lines += [f"  view {fv.name}: {len(fv.features)} features" for fv in repo.feature_views]
+    lines += [f"  service {fs.name}" for fs in repo.feature_services]
+    return lines
+
+
+def view_source_frame(settings: Settings, view) -> pd.DataFrame:  # noqa: ANN001
+    """All rows of a view's offline source (parquet file or Postgres table)."""
+    from store.offline import read_source
+
+    source = view.batch_source
+    if hasattr(source, "path"):
+        return pd.read_parquet(source.path)
+    return read_source(settings, source.get_table_query_string().strip('"'))
+
+
+def _view_span(settings: Settings, view) -> tuple[pd.Timestamp, pd.Timestamp] | None:  # noqa: ANN001
+    """Min and max event timestamp of a view's offline source (None when empty)."""
+    from store.offline import parquet_span, source_span
+
+    source = view.batch_source
+    if not hasattr(source, "path"):
+        return source_span(settings, source.get_table_query_string().strip('"'))
+    return parquet_span(source.path, source.timestamp_field)
+
+
+def _utc(ts: pd.Timestamp | datetime) -> datetime:
+    stamp = pd.Timestamp(ts)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.to_pydatetime()
+
+
+def materialize(settings: Settings, end: datetime | None = None, batch_rows: int | None = None) -> list[str]:
+    """Load the latest values of every online feature view into the online store.
+
+    Incremental: a view already materialized continues from where it stopped. The first run
+    starts at the earliest row of the view's source, so data from any period (1997 or last
+    week) is loaded, not just the last TTL before now. A run that was killed part way leaves
+    an inconsistent online store (``check_consistency`` says so); running again converges.
+
+    Args:
+        settings: Persona settings.
+        end: materialize rows with event timestamps up to this time (default: newest row).
+        batch_rows: entity rows per online-store write (one SQLite ``executemany``, one round trip
+            to Redis; default: the writer's own). Redis itself is held by one script call of at most
+            ``fast_materialize.REDIS_KEYS_PER_CALL`` entities at a time, whatever the batch.
+
+    Returns:
+        One line per view.
+    """
+    if batch_rows is not None and batch_rows < 1:
+        raise PersonaError(f"batch rows must be at least 1, got {batch_rows}")
+    store = get_store(settings)
+    lines: list[str] = []
+    for view in store.list_feature_views():
+        if not view.online:
+            continue
+        span = _view_span(settings, view)
+        if span is None:
+            lines.append(f"{view.name}: source is empty, nothing to materialize")
+            continue
+        first, last = span
+        stop = _utc(end) if end is not None else _utc(last + pd.Timedelta(seconds=1))
+        done_until = max((iv[1] for iv in view.materialization_intervals), default=None)
+        start = _utc(done_until) if done_until is not None else _utc(first - pd.Timedelta(seconds=1))
+        if start >= stop:
+            lines.append(f"{view.name}: up to date (materialized until {start.isoformat()})")
+            continue
+        try:
+            rows = _materialize_one(store, view, start, stop, batch_rows)
+        except Exception as exc:
+            raise PersonaError(f"materializing {view.name} failed: {exc}; rerun `persona features "
+                               "materialize` (it converges)") from exc
+        count = f"{rows:,} rows" if rows >= 0 else "latest rows"
+        lines.append(f"{view.name}: materialized {count}, {start.isoformat()} -> {stop.isoformat()}")
+    if not lines:
+        raise PersonaError("no feature views registered; run `persona features apply` first")
+    return lines
+
+
+def _materialize_one(store, view, start: datetime, stop: datetime, batch_rows: int | None = None) -> int:  # noqa: ANN001
+    """Columnar fast path for Persona's SQLite store and Redis (see fast_materialize); Feast's engine elsewhere."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from store.materialize_fast import materialize_view_fast
+
+    kind = store.config.online_store.type
+    if not (kind.endswith("PersonaSqliteOnlineStore") or kind == "redis"):
+        store.materialize(start_date=start, end_date=stop, feature_views=[view.name])
+        return -1
+    with Progress(TextColumn(f"materialize {view.name}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task(view.name, total=None, rate="")
+
+        def advance(rows: int) -> None:
+            bar.advance(task, rows)
+            elapsed = bar.tasks[0].elapsed or 1e-9
+            bar.update(task, rate=f"{bar.tasks[0].completed / elapsed:,.0f} rows/s")
+
+        return materialize_view_fast(store, view, start, stop, progress=advance, batch_rows=batch_rows)
+
+
+@dataclass
+class ConsistencyResult:
+    """Outcome of comparing online values with the latest offline rows.
+
+    Attributes:
+        checked: customers compared (the largest sample of any view).
+        mismatches: ``view:feature`` -> customers whose online value differs from the offline one.
+        missing_online: (customer, view) pairs with no online values at all.
+        missing_by_view: view -> customers with no online values for it.
+    """
+
+    checked: int
+    mismatches: dict[str, int] = field(default_factory=dict)
+    missing_online: int = 0
+    missing_by_view: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and self.missing_online == 0
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"consistent: {self.checked:,} customers, online == latest offline for every feature"
+        worst = ", ".join(f"{k} ({v})" for k, v in sorted(self.mismatches.items(), key=lambda kv: -kv[1])[:5])
+        missing = ", ".join(f"{k} ({v})" for k, v in sorted(self.missing_by_view.items(), key=lambda kv: -kv[1]))
+        return (
+            f"INCONSISTENT: {self.checked:,} customers checked, {self.missing_online:,} missing online"
+            + (f" ({missing})" if missing else "")
+            + f", mismatching features: {worst or 'none'}; rerun `persona features materialize`"
+        )
+
+
+def latest_offline_rows(source: str | Path | pd.DataFrame, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Latest row per customer of an offline source (ties broken by created_timestamp)."""
+    frame = source if isinstance(source, pd.DataFrame) else pd.read_parquet(source)
+    if as_of is not None:
+        frame = frame[frame["event_timestamp"] <= as_of]
+    order = ["event_timestamp", "created_timestamp"] if "created_timestamp" in frame else ["event_timestamp"]
+    frame = frame.sort_values([ENTITY_KEY, *order], kind="stable")
+    return frame.drop_duplicates(ENTITY_KEY, keep="last").reset_index(drop=True)
+
+
+def _same(left: object, right: object) -> bool:
+    if isinstance(left, (list, np.ndarray)) or isinstance(right, (list, np.ndarray)):
+        if left is None or right is None:
+            return False
+        return bool(np.allclose(np.asarray(left, dtype=float), np.asarray(right, dtype=float), equal_nan=True))
+    left_missing = bool(pd.isna(left))
+    right_missing = bool(pd.isna(right))
+    if left_missing or right_missing:
+        return left_missing and right_missing
+    if isinstance(left, (int, float, np.number)) and isinstance(right, (int, float, np.number)):
+        return bool(np.isclose(float(left), float(right), rtol=1e-6, atol=1e-6))
+    return left == right
+
+
+def check_consistency(settings: Settings, sample: int = 1000, seed: int = 0) -> ConsistencyResult:
+    """Compare online values with the latest offline row for a sample of customers.
+
+    Only rows still within the view's TTL of the newest snapshot count (Feast serves nothing older).
+    """
+    store = get_store(settings)
+    rng = np.random.default_rng(seed)
+    result = ConsistencyResult(checked=0)
+    for view in store.list_feature_views():
+        if not view.online:
+            continue
+        latest = latest_offline_rows(view_source_frame(settings, view))
+        if latest.empty:
+            continue
+        ids = latest[ENTITY_KEY].to_numpy()
+        chosen = np.sort(rng.choice(ids, size=min(sample, len(ids)), replace=False))
+        expected = latest.set_index(ENTITY_KEY).loc[chosen]
+        names = [f.name for f in view.features]
+        online = store.get_online_features(
+            features=[f"{view.name}:{n}" for n in names],
+            entity_rows=[{ENTITY_KEY: int(i)} for i in chosen],
+        ).to_dict()
+        result.checked = max(result.checked, len(chosen))
+        for row, customer_id in enumerate(chosen):
+            if all(online[n][row] is None for n in names):
+                result.missing_online += 1
+                result.missing_by_view[view.name] = result.missing_by_view.get(view.name, 0) + 1
+                continue
+            for n in names:
+                if not _same(online[n][row], expected.at[customer_id, n]):
+                    result.mismatches[f"{view.name}:{n}"] = result.mismatches.get(f"{view.name}:{n}", 0) + 1
+    return result
+
