@@ -1,3 +1,3 @@
-"""Persona: customer-intelligence MLOps platform (shared settings, data contract and CLI)."""
+"""The app: the `persona` CLI, the demo, the production stack and the console that draws progress."""
 
 __version__ = "0.1.0"

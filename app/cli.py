@@ -65,7 +65,7 @@ def _one_line_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _settings():  # noqa: ANN202 - the import stays lazy
+def _settings():
     from core.settings import load_settings
 
     return load_settings()

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from rich.table import Table
 
 from core.errors import PersonaError
 from core.settings import PROJECT_ROOT, Settings, load_settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 TABLES = ("customers", "transactions", "sessions", "reviews")
 
@@ -101,7 +104,7 @@ def _refresh_features(settings: Settings, log: DemoLog, label: str) -> None:
     log.step(f"{label}: apply + materialize", started, "; ".join(line.split(",")[0] for line in lines))
 
 
-def _train(settings: Settings, log: DemoLog, label: str):  # noqa: ANN202
+def _train(settings: Settings, log: DemoLog, label: str):
     from training.config import TrainConfig
     from training.train import TrainJob
 

@@ -16,9 +16,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from core import catalog
 from core.errors import PersonaError
-from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 MLFLOW_DB_SUFFIX = "_mlflow"
 
@@ -123,7 +127,7 @@ def unreachable(settings: Settings, redis: bool = True) -> str | None:
 
 
 def _pid_file(settings: Settings) -> Path:
-    return settings.mlflow_dir / "server.pid"
+    return catalog.mlflow_server_pid(settings)
 
 
 def mlflow_status(settings: Settings) -> ServiceStatus:
@@ -144,7 +148,7 @@ def start_mlflow(settings: Settings, wait_s: float = 90.0) -> ServiceStatus:
     if status.ok:
         return status
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    artifacts = settings.mlflow_dir / "artifacts"
+    artifacts = catalog.mlflow_artifacts(settings)
     artifacts.mkdir(exist_ok=True)
     command = [
         sys.executable, "-m", "mlflow", "server",
@@ -155,7 +159,7 @@ def start_mlflow(settings: Settings, wait_s: float = 90.0) -> ServiceStatus:
     ]
     # Persona runs no MLflow server-side jobs; the job runner would add eight worker processes.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with open(settings.mlflow_dir / "server.log", "ab") as log:  # the child keeps its own descriptor
+    with open(catalog.mlflow_server_log(settings), "ab") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     _pid_file(settings).write_text(str(process.pid))
     deadline = time.monotonic() + wait_s
@@ -163,14 +167,14 @@ def start_mlflow(settings: Settings, wait_s: float = 90.0) -> ServiceStatus:
         if process.poll() is not None:
             _pid_file(settings).unlink(missing_ok=True)
             raise PersonaError(f"mlflow server exited with code {process.returncode}; see "
-                               f"{settings.mlflow_dir / 'server.log'}")
+                               f"{catalog.mlflow_server_log(settings)}")
         status = mlflow_status(settings)
         if status.ok:
             return status
         time.sleep(0.5)
     _stop_group(process.pid)  # a server that never answered must not linger
     _pid_file(settings).unlink(missing_ok=True)
-    raise PersonaError(f"mlflow server did not answer within {wait_s:.0f} s; see {settings.mlflow_dir / 'server.log'}")
+    raise PersonaError(f"mlflow server did not answer within {wait_s:.0f} s; see {catalog.mlflow_server_log(settings)}")
 
 
 def _is_mlflow_server(pid: int) -> bool:

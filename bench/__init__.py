@@ -1,0 +1,1 @@
+"""Benchmarks: one table from one honest run (`make bench`)."""

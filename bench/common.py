@@ -7,8 +7,11 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def row(issue: int, area: str, metric: str, value: float, unit: str, target: str = "",

@@ -18,14 +18,17 @@ import contextlib
 import os
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from bench.common import row, scratch_home, timed
 from bench.load import LoadRequest, LoadRun, drive, expect_predictions, predict_mix
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ISSUE = 7
 AREA = "prod"
@@ -52,7 +55,7 @@ def restored_environ() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def delete_project_keys(settings) -> int:  # noqa: ANN001 - core.settings.Settings
+def delete_project_keys(settings) -> int:
     """Delete the Redis keys of the settings' Feast project (keys end with the project name)."""
     import redis
 
@@ -68,7 +71,7 @@ def delete_project_keys(settings) -> int:  # noqa: ANN001 - core.settings.Settin
     return deleted
 
 
-def count_project_keys(settings) -> int:  # noqa: ANN001
+def count_project_keys(settings) -> int:
     """Number of Redis keys of the settings' Feast project."""
     import redis
 
@@ -76,14 +79,14 @@ def count_project_keys(settings) -> int:  # noqa: ANN001
     return sum(1 for _ in client.scan_iter(match=b"*" + settings.project.encode(), count=10_000))
 
 
-def redis_used_memory(settings) -> int:  # noqa: ANN001
+def redis_used_memory(settings) -> int:
     """Bytes Redis uses (INFO memory)."""
     import redis
 
     return int(redis.Redis(host=settings.redis_host, port=settings.redis_port).info("memory")["used_memory"])
 
 
-def drop_databases(settings) -> None:  # noqa: ANN001
+def drop_databases(settings) -> None:
     """Drop the settings' Postgres databases (offline store + registry, MLflow backend)."""
     import psycopg
 
@@ -170,7 +173,7 @@ def persona_serve_command(port: int) -> list[str]:
     return [str(Path(sys.executable).with_name("persona")), "serve", "--host", "127.0.0.1", "--port", str(port)]
 
 
-def known_customers(settings) -> list[int]:  # noqa: ANN001
+def known_customers(settings) -> list[int]:
     """Customers with a profile and a behavior row (the online store predicts them)."""
     from store.offline import read_source
 

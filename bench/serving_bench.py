@@ -19,13 +19,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench.common import row, scratch_home
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,7 +19,7 @@ ISSUE = 4
 AREA = "training"
 
 
-def _prepare(base, customers: int, embed: bool):  # noqa: ANN001, ANN202
+def _prepare(base, customers: int, embed: bool):
     from core.settings import load_settings
     from features.build import build_offline_sources
     from ingest.pipeline import ingest_files

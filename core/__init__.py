@@ -1,0 +1,1 @@
+"""Core: settings, errors, the data contract, the artifact catalog, locks and the snapshot time grid. Imports nothing of Persona."""

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core import catalog
 from core.errors import PersonaError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,18 @@ class Settings(BaseSettings):
     redis_port: int = Field(default=6379, ge=1, le=65535)
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
     api_key: str | None = Field(default=None, description="API key for the serving endpoints (optional).")
+    serving_auth: Literal["auto", "on", "off"] = Field(
+        default="auto", description="auto: a key is required in prod; on: always; off: a gateway in front authenticates."
+    )
+    model_poll_seconds: float = Field(
+        default=10.0, gt=0, allow_inf_nan=False, description="Seconds between the server's checks for a new champion."
+    )
+    online_store_timeout_seconds: float = Field(
+        default=0.3, gt=0, le=60, allow_inf_nan=False, description="Connect and read timeout of one online-store call."
+    )
+    materialize_batch_rows: int | None = Field(
+        default=None, ge=1, description="Entity rows per online-store write (default: the writer's own)."
+    )
 
     @field_validator("home")
     @classmethod
@@ -111,12 +124,12 @@ class Settings(BaseSettings):
             return self.mlflow_tracking_uri
         if self.profile == "prod":
             return f"http://127.0.0.1:{self.mlflow_port}"
-        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+        return f"sqlite:///{catalog.mlflow_db(self)}"
 
     @property
     def artifact_root(self) -> str:
         """Where MLflow stores artifacts in the local profile."""
-        return (self.mlflow_dir / "artifacts").as_uri()
+        return catalog.mlflow_artifacts(self).as_uri()
 
     def feast_env(self) -> dict[str, str]:
         """Environment variables that ``feature_store*.yaml`` expands."""

@@ -1,0 +1,1 @@
+"""The Feast feature repository: definitions and yaml only (Feast imports every module here)."""

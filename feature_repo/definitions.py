@@ -23,7 +23,7 @@ from features.transforms.text import TEXT_FEATURES
 _settings = load_settings()
 _FEAST_TYPES = {"float": Float32, "int": Int64, "str": String, "float_list": Array(Float32)}
 
-def _source(name: str):  # noqa: ANN202 - FileSource or PostgreSQLSource
+def _source(name: str):
     """The offline source ``name``: a parquet file (local) or a Postgres table (prod)."""
     if _settings.profile == "prod":
         from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource

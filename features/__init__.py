@@ -1,0 +1,1 @@
+"""Features: pure transforms, text embeddings, offline builds and point-in-time training sets."""

@@ -8,15 +8,20 @@ not run yet, so the text view can be applied (and training works without text).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import pyarrow as pa
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from core import catalog
 from core.errors import PersonaError
-from core.settings import Settings
 from core.timegrid import snapshot_timestamps
 from features.transforms.behavior import build_entity_snapshots, compute_behavior_features
 from store.offline import source_exists, write_parquet_atomic, write_source  # noqa: F401 - re-exported
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 ENTITY_KEY = "customer_id"
 _EVENT_TABLES = ("transactions", "sessions", "reviews")
@@ -24,7 +29,7 @@ _EVENT_TABLES = ("transactions", "sessions", "reviews")
 
 def read_raw(settings: Settings, table: str, columns: list[str] | None = None) -> pd.DataFrame | None:
     """An ingested table, or None when it was never ingested."""
-    path = settings.raw_dir / f"{table}.parquet"
+    path = catalog.raw_table(settings, table)
     if not path.exists():
         return None
     return pd.read_parquet(path, columns=columns)
@@ -36,7 +41,7 @@ def data_span(settings: Settings) -> tuple[pd.Timestamp, pd.Timestamp]:
     Raises:
         PersonaError: when no transactions were ingested.
     """
-    if not (settings.raw_dir / "transactions.parquet").exists():
+    if not catalog.raw_table(settings, "transactions").exists():
         raise PersonaError("no transactions ingested yet; run `persona ingest --transactions FILE` first")
     firsts, lasts = [], []
     for table in _EVENT_TABLES:

@@ -7,17 +7,21 @@ reach the row (see tests/test_point_in_time.py for the brute-force oracle and le
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from core.errors import PersonaError
-from core.settings import Settings
 from store.repo import get_store
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 ENTITY_KEY = "customer_id"
 TIMESTAMP = "event_timestamp"
 
 
-def _feature_service(store, name: str):  # noqa: ANN001, ANN202
+def _feature_service(store, name: str):
     try:
         return store.get_feature_service(name)
     except Exception:

@@ -20,14 +20,15 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core import catalog
 from core.errors import PersonaError
-from core.settings import Settings
 from features.embedding.cache import VectorCache, normalize_text, text_key
 from features.embedding.encoder import EMBEDDING_DIM, TextEncoder, default_encoder
 from features.embedding.sentiment import SentimentScorer
@@ -46,6 +47,9 @@ from features.transforms.text import (
     projection_cutoff,
     recent_columns,
 )
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +122,7 @@ def read_reviews(settings: Settings) -> pd.DataFrame:
     Raises:
         PersonaError: when no reviews were ingested.
     """
-    path = settings.raw_dir / "reviews.parquet"
+    path = catalog.raw_table(settings, "reviews")
     if not path.exists():
         raise PersonaError("no reviews ingested yet; run `persona ingest --reviews FILE` first")
     reviews = pd.read_parquet(path, columns=[ENTITY_KEY, TIMESTAMP, "text"])
@@ -146,7 +150,7 @@ def distinct_texts(texts: pd.Series) -> tuple[np.ndarray, list[str], int]:
     return text_row, [str(u) for u in uniques[keep]], int((text_row == -1).sum())
 
 
-def _progress_bar():  # noqa: ANN202
+def _progress_bar():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -320,14 +324,14 @@ def embed_reviews(
 
     encoder = encoder or default_encoder(settings)
     identity = encoder.identity
-    cache = VectorCache(settings.embeddings_dir / "cache", identity, EMBEDDING_DIM)
+    cache = VectorCache(catalog.embedding_cache(settings), identity, EMBEDDING_DIM)
     invalidated = cache.invalidate_others()
     if invalidated:
         log.warning("embedding model changed to %s: %d cached vectors invalidated", identity, invalidated)
     vectors, new, truncated, seconds = embed_texts(texts, encoder, cache, show_progress)
 
     scorer = SentimentScorer()
-    sentiment_cache = VectorCache(settings.embeddings_dir / "sentiment_cache", scorer.identity, 1)
+    sentiment_cache = VectorCache(catalog.sentiment_cache(settings), scorer.identity, 1)
     sentiment_cache.invalidate_others()
     sentiment = score_sentiment(texts, sentiment_cache, scorer)
 
@@ -336,9 +340,9 @@ def embed_reviews(
                                   window_days=RECENT_DAYS)
     cutoff = projection_cutoff(windows.frame[TIMESTAMP], settings.horizon_days) if len(windows) else None
     projection = fit_windows_projection(windows, identity, cutoff)
-    projection.save(settings.embeddings_dir / "projections")
+    projection.save(catalog.projections_dir(settings))
 
-    path = settings.offline_dir / "customer_text.parquet"
+    path = catalog.text_source(settings)
     fingerprint = _fingerprint(windows, identity, projection)
     existing, existing_rows = _existing_fingerprint(path)
     written = 0

@@ -43,9 +43,9 @@ import io
 import os
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -53,9 +53,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api import types as ptypes
 
+from core import catalog
 from core.contract import TABLES, TableSpec
 from core.errors import PersonaError
-from core.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from core.settings import Settings
 
 MAX_TEXT_CHARS = 5_000
 """Review texts longer than this many characters are truncated (and counted) on ingest."""
@@ -232,7 +237,7 @@ def _tidy_columns(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+    except Exception as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PersonaError(f"{path}: cannot read it as parquet ({detail}); export it again") from None
 
@@ -281,7 +286,7 @@ def _preflight(path: Path) -> tuple[list[str], bool]:
 
     try:
         parquet = pq.ParquetFile(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+    except Exception as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PersonaError(f"{path}: cannot read it as parquet ({detail}); export it again") from None
     return [_clean_name(c) for c in parquet.schema_arrow.names], parquet.metadata.num_rows > 0
@@ -758,7 +763,7 @@ def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
 def _read_store(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     try:
         return pd.read_parquet(path, columns=columns)
-    except Exception as exc:  # noqa: BLE001 - any failure means the store file is unusable
+    except Exception as exc:
         raise PersonaError(f"{path}: the stored table cannot be read ({type(exc).__name__}); "
                            "move it aside and ingest the source files again") from None
 
@@ -869,11 +874,11 @@ def ingest_files(
             except PersonaError as exc:
                 raise PersonaError(f"{path}: {exc}") from None
             progress.update(task, advance=1, description=f"{table}: {steps[2]}")
-            raw_path = settings.raw_dir / f"{table}.parquet"
+            raw_path = catalog.raw_table(settings, table)
             new_rows, present = append_new_rows(raw_path, result.accepted)
             quarantine_path = None
             if len(result.quarantined):
-                quarantine_path = settings.quarantine_dir / f"{table}.parquet"
+                quarantine_path = catalog.quarantine_table(settings, table)
                 bad = result.quarantined.copy()
                 bad[SOURCE_FILE] = pd.Series(str(path.absolute()), index=bad.index, dtype="string")
                 bad[INGESTED_AT] = pd.Series(ingested_at, index=bad.index).astype("datetime64[ns, UTC]")

@@ -93,7 +93,8 @@ class PersonaPredictor:
 
     def segments(self, frame: pd.DataFrame) -> np.ndarray:
         """Segment (nearest KMeans center) per row."""
-        assert self.cluster is not None and self.centers is not None
+        assert self.cluster is not None
+        assert self.centers is not None
         return nearest_center(cluster_matrix(frame, self.cluster), self.centers)
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -186,12 +187,12 @@ class PersonaBundle(mlflow.pyfunc.PythonModel):
 
     predictor: PersonaPredictor | None = None
 
-    def load_context(self, context) -> None:  # noqa: ANN001 - MLflow's PythonModelContext
+    def load_context(self, context) -> None:
         self.predictor = PersonaPredictor.load(Path(context.artifacts["bundle"]))
 
     # The DataFrame hint tells MLflow there is no schema to infer from it (without a hint MLflow
     # warns on every import); input is still accepted as MLflow hands it over.
-    def predict(self, context, model_input: pd.DataFrame, params=None):  # noqa: ANN001, ANN201 - MLflow's signature
+    def predict(self, context, model_input: pd.DataFrame, params=None):
         assert self.predictor is not None, "load_context was not called"
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         return self.predictor.predict(frame)
@@ -246,7 +247,7 @@ def _download_version(model: str, version: str, target: Path) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model}/{version}", dst_path=str(target)))
 
 
-def record_artifact_hash(client, model: str, version: str) -> str:  # noqa: ANN001 - MlflowClient
+def record_artifact_hash(client, model: str, version: str) -> str:
     """Hash the stored artifacts of ``model`` v``version`` and keep the digest as a version tag.
 
     Returns:
@@ -284,7 +285,7 @@ def verify_artifacts(directory: Path, expected: str | None, model: str, version:
     return actual
 
 
-def _unwrap(model, model_uri: str) -> PersonaPredictor:  # noqa: ANN001 - PyFuncModel
+def _unwrap(model, model_uri: str) -> PersonaPredictor:
     bundle = model.unwrap_python_model()
     if not isinstance(bundle, PersonaBundle) or bundle.predictor is None:
         raise ValueError(f"{model_uri} is not a Persona bundle")

@@ -23,12 +23,17 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from core import catalog
 from core.errors import PersonaError
-from core.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from core.settings import Settings
 
 CHAMPION = "champion"  # the alias serving, scoring and monitoring load
 CHALLENGER = "challenger"  # a registered candidate the gate did not promote
@@ -39,7 +44,7 @@ SEQ_TAG_PREFIX = "persona.alias_moves."  # registered model tag: number of moves
 LOCK_TIMEOUT_S = 120.0
 
 
-def configure_mlflow(settings: Settings):  # noqa: ANN201 - MlflowClient, imported lazily
+def configure_mlflow(settings: Settings):
     """Point MLflow (tracking and registry) at this profile's store and return a client.
 
     The local profile keeps a SQLite backend under ``settings.mlflow_dir`` (absolute, so it
@@ -59,7 +64,7 @@ def configure_mlflow(settings: Settings):  # noqa: ANN201 - MlflowClient, import
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
-def ensure_experiment(client, settings: Settings, name: str) -> str:  # noqa: ANN001
+def ensure_experiment(client, settings: Settings, name: str) -> str:
     """The experiment id, creating it with local artifacts (``settings.artifact_root``) if needed."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
@@ -70,7 +75,7 @@ def ensure_experiment(client, settings: Settings, name: str) -> str:  # noqa: AN
     return client.create_experiment(name, artifact_location=location)
 
 
-def alias_version(client, model: str, alias: str) -> str | None:  # noqa: ANN001
+def alias_version(client, model: str, alias: str) -> str | None:
     """The version holding ``alias``, or None (also when the model is not registered yet)."""
     from mlflow.exceptions import MlflowException
 
@@ -80,7 +85,7 @@ def alias_version(client, model: str, alias: str) -> str | None:  # noqa: ANN001
         return None
 
 
-def _history(client, model: str, version: str) -> list[dict]:  # noqa: ANN001
+def _history(client, model: str, version: str) -> list[dict]:
     tags = client.get_model_version(model, version).tags or {}
     try:
         return list(json.loads(tags.get(HISTORY_TAG, "[]")))
@@ -88,7 +93,7 @@ def _history(client, model: str, version: str) -> list[dict]:  # noqa: ANN001
         return []
 
 
-def alias_history(client, model: str, version: str) -> list[dict]:  # noqa: ANN001
+def alias_history(client, model: str, version: str) -> list[dict]:
     """Every alias move that touched ``version`` (oldest first)."""
     return _history(client, model, str(version))
 
@@ -131,7 +136,7 @@ def _advisory_lock(settings: Settings, name: str, timeout_s: float) -> Iterator[
 
 @contextlib.contextmanager
 def alias_lock(
-    client,  # noqa: ANN001 - MlflowClient
+    client,
     model: str,
     alias: str,
     settings: Settings | None = None,
@@ -163,7 +168,7 @@ def alias_lock(
             with _advisory_lock(settings, name, timeout_s):
                 yield
             return
-        path = settings.home / "locks" / f"alias-{digest}.lock"
+        path = catalog.locks_dir(settings) / f"alias-{digest}.lock"
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(exclusive(path, timeout_s=timeout_s, what=f"the registry lock of {model}@{alias}"))
@@ -190,7 +195,7 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _next_seq(client, model: str, alias: str) -> int:  # noqa: ANN001
+def _next_seq(client, model: str, alias: str) -> int:
     tags = client.get_registered_model(model).tags or {}
     try:
         return int(tags.get(SEQ_TAG_PREFIX + alias, "0")) + 1
@@ -199,7 +204,7 @@ def _next_seq(client, model: str, alias: str) -> int:  # noqa: ANN001
 
 
 def _move_locked(
-    client,  # noqa: ANN001
+    client,
     model: str,
     alias: str,
     version: str,
@@ -232,7 +237,7 @@ def _move_locked(
 
 
 def move_alias(
-    client,  # noqa: ANN001
+    client,
     model: str,
     alias: str,
     version: str,
@@ -292,7 +297,7 @@ class AliasMove:
                 f"({self.reason})")
 
 
-def _check_version(client, model: str, version: str) -> None:  # noqa: ANN001
+def _check_version(client, model: str, version: str) -> None:
     from mlflow.exceptions import MlflowException
 
     try:

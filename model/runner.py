@@ -43,7 +43,8 @@ class ModelRunner(Protocol):
 
 def string_columns_of(model: object) -> frozenset[str]:
     """The model's string (categorical) inputs: ``features.categorical`` of a Persona bundle,
-    else a ``string_columns`` attribute, else none."""
+    else a ``string_columns`` attribute, else none.
+    """
     spec = getattr(model, "features", None)
     if spec is not None and hasattr(spec, "categorical"):
         return frozenset(spec.categorical)
@@ -82,7 +83,7 @@ class FastPersonaRunner:
     (persona, churn risk, value tier) combination, filled once by the policy itself.
     """
 
-    def __init__(self, predictor, small_batch: int = 16) -> None:  # noqa: ANN001 - PersonaPredictor
+    def __init__(self, predictor, small_batch: int = 16) -> None:
         if predictor.kind != "persona":
             raise ValueError(f"serving needs a persona bundle, got kind={predictor.kind!r}")
         spec = predictor.features
@@ -222,9 +223,10 @@ def _action_table(predictor, personas: list[str]) -> dict[tuple[str, str, str], 
     return dict(zip(keys, actions.tolist(), strict=True))
 
 
-def probe_batch(predictor, rows: int = 12, seed: int = 0) -> FeatureBatch:  # noqa: ANN001
+def probe_batch(predictor, rows: int = 12, seed: int = 0) -> FeatureBatch:
     """Rows that exercise many branches: medians, zeros, missing values, scaled values, every
-    category level, unseen levels."""
+    category level, unseen levels.
+    """
     spec = predictor.features
     columns = tuple(predictor.feature_columns)
     numeric_columns, string_columns = split_columns(columns, set(spec.categorical))

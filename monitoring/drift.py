@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
+from evidently.core.report import Snapshot
 
 if TYPE_CHECKING:  # evidently takes seconds to import; only the report functions need it
-    from evidently.core.report import Snapshot
+    from collections.abc import Iterable, Mapping
 
     from monitoring.policy import DriftPolicy
 
@@ -239,9 +239,10 @@ def sample_rows(frame: pd.DataFrame, max_rows: int, seed: int = 0) -> pd.DataFra
 
 
 # --------------------------------------------------------------------------- Evidently edge
-def build_report(plans: list[ColumnPlan], metadata: Mapping[str, str] | None = None):  # noqa: ANN201 - Report
+def build_report(plans: list[ColumnPlan], metadata: Mapping[str, str] | None = None):
     """An Evidently report: one ``ValueDrift`` per testable column, ``MissingValueCount`` per
-    typed feature and the persona mix (``UniqueValueCount``)."""
+    typed feature and the persona mix (``UniqueValueCount``).
+    """
     from evidently import Report
     from evidently.metrics import MissingValueCount, UniqueValueCount, ValueDrift
 
@@ -254,7 +255,7 @@ def build_report(plans: list[ColumnPlan], metadata: Mapping[str, str] | None = N
     return Report(metrics, metadata=dict(metadata or {}), include_tests=True)
 
 
-def _dataset(frame: pd.DataFrame, plans: list[ColumnPlan]):  # noqa: ANN202 - evidently Dataset
+def _dataset(frame: pd.DataFrame, plans: list[ColumnPlan]):
     from evidently import DataDefinition, Dataset
 
     definition = DataDefinition(

@@ -17,18 +17,18 @@ import logging
 import math
 import tempfile
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from core import catalog
 from core.contract import PREDICTION_COLUMNS
 from core.errors import PersonaError
 from core.locks import exclusive
-from core.settings import Settings
 from monitoring.drift import DriftRun, DriftSummary, run_drift
 from monitoring.policy import (
     DEFAULT_POLICY_PATH,
@@ -52,6 +52,11 @@ from monitoring.window import (
 from serving.prediction_log import read_prediction_log
 from store.repo import load_feast
 from training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -220,10 +225,10 @@ class MonitorJob:
                  train: Callable[[], object] | None = None,
                  clock: Callable[[], dt.datetime] | None = None) -> None:
         """Args:
-            settings: Persona settings.
-            config: the run configuration.
-            train: runs a retrain (default: ``TrainJob(settings, config.train).run``).
-            clock: current time (tz-aware UTC); for tests.
+        settings: Persona settings.
+        config: the run configuration.
+        train: runs a retrain (default: ``TrainJob(settings, config.train).run``).
+        clock: current time (tz-aware UTC); for tests.
         """
         self.settings = settings
         self.config = config or MonitorConfig()
@@ -382,7 +387,7 @@ class MonitorJob:
 
     # ---- outputs ----
     def _report_dir(self, at: dt.datetime) -> Path:
-        base = self.settings.reports_dir / "monitoring"
+        base = catalog.monitoring_reports(self.settings)
         stamp = at.strftime("%Y%m%dT%H%M%SZ")
         path, n = base / stamp, 1
         while path.exists():
@@ -395,7 +400,7 @@ class MonitorJob:
         """Add the Evidently run to the local workspace project (created with a dashboard if new)."""
         from evidently.ui.workspace import Workspace
 
-        path = self.settings.reports_dir / "evidently_workspace"
+        path = catalog.evidently_workspace(self.settings)
         path.mkdir(parents=True, exist_ok=True)
         with exclusive(self.settings.home / "locks" / "evidently_workspace.lock"):
             workspace = Workspace(str(path))
@@ -486,7 +491,7 @@ class MonitorJob:
             task = progress.add_task("loading champion", total=4)
             champion = self.load_champion()
             progress.update(task, advance=1, description="reading current window")
-            log = read_prediction_log(self.settings.serving_dir / "prediction_log")
+            log = read_prediction_log(catalog.prediction_log(self.settings))
             times = self.snapshot_times()
             current, window = self.current_window(champion, end, log, times)
             progress.update(task, advance=1, description="matured labels")
@@ -541,7 +546,7 @@ class MonitorJob:
                                 if outcome is not None else None),
             "policy": policy.model_dump(mode="json"),
             "files": {**files, "summary_html": "index.html", "summary_json": "summary.json"},
-            "workspace": {"path": str(self.settings.reports_dir / "evidently_workspace"),
+            "workspace": {"path": str(catalog.evidently_workspace(self.settings)),
                           "project": WORKSPACE_PROJECT, "snapshot_id": snapshot_id},
         }
         (report_dir / "summary.json").write_text(json.dumps(doc, indent=2, default=str))

@@ -17,15 +17,17 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import PersonaError, first_validation_error
-from monitoring.drift import DriftSummary
-from monitoring.quality import QualityCheck
-from monitoring.shares import PersonaShift
+
+if TYPE_CHECKING:
+    from monitoring.drift import DriftSummary
+    from monitoring.quality import QualityCheck
+    from monitoring.shares import PersonaShift
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "policy.yaml"
 

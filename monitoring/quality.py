@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from training import metrics as M
 from training.labels import make_labels
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 ENTITY_KEY = "customer_id"
 TIMESTAMP = "event_timestamp"

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from core.errors import PersonaError
 from core.locks import AlreadyRunning, single_flight
-from core.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from core.settings import Settings
 
 RetrainStatus = Literal["trained", "already_running", "cooldown", "failed"]
 

@@ -1,0 +1,1 @@
+"""Batch scoring of customers with the champion."""

@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from core.contract import PREDICTION_COLUMNS
 from core.errors import PersonaError
-from core.settings import Settings
 from model.registry import CHAMPION
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 ENTITY_KEY = "customer_id"
 TIMESTAMP = "event_timestamp"

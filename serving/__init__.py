@@ -1,0 +1,1 @@
+"""Serving: the BentoML service over the champion and the online store."""

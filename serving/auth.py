@@ -23,7 +23,7 @@ AUTH_ENV = "PERSONA_SERVING_AUTH"
 _FROM_SETTINGS = object()
 
 
-def resolve_api_key(settings) -> str | None:  # noqa: ANN001 - core.settings.Settings
+def resolve_api_key(settings) -> str | None:
     """The key to enforce, or None for open access.
 
     Raises:
@@ -65,7 +65,7 @@ class ApiKeyMiddleware:
         api_key: the key; by default read from the settings (``PERSONA_API_KEY``) when the app is built.
     """
 
-    def __init__(self, app, api_key: str | None | object = _FROM_SETTINGS) -> None:  # noqa: ANN001
+    def __init__(self, app, api_key: str | None | object = _FROM_SETTINGS) -> None:
         self.app = app
         if api_key is _FROM_SETTINGS:
             from core.settings import load_settings
@@ -77,7 +77,7 @@ class ApiKeyMiddleware:
     def enabled(self) -> bool:
         return self._key is not None
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope, receive, send) -> None:
         if self._key is None or scope["type"] != "http" or _is_public(scope.get("path", "")):
             await self.app(scope, receive, send)
             return

@@ -18,7 +18,7 @@ JSON_TYPES = ("application/json",)
 
 
 def field_path(loc: list | tuple) -> str:
-    """pydantic ``loc`` -> ``rows[0].features.age`` (``body`` for the request as a whole)."""
+    """Pydantic ``loc`` -> ``rows[0].features.age`` (``body`` for the request as a whole)."""
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -67,12 +67,12 @@ class RequestGuardMiddleware:
         max_body_bytes: largest accepted request body.
     """
 
-    def __init__(self, app, api_paths: tuple[str, ...] = (), max_body_bytes: int = MAX_BODY_BYTES) -> None:  # noqa: ANN001
+    def __init__(self, app, api_paths: tuple[str, ...] = (), max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.api_paths = frozenset(api_paths)
         self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope.get("path") not in self.api_paths:
             await self.app(scope, receive, send)
             return
@@ -120,13 +120,13 @@ class RequestGuardMiddleware:
         await self.app(scope, receive, _NamedErrors(send))
 
     @staticmethod
-    async def _reply(send, status: int, message: str, field: str) -> None:  # noqa: ANN001
+    async def _reply(send, status: int, message: str, field: str) -> None:
         start, body = _json_response(status, {"error": message, "field": field})
         await send(start)
         await send({"type": "http.response.body", "body": body})
 
 
-def _replay(body: bytes, receive):  # noqa: ANN001, ANN202
+def _replay(body: bytes, receive):
     sent = False
 
     async def replayed() -> dict:
@@ -142,7 +142,7 @@ def _replay(body: bytes, receive):  # noqa: ANN001, ANN202
 class _NamedErrors:
     """``send`` wrapper that rewrites BentoML's validation 400 bodies (others pass straight through)."""
 
-    def __init__(self, send) -> None:  # noqa: ANN001
+    def __init__(self, send) -> None:
         self.send = send
         self.start: dict | None = None
         self.chunks: list[bytes] = []

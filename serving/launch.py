@@ -5,10 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+from core import catalog
 from core.errors import PersonaError
 from core.settings import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SERVICE = "serving.service:PersonaService"
 
@@ -51,7 +55,7 @@ def serve_command(
         online_store_timeout()
     except FeatureStoreError as exc:
         raise PersonaError(str(exc)) from None
-    if settings.profile == "local" and not (settings.feast_dir / "online_store.db").exists():
+    if settings.profile == "local" and not catalog.online_store_db(settings).exists():
         raise PersonaError(
             f"no online store under {settings.feast_dir}; run `persona features apply` and "
             "`persona features materialize` first"

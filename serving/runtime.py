@@ -9,19 +9,24 @@ champion watcher and the prediction log, and answers requests through the curren
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from core import catalog
 from core.errors import PersonaError
-from core.settings import Settings
 from serving.model_watch import ChampionWatcher
 from serving.prediction_log import PredictionLog
 from serving.predictor import Served, ServingPredictor
 from store.online_read import FeatureStoreError, OnlineFeatureReader, OnlineStoreUnavailable
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +65,7 @@ class RegistryUnavailable(RuntimeError):
     """The MLflow tracking server (model registry) cannot answer (message names it)."""
 
 
-def resolve_alias(client, model: str, tracking_uri: str, alias: str = CHAMPION) -> str | None:  # noqa: ANN001
+def resolve_alias(client, model: str, tracking_uri: str, alias: str = CHAMPION) -> str | None:
     """The version holding ``alias``; None when the model or alias does not exist.
 
     Raises:
@@ -78,7 +83,8 @@ def resolve_alias(client, model: str, tracking_uri: str, alias: str = CHAMPION) 
 
 def _root_cause(exc: BaseException) -> str:
     """The innermost error behind ``exc`` (``ConnectionRefusedError: [Errno 111] Connection refused``),
-    or ``exc`` itself in one line when it has no cause (an error answer of the server)."""
+    or ``exc`` itself in one line when it has no cause (an error answer of the server).
+    """
     root, seen = exc, {id(exc)}
     while (nested := root.__cause__ or root.__context__) is not None and id(nested) not in seen:
         root = nested
@@ -143,7 +149,7 @@ class ServingRuntime:
         self.model_name = settings.registered_model
         self.predictor: ServingPredictor | None = None
         self.log = PredictionLog(
-            settings.serving_dir / "prediction_log", flush_seconds=self.options.log_flush_seconds
+            catalog.prediction_log(settings), flush_seconds=self.options.log_flush_seconds
         )
         self._store = None
         self._client = None
@@ -177,7 +183,7 @@ class ServingRuntime:
         self.log.close()
 
     # ---- loading ----
-    def store(self):  # noqa: ANN201 - feast.FeatureStore
+    def store(self):
         """The Feast store, opened once."""
         with self._store_lock:
             if self._store is None:
@@ -186,7 +192,7 @@ class ServingRuntime:
                 self._store = get_store(self.settings)
             return self._store
 
-    def _mlflow(self):  # noqa: ANN202
+    def _mlflow(self):
         if self._client is None:
             from model.registry import configure_mlflow
 
@@ -287,7 +293,7 @@ class ServingRuntime:
             raise UnknownCustomer(self._why_not_indexed(customer_id))
         return [(n.customer_id, n.score) for n in index.query(int(customer_id), k)]
 
-    def _similarity_index(self):  # noqa: ANN202
+    def _similarity_index(self):
         try:
             from features.embedding import similarity
         except ImportError as exc:

@@ -53,7 +53,8 @@ INLINE_ROWS = 64  # larger batches run in a worker thread so the event loop keep
 
 class _ClientErrorsAreNotServerErrors(logging.Filter):
     """Drop BentoML's ERROR-with-traceback records for requests that failed input validation
-    (they are answered 400 and say why; a traceback per bad request buries real errors)."""
+    (they are answered 400 and say why; a traceback per bad request buries real errors).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         from pydantic import ValidationError
@@ -141,14 +142,14 @@ class PersonaService:
                 logger.warning("not ready: %s", reason)
         return ready
 
-    async def _call(self, rows: int, func, *args: Any) -> Any:  # noqa: ANN001
+    async def _call(self, rows: int, func, *args: Any) -> Any:
         if rows <= INLINE_ROWS:
             return func(*args)
         import anyio.to_thread
 
         return await anyio.to_thread.run_sync(func, *args)
 
-    async def _predict(self, rows: int, func, payload: Any) -> Response:  # noqa: ANN001
+    async def _predict(self, rows: int, func, payload: Any) -> Response:
         from serving.predictor import InputError
         from serving.runtime import NotReady
         from store.online_read import FeatureStoreError, OnlineStoreUnavailable, is_redis_error

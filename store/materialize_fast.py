@@ -30,8 +30,8 @@ import contextlib
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from queue import Empty, Full, Queue
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -40,12 +40,15 @@ import pyarrow.compute as pc
 
 from store.codec import encode_varint, name_prefix, timestamp_text
 
+if TYPE_CHECKING:
+    from datetime import datetime
+
 _FLOAT_TAG = (6 << 3) | 5  # Value.float_val, 32-bit
 _DOUBLE_TAG = (5 << 3) | 1  # Value.double_val, 64-bit
 _FLOAT_LIST_FIELD = 16  # Value.float_list_val (FloatList { repeated float val = 1 [packed] })
 
 
-def _feast_bytes(values: list, value_type) -> list[bytes]:  # noqa: ANN001
+def _feast_bytes(values: list, value_type) -> list[bytes]:
     """Feast's own encoding of a few Python values (used for nulls and rare values)."""
     from feast.type_map import python_values_to_proto_values
 
@@ -79,7 +82,7 @@ def _fixed_width(block: np.ndarray) -> pa.Array:
                                                                        pa.py_buffer(block.tobytes())])
 
 
-def encode_value_array(column: pa.ChunkedArray | pa.Array, value_type, framing: Framing | None = None  # noqa: ANN001
+def encode_value_array(column: pa.ChunkedArray | pa.Array, value_type, framing: Framing | None = None
                        ) -> pa.Array:
     """Serialized ``ValueProto`` bytes of every value of a column, equal to Feast's encoding, as Arrow.
 
@@ -132,7 +135,7 @@ def encode_value_array(column: pa.ChunkedArray | pa.Array, value_type, framing: 
     return out
 
 
-def encode_values(column: pa.ChunkedArray | pa.Array, value_type, prefix: bytes = b"") -> list[bytes]:  # noqa: ANN001
+def encode_values(column: pa.ChunkedArray | pa.Array, value_type, prefix: bytes = b"") -> list[bytes]:
     """Serialized ``ValueProto`` bytes of every value of a column, equal to Feast's encoding.
 
     Args:
@@ -215,8 +218,8 @@ def encode_payloads(batch: pa.Table, features: list[tuple[str, object]]) -> list
 
 
 def write_online(
-    store,  # noqa: ANN001 - feast.FeatureStore
-    view,  # noqa: ANN001 - feast.FeatureView
+    store,
+    view,
     table: pa.Table,
     batch_rows: int = 100_000,
     progress: Callable[[int], None] | None = None,
@@ -246,7 +249,7 @@ def write_online(
     return written
 
 
-def pull_latest_chunks(config, view, start: datetime, end: datetime,  # noqa: ANN001 - feast RepoConfig, view
+def pull_latest_chunks(config, view, start: datetime, end: datetime,
                        chunk_rows: int = 50_000) -> Iterator[pa.Table]:
     """Latest source row per entity with start <= event_timestamp <= end, in tables of ``chunk_rows`` rows.
 
@@ -290,7 +293,7 @@ def pull_latest_chunks(config, view, start: datetime, end: datetime,  # noqa: AN
     yield job.to_arrow()
 
 
-def pull_latest(store, view, start: datetime, end: datetime) -> pa.Table:  # noqa: ANN001
+def pull_latest(store, view, start: datetime, end: datetime) -> pa.Table:
     """Latest source row per entity with start <= event_timestamp <= end (see :func:`pull_latest_chunks`)."""
     return pa.concat_tables(pull_latest_chunks(store.config, view, start, end))
 
@@ -338,15 +341,15 @@ def _read_ahead(produce: Callable[[], Iterator[pa.Table]], depth: int = 2) -> It
         thread.join()
 
 
-def _is_cluster(store) -> bool:  # noqa: ANN001
+def _is_cluster(store) -> bool:
     from redis.cluster import RedisCluster
 
     return isinstance(store._get_provider().online_store._get_client(store.config.online_store), RedisCluster)
 
 
 def materialize_view_fast(
-    store,  # noqa: ANN001
-    view,  # noqa: ANN001
+    store,
+    view,
     start: datetime,
     end: datetime,
     progress: Callable[[int], None] | None = None,
@@ -447,7 +450,7 @@ def _timestamp_protos(column: pa.ChunkedArray | pa.Array, framing: Framing | Non
     return pa.array(table, pa.large_binary()).take(encoded.indices)
 
 
-def _redis_rows(view, batch: pa.Table, framing: Framing) -> list[pa.Array]:  # noqa: ANN001
+def _redis_rows(view, batch: pa.Table, framing: Framing) -> list[pa.Array]:
     """Per entity row, its script arguments: sortable event time, ``_ts`` Timestamp, then each feature's value."""
     head_of, tail = framing
     timestamps = batch.column(view.batch_source.timestamp_field)
@@ -465,7 +468,7 @@ def _redis_rows(view, batch: pa.Table, framing: Framing) -> list[pa.Array]:  # n
     return args
 
 
-def _redis_field_names(view) -> list[bytes]:  # noqa: ANN001
+def _redis_field_names(view) -> list[bytes]:
     """The hash fields a view writes besides the guard: ``_ts:<view>``, then Feast's hashed feature names."""
     from feast.infra.online_stores.helpers import _mmh3
 
@@ -484,7 +487,7 @@ class RedisUpsert:
     while the caller encodes; ``progress`` hears of rows once Redis has answered for them.
     """
 
-    def __init__(self, client, project: str, view, batch_rows: int = 20_000,  # noqa: ANN001
+    def __init__(self, client, project: str, view, batch_rows: int = 20_000,
                  progress: Callable[[int], None] | None = None, keys_per_call: int = REDIS_KEYS_PER_CALL) -> None:
         self.pool = client.connection_pool
         self.connection = None
@@ -507,7 +510,7 @@ class RedisUpsert:
         self.connection = self.pool.get_connection()
         return self
 
-    def __exit__(self, kind, value, traceback) -> None:  # noqa: ANN001
+    def __exit__(self, kind, value, traceback) -> None:
         clean = kind is None
         try:
             if clean:
@@ -559,7 +562,7 @@ class RedisUpsert:
                 self.progress(rows)
 
 
-def redis_writer(store, view, batch_rows: int | None = None,  # noqa: ANN001
+def redis_writer(store, view, batch_rows: int | None = None,
                  progress: Callable[[int], None] | None = None) -> RedisUpsert:
     """A :class:`RedisUpsert` on the store's Redis (``with redis_writer(...) as writer: writer.write(table)``)."""
     client = store._get_provider().online_store._get_client(store.config.online_store)
@@ -567,8 +570,8 @@ def redis_writer(store, view, batch_rows: int | None = None,  # noqa: ANN001
 
 
 def write_redis(
-    store,  # noqa: ANN001 - feast.FeatureStore
-    view,  # noqa: ANN001 - feast.FeatureView
+    store,
+    view,
     table: pa.Table,
     batch_rows: int = REDIS_BATCH_ROWS,
     progress: Callable[[int], None] | None = None,
@@ -588,7 +591,7 @@ def write_redis(
     return writer.written
 
 
-def _write_redis_per_key(client, project: bytes, view, table: pa.Table, batch_rows: int,  # noqa: ANN001
+def _write_redis_per_key(client, project: bytes, view, table: pa.Table, batch_rows: int,
                          progress: Callable[[int], None] | None) -> int:
     """The same upsert through redis-py, one entity per script call (Redis Cluster)."""
     script = client.register_script(REDIS_UPSERT)

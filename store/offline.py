@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
-from datetime import datetime
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core import catalog
 from core.errors import PersonaError
-from core.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+    from pathlib import Path
+
+    from core.settings import Settings
 
 
 def parquet_path(settings: Settings, name: str) -> Path:
     """Where the local profile keeps a source."""
-    return settings.offline_dir / f"{name}.parquet"
+    return catalog.offline_source(settings, name)
 
 
 def write_parquet_atomic(frame: pd.DataFrame | pa.Table, path: Path) -> None:
@@ -41,7 +46,7 @@ def postgres_url(settings: Settings, driver: str = "postgresql") -> str:
     return f"{driver}://{auth}@{settings.postgres_host}:{settings.postgres_port}/{settings.postgres_db}"
 
 
-def _connect(settings: Settings):  # noqa: ANN202
+def _connect(settings: Settings):
     import psycopg
 
     try:
@@ -189,7 +194,7 @@ class CopyUnsupported(Exception):
 
 
 def latest_rows_query(from_expression: str, join_keys: list[str], columns: list[str], timestamp_field: str,
-                      created_field: str | None, start: datetime, end: datetime):  # noqa: ANN201 - psycopg.sql
+                      created_field: str | None, start: datetime, end: datetime):
     """Latest row per entity with ``start <= timestamp <= end``: the query Feast's Postgres store runs."""
     from psycopg import sql
 
@@ -204,7 +209,7 @@ def latest_rows_query(from_expression: str, join_keys: list[str], columns: list[
              ts=sql.Identifier(timestamp_field), start=sql.Literal(start), end=sql.Literal(end))
 
 
-def copy_rows(conn, query, chunk_rows: int = 50_000) -> Iterator[pa.Table]:  # noqa: ANN001 - psycopg
+def copy_rows(conn, query, chunk_rows: int = 50_000) -> Iterator[pa.Table]:
     """The rows of ``query``, read with ``COPY ... TO STDOUT (FORMAT binary)``, as Arrow tables of
     ``chunk_rows`` rows each (at least one table, maybe empty).
 
@@ -271,9 +276,10 @@ def copy_rows(conn, query, chunk_rows: int = 50_000) -> Iterator[pa.Table]:  # n
         yield pa.Table.from_arrays([columns[name] for name, _ in described], names=[name for name, _ in described])
 
 
-def _stream_copy(conn, statement: bytes, chunk_rows: int) -> Iterator[tuple[bytearray, np.ndarray, bool]]:  # noqa: ANN001
+def _stream_copy(conn, statement: bytes, chunk_rows: int) -> Iterator[tuple[bytearray, np.ndarray, bool]]:
     """Run a ``COPY ... TO STDOUT``: its bytes every ``chunk_rows`` CopyData messages, with each
-    message's size and whether the stream ended; waits for the socket outside the GIL."""
+    message's size and whether the stream ended; waits for the socket outside the GIL.
+    """
     import select
 
     from psycopg import pq

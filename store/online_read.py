@@ -29,13 +29,16 @@ import contextlib
 import os
 import struct
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from store.codec import name_prefix, read_varint, timestamp_text
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 ENTITY_KEY = "customer_id"
 TIMEOUT_ENV = "PERSONA_ONLINE_STORE_TIMEOUT_SECONDS"
@@ -92,7 +95,7 @@ def _redis_nodes(connection_string: str) -> str:
     return ",".join(part for part in connection_string.split(",") if "=" not in part)
 
 
-def bounded_redis_store(config, timeout: float):  # noqa: ANN001, ANN201 - Feast config in, RedisOnlineStore out
+def bounded_redis_store(config, timeout: float):
     """A Feast ``RedisOnlineStore`` whose client gives up after ``timeout`` seconds.
 
     Feast builds its redis-py client from the connection string only, with no socket timeout
@@ -368,7 +371,7 @@ class RedisLayout:
     views: tuple[RedisViewFields, ...]
 
     @classmethod
-    def build(cls, config, plans: Sequence[ViewPlan], join_key: str) -> RedisLayout:  # noqa: ANN001
+    def build(cls, config, plans: Sequence[ViewPlan], join_key: str) -> RedisLayout:
         """The layout of ``plans`` under a Feast ``RepoConfig``."""
         from feast.infra.online_stores.helpers import _mmh3
         from feast.infra.online_stores.redis import _versioned_fv_name
@@ -419,7 +422,7 @@ class RedisLayout:
         return [buffer[i : i + width] for i in range(0, len(buffer), width)]
 
 
-def redis_layout(store, plans: Sequence[ViewPlan], join_key: str) -> RedisLayout | None:  # noqa: ANN001
+def redis_layout(store, plans: Sequence[ViewPlan], join_key: str) -> RedisLayout | None:
     """The :class:`RedisLayout` of ``plans`` when ``store`` reads Redis through redis-py, else None.
 
     None also for entity keys other than Feast's v3 serialization (the layout builds v3 keys only).
@@ -453,7 +456,7 @@ class OnlineFeatureReader:
         self,
         store,
         plans: list[ViewPlan],
-        numeric_columns: Sequence[str],  # noqa: ANN001
+        numeric_columns: Sequence[str],
         string_columns: Sequence[str],
         join_key: str = ENTITY_KEY,
     ) -> None:
@@ -489,7 +492,7 @@ class OnlineFeatureReader:
         cls,
         store,
         columns: Sequence[str],
-        feature_service: str | None = None,  # noqa: ANN001
+        feature_service: str | None = None,
         optional_kinds: tuple[str, ...] = ("text",),
     ) -> OnlineFeatureReader:
         """Resolve which views and features serve ``columns`` (registry lookups happen here only).
@@ -592,7 +595,7 @@ class OnlineFeatureReader:
         read = self._read_view_fast if self._fast else self._read_view_generic
         return self._guarded(plan.name, read, plan, ids)
 
-    def _guarded(self, what: str, read, *args):  # noqa: ANN001, ANN202 - a read function and its result
+    def _guarded(self, what: str, read, *args):
         """``read(*args)``, failing fast while the store was unreachable a moment ago.
 
         Raises:
@@ -790,7 +793,7 @@ def _no_row(event_ts: datetime | None, values: dict | None) -> bool:
     return all(proto.WhichOneof("val") is None for proto in values.values())
 
 
-def _describe_online_store(config) -> str:  # noqa: ANN001 - a Feast online store config
+def _describe_online_store(config) -> str:
     """``redis 127.0.0.1:6379`` / ``sqlite /path/online_store.db``: where reads go (no credentials)."""
     kind = str(getattr(config, "type", "") or type(config).__name__)
     connection = getattr(config, "connection_string", None)

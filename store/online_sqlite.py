@@ -19,18 +19,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from feast import Entity, FeatureView
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.online_store import OnlineStore
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
-from pydantic import StrictStr
 
 from store.codec import (  # noqa: F401 - re-exported for callers of the store
     decode_payload,
@@ -41,6 +36,14 @@ from store.codec import (  # noqa: F401 - re-exported for callers of the store
     read_varint,
     timestamp_text,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from datetime import datetime
+
+    from feast import Entity, FeatureView
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+    from pydantic import StrictStr
 
 
 class PersonaSqliteOnlineStoreConfig(FeastConfigBaseModel):

@@ -8,16 +8,19 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from core.errors import PersonaError
 from core.settings import FEATURE_REPO_DIR, PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
 
 ENTITY_KEY = "customer_id"
 
@@ -32,7 +35,7 @@ def _export_env(settings: Settings) -> None:
     os.environ.update(settings.feast_env())
 
 
-def get_store(settings: Settings):  # noqa: ANN201 - feast is imported lazily
+def get_store(settings: Settings):
     """Open the Feast store of this profile and home.
 
     Returns:
@@ -60,7 +63,7 @@ def _cwd(path: Path) -> Iterator[None]:
         os.chdir(previous)
 
 
-def repo_contents(settings: Settings):  # noqa: ANN201
+def repo_contents(settings: Settings):
     """Parse every definition module of ``feature_repo/`` (honouring ``.feastignore``).
 
     Feast names modules relative to the working directory, so parse from the project root:
@@ -117,7 +120,7 @@ def apply_repo(settings: Settings) -> list[str]:
     return lines
 
 
-def view_source_frame(settings: Settings, view) -> pd.DataFrame:  # noqa: ANN001
+def view_source_frame(settings: Settings, view) -> pd.DataFrame:
     """All rows of a view's offline source (parquet file or Postgres table)."""
     from store.offline import read_source
 
@@ -127,7 +130,7 @@ def view_source_frame(settings: Settings, view) -> pd.DataFrame:  # noqa: ANN001
     return read_source(settings, source.get_table_query_string().strip('"'))
 
 
-def _view_span(settings: Settings, view) -> tuple[pd.Timestamp, pd.Timestamp] | None:  # noqa: ANN001
+def _view_span(settings: Settings, view) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """Min and max event timestamp of a view's offline source (None when empty)."""
     from store.offline import parquet_span, source_span
 
@@ -191,7 +194,7 @@ def materialize(settings: Settings, end: datetime | None = None, batch_rows: int
     return lines
 
 
-def _materialize_one(store, view, start: datetime, stop: datetime, batch_rows: int | None = None) -> int:  # noqa: ANN001
+def _materialize_one(store, view, start: datetime, stop: datetime, batch_rows: int | None = None) -> int:
     """Columnar fast path for Persona's SQLite store and Redis (see fast_materialize); Feast's engine elsewhere."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

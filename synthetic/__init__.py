@@ -1,0 +1,1 @@
+"""The synthetic generator (apart from the product): customers with a planted, documented signal."""

@@ -9,8 +9,10 @@ plainly enough for a sentence encoder to pick up.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 TOPICS: tuple[str, ...] = (
     "delivery", "price", "quality", "support", "sizing", "packaging", "returns", "website",

@@ -21,12 +21,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "prod-fault-test-key"
@@ -93,7 +96,7 @@ class RedisServer:
             time.sleep(0.05)
         raise TimeoutError(f"redis-server on port {self.port} did not answer within {timeout:.0f} s")
 
-    def client(self):  # noqa: ANN201 - redis.Redis
+    def client(self):
         import redis
 
         return redis.Redis(port=self.port, socket_timeout=5)
@@ -159,7 +162,7 @@ class ProdStack:
             **self.extra_env,
         }
 
-    def settings(self):  # noqa: ANN201 - core.settings.Settings
+    def settings(self):
         from core.settings import load_settings
 
         return load_settings(
@@ -285,7 +288,7 @@ def build_prod_champion(
         train(stack, n_estimators=n_estimators)
 
 
-def train(stack: ProdStack, n_estimators: int = 15):  # noqa: ANN201 - training.train.TrainResult
+def train(stack: ProdStack, n_estimators: int = 15):
     """Train and register one more version against the stack's MLflow server (the gate decides)."""
     from training.config import PersonaParams, TrainConfig, XGBParams
     from training.train import TrainJob
@@ -329,7 +332,7 @@ class Served:
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
 
-    def wait_until(self, check, timeout: float, what: str, interval: float = 0.25):  # noqa: ANN001, ANN201
+    def wait_until(self, check, timeout: float, what: str, interval: float = 0.25):
         """Poll ``check()`` until it returns something truthy (fails with the server log otherwise)."""
         deadline = time.monotonic() + timeout
         last = None

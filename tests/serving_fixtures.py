@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SERVING_ENV = (
     "PERSONA_HOME",
@@ -151,4 +154,4 @@ def served_env(champion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     for name in SERVING_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PERSONA_HOME", str(champion_home))
-    yield champion_home
+    return champion_home

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -11,6 +11,9 @@ import yaml
 from core.errors import PersonaError
 from model.actions import assign_actions, load_policy, parse_policy, tier, value_cutpoints
 from training.config import DEFAULT_POLICY_PATH
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 POLICY = {
     "churn_risk": {"medium": 0.3, "high": 0.6},
@@ -50,7 +53,7 @@ def test_shipped_policy_is_valid() -> None:
         (lambda p: p.pop("default"), "default", "Field required"),
     ],
 )
-def test_bad_policy_names_file_key_and_reason(tmp_path: Path, mutate, key: str, reason: str) -> None:  # noqa: ANN001
+def test_bad_policy_names_file_key_and_reason(tmp_path: Path, mutate, key: str, reason: str) -> None:
     # given a policy with one bad entry
     data = yaml.safe_load(yaml.safe_dump(POLICY))
     mutate(data)
@@ -59,7 +62,9 @@ def test_bad_policy_names_file_key_and_reason(tmp_path: Path, mutate, key: str, 
     with pytest.raises(PersonaError) as err:
         load_policy(path)
     message = str(err.value)
-    assert str(path) in message and key in message and reason in message
+    assert str(path) in message
+    assert key in message
+    assert reason in message
 
 
 def test_missing_and_non_mapping_files_are_clear(tmp_path: Path) -> None:

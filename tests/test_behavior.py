@@ -147,7 +147,8 @@ def test_shares_are_nan_when_columns_absent() -> None:
     # when
     row = one_row(compute_behavior_features(entities((1, T)), tx))
     # then
-    assert np.isnan(row.return_share_365d) and np.isnan(row.discount_share_365d)
+    assert np.isnan(row.return_share_365d)
+    assert np.isnan(row.discount_share_365d)
 
 
 def test_sessions_and_reviews_windows() -> None:
@@ -190,7 +191,8 @@ def test_output_keeps_order_index_and_dtypes() -> None:
     assert list(features.spend_30d) == [1.0, 2.0, 0.0]
     for name, kind in BEHAVIOR_FEATURES.items():
         assert features[name].dtype == (np.int64 if kind == "int" else np.float32), name
-    assert str(features.event_timestamp.dtype).startswith("datetime64") and features.event_timestamp.dt.tz
+    assert str(features.event_timestamp.dtype).startswith("datetime64")
+    assert features.event_timestamp.dt.tz
 
 
 def test_dataset_from_1997() -> None:
@@ -207,9 +209,11 @@ def test_dataset_from_1997() -> None:
     features = compute_behavior_features(ents, tx, customers=customers)
     # then
     last = features[features.event_timestamp == t].set_index("customer_id")
-    assert last.loc[1, "orders_90d"] == 2 and last.loc[1, "recency_days"] == pytest.approx(9.0)
+    assert last.loc[1, "orders_90d"] == 2
+    assert last.loc[1, "recency_days"] == pytest.approx(9.0)
     assert last.loc[1, "tenure_days"] == pytest.approx(90.0)
-    assert last.loc[2, "orders_90d"] == 0 and last.loc[2, "orders_365d"] == 1
+    assert last.loc[2, "orders_90d"] == 0
+    assert last.loc[2, "orders_365d"] == 1
     assert last.loc[2, "spend_365d"] == pytest.approx(7.5)
 
 
@@ -388,7 +392,9 @@ def test_chunked_queries_match_single_pass_and_report_progress() -> None:
     )
     # then
     pd.testing.assert_frame_equal(whole, chunked)
-    assert calls[0] == (7, 60) and calls[-1] == (60, 60) and len(calls) == 9
+    assert calls[0] == (7, 60)
+    assert calls[-1] == (60, 60)
+    assert len(calls) == 9
 
 
 def test_output_does_not_share_memory_with_input() -> None:

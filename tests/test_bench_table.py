@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.run import merge_previous, render
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _row(issue: int, metric: str, value: float, suite: str | None = None) -> dict:
@@ -30,4 +33,5 @@ def test_rerun_suite_replaces_its_rows_and_keeps_the_others(tmp_path: Path) -> N
 
 def test_no_previous_table_keeps_just_the_new_rows(tmp_path: Path) -> None:
     rows, when = merge_previous(tmp_path / "missing.json", [_row(5, "p50", 2.0, "serving")], {"serving": "t"})
-    assert [r["metric"] for r in rows] == ["p50"] and when == {"serving": "t"}
+    assert [r["metric"] for r in rows] == ["p50"]
+    assert when == {"serving": "t"}

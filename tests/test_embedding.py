@@ -40,7 +40,8 @@ def test_same_text_gives_same_vector(fast_encoder: FastEncoder) -> None:
     np.testing.assert_array_equal(together, again)
     np.testing.assert_array_equal(together[0], together[3])
     assert float(alone @ together[0]) > 0.9999
-    assert together.shape == (4, EMBEDDING_DIM) and together.dtype == np.float32
+    assert together.shape == (4, EMBEDDING_DIM)
+    assert together.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
 
 
@@ -173,7 +174,8 @@ def test_index_drops_zero_vectors_and_caps_k() -> None:
     index = SimilarityIndex.from_arrays(ids, vectors)
 
     # then
-    assert len(index) == 2 and 11 not in index
+    assert len(index) == 2
+    assert 11 not in index
     assert [n.customer_id for n in index.query(10, k=10)] == [12]
     with pytest.raises(KeyError):
         index.query(11, k=1)
@@ -243,7 +245,8 @@ def test_sentiment_signs_of_clear_sentences() -> None:
     scores = SentimentScorer().score(positive + negative)
 
     # then
-    assert (scores[:3] > 0.3).all() and (scores[3:] < -0.3).all()
+    assert (scores[:3] > 0.3).all()
+    assert (scores[3:] < -0.3).all()
     assert ((scores >= -1) & (scores <= 1)).all()
 
 
@@ -258,4 +261,5 @@ def test_sentiment_accuracy_on_hand_labelled_reviews() -> None:
     # then: VADER scores 0.92 here (misses complaints without sentiment words)
     assert accuracy.n >= 100
     assert accuracy.accuracy >= 0.88
-    assert accuracy.positive_recall >= 0.9 and accuracy.negative_recall >= 0.8
+    assert accuracy.positive_recall >= 0.9
+    assert accuracy.negative_recall >= 0.8

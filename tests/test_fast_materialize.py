@@ -202,7 +202,7 @@ def _redis_client():
     return client, settings
 
 
-@pytest.fixture()
+@pytest.fixture
 def redis_projects():
     """A Redis client and two fresh Feast project names; their keys are deleted afterwards."""
     import uuid
@@ -249,7 +249,7 @@ def _mixed_rows(ids: list[int], stamps: list[datetime], seed: int) -> pa.Table:
     })
 
 
-def _feast_write(settings, project: str, view, table: pa.Table) -> None:  # noqa: ANN001
+def _feast_write(settings, project: str, view, table: pa.Table) -> None:
     """The rows written by Feast's own Redis store (``online_write_batch``)."""
     from feast.infra.online_stores.redis import RedisOnlineStore
     from feast.repo_config import RepoConfig
@@ -267,7 +267,7 @@ def _feast_write(settings, project: str, view, table: pa.Table) -> None:  # noqa
     RedisOnlineStore().online_write_batch(config, view, data, None)
 
 
-def _hashes(client, project: str, ids: list[int]) -> list[dict]:  # noqa: ANN001
+def _hashes(client, project: str, ids: list[int]) -> list[dict]:
     keys = [k + project.encode() for k in encode_int64_entity_keys("customer_id", np.array(ids))]
     with client.pipeline(transaction=False) as pipe:
         for key in keys:
@@ -296,7 +296,8 @@ def test_redis_upsert_writes_feasts_exact_hashes_in_batched_script_calls(redis_p
     ours = _hashes(client, fast_project, ids)
     assert all(guard in h for h in ours)
     assert [{k: v for k, v in h.items() if k != guard} for h in ours] == _hashes(client, feast_project, ids)
-    assert sizes == [7, 7, 7, 2] and writer.written == 23
+    assert sizes == [7, 7, 7, 2]
+    assert writer.written == 23
 
 
 @pytest.mark.integration
@@ -347,7 +348,7 @@ def test_redis_upsert_error_surfaces_and_leaves_the_client_usable(redis_projects
 
 
 # --------------------------------------------------------------------------- binary COPY reader against real Postgres
-@pytest.fixture()
+@pytest.fixture
 def pg_config():
     """A fresh Postgres database (dropped afterwards) and a Feast config whose offline store is it."""
     import uuid
@@ -378,7 +379,7 @@ def pg_config():
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _pg(config):  # noqa: ANN001
+def _pg(config):
     from feast.infra.utils.postgres.connection_utils import _get_conn
 
     conn = _get_conn(config.offline_store)
@@ -458,7 +459,7 @@ def _source_view(columns: dict[str, object]):
     return FeatureView(name="snap", entities=[customer], ttl=timedelta(0), schema=schema, source=source)
 
 
-def _snapshot_table(conn, extra: str = "") -> None:  # noqa: ANN001
+def _snapshot_table(conn, extra: str = "") -> None:
     """Several snapshots per customer, a created-time tie, rows outside the window and NULL features."""
     conn.execute(f"""CREATE TABLE snap (customer_id bigint, event_timestamp timestamptz, created_timestamp timestamptz,
         spend real, orders bigint, region text, embedding real[] {extra})""")
@@ -472,7 +473,7 @@ def _snapshot_table(conn, extra: str = "") -> None:  # noqa: ANN001
                  "VALUES (41, '2031-01-01', '2031-01-01', 1, 1), (42, '1980-01-01', '1980-01-01', 2, 2)")
 
 
-def _encoded(table: pa.Table, view) -> dict[int, tuple]:  # noqa: ANN001
+def _encoded(table: pa.Table, view) -> dict[int, tuple]:
     """customer_id -> Feast's bytes of every feature and the event time, as the Redis writer encodes them."""
     columns = [encode_values(table.column(f.name), f.dtype.to_value_type()) for f in view.features]
     stamps = [bytes(d) for d in _sortable_nanos(table.column("event_timestamp"))]
@@ -528,7 +529,8 @@ def test_copy_pull_falls_back_to_feast_for_a_column_it_does_not_decode(pg_config
 
     # then the view is still read (through Feast), one row per customer with its price
     prices = dict(zip(table.column("customer_id").to_pylist(), table.column("price").to_pylist(), strict=True))
-    assert len(prices) == 40 and prices[3] == pytest.approx(1.0)
+    assert len(prices) == 40
+    assert prices[3] == pytest.approx(1.0)
 
 
 @pytest.mark.integration

@@ -23,7 +23,8 @@ def test_better_candidate_becomes_champion() -> None:
     # when
     decision = decide_promotion(candidate, CHAMP, GATE)
     # then
-    assert decision.promote and decision.alias == CHAMPION
+    assert decision.promote
+    assert decision.alias == CHAMPION
     assert "beats champion" in decision.reason
 
 
@@ -33,7 +34,8 @@ def test_worse_candidate_becomes_challenger() -> None:
     # when
     decision = decide_promotion(candidate, CHAMP, GATE)
     # then
-    assert not decision.promote and decision.alias == CHALLENGER
+    assert not decision.promote
+    assert decision.alias == CHALLENGER
     assert "below required margin" in decision.reason
 
 
@@ -65,7 +67,8 @@ def test_guard_regression_blocks_promotion(brier: float, mae: float, culprit: st
     decision = decide_promotion(candidate, CHAMP, GATE)
     # then
     assert decision.alias == CHALLENGER
-    assert culprit in decision.reason and "guard regressed" in decision.reason
+    assert culprit in decision.reason
+    assert "guard regressed" in decision.reason
 
 
 def test_guard_regression_within_tolerance_is_allowed() -> None:
@@ -81,7 +84,8 @@ def test_no_champion_yet_promotes() -> None:
     # when
     decision = decide_promotion(candidate, None, GATE)
     # then
-    assert decision.promote and "no champion yet" in decision.reason
+    assert decision.promote
+    assert "no champion yet" in decision.reason
 
 
 def test_non_finite_candidate_never_promotes() -> None:

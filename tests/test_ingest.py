@@ -407,7 +407,8 @@ def test_ingest_appends_good_rows_and_quarantines_bad_ones(settings: Settings, t
     assert report.accepted + report.quarantined == report.rows_read
     assert report.reasons == {"bad_customer_id": 1, "negative_amount": 1}
     raw = pd.read_parquet(settings.raw_dir / "transactions.parquet")
-    assert len(raw) == 4 and raw["customer_id"].dtype == np.int64
+    assert len(raw) == 4
+    assert raw["customer_id"].dtype == np.int64
     assert str(raw["event_timestamp"].dtype) == "datetime64[ns, UTC]"
     bad = pd.read_parquet(report.quarantine_path)
     assert report.quarantine_path == settings.quarantine_dir / "transactions.parquet"
@@ -448,7 +449,8 @@ def test_overlapping_export_adds_only_the_new_rows(settings: Settings, tmp_path:
     # then
     assert (report.new_rows, report.already_present) == (4, 3)
     raw = pd.read_parquet(settings.raw_dir / "transactions.parquet")
-    assert len(raw) == 10 and raw["_row_id"].is_unique
+    assert len(raw) == 10
+    assert raw["_row_id"].is_unique
 
 
 def test_parquet_export_of_already_ingested_csv_adds_nothing(settings: Settings, tmp_path: Path) -> None:
@@ -605,7 +607,8 @@ def test_cli_missing_column_exits_1_with_one_line(tmp_path: Path, monkeypatch: p
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "missing required column(s) amount" in lines[0] and "transactions.csv" in lines[0]
+    assert "missing required column(s) amount" in lines[0]
+    assert "transactions.csv" in lines[0]
 
 
 def test_cli_good_file_exits_0_with_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

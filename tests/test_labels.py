@@ -52,7 +52,8 @@ def test_label_window_excludes_t_and_includes_t_plus_horizon() -> None:
     assert list(labels.churned) == [0, 1]
     assert list(labels.segment) == ["a", "b"]
     assert set(LABEL_COLUMNS) <= set(labels.columns)
-    assert labels.future_orders.dtype == np.int64 and labels.churned.dtype == np.int64
+    assert labels.future_orders.dtype == np.int64
+    assert labels.churned.dtype == np.int64
 
 
 def test_labels_keep_index_and_order_and_handle_unknown_customers() -> None:
@@ -128,7 +129,8 @@ def test_latest_label_cutoff_is_last_transaction() -> None:
     # when
     cutoff = latest_label_cutoff(tx)
     # then
-    assert cutoff == T + 3 * DAY and cutoff.tz is not None
+    assert cutoff == T + 3 * DAY
+    assert cutoff.tz is not None
 
 
 def test_latest_label_cutoff_without_transactions_fails() -> None:
@@ -156,8 +158,10 @@ def test_valid_classification_labels_are_normalized() -> None:
     # when
     result = validate_label_frame(label_frame(), "churn", KNOWN, "classification")
     # then
-    assert result.dropped_rows == 0 and result.unknown_customers == 0
-    assert list(result.frame.churn) == [0, 1, 1] and result.frame.churn.dtype == np.int64
+    assert result.dropped_rows == 0
+    assert result.unknown_customers == 0
+    assert list(result.frame.churn) == [0, 1, 1]
+    assert result.frame.churn.dtype == np.int64
     assert result.frame.event_timestamp.dt.tz is not None
     assert result.frame.event_timestamp.iloc[1] == pd.Timestamp("2024-01-02 10:00", tz="UTC")
 
@@ -166,7 +170,8 @@ def test_valid_regression_labels_are_float() -> None:
     # when
     result = validate_label_frame(label_frame(spend=[1.5, 0, 3]), "spend", KNOWN, "regression")
     # then
-    assert result.frame.spend.dtype == np.float64 and list(result.frame.spend) == [1.5, 0.0, 3.0]
+    assert result.frame.spend.dtype == np.float64
+    assert list(result.frame.spend) == [1.5, 0.0, 3.0]
 
 
 @pytest.mark.parametrize("missing", ["customer_id", "event_timestamp", "churn"])

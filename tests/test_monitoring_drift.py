@@ -30,38 +30,44 @@ def frames(n: int = 2000, seed: int = 0, shift: float = 0.0) -> tuple[pd.DataFra
     return one(0.0), one(shift)
 
 
-def by_name(run) -> dict:  # noqa: ANN001
+def by_name(run) -> dict:
     return {c.column: c for c in run.summary.columns}
 
 
 @pytest.fixture(scope="module")
-def shifted_run():  # noqa: ANN201
+def shifted_run():
     reference, current = frames(shift=0.6, seed=1)
     return run_drift(reference, current, ["recency_days", "spend_90d", "region"], POLICY, PREDICTIONS)
 
 
-def test_a_shifted_feature_and_prediction_drift_and_the_others_do_not(shifted_run) -> None:  # noqa: ANN001
+def test_a_shifted_feature_and_prediction_drift_and_the_others_do_not(shifted_run) -> None:
     # given recency and churn probability shifted, spend and region not (fixture)
     cols = by_name(shifted_run)
     # then
-    assert cols["recency_days"].status == "drift" and cols["churn_probability"].status == "drift"
-    assert cols["spend_90d"].status == "ok" and cols["region"].status == "ok"
-    assert cols["region"].method == "jensenshannon" and cols["recency_days"].method == "wasserstein"
+    assert cols["recency_days"].status == "drift"
+    assert cols["churn_probability"].status == "drift"
+    assert cols["spend_90d"].status == "ok"
+    assert cols["region"].status == "ok"
+    assert cols["region"].method == "jensenshannon"
+    assert cols["recency_days"].method == "wasserstein"
     assert cols["churn_probability"].threshold == pytest.approx(0.15)
     assert shifted_run.summary.drifted_share == pytest.approx(1 / 3)
     assert shifted_run.snapshot is not None
 
 
-def test_results_are_read_by_metric_type_not_position(shifted_run) -> None:  # noqa: ANN001
+def test_results_are_read_by_metric_type_not_position(shifted_run) -> None:
     # given the snapshot holds ValueDrift, UniqueValueCount and MissingValueCount results
     scores = read_value_drift(shifted_run.snapshot)
     # then every ValueDrift is found by its column, and nothing else is taken for one
     assert set(scores) == {"recency_days", "spend_90d", "region", "churn_probability", "persona"}
     score, drifted, method, threshold = scores["recency_days"]
-    assert drifted and method == "wasserstein" and threshold == pytest.approx(0.1) and score > 0.1
+    assert drifted
+    assert method == "wasserstein"
+    assert threshold == pytest.approx(0.1)
+    assert score > 0.1
 
 
-def test_snapshot_exports_html_and_json(shifted_run, tmp_path) -> None:  # noqa: ANN001
+def test_snapshot_exports_html_and_json(shifted_run, tmp_path) -> None:
     # when
     shifted_run.snapshot.save_html(str(tmp_path / "r.html"))
     doc = shifted_run.snapshot.dict()
@@ -69,7 +75,8 @@ def test_snapshot_exports_html_and_json(shifted_run, tmp_path) -> None:  # noqa:
     assert (tmp_path / "r.html").stat().st_size > 10_000
     names = {m["metric_name"] for m in doc["metrics"]}
     assert "ValueDrift(column=recency_days,method=wasserstein,threshold=0.1)" in names
-    assert "MissingValueCount(column=region)" in names and "UniqueValueCount(column=persona)" in names
+    assert "MissingValueCount(column=region)" in names
+    assert "UniqueValueCount(column=persona)" in names
 
 
 def test_an_empty_window_is_insufficient_data_not_a_crash() -> None:
@@ -78,7 +85,8 @@ def test_an_empty_window_is_insufficient_data_not_a_crash() -> None:
     # when
     run = run_drift(reference, current.iloc[:0], ["recency_days", "region"], POLICY, PREDICTIONS)
     # then
-    assert run.snapshot is None and run.summary.current_rows == 0
+    assert run.snapshot is None
+    assert run.summary.current_rows == 0
     assert {c.status for c in run.summary.columns} == {"insufficient_data"}
 
 
@@ -97,10 +105,12 @@ def test_all_nan_and_single_category_columns_are_insufficient_data() -> None:
     cols = by_name(run)
     assert cols["recency_days"].status == "insufficient_data"
     assert cols["recency_days"].reason == "all values missing in the current window"
-    assert cols["recency_days"].current_missing == 1.0 and cols["recency_days"].missing_increase == 1.0
+    assert cols["recency_days"].current_missing == 1.0
+    assert cols["recency_days"].missing_increase == 1.0
     assert cols["text_pca_0"].reason == "all values missing on both sides"
     assert cols["channel"].reason == "a single value (web) on both sides"
-    assert cols["spend_90d"].status == "ok" and run.snapshot is not None
+    assert cols["spend_90d"].status == "ok"
+    assert run.snapshot is not None
 
 
 def test_a_category_that_collapsed_to_one_value_is_drift_not_an_error() -> None:
@@ -122,7 +132,8 @@ def test_missing_shares_use_all_rows_even_when_tests_are_sampled() -> None:
     run = run_drift(reference, current, ["spend_90d"], policy, {})
     # then
     spend = by_name(run)["spend_90d"]
-    assert spend.current_missing == pytest.approx(0.3) and spend.reference_missing == 0.0
+    assert spend.current_missing == pytest.approx(0.3)
+    assert spend.reference_missing == 0.0
     assert spend.status == "ok"
 
 
@@ -133,7 +144,8 @@ def test_ignored_features_and_per_column_thresholds_are_applied() -> None:
     # when
     plans = {p.column: p for p in plan_columns(reference, current, ["recency_days", "region"], {}, policy)}
     # then
-    assert "region" not in plans and plans["recency_days"].threshold == 0.5
+    assert "region" not in plans
+    assert plans["recency_days"].threshold == 0.5
 
 
 @pytest.mark.parametrize(

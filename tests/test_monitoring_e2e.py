@@ -9,7 +9,7 @@ day finds nothing to act on; monitoring the latest (shifted) snapshot retrains.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -17,6 +17,9 @@ import pytest
 from core.settings import load_settings
 from monitoring.job import MonitorConfig, MonitorJob
 from training.config import PersonaParams, TrainConfig, XGBParams
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,7 +55,8 @@ def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_pa
 
     # then nothing crossed a threshold: no retrain
     assert before.decision.status == "ok", before.decision
-    assert before.retrain is None and not before.decision.triggers
+    assert before.retrain is None
+    assert not before.decision.triggers
 
     # when monitoring the latest snapshot, inside the shifted period
     after = MonitorJob(settings, MonitorConfig(train=retrain_config)).run()
@@ -61,12 +65,14 @@ def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_pa
     assert after.decision.status == "retrain", after.decision
     assert {"key_feature:recency_days", "prediction:churn_probability"} & set(after.decision.triggers)
     assert after.retrain is not None and after.retrain.status == "trained", after.retrain
-    assert after.retrain.version == "2" and after.retrain.alias in ("champion", "challenger")
+    assert after.retrain.version == "2"
+    assert after.retrain.alias in ("champion", "challenger")
     client = configure_mlflow(settings)
     assert {str(v.version) for v in client.search_model_versions("name='persona'")} == {"1", "2"}
     # and both runs are on disk and in MLflow with their decision
     for result, status in ((before, "ok"), (after, "retrain")):
         doc = json.loads((result.report_dir / "summary.json").read_text())
-        assert doc["status"] == status and (result.report_dir / "drift_report.html").exists()
+        assert doc["status"] == status
+        assert (result.report_dir / "drift_report.html").exists()
         assert client.get_run(result.mlflow_run_id).data.tags["status"] == status
     assert before.window["snapshot_at"] < after.window["snapshot_at"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ from typer.testing import CliRunner
 from app.cli import app
 from core.settings import load_settings
 from monitoring.job import EXPERIMENT, WORKSPACE_PROJECT, Champion, MonitorConfig, MonitorJob
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
 SNAPSHOT_AT = pd.Timestamp("1997-06-01", tz="UTC")
@@ -92,8 +95,10 @@ def test_drift_retrains_records_everywhere_and_the_next_run_meets_the_cooldown(p
     result = FakeJob(drifted, NOW, calls).run()
 
     # then the policy asked for a retrain, which ran once and was promoted
-    assert result.decision.status == "retrain" and "key_feature:recency_days" in result.decision.triggers
-    assert result.retrain is not None and (result.retrain.status, result.retrain.version) == ("trained", "4")
+    assert result.decision.status == "retrain"
+    assert "key_feature:recency_days" in result.decision.triggers
+    assert result.retrain is not None
+    assert (result.retrain.status, result.retrain.version) == ("trained", "4")
     assert calls == [NOW]
     assert result.window["sources"] == {"prediction_log": 200, "snapshot": 1300}
     assert result.window["served"] == {"served": 250, "other_version": 50, "cold_start": 0}
@@ -102,17 +107,22 @@ def test_drift_retrains_records_everywhere_and_the_next_run_meets_the_cooldown(p
     assert {"drift_report.html", "drift_report.json", "index.html", "summary.json"} <= files
     assert result.report_dir.parent == persona_home / "reports" / "monitoring"
     doc = json.loads((result.report_dir / "summary.json").read_text())
-    assert doc["status"] == "retrain" and doc["retrain_outcome"]["version"] == "4"
-    assert doc["retrain_outcome"]["promoted"] is True and doc["mlflow_run_id"] == result.mlflow_run_id
+    assert doc["status"] == "retrain"
+    assert doc["retrain_outcome"]["version"] == "4"
+    assert doc["retrain_outcome"]["promoted"] is True
+    assert doc["mlflow_run_id"] == result.mlflow_run_id
     assert "recency_days" in (result.report_dir / "index.html").read_text()
     # and the run is in the Evidently workspace and in MLflow
     workspace = Workspace(str(persona_home / "reports" / "evidently_workspace"))
     project = workspace.search_project(WORKSPACE_PROJECT)[0]
     assert len(workspace.list_runs(project.id)) == 1
     run = mlflow.get_run(result.mlflow_run_id)
-    assert run.data.tags["status"] == "retrain" and run.data.tags["retrain.status"] == "trained"
-    assert run.data.tags["retrain.version"] == "4" and run.data.tags["retrain.promoted"] == "True"
-    assert run.data.metrics["drift.recency_days"] > 0.25 and run.data.metrics["retrained"] == 1.0
+    assert run.data.tags["status"] == "retrain"
+    assert run.data.tags["retrain.status"] == "trained"
+    assert run.data.tags["retrain.version"] == "4"
+    assert run.data.tags["retrain.promoted"] == "True"
+    assert run.data.metrics["drift.recency_days"] > 0.25
+    assert run.data.metrics["retrained"] == 1.0
     assert "retrained v4, promoted to champion" in result.summary()
     assert FakeJob(drifted, NOW, calls).mlflow_last_retrain() == NOW
 
@@ -120,7 +130,9 @@ def test_drift_retrains_records_everywhere_and_the_next_run_meets_the_cooldown(p
     later = FakeJob(drifted, NOW + dt.timedelta(hours=1), calls).run()
 
     # then the cooldown holds, the run is still recorded
-    assert later.decision.status == "cooldown" and later.retrain is None and len(calls) == 1
+    assert later.decision.status == "cooldown"
+    assert later.retrain is None
+    assert len(calls) == 1
     assert len(workspace.list_runs(project.id)) == 2
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     statuses = mlflow.search_runs([experiment.experiment_id])["tags.status"].tolist()
@@ -135,7 +147,9 @@ def test_a_calm_window_does_not_retrain_and_report_only_never_does(persona_home:
     report_only = FakeJob(population(1500, seed=4, slowdown=0.8), NOW, calls, retrain=False).run()
     # then
     assert (calm.decision.status, calm.retrain) == ("ok", None)
-    assert report_only.decision.status == "retrain" and report_only.retrain is None and calls == []
+    assert report_only.decision.status == "retrain"
+    assert report_only.retrain is None
+    assert calls == []
     assert calm.summary().startswith("monitor v3: ok")
 
 
@@ -145,9 +159,11 @@ def test_an_empty_window_writes_an_insufficient_data_report(persona_home: Path) 
     # when
     result = FakeJob(population(0, seed=0), NOW, calls).run()
     # then
-    assert (result.decision.status, result.retrain) == ("insufficient_data", None) and calls == []
+    assert (result.decision.status, result.retrain) == ("insufficient_data", None)
+    assert calls == []
     doc = json.loads((result.report_dir / "summary.json").read_text())
-    assert doc["status"] == "insufficient_data" and "0 rows in the window" in doc["reasons"][0]
+    assert doc["status"] == "insufficient_data"
+    assert "0 rows in the window" in doc["reasons"][0]
     assert (result.report_dir / "index.html").exists()
     assert not (result.report_dir / "drift_report.html").exists()
 
@@ -156,7 +172,8 @@ def test_monitor_command_without_a_champion_fails_in_one_line() -> None:
     # when
     out = CliRunner().invoke(app, ["monitor"])
     # then
-    assert out.exit_code == 1 and "has no champion yet" in out.output
+    assert out.exit_code == 1
+    assert "has no champion yet" in out.output
 
 
 def test_monitor_command_reports_a_bad_policy(tmp_path: Path) -> None:
@@ -166,7 +183,8 @@ def test_monitor_command_reports_a_bad_policy(tmp_path: Path) -> None:
     # when
     out = CliRunner().invoke(app, ["monitor", "--policy", str(bad)])
     # then
-    assert out.exit_code == 1 and "key drift.share_threshold" in out.output
+    assert out.exit_code == 1
+    assert "key drift.share_threshold" in out.output
 
 
 @pytest.mark.parametrize("days", [0, -3])

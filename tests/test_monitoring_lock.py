@@ -6,8 +6,8 @@ import datetime as dt
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,6 +15,9 @@ from core.errors import PersonaError
 from core.locks import AlreadyRunning, single_flight
 from core.settings import PROJECT_ROOT, load_settings
 from monitoring.trigger import lock_path, read_last_retrain, retrain
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 TRIGGER = """
 import sys, time, pathlib
@@ -89,8 +92,10 @@ def test_retrain_records_its_start_and_a_second_one_meets_the_cooldown() -> None
     # then only the first trained
     assert (first.status, first.version, first.promoted, first.alias) == ("trained", "5", False, "challenger")
     assert "kept as challenger" in first.summary()
-    assert second.status == "cooldown" and "within the 6 h cooldown" in second.message
-    assert calls == [1] and read_last_retrain(settings) == now
+    assert second.status == "cooldown"
+    assert "within the 6 h cooldown" in second.message
+    assert calls == [1]
+    assert read_last_retrain(settings) == now
 
 
 def test_cooldown_also_reads_other_sources_under_the_lock() -> None:
@@ -111,7 +116,9 @@ def test_a_failing_training_is_reported_not_raised() -> None:
     # when
     outcome = retrain(load_settings(), train, cooldown_hours=0)
     # then
-    assert outcome.status == "failed" and "label-complete" in outcome.message and outcome.started_at
+    assert outcome.status == "failed"
+    assert "label-complete" in outcome.message
+    assert outcome.started_at
 
 
 def test_a_held_lock_means_already_running() -> None:
@@ -121,4 +128,5 @@ def test_a_held_lock_means_already_running() -> None:
         # when
         outcome = retrain(settings, lambda: _trained(), cooldown_hours=0)
     # then
-    assert outcome.status == "already_running" and "already running" in outcome.summary()
+    assert outcome.status == "already_running"
+    assert "already running" in outcome.summary()

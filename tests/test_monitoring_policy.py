@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -13,6 +13,9 @@ from monitoring.drift import ColumnDrift, DriftSummary
 from monitoring.policy import DEFAULT_POLICY_PATH, MonitoringPolicy, decide, load_policy
 from monitoring.quality import QualityCheck
 from monitoring.shares import PersonaShift
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
 POLICY = MonitoringPolicy.model_validate({
@@ -57,7 +60,8 @@ def test_the_shipped_policy_file_is_valid() -> None:
     # given / when
     policy = load_policy(DEFAULT_POLICY_PATH)
     # then
-    assert policy.drift.key_features and 0 < policy.drift.share_threshold <= 1
+    assert policy.drift.key_features
+    assert 0 < policy.drift.share_threshold <= 1
     assert set(policy.predictions.thresholds) == {"churn_probability", "expected_spend"}
 
 
@@ -86,7 +90,9 @@ def test_a_bad_policy_names_file_key_and_reason(tmp_path: Path, text: str, key: 
         load_policy(path)
     # then
     message = str(caught.value)
-    assert str(path) in message and f"key {key}:" in message and reason in message
+    assert str(path) in message
+    assert f"key {key}:" in message
+    assert reason in message
 
 
 @pytest.mark.parametrize(("text", "reason"), [("drift: [unclosed\n", "not valid YAML"),
@@ -123,7 +129,8 @@ def test_share_of_drifted_features_triggers_a_retrain() -> None:
     # when
     decision = decide(facts, POLICY, NOW)
     # then
-    assert decision.status == "retrain" and decision.retrain
+    assert decision.status == "retrain"
+    assert decision.retrain
     assert decision.triggers == ("feature_share",)
     assert "3/5 features drifted (60% >= 50%)" in decision.reasons[0]
 
@@ -134,13 +141,15 @@ def test_a_key_feature_alone_triggers_a_retrain() -> None:
     # when
     decision = decide(facts, POLICY, NOW)
     # then
-    assert decision.retrain and decision.triggers == ("key_feature:recency_days",)
+    assert decision.retrain
+    assert decision.triggers == ("key_feature:recency_days",)
 
 
 def test_prediction_drift_triggers_a_retrain() -> None:
     facts = summary(*calm(), col("churn_probability", "drift", role="prediction"))
     decision = decide(facts, POLICY, NOW)
-    assert decision.retrain and decision.triggers == ("prediction:churn_probability",)
+    assert decision.retrain
+    assert decision.triggers == ("prediction:churn_probability",)
 
 
 def test_persona_share_shift_triggers_at_its_threshold() -> None:
@@ -149,7 +158,9 @@ def test_persona_share_shift_triggers_at_its_threshold() -> None:
     above = decide(summary(*calm()), POLICY, NOW, personas=shift(0.12))
     # then
     assert not below.retrain
-    assert above.retrain and above.triggers == ("persona_share",) and "'a'" in above.reasons[0]
+    assert above.retrain
+    assert above.triggers == ("persona_share",)
+    assert "'a'" in above.reasons[0]
 
 
 def test_quality_drop_triggers_only_with_enough_matured_rows() -> None:
@@ -160,9 +171,11 @@ def test_quality_drop_triggers_only_with_enough_matured_rows() -> None:
     # when
     decisions = [decide(summary(*calm()), POLICY, NOW, quality=q) for q in (dropped, too_few, held)]
     # then
-    assert decisions[0].retrain and decisions[0].triggers == ("quality",)
+    assert decisions[0].retrain
+    assert decisions[0].triggers == ("quality",)
     assert "dropped by 0.100" in decisions[0].reasons[0]
-    assert not decisions[1].retrain and any("10 matured labelled rows" in n for n in decisions[1].notes)
+    assert not decisions[1].retrain
+    assert any("10 matured labelled rows" in n for n in decisions[1].notes)
     assert not decisions[2].retrain
 
 
@@ -184,7 +197,8 @@ def test_cooldown_holds_a_second_retrain_and_then_lets_it_through() -> None:
     after = decide(facts, POLICY, NOW, last_retrain_at=NOW - dt.timedelta(hours=25))
     # then
     assert (within.status, within.retrain) == ("cooldown", False)
-    assert within.triggers == ("key_feature:recency_days",) and "next allowed at" in within.reasons[-1]
+    assert within.triggers == ("key_feature:recency_days",)
+    assert "next allowed at" in within.reasons[-1]
     assert (after.status, after.retrain) == ("retrain", True)
 
 
@@ -201,7 +215,8 @@ def test_too_few_rows_is_insufficient_data_never_a_retrain(rows: int) -> None:
 
 def test_a_tiny_reference_is_insufficient_data() -> None:
     decision = decide(summary(*calm(), reference_rows=5), POLICY, NOW)
-    assert decision.status == "insufficient_data" and "5 reference rows" in decision.reasons[0]
+    assert decision.status == "insufficient_data"
+    assert "5 reference rows" in decision.reasons[0]
 
 
 def test_no_testable_feature_is_insufficient_data() -> None:
@@ -224,7 +239,8 @@ def test_an_all_nan_column_never_causes_a_retrain() -> None:
     # then the missing values block the retrain and say where
     assert (decision.status, decision.retrain) == ("data_quality", False)
     assert "recency_days 5%->100%" in decision.reasons[0]
-    assert "feature_share" in decision.triggers and decision.reasons[1].startswith("retrain held back")
+    assert "feature_share" in decision.triggers
+    assert decision.reasons[1].startswith("retrain held back")
     assert any("recency_days" in n and "insufficient data" in n for n in decision.notes)
 
 
@@ -235,7 +251,8 @@ def test_columns_untestable_on_both_sides_do_not_count_in_the_share() -> None:
     # when
     decision = decide(facts, POLICY, NOW)
     # then 1/2 = 50% crosses the threshold
-    assert decision.triggers == ("feature_share",) and "1/2 features drifted" in decision.reasons[0]
+    assert decision.triggers == ("feature_share",)
+    assert "1/2 features drifted" in decision.reasons[0]
 
 
 def test_ignored_features_neither_count_nor_block() -> None:

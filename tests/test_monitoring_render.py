@@ -13,7 +13,7 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from monitoring.drift import run_drift
 from monitoring.policy import DriftPolicy
 from monitoring.render import render_summary_html
 from monitoring.shares import persona_shift
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 

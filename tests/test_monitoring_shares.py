@@ -21,7 +21,8 @@ def test_persona_shares_count_missing_personas_as_zero() -> None:
     # when
     shares = persona_shares(reference, current).set_index("persona")
     # then
-    assert shares.loc["bargain", "reference_share"] == 0.0 and shares.loc["bargain", "current_share"] == 0.5
+    assert shares.loc["bargain", "reference_share"] == 0.0
+    assert shares.loc["bargain", "current_share"] == 0.5
     assert shares.loc["dormant", "change"] == pytest.approx(-0.4)
     assert shares.loc["loyal", "change"] == pytest.approx(-0.1)
     assert list(shares.index[:1]) == ["bargain"]  # largest change first
@@ -47,7 +48,8 @@ def test_persona_shift_summarises_share_change_and_movers() -> None:
     shift = persona_shift(reference, current)
     # then
     assert shift is not None
-    assert shift.max_share_change == pytest.approx(0.3) and shift.common_customers == 10
+    assert shift.max_share_change == pytest.approx(0.3)
+    assert shift.common_customers == 10
     assert shift.moved_share == pytest.approx(0.3)
     assert shift.to_dict()["shares"][0]["persona"] in {"a", "b"}
 
@@ -56,7 +58,9 @@ def test_persona_shift_without_personas_or_overlap() -> None:
     assert persona_shift(pd.DataFrame({"x": [1]}), pd.DataFrame({"persona": ["a"]})) is None
     shift = persona_shift(pd.DataFrame({"customer_id": [1], "persona": ["a"]}),
                           pd.DataFrame({"customer_id": [2], "persona": ["a"]}))
-    assert shift.common_customers == 0 and shift.moved_share is None and shift.max_share_change == 0.0
+    assert shift.common_customers == 0
+    assert shift.moved_share is None
+    assert shift.max_share_change == 0.0
 
 
 # --------------------------------------------------------------------------- window
@@ -81,7 +85,8 @@ def test_select_served_keeps_the_window_the_version_and_no_cold_starts() -> None
 
 def test_select_served_on_an_empty_log() -> None:
     rows, counts = select_served(pd.DataFrame(), None, T0, "1")
-    assert rows.empty and counts["served"] == 0
+    assert rows.empty
+    assert counts["served"] == 0
 
 
 def test_combine_window_prefers_the_latest_served_row_per_customer() -> None:
@@ -92,9 +97,11 @@ def test_combine_window_prefers_the_latest_served_row_per_customer() -> None:
     window = combine_window(served, snapshot)
     # then one row for 1 (latest served), 2 (served), 4 (snapshot), and the id-less served row
     by_source = window.groupby("source")["customer_id"].apply(lambda s: sorted(s.dropna().astype(int)))
-    assert by_source["prediction_log"] == [1, 2] and by_source["snapshot"] == [4]
+    assert by_source["prediction_log"] == [1, 2]
+    assert by_source["snapshot"] == [4]
     assert window.loc[window["customer_id"] == 1, "recency_days"].item() == 9.0
-    assert window["customer_id"].isna().sum() == 1 and len(window) == 4
+    assert window["customer_id"].isna().sum() == 1
+    assert len(window) == 4
 
 
 def test_latest_snapshot_at_or_before() -> None:
@@ -124,8 +131,11 @@ def test_quality_on_matured_predictions() -> None:
     check = quality_check(labelled, {"roc_auc": 0.8}, {"snapshot": 2})
     # then
     assert labelled["churned"].tolist() == [0, 1]
-    assert check.rows == 2 and check.current["roc_auc"] == 1.0 and check.churn_rate == 0.5
-    assert check.reference == {"roc_auc": 0.8} and check.sources == {"snapshot": 2}
+    assert check.rows == 2
+    assert check.current["roc_auc"] == 1.0
+    assert check.churn_rate == 0.5
+    assert check.reference == {"roc_auc": 0.8}
+    assert check.sources == {"snapshot": 2}
 
 
 def test_quality_without_rows_and_reference_metrics_from_the_run() -> None:

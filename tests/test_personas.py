@@ -59,7 +59,8 @@ def test_lapsed_qualifier_and_unique_names() -> None:
     names = name_segments(traits, churn, traits["recency_days"])
     # then
     assert names[0] == "lapsed light buyers"
-    assert names[1].startswith("lapsed ") and names[1] != names[0]
+    assert names[1].startswith("lapsed ")
+    assert names[1] != names[0]
     assert len(set(names.values())) == 3
 
 
@@ -81,7 +82,8 @@ def test_segment_terms_are_distinctive_per_segment() -> None:
     # when
     terms = segment_terms(reviews, segment_of, top_n=2)
     # then
-    assert set(terms[0]) <= {"late", "delivery", "parcel", "damaged"} and "late" in terms[0]
+    assert set(terms[0]) <= {"late", "delivery", "parcel", "damaged"}
+    assert "late" in terms[0]
     assert set(terms[1]) == {"quality", "wonderful"}
 
 
@@ -104,8 +106,11 @@ def test_cards_hold_size_stats_churn_value_terms_and_render() -> None:
     doc = json.loads(render_cards_json(cards, {"as_of": "2025-01-01"}))
     # then
     assert [c["size"] for c in cards] == [2, 2]
-    assert cards[0]["churn_rate"] == 1.0 and cards[1]["expected_spend"] == 60.0
-    assert cards[1]["terms"] == ["quality"] and cards[1]["actions"] == {"upsell": 2}
+    assert cards[0]["churn_rate"] == 1.0
+    assert cards[1]["expected_spend"] == 60.0
+    assert cards[1]["terms"] == ["quality"]
+    assert cards[1]["actions"] == {"upsell": 2}
     assert cards[1]["distinguishing"][0]["feature"] == "spend_365d"
-    assert "loyal high spenders" in page and "data:image/png;base64," in page
+    assert "loyal high spenders" in page
+    assert "data:image/png;base64," in page
     assert doc["personas"][0]["name"] == "at-risk light buyers"

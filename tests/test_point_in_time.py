@@ -78,7 +78,7 @@ def _assert_frame_values_equal(actual: pd.DataFrame, expected: pd.DataFrame) -> 
             np.testing.assert_allclose(a, e, rtol=1e-6, equal_nan=True, err_msg=column)
 
 
-@pytest.fixture()
+@pytest.fixture
 def applied_home(persona_home):
     settings = load_settings()
     rng = np.random.default_rng(42)

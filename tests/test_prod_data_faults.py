@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,11 +31,14 @@ from tests.prod_fixtures import free_port
 from tests.test_prod_pipeline import drop_prod_state
 from tests.test_prod_profile import _reachable
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 PERSONA = str(Path(sys.executable).with_name("persona"))
 VIEWS = ("customer_behavior", "customer_profile")
 
 
-@pytest.fixture()
+@pytest.fixture
 def prod_home(persona_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     """Production settings with a Postgres database and Feast project of this test (dropped afterwards)."""
     reason = _reachable()
@@ -81,8 +84,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
         drop_prod_state(settings)
 
 
-@pytest.fixture()
-def registry_server(mlflow_server: dict[str, str], monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - Settings
+@pytest.fixture
+def registry_server(mlflow_server: dict[str, str], monkeypatch: pytest.MonkeyPatch):
     """Production settings on the module's MLflow server, with a registered model name of this test."""
     for name, value in mlflow_server.items():
         monkeypatch.setenv(name, value)
@@ -98,7 +101,7 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 # --------------------------------------------------------------------------- materialization killed part way
-def _build_sources(settings, tmp_path: Path) -> None:  # noqa: ANN001
+def _build_sources(settings, tmp_path: Path) -> None:
     from features.build import build_offline_sources
     from ingest.pipeline import ingest_files
     from store.repo import apply_repo
@@ -111,7 +114,7 @@ def _build_sources(settings, tmp_path: Path) -> None:  # noqa: ANN001
     apply_repo(settings)
 
 
-def _latest_offline(settings, view: str) -> pd.DataFrame:  # noqa: ANN001
+def _latest_offline(settings, view: str) -> pd.DataFrame:
     from store.offline import read_source
     from store.repo import latest_offline_rows
 
@@ -121,7 +124,7 @@ def _latest_offline(settings, view: str) -> pd.DataFrame:  # noqa: ANN001
 class RedisRows:
     """Which (customer, view) rows of a Feast project exist in Redis, read with one pipeline."""
 
-    def __init__(self, settings, ids: dict[str, np.ndarray]) -> None:  # noqa: ANN001
+    def __init__(self, settings, ids: dict[str, np.ndarray]) -> None:
         import redis
 
         from store.materialize_fast import encode_int64_entity_keys
@@ -226,7 +229,7 @@ def test_materialize_killed_part_way_is_reported_and_a_rerun_converges(prod_home
 
 
 # --------------------------------------------------------------------------- concurrent promotions
-def _register_versions(settings, count: int) -> object:  # noqa: ANN001
+def _register_versions(settings, count: int) -> object:
     """``count`` versions of the model (one run's artifacts), with v1 the champion."""
     from model.registry import configure_mlflow, ensure_experiment, move_alias
 
@@ -241,7 +244,7 @@ def _register_versions(settings, count: int) -> object:  # noqa: ANN001
     return client
 
 
-def _champion_moves(client, model: str, versions: int) -> list[dict]:  # noqa: ANN001
+def _champion_moves(client, model: str, versions: int) -> list[dict]:
     """Every champion move recorded on any version, by sequence number (each move appears once)."""
     from model.registry import alias_history
 
@@ -253,7 +256,7 @@ def _champion_moves(client, model: str, versions: int) -> list[dict]:  # noqa: A
     return [moves[seq] for seq in sorted(moves)]
 
 
-def _assert_one_chain(client, model: str, moves: list[dict], promoted: list[str]) -> None:  # noqa: ANN001
+def _assert_one_chain(client, model: str, moves: list[dict], promoted: list[str]) -> None:
     """Moves 1..n, each from the previous move's target, every promotion present, the last one holding the alias."""
     from model.registry import PREVIOUS_CHAMPION_TAG, SEQ_TAG_PREFIX, alias_version
 
@@ -267,14 +270,14 @@ def _assert_one_chain(client, model: str, moves: list[dict], promoted: list[str]
     assert client.get_registered_model(model).tags[SEQ_TAG_PREFIX + "champion"] == str(len(moves))
 
 
-def _take_lock(client, model: str, settings, timeout_s: float) -> None:  # noqa: ANN001
+def _take_lock(client, model: str, settings, timeout_s: float) -> None:
     from model.registry import alias_lock
 
     with alias_lock(client, model, "champion", settings, timeout_s=timeout_s):
         return
 
 
-def _advisory_waiters(settings) -> int:  # noqa: ANN001
+def _advisory_waiters(settings) -> int:
     """Sessions waiting for an advisory lock in the test's database."""
     import psycopg
 
@@ -287,7 +290,7 @@ def _advisory_waiters(settings) -> int:  # noqa: ANN001
         ).fetchone()[0]
 
 
-def _wait_for_waiters(settings, count: int, alive, timeout: float = 300) -> None:  # noqa: ANN001
+def _wait_for_waiters(settings, count: int, alive, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while _advisory_waiters(settings) < count:
         assert alive(), "a promotion ended before it queued for the lock"
@@ -342,7 +345,7 @@ def test_promotion_requested_last_wins_on_the_server(registry_server) -> None:
     def ask(version: str) -> None:  # each thread has its own MLflow client (promote opens one)
         try:
             promote(settings, version, reason=f"ops {version}")
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:
             errors.append(exc)
 
     # when four promotions are requested one after another while the lock is held
@@ -386,7 +389,7 @@ def test_concurrent_promotions_on_the_local_registry_form_one_chain(persona_home
         try:
             barrier.wait(30)
             promote(settings, version, reason=f"ops {version}")
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:
             errors.append(exc)
 
     # when six threads promote at the same moment

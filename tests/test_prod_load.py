@@ -50,7 +50,7 @@ def test_schedule_spaces_requests_evenly_at_the_rate():
     assert schedule(0, 10.0).size == 0
 
 
-@pytest.mark.parametrize("count, rate", [(-1, 10.0), (3, 0.0), (3, -5.0), (3, float("nan")), (3, float("inf"))])
+@pytest.mark.parametrize(("count", "rate"), [(-1, 10.0), (3, 0.0), (3, -5.0), (3, float("nan")), (3, float("inf"))])
 def test_schedule_refuses_nonsense(count, rate):
     # given a negative count or a rate that is not a positive number / when / then
     with pytest.raises(ValueError, match="count|rate"):
@@ -145,7 +145,7 @@ def test_prediction_check_accepts_a_well_formed_answer():
 
 
 @pytest.mark.parametrize(
-    "answer, wanted",
+    ("answer", "wanted"),
     [
         (_answer(_prediction(1), _prediction(2)), "expected 1 predictions"),
         (_answer(_prediction(2)), "not customer 1"),
@@ -164,7 +164,8 @@ def test_prediction_check_names_what_is_wrong(answer, wanted):
     problem = prediction_problem(answer, [1], {1})
 
     # then
-    assert problem is not None and wanted in problem
+    assert problem is not None
+    assert wanted in problem
 
 
 def test_prediction_check_wants_cold_start_for_unknown_customers():
@@ -262,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         status = 200 if self.path == "/echo" else 500
         payload = json.dumps({"got": body.decode(), "content_type": self.headers.get("Content-Type")}).encode()
@@ -272,11 +273,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def log_message(self, *args) -> None:  # noqa: ANN002 - quiet
+    def log_message(self, *args) -> None:
         pass
 
 
-@pytest.fixture()
+@pytest.fixture
 def echo_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -317,7 +318,7 @@ def test_run_load_records_every_answer_and_check(echo_server):
 
 def test_run_load_sends_only_the_requests_own_headers(echo_server):
     # given a request without Content-Type and one with its own
-    def content_type_is(wanted: str | None):  # noqa: ANN202
+    def content_type_is(wanted: str | None):
         return lambda status, body: None if json.loads(body)["content_type"] == wanted else body.decode()
 
     requests = [LoadRequest("bare", True, b"{}", {}, "/echo", check=content_type_is(None)),
@@ -349,7 +350,7 @@ def test_run_load_counts_a_closed_port_as_no_answer():
 
 
 # --------------------------------------------------------------------------- integration: the Bento on Redis
-@pytest.fixture()
+@pytest.fixture
 def prod_bento(persona_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """``persona serve`` on the production profile: a champion trained on 300 customers, features in Redis.
 
@@ -420,4 +421,5 @@ def test_bento_on_redis_takes_20k_mixed_requests_at_300_rps(prod_bento):
         wanted = {"200"} if kind in {"single", "batch", "batch_100", "unknown_id", "mixed_known_unknown",
                                      "bearer_auth"} else {"400", "401", "413", "415"}
         assert set(statuses) <= wanted, (kind, statuses)
-    assert np.isfinite(summary.valid_p99_ms) and np.isfinite(summary.invalid_p99_ms)
+    assert np.isfinite(summary.valid_p99_ms)
+    assert np.isfinite(summary.invalid_p99_ms)

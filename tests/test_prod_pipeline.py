@@ -17,15 +17,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from tests.prod_fixtures import FOREIGN_ENV, free_port
 from tests.test_prod_profile import _reachable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod, pytest.mark.slow]
 
@@ -52,7 +55,7 @@ class ProdCli:
         })
         return env
 
-    def settings(self):  # noqa: ANN201 - core.settings.Settings
+    def settings(self):
         from core.settings import load_settings
 
         return load_settings(home=self.home, profile="prod", postgres_db=self.postgres_db, project=self.project,
@@ -72,7 +75,7 @@ class ProdCli:
         return f"http://127.0.0.1:{self.mlflow_port}"
 
 
-def drop_prod_state(settings) -> None:  # noqa: ANN001 - core.settings.Settings
+def drop_prod_state(settings) -> None:
     """Remove a test's Redis keys (its Feast project only) and its Postgres databases."""
     import psycopg
     import redis
@@ -110,7 +113,7 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-@pytest.fixture()
+@pytest.fixture
 def prod_cli(tmp_path: Path) -> Iterator[ProdCli]:
     """A home, Postgres database, Feast project and MLflow port of this test; all removed afterwards."""
     reason = _reachable()
@@ -206,9 +209,11 @@ def test_prod_pipeline_through_the_cli(prod_cli: ProdCli, tmp_path: Path) -> Non
     client = MlflowClient(tracking_uri=cli.mlflow_url, registry_uri=cli.mlflow_url)
     champion = client.get_model_version_by_alias("persona", "champion")
     run = client.get_run(champion.run_id)
-    assert champion.version == "1" and run.info.status == "FINISHED"
+    assert champion.version == "1"
+    assert run.info.status == "FINISHED"
     assert client.get_experiment(run.info.experiment_id).name == "persona-training"
-    assert run.data.metrics["churn_roc_auc"] > 0.5 and run.data.tags["feast.project"] == cli.project
+    assert run.data.metrics["churn_roc_auc"] > 0.5
+    assert run.data.tags["feast.project"] == cli.project
     history = json.loads(champion.tags[HISTORY_TAG])
     assert [(m["seq"], m["alias"], m["from"], m["to"]) for m in history] == [(1, "champion", None, "1")]
     # ... the server's Postgres backend database holds them, and the artifacts live under the home
@@ -250,7 +255,8 @@ def test_prod_pipeline_through_the_cli(prod_cli: ProdCli, tmp_path: Path) -> Non
         assert bad_type.status_code == 400 and bad_type.json()["field"] == "customer_ids[0]", bad_type.text
         assert empty.status_code == 400 and "customer_ids" in empty.text, empty.text
         assert unknown_field.status_code == 400 and "extra" in unknown_field.text, unknown_field.text
-        assert no_key.status_code == 401 and wrong_key.status_code == 401
+        assert no_key.status_code == 401
+        assert wrong_key.status_code == 401
 
         # when the served predictions reach the prediction log (flushed every few seconds)
         deadline = time.monotonic() + 60
@@ -268,7 +274,8 @@ def test_prod_pipeline_through_the_cli(prod_cli: ProdCli, tmp_path: Path) -> Non
     line = next(text for text in monitored.stdout.splitlines() if text.startswith("monitor v1: "))
     report_dir = Path(line.rsplit(" -> ", 1)[1])
     summary = json.loads((report_dir / "summary.json").read_text())
-    assert (report_dir / "index.html").exists() and (report_dir / "drift_report.html").exists()
+    assert (report_dir / "index.html").exists()
+    assert (report_dir / "drift_report.html").exists()
     assert summary["champion"]["version"] == "1"
     assert summary["window"]["sources"]["prediction_log"] == len(known), summary["window"]
     monitor_run = client.get_run(summary["mlflow_run_id"])

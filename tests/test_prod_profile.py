@@ -1,5 +1,6 @@
 """The production profile against the real services: Postgres (offline store, Feast registry),
-Redis (online store). Skips loudly only when a service cannot be reached."""
+Redis (online store). Skips loudly only when a service cannot be reached.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _reachable() -> str | None:
     return unreachable(load_settings())
 
 
-@pytest.fixture()
+@pytest.fixture
 def prod_settings(persona_home, monkeypatch):
     reason = _reachable()
     if reason:

@@ -26,27 +26,27 @@ ANSWER_WITHIN_S = 1.0  # a request while the online store is down or hung is ans
 IDS = {"customer_ids": [1, 2, 3]}
 
 
-def fault_test(func):  # noqa: ANN001, ANN201
+def fault_test(func):
     for mark in FAULT_MARKS:
         func = mark(func)
     return func
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def stack(tmp_path_factory: pytest.TempPathFactory):
     """Redis, MLflow, Postgres of this module, with data materialized and champion v1 trained."""
     with prod_stack(tmp_path_factory.mktemp("prod_faults")) as built:
         build_prod_champion(built)
         yield built
 
 
-def _timed_post(served, path: str, payload: dict):  # noqa: ANN001, ANN202
+def _timed_post(served, path: str, payload: dict):
     started = time.perf_counter()
     response = served.post(path, payload, timeout=10)
     return response, time.perf_counter() - started
 
 
-def _answers(response) -> list[tuple]:  # noqa: ANN001
+def _answers(response) -> list[tuple]:
     """What a prediction says about each customer (leaving out its age, which grows)."""
     keys = ("customer_id", "status", "churn_probability", "expected_spend", "persona", "action", "model_version")
     return [tuple(p[k] for k in keys) + (p["features_as_of"],) for p in response.json()["predictions"]]
@@ -75,7 +75,8 @@ def test_redis_down_or_hung_answers_503_fast_and_serving_resumes_without_restart
 ) -> None:
     """Given the served champion reading Redis, when Redis is killed or paused, then predict answers
     503 naming the online store within 1 s, /readyz fails, bad input is still a 400; when Redis is
-    back (restarted with its saved data, or resumed), the same process serves 200 again."""
+    back (restarted with its saved data, or resumed), the same process serves 200 again.
+    """
     with served_bento(stack, tmp_path / "bento.log") as served:
         served.wait_until(lambda: served.ready_status() == 200, 300, "ready")
         before = served.post("/predict", IDS)
@@ -94,7 +95,8 @@ def test_redis_down_or_hung_answers_503_fast_and_serving_resumes_without_restart
             assert response.status_code == 503, response.text
             assert took < ANSWER_WITHIN_S, (took, response.text)
             error = response.json()["error"]
-            assert "online store unreachable" in error and f"redis 127.0.0.1:{stack.redis.port}" in error
+            assert "online store unreachable" in error
+            assert f"redis 127.0.0.1:{stack.redis.port}" in error
             assert "retry later" in error
             assert response.headers.get("Retry-After") == "1"
         # and bad input is still the caller's error, not the store's
@@ -152,7 +154,8 @@ def test_mlflow_down_at_start_is_not_ready_then_loads_by_itself_and_later_outage
 ) -> None:
     """Given the MLflow server down, when serving starts, then it is not ready and says the tracking
     server is unreachable; when MLflow comes up, the champion is loaded without a restart; when
-    MLflow goes down again, the loaded model keeps serving and model_info shows the watcher's error."""
+    MLflow goes down again, the loaded model keeps serving and model_info shows the watcher's error.
+    """
     tracking = f"http://127.0.0.1:{stack.mlflow_port}"
     stack.stop_mlflow()
     try:
@@ -160,14 +163,16 @@ def test_mlflow_down_at_start_is_not_ready_then_loads_by_itself_and_later_outage
         refused = _persona(stack, "serve", "--port", "1")
         said = refused.stdout + refused.stderr
         assert refused.returncode == 1 and len(said.strip().splitlines()) == 1, said
-        assert f"MLflow tracking server {tracking} unreachable" in said and "--wait-for-model" in said
+        assert f"MLflow tracking server {tracking} unreachable" in said
+        assert "--wait-for-model" in said
 
         # when it is started to wait for the model
         with served_bento(stack, tmp_path / "bento.log", "--wait-for-model") as served:
             # then it is alive, not ready, and says why
             assert served.ready_status() != 200
             info = served.info()
-            assert info["ready"] is False and info["model_version"] is None
+            assert info["ready"] is False
+            assert info["model_version"] is None
             assert f"MLflow tracking server {tracking} unreachable" in info["last_error"], info
             assert f"MLflow tracking server {tracking} unreachable" in info["ready_reason"], info
             assert f"{tracking} unreachable" in served.log.read_text(errors="replace")
@@ -192,7 +197,8 @@ def test_mlflow_down_at_start_is_not_ready_then_loads_by_itself_and_later_outage
             # then the last good model keeps serving, ready, and model_info says what failed
             info = served.info()
             assert f"MLflow tracking server {tracking} unreachable" in info["last_error"], info
-            assert info["model_version"] == "1" and info["ready"] is True
+            assert info["model_version"] == "1"
+            assert info["ready"] is True
             assert info["ready_reason"] == "serving persona v1"
             response = served.post("/predict", IDS)
             assert response.status_code == 200 and response.json()["model_version"] == "1", response.text
@@ -214,7 +220,8 @@ def test_artifacts_changed_after_registration_are_refused_by_serving_and_score(
     """Given v2 registered by training (its artifact digest recorded) and then edited on the
     artifact store's disk, when it becomes champion, then serving refuses it naming version,
     expected and actual digest (not ready without a previous model, else keeps the previous
-    one), and `persona score` refuses it too."""
+    one), and `persona score` refuses it too.
+    """
     from model.registry import configure_mlflow
 
     # given a second version registered by training
@@ -238,7 +245,8 @@ def test_artifacts_changed_after_registration_are_refused_by_serving_and_score(
         with served_bento(stack, tmp_path / "bento.log") as served:
             # then, with no earlier model loaded, the service is not ready and says why
             info = served.wait_until(lambda: (i := served.info())["last_error"] and i, 120, "refusal reported")
-            assert served.ready_status() != 200 and info["model_version"] is None
+            assert served.ready_status() != 200
+            assert info["model_version"] is None
             for part in (f"persona v{version}", "sha256 mismatch", registered, tampered):
                 assert part in info["last_error"], info["last_error"]
 
@@ -256,9 +264,11 @@ def test_artifacts_changed_after_registration_are_refused_by_serving_and_score(
             )
 
             # then it is refused again and v1 keeps serving
-            assert "sha256 mismatch" in info["last_error"] and info["model_version"] == "1"
+            assert "sha256 mismatch" in info["last_error"]
+            assert info["model_version"] == "1"
             response = served.post("/predict", IDS)
-            assert response.status_code == 200 and response.json()["model_version"] == "1"
+            assert response.status_code == 200
+            assert response.json()["model_version"] == "1"
             assert served.ready_status() == 200
 
         # and batch scoring refuses it in one line
@@ -290,7 +300,8 @@ def test_artifact_digest_ignores_file_order_and_changes_with_one_byte(tmp_path: 
     digest = artifact_digest(first)
 
     # then both give the same sha256, and MLflow's download-only file does not count
-    assert digest == artifact_digest(second) and len(digest) == 64
+    assert digest == artifact_digest(second)
+    assert len(digest) == 64
     (second / "registered_model_meta").write_text("model_name: persona\nmodel_version: '1'\n")
     assert artifact_digest(second) == digest
 
@@ -314,7 +325,9 @@ def test_verify_refuses_a_mismatch_by_name_and_loads_an_untagged_version_with_a_
     # when checked against another digest, then it is refused naming version and both digests
     with pytest.raises(ArtifactIntegrityError) as refused:
         verify_artifacts(model, "0" * 64, "persona", "7")
-    assert "persona v7" in str(refused.value) and "0" * 64 in str(refused.value) and digest in str(refused.value)
+    assert "persona v7" in str(refused.value)
+    assert "0" * 64 in str(refused.value)
+    assert digest in str(refused.value)
 
     # when checked against its own digest, or against none (registered before digests existed)
     assert verify_artifacts(model, digest, "persona", "7") == digest
@@ -333,7 +346,7 @@ class _Registry:
         self.error: Exception | None = None
         self.version = "1"
 
-    def get_model_version_by_alias(self, model: str, alias: str):  # noqa: ANN201
+    def get_model_version_by_alias(self, model: str, alias: str):
         if self.error is not None:
             raise self.error
         return type("Version", (), {"version": self.version})()
@@ -395,10 +408,12 @@ def test_the_watcher_keeps_the_model_through_a_registry_outage_and_clears_the_er
     outcomes = [watcher.check_once(), watcher.check_once()]
 
     # then the model stays and the error names the server
-    assert all(o.startswith("failed") for o in outcomes) and installed == ["model v1"]
+    assert all(o.startswith("failed") for o in outcomes)
+    assert installed == ["model v1"]
     assert "MLflow tracking server http://127.0.0.1:5999 unreachable" in watcher.status.last_error
 
     # when it answers again with the same champion, the error is cleared
     registry.error = None
     assert watcher.check_once() == "unchanged"
-    assert watcher.status.last_error is None and watcher.status.served_version == "1"
+    assert watcher.status.last_error is None
+    assert watcher.status.served_version == "1"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 import uuid
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -20,6 +20,9 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from core.settings import FEATURE_REPO_DIR, PROJECT_ROOT, load_settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +46,9 @@ def test_readme_walkthrough_blocks_are_present() -> None:
     section = _walkthrough()
     # then it carries one python module and the train commands this test runs
     python, bash = _blocks(section, "python"), _blocks(section, "bash")
-    assert len(python) == 1 and "FeatureService" in python[0] and 'path="/data/loyalty.parquet"' in python[0]
+    assert len(python) == 1
+    assert "FeatureService" in python[0]
+    assert 'path="/data/loyalty.parquet"' in python[0]
     assert any("--labels upsell_labels.parquet --target bought_upgrade" in b for b in bash)
 
 
@@ -108,11 +113,14 @@ def test_readme_walkthrough_runs_as_written(persona_home: Path, tmp_path: Path) 
 
     # then the view and service are registered and served, and the run's lineage names them
     assert applied.exit_code == 0, applied.output
-    assert "loyalty" in applied.output and "upsell_model_v1" in applied.output
+    assert "loyalty" in applied.output
+    assert "upsell_model_v1" in applied.output
     assert materialized.exit_code == 0, materialized.output
     assert trained.exit_code == 0, trained.output
     runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.feature_service = 'upsell_model_v1'")
     assert len(runs) == 1
     features = runs.iloc[0]["tags.feature_list"]
-    assert "points" in features and "tier_level" in features and "recency_days" in features
+    assert "points" in features
+    assert "tier_level" in features
+    assert "recency_days" in features
     assert runs.iloc[0]["metrics.bought_upgrade_roc_auc"] > 0.5  # labels follow points, which the model now sees

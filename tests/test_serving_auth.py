@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
@@ -15,6 +15,9 @@ from core.errors import PersonaError
 from core.settings import load_settings
 from serving.auth import ApiKeyMiddleware, resolve_api_key
 from serving.guard import RequestGuardMiddleware, field_path
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 
 async def _echo(request: Request) -> JSONResponse:
@@ -66,7 +69,8 @@ def test_without_the_key_apis_answer_401_and_health_stays_open() -> None:
     )
     assert "X-API-Key" in missing.json()["error"]
     assert missing.headers["www-authenticate"].startswith("Bearer")
-    assert client.get("/livez").status_code == 200 and client.get("/readyz").status_code == 200
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
 
 
 def test_without_a_configured_key_everything_is_open() -> None:
@@ -133,7 +137,8 @@ def test_oversized_bodies_are_413_with_or_without_content_length() -> None:
 
     # then both oversized ones are 413 and a small chunked body still arrives whole
     assert (sized.status_code, chunked.status_code) == (413, 413)
-    assert small.status_code == 200 and small.json() == {"got": 3}
+    assert small.status_code == 200
+    assert small.json() == {"got": 3}
 
 
 def test_validation_400s_are_rewritten_to_name_the_field() -> None:

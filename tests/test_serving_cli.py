@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from typer.testing import CliRunner
@@ -11,6 +11,9 @@ from app.cli import app
 from core.errors import PersonaError
 from core.settings import load_settings
 from serving.launch import serve_command
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytest_plugins = ["tests.serving_fixtures"]
 
@@ -50,9 +53,13 @@ def test_serve_command_runs_bentoml_on_this_home(served_env: Path) -> None:
     # then it runs the service through bentoml with this home and poll interval
     assert command[1:5] == ["-m", "bentoml", "serve", "serving.service:PersonaService"]
     assert (
-        command[command.index("--port") + 1] == "3123" and command[command.index("--host") + 1] == "0.0.0.0"
+        command[command.index("--port") + 1] == "3123"
     )
-    assert env["PERSONA_HOME"] == str(served_env) and env["PERSONA_MODEL_POLL_SECONDS"] == "2.5"
+    assert (
+        command[command.index("--host") + 1] == "0.0.0.0"
+    )
+    assert env["PERSONA_HOME"] == str(served_env)
+    assert env["PERSONA_MODEL_POLL_SECONDS"] == "2.5"
 
 
 @pytest.mark.integration

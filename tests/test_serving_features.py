@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytest_plugins = ["tests.serving_fixtures"]
 
@@ -14,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def store_and_columns(served_env: Path):  # noqa: ANN201
+def store_and_columns(served_env: Path):
     from core.settings import load_settings
     from features.dataset import feature_names
     from store.repo import get_store
@@ -32,7 +35,7 @@ def _same(left: object, right: object) -> bool:
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_reader_matches_feast_get_online_features(store_and_columns, fast: bool) -> None:  # noqa: ANN001
+def test_reader_matches_feast_get_online_features(store_and_columns, fast: bool) -> None:
     from store.online_read import OnlineFeatureReader
 
     # given the churn_model_v2 features, customers known and unknown, and a duplicate
@@ -59,7 +62,7 @@ def test_reader_matches_feast_get_online_features(store_and_columns, fast: bool)
     assert reader.views == ["customer_profile", "customer_behavior", "customer_text"]
 
 
-def test_reader_refuses_a_column_no_view_serves(store_and_columns) -> None:  # noqa: ANN001
+def test_reader_refuses_a_column_no_view_serves(store_and_columns) -> None:
     from store.online_read import FeatureStoreError, OnlineFeatureReader
 
     # given a model column that is not registered anywhere

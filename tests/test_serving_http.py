@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
 from tests.serving_fixtures import SERVING_ENV
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 pytest_plugins = ["tests.serving_fixtures"]
 
@@ -47,7 +50,7 @@ def feature_row(client: TestClient, champion_home: Path) -> dict[str, object]:
         return reader.read(np.array([1])).row(0)
 
 
-def _error(response) -> dict:  # noqa: ANN001
+def _error(response) -> dict:
     body = response.json()
     assert isinstance(body, dict) and body.get("error"), body
     return body
@@ -61,17 +64,26 @@ def test_predict_answers_every_output_for_known_and_cold_start_for_unknown(clien
     # then known ones get predictions with version and freshness, the unknown one a cold start
     assert response.status_code == 200
     body = response.json()
-    assert body["model_version"] == "1" and response.headers["x-request-id"] == body["request_id"]
+    assert body["model_version"] == "1"
+    assert response.headers["x-request-id"] == body["request_id"]
     first, _, unknown = body["predictions"]
-    assert first["status"] == "ok" and 0.0 <= first["churn_probability"] <= 1.0
-    assert first["expected_orders"] >= 0 and first["expected_spend"] >= 0
+    assert first["status"] == "ok"
+    assert 0.0 <= first["churn_probability"] <= 1.0
+    assert first["expected_orders"] >= 0
+    assert first["expected_spend"] >= 0
     assert (
         isinstance(first["persona"], str)
-        and isinstance(first["action"], str)
-        and isinstance(first["segment"], int)
     )
-    assert first["features_as_of"]["customer_behavior"].endswith("Z") and first["feature_age_seconds"] > 0
-    assert unknown["status"] == "cold_start" and "unknown customer" in unknown["cold_start_reason"]
+    assert (
+        isinstance(first["action"], str)
+    )
+    assert (
+        isinstance(first["segment"], int)
+    )
+    assert first["features_as_of"]["customer_behavior"].endswith("Z")
+    assert first["feature_age_seconds"] > 0
+    assert unknown["status"] == "cold_start"
+    assert "unknown customer" in unknown["cold_start_reason"]
     assert unknown["churn_probability"] is None
 
 
@@ -172,8 +184,10 @@ def test_predict_features_what_if(client: TestClient, feature_row: dict) -> None
     same, what_if = response.json()["predictions"]
     stored = client.post("/predict", json={"customer_ids": [1]}).json()["predictions"][0]
     assert same["churn_probability"] == pytest.approx(stored["churn_probability"], rel=1e-5)
-    assert same["features_as_of"] == {} and what_if["customer_id"] is None
-    assert what_if["status"] == "ok" and math.isfinite(what_if["churn_probability"])
+    assert same["features_as_of"] == {}
+    assert what_if["customer_id"] is None
+    assert what_if["status"] == "ok"
+    assert math.isfinite(what_if["churn_probability"])
 
 
 @pytest.mark.parametrize(
@@ -190,7 +204,7 @@ def test_predict_features_validates_field_by_field(
     client: TestClient,
     feature_row: dict,
     mutate,
-    status: int,  # noqa: ANN001
+    status: int,
     field: str,
 ) -> None:
     # given a row with one bad feature
@@ -247,7 +261,8 @@ def test_similar_without_text_features_is_503_and_with_an_index_answers(
     unavailable = client.post("/similar", json={"customer_id": 1, "k": 3})
 
     # then a clear 503
-    assert unavailable.status_code == 503 and "persona embed" in _error(unavailable)["error"]
+    assert unavailable.status_code == 503
+    assert "persona embed" in _error(unavailable)["error"]
 
     # given an index of four customers, and a text source that changed since
     vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0]], dtype=np.float32)
@@ -268,8 +283,10 @@ def test_similar_without_text_features_is_503_and_with_an_index_answers(
     # then neighbours come best first; unknown customers are 404; k is validated
     assert found.status_code == 200
     assert [n["customer_id"] for n in found.json()["neighbours"]] == [2, 3]
-    assert missing.status_code == 404 and _error(missing)["field"] == "customer_id"
-    assert bad_k.status_code == 400 and _error(bad_k)["field"] == "k"
+    assert missing.status_code == 404
+    assert _error(missing)["field"] == "customer_id"
+    assert bad_k.status_code == 400
+    assert _error(bad_k)["field"] == "k"
 
 
 def test_health_and_model_info(client: TestClient) -> None:
@@ -280,8 +297,11 @@ def test_health_and_model_info(client: TestClient) -> None:
     # then it is live and ready, and model_info shows the served contract
     assert client.get("/livez").status_code == 200
     assert client.get("/readyz").status_code == 200
-    assert info["model_version"] == "1" and info["champion_version"] == "1" and info["last_error"] is None
-    assert "orders_90d" in info["feature_columns"] and "region" in info["string_columns"]
+    assert info["model_version"] == "1"
+    assert info["champion_version"] == "1"
+    assert info["last_error"] is None
+    assert "orders_90d" in info["feature_columns"]
+    assert "region" in info["string_columns"]
     assert info["views"] == ["customer_profile", "customer_behavior", "customer_text"]
 
 
@@ -349,6 +369,7 @@ def test_api_key_is_enforced_on_apis_but_not_health(champion_home: Path) -> None
             health = secured.get("/readyz")
 
     # then 401 without it, 200 with it, health open
-    assert without.status_code == 401 and _error(without)["field"] == "X-API-Key"
+    assert without.status_code == 401
+    assert _error(without)["field"] == "X-API-Key"
     assert with_key.status_code == 200
     assert health.status_code == 200

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 
 from serving.prediction_log import LogBatch, PredictionLog, read_prediction_log
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
 
 T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -67,7 +71,8 @@ def test_close_writes_every_pending_row_with_all_columns(tmp_path: Path) -> None
         "cold_start_reason",
     ]
     assert str(frame["served_at"].dt.tz) == "UTC"
-    assert log.rows_written == 3 and log.pending_rows == 0
+    assert log.rows_written == 3
+    assert log.pending_rows == 0
 
 
 def test_rows_of_different_feature_sets_and_days_go_to_separate_files(tmp_path: Path) -> None:
@@ -88,7 +93,8 @@ def test_rows_of_different_feature_sets_and_days_go_to_separate_files(tmp_path: 
     # then three files hold them and the reader returns the union of columns, oldest first
     assert len(list((tmp_path / "log").rglob("*.parquet"))) == 3
     assert frame["request_id"].tolist() == ["a", "b", "c"]
-    assert np.isnan(frame.loc[0, "spend_365d"]) and frame.loc[1, "spend_365d"] == 1.0
+    assert np.isnan(frame.loc[0, "spend_365d"])
+    assert frame.loc[1, "spend_365d"] == 1.0
     assert read_prediction_log(tmp_path / "log", since=T0 + dt.timedelta(hours=1))["request_id"].tolist() == [
         "c"
     ]
@@ -121,7 +127,7 @@ def test_a_failed_write_keeps_the_rows_for_the_next_flush(
     original = PredictionLog._write
     calls = {"n": 0}
 
-    def flaky(self, batches):  # noqa: ANN001, ANN202
+    def flaky(self, batches):
         calls["n"] += 1
         if calls["n"] == 1:
             raise OSError("disk full")

@@ -128,7 +128,7 @@ def test_numpy_trees_equal_xgboost_for_each_objective() -> None:
 
 
 @pytest.fixture(scope="module")
-def bundle():  # noqa: ANN201 - model.bundle.PersonaPredictor
+def bundle():
     from model.actions import load_policy
     from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGBParams
     from training.train import feature_columns_of, fit_persona_bundle
@@ -147,7 +147,7 @@ def bundle():  # noqa: ANN201 - model.bundle.PersonaPredictor
     return fit.predictor
 
 
-def test_fast_runner_equals_persona_predictor_on_many_rows(bundle) -> None:  # noqa: ANN001
+def test_fast_runner_equals_persona_predictor_on_many_rows(bundle) -> None:
     # given a real persona bundle and rows with missing values and unseen categories
     fast = FastPersonaRunner(bundle)
     rows = probe_batch(bundle, rows=300, seed=5)
@@ -165,7 +165,7 @@ def test_fast_runner_equals_persona_predictor_on_many_rows(bundle) -> None:  # n
     assert fast._trees is not None
 
 
-def test_make_runner_picks_the_fast_runner_for_bundles_and_frames_otherwise(bundle) -> None:  # noqa: ANN001
+def test_make_runner_picks_the_fast_runner_for_bundles_and_frames_otherwise(bundle) -> None:
     # given a persona bundle and a plain model object
     class Plain:
         feature_columns = ["a"]
@@ -179,11 +179,11 @@ def test_make_runner_picks_the_fast_runner_for_bundles_and_frames_otherwise(bund
     assert isinstance(make_runner(Plain()), FrameRunner)
 
 
-def test_make_runner_falls_back_when_the_fast_path_disagrees(bundle, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_make_runner_falls_back_when_the_fast_path_disagrees(bundle, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a fast runner that gets churn wrong
     original = FastPersonaRunner.predict
 
-    def wrong(self, batch):  # noqa: ANN001, ANN202
+    def wrong(self, batch):
         out = original(self, batch)
         out["churn_probability"] = out["churn_probability"] * 0.5
         return out

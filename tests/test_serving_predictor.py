@@ -53,7 +53,7 @@ class FakeReader:
         self.rows = rows
         self.required = required
 
-    def read(self, ids) -> FeatureBatch:  # noqa: ANN001
+    def read(self, ids) -> FeatureBatch:
         ids = np.asarray(ids, dtype=np.int64)
         numeric_columns, string_columns = split_columns(COLUMNS, {"region"})
         batch = FeatureBatch.empty(ids, numeric_columns, string_columns)
@@ -125,8 +125,10 @@ def test_unknown_and_incomplete_customers_are_cold_starts_never_predicted(
 
     # then both get an explicit cold start with a reason, and the model only saw customer 1
     unknown, known, incomplete = results
-    assert unknown["status"] == "cold_start" and "unknown customer" in unknown["cold_start_reason"]
-    assert incomplete["status"] == "cold_start" and "customer_behavior" in incomplete["cold_start_reason"]
+    assert unknown["status"] == "cold_start"
+    assert "unknown customer" in unknown["cold_start_reason"]
+    assert incomplete["status"] == "cold_start"
+    assert "customer_behavior" in incomplete["cold_start_reason"]
     for cold in (unknown, incomplete):
         assert all(
             cold[k] is None
@@ -166,8 +168,10 @@ def test_the_log_batch_holds_features_predictions_and_reasons(predictor: Serving
     assert table["customer_id"].tolist() == [1, 99]
     assert table["model_version"].tolist() == ["7", "7"]
     assert table["region"].tolist() == ["north", None]
-    assert table["orders_90d"].iloc[0] == 3 and np.isnan(table["orders_90d"].iloc[1])
-    assert table["churn_probability"].iloc[0] == pytest.approx(0.25) and np.isnan(
+    assert table["orders_90d"].iloc[0] == 3
+    assert np.isnan(table["orders_90d"].iloc[1])
+    assert table["churn_probability"].iloc[0] == pytest.approx(0.25)
+    assert np.isnan(
         table["churn_probability"].iloc[1]
     )
     assert table["cold_start_reason"].isna().tolist() == [True, False]
@@ -188,7 +192,8 @@ def test_predict_features_uses_the_supplied_values(predictor: ServingPredictor) 
     result = served.results[0]
     assert result["customer_id"] == 500
     assert result["churn_probability"] == pytest.approx(0.1)
-    assert result["features_as_of"] == {} and result["feature_age_seconds"] is None
+    assert result["features_as_of"] == {}
+    assert result["feature_age_seconds"] is None
     assert served.log.endpoint == "predict_features"
 
 

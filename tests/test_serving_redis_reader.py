@@ -20,7 +20,7 @@ from store.online_read import RedisLayout, ViewPlan, decode_timestamp_text
 IDS = [0, 1, 7, 127, 128, 300, 2**31, -1, -(2**40), 2**63 - 1, -(2**63)]
 
 
-def _repo_config(project: str, versioning: bool = False):  # noqa: ANN202 - feast RepoConfig
+def _repo_config(project: str, versioning: bool = False):
     from feast.infra.online_stores.redis import RedisOnlineStoreConfig
     from feast.repo_config import RegistryConfig, RepoConfig
 
@@ -33,7 +33,7 @@ def _repo_config(project: str, versioning: bool = False):  # noqa: ANN202 - feas
     )
 
 
-def _view(name: str):  # noqa: ANN202 - feast FeatureView
+def _view(name: str):
     from feast import Entity, FeatureView, Field, FileSource, ValueType
     from feast.types import Float32, Int64, String
 
@@ -102,7 +102,8 @@ def test_fields_are_feasts_hashed_field_names_view_by_view(versioning: bool):
         ("customer_profile", 0, 3, 3), ("customer_behavior", 4, 7, 7)
     ]
     assert [slot for _, *slot in layout.views[1].fields] == [[False, 0], [False, 1], [True, 0]]
-    assert layout.views[1].float_positions == (4,) and layout.views[1].float_columns == (0,)  # spend
+    assert layout.views[1].float_positions == (4,)
+    assert layout.views[1].float_columns == (0,)
     assert [pos for pos, _, _ in layout.views[1].others] == [5, 6]
 
 
@@ -165,7 +166,8 @@ def test_view_values_decode_as_feast_converts_them(odd_spend: str | None):
         want = [None if v is None else feast_value_type_to_python_type(v) for v in values]
         got = [None if np.isnan(x) else x for x in numeric[row]] + [strings[row, 0]]
         assert got == want, (row, got, want)
-    assert np.isnan(numeric[1]).all() and strings[1, 0] is None
+    assert np.isnan(numeric[1]).all()
+    assert strings[1, 0] is None
 
 
 def test_an_online_read_result_of_feasts_missing_key_is_no_row():
@@ -185,8 +187,8 @@ def test_an_online_read_result_of_feasts_missing_key_is_no_row():
 
 
 # --------------------------------------------------------------------------- real Redis
-@pytest.fixture()
-def redis_features(persona_home, monkeypatch):  # noqa: ANN001, ANN201
+@pytest.fixture
+def redis_features(persona_home, monkeypatch):
     """30 customers built into Postgres and materialized into the shared Redis under an own project.
 
     Yields the settings; the project's keys and the databases are removed afterwards.
@@ -239,7 +241,7 @@ class _ConstantModel:
                              "segment": 0, "persona": "p", "action": "a"}, index=frame.index)
 
 
-def _feast_rows(store, ids: list[int]) -> tuple[dict[str, list], dict[str, list[dt.datetime]]]:  # noqa: ANN001
+def _feast_rows(store, ids: list[int]) -> tuple[dict[str, list], dict[str, list[dt.datetime]]]:
     """Feast's values per feature and event time per feature (exact, from the response proto)."""
     response = store.get_online_features(
         features=store.get_feature_service("churn_model_v2"), entity_rows=[{"customer_id": i} for i in ids]
@@ -313,9 +315,11 @@ def test_redis_reader_returns_exactly_what_feast_returns(redis_features):
     assert batch.missing_views[unknown] == batch.missing_views[-1] == ("customer_profile", "customer_behavior")
     assert batch.event_ts["customer_profile"][unknown] is None
     assert all(batch.row(unknown)[c] is None for c in columns)
-    assert generic.event_ts == batch.event_ts and generic.missing_views == batch.missing_views
+    assert generic.event_ts == batch.event_ts
+    assert generic.missing_views == batch.missing_views
     # and duplicates come back in request order
-    assert batch.ids.tolist() == ids and batch.row(1) == batch.row(5)
+    assert batch.ids.tolist() == ids
+    assert batch.row(1) == batch.row(5)
 
     # when served: unknown customers and the customer lacking behavior are cold starts
     served = ServingPredictor(model=_ConstantModel(columns), reader=reader, version="1").predict_customers(ids)
@@ -325,7 +329,8 @@ def test_redis_reader_returns_exactly_what_feast_returns(redis_features):
     assert {c: s for c, (s, _) in status.items()} == {
         1: "ok", 2: "ok", 3: "ok", 30: "ok", 5: "cold_start", 10**9: "cold_start", -7: "cold_start"
     }
-    assert status[10**9][1].startswith("unknown customer") and status[5][1].startswith("incomplete features")
+    assert status[10**9][1].startswith("unknown customer")
+    assert status[5][1].startswith("incomplete features")
     for result in served.results:
         for stamp in result["features_as_of"].values():
             assert stamp is None or not stamp.startswith("1970"), result

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from starlette.testclient import TestClient
@@ -16,12 +16,15 @@ from tests.serving_fixtures import (
     register_copy_of,
 )
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 pytest_plugins = ["tests.serving_fixtures"]
 
 pytestmark = pytest.mark.integration
 
 
-def _until(client: TestClient, condition, timeout: float = 90.0) -> list[dict]:  # noqa: ANN001
+def _until(client: TestClient, condition, timeout: float = 90.0) -> list[dict]:
     """Predict continuously until ``condition(info)`` holds; every answer must be a 200."""
     answers = []
     deadline = time.monotonic() + timeout
@@ -66,9 +69,13 @@ def test_moving_champion_swaps_without_failing_requests_and_a_broken_one_is_refu
             info = client.post("/model_info", json={}).json()
 
             # then v2 keeps serving and model_info says why v3 was refused
-            assert info["model_version"] == "2" and info["champion_version"] == broken
+            assert info["model_version"] == "2"
+            assert info["champion_version"] == broken
             assert (
-                f"v{broken} failed to load" in info["last_error"] and "still serving v2" in info["last_error"]
+                f"v{broken} failed to load" in info["last_error"]
+            )
+            assert (
+                "still serving v2" in info["last_error"]
             )
             assert client.get("/readyz").status_code == 200
             assert client.post("/predict", json={"customer_ids": [1]}).json()["model_version"] == "2"

@@ -49,7 +49,8 @@ def test_a_moved_alias_swaps_the_model_once() -> None:
     # then v2 is installed once
     assert outcomes == ["swapped to v2", "unchanged"]
     assert registry.installed == ["model-1", "model-2"]
-    assert watcher.status.served_version == "2" and watcher.status.swaps == 2
+    assert watcher.status.served_version == "2"
+    assert watcher.status.swaps == 2
 
 
 def test_a_version_that_fails_to_load_keeps_the_last_good_one_and_says_why() -> None:
@@ -67,9 +68,11 @@ def test_a_version_that_fails_to_load_keeps_the_last_good_one_and_says_why() -> 
     assert outcome.startswith("failed")
     assert registry.installed == ["model-1"]
     assert watcher.status.served_version == "1"
-    assert "v2 failed to load" in watcher.status.last_error and "missing" in watcher.status.last_error
+    assert "v2 failed to load" in watcher.status.last_error
+    assert "missing" in watcher.status.last_error
     assert "still serving v1" in watcher.status.last_error
-    assert again == "unchanged (last load failed)" and registry.loads == ["1", "2"]
+    assert again == "unchanged (last load failed)"
+    assert registry.loads == ["1", "2"]
 
 
 def test_a_failed_version_is_retried_after_the_wait_and_a_new_one_at_once() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from synthetic.generator import (
     draw_traits,
     generate_dataset,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 HORIZON = pd.Timedelta(days=90)
@@ -174,8 +177,10 @@ def test_ratings_agree_with_the_tone_of_the_text(year: dict[str, pd.DataFrame]) 
     scolded = reviews[reviews["text"].str.contains("Never again|Avoid\\.|Very disappointed")]
 
     # then
-    assert len(praised) > 50 and len(scolded) > 50
-    assert praised["rating"].min() >= 3 and scolded["rating"].max() <= 3
+    assert len(praised) > 50
+    assert len(scolded) > 50
+    assert praised["rating"].min() >= 3
+    assert scolded["rating"].max() <= 3
     assert praised["rating"].mean() > 4.0 > 2.0 > scolded["rating"].mean()
 
 
@@ -191,7 +196,8 @@ def test_delivery_complaints_show_in_the_words_more_than_in_the_stars(year: dict
 
     # then most delivery complaints carry the stars of the product (4-5 for most customers),
     # while other complaints stay at 1-3 stars
-    assert len(delivery) > 100 and 0.5 < params.delivery_stars_rate_product <= 1.0
+    assert len(delivery) > 100
+    assert 0.5 < params.delivery_stars_rate_product <= 1.0
     assert (delivery["rating"] >= 4).mean() > 0.4
     assert other["rating"].max() <= 3
     assert delivery["rating"].mean() > other["rating"].mean() + 1.0
@@ -340,10 +346,12 @@ def test_csv_format_writes_readable_tables(tmp_path: Path) -> None:
     for name in ("customers", "transactions", "sessions", "reviews", "ground_truth"):
         assert paths[name].suffix == ".csv"
         frame = pd.read_csv(paths[name])
-        assert len(frame) > 0 and "customer_id" in frame.columns
+        assert len(frame) > 0
+        assert "customer_id" in frame.columns
     tx = pd.read_csv(paths["transactions"])
     assert pd.to_datetime(tx["event_timestamp"]).dt.tz is not None
-    assert (paths["generator"].exists() and paths["readme"].exists())
+    assert (paths["generator"].exists())
+    assert (paths["readme"].exists())
 
 
 @pytest.mark.parametrize("overrides", [{"fmt": "xlsx"}, {"customers": 0}, {"days": 0}, {"shift_days": -1}])

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,10 @@ from features.transforms.text import (
     training_rows,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
 UTC = "UTC"
 
 
@@ -43,7 +46,7 @@ class BagOfWordsEncoder:
     def identity(self) -> str:
         return f"test/bag-of-words|v{self.version}|numpy|f32"
 
-    def encode(self, texts: Sequence[str], progress=None) -> Encoded:  # noqa: ANN001
+    def encode(self, texts: Sequence[str], progress=None) -> Encoded:
         check_texts(texts)
         self.calls.append(list(texts))
         vectors = np.zeros((len(texts), EMBEDDING_DIM), np.float32)
@@ -146,7 +149,8 @@ def test_projection_version_save_and_load(tmp_path: Path) -> None:
     loaded = TextProjection.load(a.save(tmp_path))
 
     # then
-    assert a.version == again.version and a.version != b.version
+    assert a.version == again.version
+    assert a.version != b.version
     assert loaded.version == a.version
     assert (tmp_path / f"{a.version}.npz").exists()
     coords = a.transform(vectors)
@@ -168,7 +172,8 @@ def test_feature_frame_has_every_text_feature() -> None:
     # then
     assert set(TEXT_FEATURES) <= set(frame.columns)
     assert len(frame["text_embedding"].iloc[0]) == EMBEDDING_DIM
-    assert frame[PCA_COLUMNS].iloc[1].isna().all() and frame[PCA_COLUMNS].iloc[0].notna().all()
+    assert frame[PCA_COLUMNS].iloc[1].isna().all()
+    assert frame[PCA_COLUMNS].iloc[0].notna().all()
     assert frame["embedding_model"].tolist() == ["m", "m"]
 
 
@@ -234,7 +239,9 @@ def test_embed_job_writes_one_row_per_entity_snapshot(persona_home: Path) -> Non
     assert len(out) == len(entities) == report.rows_written
     assert set(map(tuple, out[["customer_id", "event_timestamp"]].itertuples(index=False))) == set(
         map(tuple, entities.itertuples(index=False)))
-    assert report.texts_seen == 5 and report.unique_texts == 4 and report.refused_empty == 1
+    assert report.texts_seen == 5
+    assert report.unique_texts == 4
+    assert report.refused_empty == 1
     assert sorted(encoder.embedded) == sorted(t for _, _, t in BASE_REVIEWS[:4])
     schema = pq.read_schema(report.path)
     assert str(schema.field("text_embedding").type) == "list<element: float>"
@@ -242,11 +249,13 @@ def test_embed_job_writes_one_row_per_entity_snapshot(persona_home: Path) -> Non
     assert str(schema.field("event_timestamp").type) == "timestamp[ns, tz=UTC]"
     latest = out[out["event_timestamp"] == out["event_timestamp"].max()].set_index("customer_id")
     assert not np.any(latest.loc[5, "text_embedding"])  # only an empty review: zeros, NaN sentiment
-    assert np.isnan(latest.loc[5, "sentiment_mean_365d"]) and np.isnan(latest.loc[5, "text_pca_0"])
+    assert np.isnan(latest.loc[5, "sentiment_mean_365d"])
+    assert np.isnan(latest.loc[5, "text_pca_0"])
     assert latest.loc[1, "sentiment_mean_365d"] < 0 < latest.loc[3, "sentiment_mean_365d"]
     assert (out["embedding_model"] == encoder.identity).all()
     assert (settings.embeddings_dir / "projections" / f"{report.projection_version}.npz").exists()
-    assert "5 texts seen" in report.summary() and encoder.identity in report.summary()
+    assert "5 texts seen" in report.summary()
+    assert encoder.identity in report.summary()
 
 
 def test_rerun_hits_the_cache_and_new_reviews_embed_only_new_texts(persona_home: Path) -> None:
@@ -260,8 +269,11 @@ def test_rerun_hits_the_cache_and_new_reviews_embed_only_new_texts(persona_home:
     second = embed_reviews(settings, encoder=idle, show_progress=False)
 
     # then
-    assert idle.embedded == [] and second.new_embedded == 0 and second.cache_hits == 4
-    assert second.rows_written == 0 and second.rows_total > 0
+    assert idle.embedded == []
+    assert second.new_embedded == 0
+    assert second.cache_hits == 4
+    assert second.rows_written == 0
+    assert second.rows_total > 0
 
     # when: one new review and one repeat of a known text arrive
     more = BASE_REVIEWS + [(3, "2023-03-05", "Support never answered my emails."),
@@ -272,7 +284,9 @@ def test_rerun_hits_the_cache_and_new_reviews_embed_only_new_texts(persona_home:
 
     # then
     assert fresh.embedded == ["Support never answered my emails."]
-    assert third.new_embedded == 1 and third.cache_hits == 4 and third.rows_written > 0
+    assert third.new_embedded == 1
+    assert third.cache_hits == 4
+    assert third.rows_written > 0
 
 
 def test_model_change_invalidates_the_cache_and_reembeds_everything(persona_home: Path) -> None:
@@ -286,7 +300,8 @@ def test_model_change_invalidates_the_cache_and_reembeds_everything(persona_home
     second = embed_reviews(settings, encoder=upgraded, show_progress=False)
 
     # then
-    assert len(upgraded.embedded) == 4 and second.new_embedded == 4
+    assert len(upgraded.embedded) == 4
+    assert second.new_embedded == 4
     assert second.invalidated == 4
     assert second.projection_version != first.projection_version
     out = pd.read_parquet(second.path, columns=["embedding_model"])
@@ -314,7 +329,9 @@ def test_similar_customers_from_the_offline_snapshot(persona_home: Path) -> None
 
     # then
     ids = [n.customer_id for n in neighbours]
-    assert ids[0] == 2 and 1 not in ids and 5 not in ids
+    assert ids[0] == 2
+    assert 1 not in ids
+    assert 5 not in ids
     assert sorted(ids) == [2, 3, 4]
     assert list(settings.embeddings_dir.glob("similarity/index-*.vectors.npy"))
 
@@ -350,7 +367,8 @@ def test_index_query_latency_is_small_for_many_customers() -> None:
     neighbours = index.query(123, k=10)
 
     # then
-    assert len(neighbours) == 10 and 123 not in [n.customer_id for n in neighbours]
+    assert len(neighbours) == 10
+    assert 123 not in [n.customer_id for n in neighbours]
 
 
 @pytest.mark.integration

@@ -28,7 +28,7 @@ FAST = {
 }
 
 
-def _history(client, version: str) -> list[dict]:  # noqa: ANN001
+def _history(client, version: str) -> list[dict]:
     return json.loads(client.get_model_version("persona", version).tags[HISTORY_TAG])
 
 
@@ -109,7 +109,8 @@ def test_train_registers_champion_gates_a_tie_and_rolls_back(persona_home: Path)
     assert alias_version(client, "persona", "champion") == "1"
     moves = [(m["alias"], m["from"], m["to"]) for m in _history(client, "2")]
     assert moves == [("challenger", None, "2"), ("champion", "1", "2"), ("champion", "2", "1")]
-    assert _history(client, "2")[1]["reason"] == "manual check" and _history(client, "2")[1]["at"]
+    assert _history(client, "2")[1]["reason"] == "manual check"
+    assert _history(client, "2")[1]["at"]
     with pytest.raises(PersonaError, match="replaced no earlier champion"):
         rollback(settings)
 
@@ -121,8 +122,10 @@ def test_promote_and_rollback_without_models_fail_in_one_line() -> None:
     rolled = runner.invoke(app, ["rollback"])
     promoted = runner.invoke(app, ["promote", "--version", "3"])
     # then
-    assert rolled.exit_code == 1 and "no champion to roll back" in rolled.output
-    assert promoted.exit_code == 1 and "has no version 3" in promoted.output
+    assert rolled.exit_code == 1
+    assert "no champion to roll back" in rolled.output
+    assert promoted.exit_code == 1
+    assert "has no version 3" in promoted.output
 
 
 @pytest.fixture
@@ -176,7 +179,8 @@ def test_custom_target_trains_its_own_registered_model() -> None:
     # when
     result = job.run(frame)
     # then
-    assert result.model_name == "persona-upgraded" and result.decision.alias == "champion"
+    assert result.model_name == "persona-upgraded"
+    assert result.decision.alias == "champion"
     assert result.metrics["upgraded_roc_auc"] > 0.8
 
 
@@ -207,13 +211,16 @@ def test_real_chain_on_generated_data(persona_home: Path, tmp_path: Path) -> Non
 
     # then
     assert result.decision.alias == "champion"
-    assert 0.5 < result.metrics["churn_roc_auc"] <= 1.0 and np.isfinite(
+    assert 0.5 < result.metrics["churn_roc_auc"] <= 1.0
+    assert np.isfinite(
         result.metrics["oracle_churn_roc_auc"]
     )
     run = mlflow.get_run(result.run_id)
     assert (
         run.data.tags["feature_service"] == "churn_model_v2"
-        and "recency_days" in run.data.tags["feature_list"]
+    )
+    assert (
+        "recency_days" in run.data.tags["feature_list"]
     )
     scores = pd.read_parquet(report.path)
     assert list(scores.columns) == [
@@ -226,7 +233,8 @@ def test_real_chain_on_generated_data(persona_home: Path, tmp_path: Path) -> Non
         "action",
         "model_version",
     ]
-    assert len(scores) == report.rows > 0 and (scores["model_version"] == result.version).all()
+    assert len(scores) == report.rows > 0
+    assert (scores["model_version"] == result.version).all()
 
 
 def test_a_champion_moved_while_gating_leaves_the_candidate_a_challenger(persona_home: Path, monkeypatch) -> None:

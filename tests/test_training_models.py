@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGB
 from training.metrics import classification_metrics, expected_calibration_error, regression_metrics
 from training.models import rfm_score
 from training.train import choose_snapshots, feature_columns_of, fit_persona_bundle
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 WEEKS = pd.date_range("2024-01-07", periods=30, freq="7D", tz="UTC")
 
@@ -37,9 +40,11 @@ def test_classification_and_regression_metrics() -> None:
     perfect = classification_metrics(y, np.array([0.1, 0.2, 0.8, 0.9]))
     value = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]))
     # then
-    assert perfect["roc_auc"] == 1.0 and perfect["pr_auc"] == 1.0
+    assert perfect["roc_auc"] == 1.0
+    assert perfect["pr_auc"] == 1.0
     assert perfect["brier"] == pytest.approx((0.01 + 0.04 + 0.04 + 0.01) / 4)
-    assert value["mae"] == pytest.approx(2 / 3) and value["rmse"] == pytest.approx(np.sqrt(4 / 3))
+    assert value["mae"] == pytest.approx(2 / 3)
+    assert value["rmse"] == pytest.approx(np.sqrt(4 / 3))
     assert np.isnan(classification_metrics(np.array([1, 1]), np.array([0.2, 0.4]))["roc_auc"])
 
 
@@ -88,12 +93,13 @@ def test_feature_matrix_one_hot_and_unknown_levels() -> None:
     imputed = model_matrix(pd.DataFrame({"age": [np.nan], "region": ["south"]}), spec, impute=True)
     # then
     assert spec.matrix_names == ["age", "region=north", "region=south"]
-    assert np.isnan(matrix[0, 0]) and matrix[0, 1:].tolist() == [0.0, 0.0]
+    assert np.isnan(matrix[0, 0])
+    assert matrix[0, 1:].tolist() == [0.0, 0.0]
     assert imputed[0].tolist() == [35.0, 0.0, 1.0]
 
 
 @pytest.fixture(scope="module")
-def fitted():  # noqa: ANN201
+def fitted():
     frame = make_training_frame(customers=300, snapshots=3, seed=3)
     train = frame[frame["event_timestamp"] < frame["event_timestamp"].max()].reset_index(drop=True)
     holdout = frame[frame["event_timestamp"] == frame["event_timestamp"].max()].reset_index(drop=True)
@@ -104,7 +110,7 @@ def fitted():  # noqa: ANN201
     return fit, holdout
 
 
-def test_fit_reports_model_baselines_and_text_lift(fitted) -> None:  # noqa: ANN001
+def test_fit_reports_model_baselines_and_text_lift(fitted) -> None:
     # given
     fit, _ = fitted
     # then
@@ -124,7 +130,7 @@ def test_fit_reports_model_baselines_and_text_lift(fitted) -> None:  # noqa: ANN
     assert {c["name"] for c in fit.cards} == set(fit.predictor.persona_names.values())
 
 
-def test_bundle_round_trip_predicts_the_same(fitted, tmp_path: Path) -> None:  # noqa: ANN001
+def test_bundle_round_trip_predicts_the_same(fitted, tmp_path: Path) -> None:
     # given
     fit, holdout = fitted
     # when
@@ -142,10 +148,11 @@ def test_bundle_round_trip_predicts_the_same(fitted, tmp_path: Path) -> None:  #
         "action",
     ]
     pd.testing.assert_frame_equal(got, expected)
-    assert got["churn_probability"].between(0, 1).all() and (got["expected_spend"] >= 0).all()
+    assert got["churn_probability"].between(0, 1).all()
+    assert (got["expected_spend"] >= 0).all()
 
 
-def test_bundle_names_missing_columns(fitted) -> None:  # noqa: ANN001
+def test_bundle_names_missing_columns(fitted) -> None:
     # given
     fit, holdout = fitted
     # when / then

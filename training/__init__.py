@@ -1,0 +1,1 @@
+"""Training: point-in-time sets to fitted, logged, registered and gated models."""

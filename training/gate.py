@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from model.registry import CHALLENGER, CHAMPION
-from training.config import GateConfig, MetricRule
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from training.config import GateConfig, MetricRule
 
 
 @dataclass(frozen=True)

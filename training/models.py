@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from training.config import XGBParams
+if TYPE_CHECKING:
+    from training.config import XGBParams
 
 SMALL_DATA_ROWS = 20_000
 OBJECTIVES = {

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _figure(width: float = 6.0, height: float = 4.5) -> Figure:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from core import catalog
 from core.errors import PersonaError
 from core.settings import PROJECT_ROOT, Settings
 from model.actions import ActionPolicy, load_policy, value_cutpoints
@@ -54,7 +55,7 @@ ENTITY_KEY = "customer_id"
 TIMESTAMP = "event_timestamp"
 LABELS = ("churned", "future_orders", "future_spend")
 TEXT_COLUMNS_PREFIXES = (TEXT_PROJECTION_PREFIX, "sentiment_")
-REFERENCE_ARTIFACT = "reference/reference.parquet"
+REFERENCE_ARTIFACT = catalog.REFERENCE_ARTIFACT
 BASELINE_ROWS = 60_000
 
 
@@ -494,13 +495,13 @@ class TrainJob:
 
     # ---- data ----
     def _transactions(self) -> pd.DataFrame:
-        path = self.settings.raw_dir / "transactions.parquet"
+        path = catalog.raw_table(self.settings, "transactions")
         if not path.exists():
             raise PersonaError("no transactions ingested yet; run `persona ingest --transactions FILE` first")
         return pd.read_parquet(path, columns=[ENTITY_KEY, TIMESTAMP, "amount"])
 
     def _reviews(self, until: pd.Timestamp | None) -> pd.DataFrame | None:
-        path = self.settings.raw_dir / "reviews.parquet"
+        path = catalog.raw_table(self.settings, "reviews")
         if not path.exists():
             return None
         reviews = pd.read_parquet(path, columns=[ENTITY_KEY, TIMESTAMP, "text"])
@@ -510,7 +511,7 @@ class TrainJob:
         return reviews
 
     def _ground_truth(self) -> pd.DataFrame | None:
-        path = self.config.ground_truth_path or (self.settings.raw_dir.parent / "ground_truth.parquet")
+        path = self.config.ground_truth_path or catalog.ground_truth(self.settings)
         if not Path(path).exists():
             if self.config.ground_truth_path is not None:
                 raise PersonaError(f"--ground-truth {path}: file not found")
@@ -569,7 +570,7 @@ class TrainJob:
         ]
         return build_training_set(self.settings, holdout[keep], service)
 
-    def _champion_metrics(self, client, model: str, holdout: pd.DataFrame) -> tuple[dict | None, str | None]:  # noqa: ANN001
+    def _champion_metrics(self, client, model: str, holdout: pd.DataFrame) -> tuple[dict | None, str | None]:
         from model.bundle import load_predictor
         from model.registry import alias_version
 
@@ -660,7 +661,8 @@ class TrainJob:
         from training.labels import validate_label_frame
 
         cfg = self.config
-        assert cfg.target is not None and cfg.labels_path is not None
+        assert cfg.target is not None
+        assert cfg.labels_path is not None
         with _progress() as progress:
             load = progress.add_task("building training set", total=2)
             dropped = 0
@@ -821,7 +823,7 @@ class TrainJob:
                 move_alias(client, model, decision.alias, version, decision.reason)
         else:
             move_alias(client, model, decision.alias, version, decision.reason)
-        cards_html = (settings.reports_dir / "persona_cards.html") if fit is not None else None
+        cards_html = catalog.persona_cards_html(settings) if fit is not None else None
         return TrainResult(run_id, model, version, decision, metrics_, champion_metrics, cards_html)
 
     def _log_reference(self, reference: pd.DataFrame, tmp_dir: Path) -> None:

@@ -19,14 +19,17 @@ import re
 import shutil
 import unicodedata
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 _SPACES = re.compile(r"\s+")
 _MAX_PARTS = 16
@@ -125,7 +128,8 @@ class VectorCache:
     def lookup(self, keys: Sequence[str]) -> Lookup:
         """Vectors for keys, with a mask of which were cached."""
         self._load()
-        assert self._keys is not None and self._vectors is not None
+        assert self._keys is not None
+        assert self._vectors is not None
         positions = self._keys.get_indexer(pd.Index(keys)) if len(self._keys) else np.full(len(keys), -1)
         found = positions >= 0
         vectors = np.zeros((len(keys), self.dim), np.float32)
@@ -155,7 +159,8 @@ class VectorCache:
             return
         self._keys = None
         self._load()
-        assert self._keys is not None and self._vectors is not None
+        assert self._keys is not None
+        assert self._vectors is not None
         self._write(self.directory / f"part-{uuid.uuid4().hex}.parquet", list(self._keys), self._vectors)
         for part in parts:
             part.unlink(missing_ok=True)

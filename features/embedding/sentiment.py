@@ -10,10 +10,13 @@ checked by the tests and reported by the embedding benchmark (:func:`evaluate_ac
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def sentiment_identity() -> str:

@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from core import catalog
 from core.errors import PersonaError
-from core.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +38,7 @@ FEATURE_REF = "customer_text:text_embedding"
 
 
 @functools.cache
-def _blas():  # noqa: ANN202 - threadpoolctl is imported lazily
+def _blas():
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
@@ -139,7 +144,7 @@ class SimilarityIndex:
 
 # --------------------------------------------------------------------------- loading
 def _source_path(settings: Settings) -> Path:
-    return settings.offline_dir / "customer_text.parquet"
+    return catalog.text_source(settings)
 
 
 def latest_snapshot(path: Path, with_vectors: bool = False) -> pd.DataFrame:
@@ -169,7 +174,7 @@ def _stack(values: Sequence[object], dim: int | None = None) -> np.ndarray:
 
 def _online_vectors(settings: Settings, ids: np.ndarray, chunk: int = 5_000) -> np.ndarray | None:
     """Vectors from the online store, or None when it has none (not materialised)."""
-    if settings.profile == "local" and not (settings.feast_dir / "online_store.db").exists():
+    if settings.profile == "local" and not catalog.online_store_db(settings).exists():
         return None  # never materialised; skip opening Feast
     from store.repo import get_store
 
@@ -201,7 +206,7 @@ def load_index(settings: Settings) -> SimilarityIndex:
     path = _source_path(settings)
     if not path.exists():
         raise PersonaError("no text features yet; run `persona embed` first")
-    cache_dir = settings.embeddings_dir / "similarity"
+    cache_dir = catalog.similarity_cache(settings)
     stem = f"index-{path.stat().st_mtime_ns}"
     ids_file, vectors_file = cache_dir / f"{stem}.ids.npy", cache_dir / f"{stem}.vectors.npy"
     if ids_file.exists() and vectors_file.exists():

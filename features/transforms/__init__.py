@@ -1,0 +1,1 @@
+"""Pure feature transforms: behavior and text windows as of snapshot timestamps."""

@@ -36,14 +36,17 @@ snapshots; queries run in chunks of rows to bound memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from core.contract import ENTITY_KEY, TIMESTAMP
 from core.errors import PersonaError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 BEHAVIOR_FEATURES: dict[str, str] = {
     "recency_days": "float",

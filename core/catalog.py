@@ -1,0 +1,129 @@
+"""Where every artifact lives: one function per file or folder under ``PERSONA_HOME``.
+
+Writers and readers both call these, so ``grep offline_source`` shows everyone who touches an
+offline source. Pure path arithmetic: nothing is created or read here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from core.settings import Settings
+
+# Offline sources Persona builds; Feast views read them (feature_repo/definitions.py).
+PROFILE_SOURCE = "customer_profile"
+BEHAVIOR_SOURCE = "customer_behavior"
+TEXT_SOURCE = "customer_text"
+BUILT_SOURCES = (PROFILE_SOURCE, BEHAVIOR_SOURCE, TEXT_SOURCE)
+
+# Artifact paths inside an MLflow run.
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+
+
+# ---- raw data (ingest) ----
+def raw_table(s: Settings, table: str) -> Path:
+    """Accepted, deduplicated rows of one contract table."""
+    return s.raw_dir / f"{table}.parquet"
+
+
+def quarantine_table(s: Settings, table: str) -> Path:
+    """Rejected rows of one contract table, each with its reason and source file."""
+    return s.quarantine_dir / f"{table}.parquet"
+
+
+def ground_truth(s: Settings) -> Path:
+    """The generator's exact ground truth, when a synthetic data set was ingested into this home."""
+    return s.raw_dir.parent / "ground_truth.parquet"
+
+
+# ---- offline store and Feast ----
+def offline_source(s: Settings, name: str) -> Path:
+    """A parquet offline source (local profile); the prod profile keeps a Postgres table ``name``."""
+    return s.offline_dir / f"{name}.parquet"
+
+
+def text_source(s: Settings) -> Path:
+    """Text features per customer and snapshot."""
+    return offline_source(s, TEXT_SOURCE)
+
+
+def online_store_db(s: Settings) -> Path:
+    """The SQLite online store (local profile)."""
+    return s.feast_dir / "online_store.db"
+
+
+# ---- embeddings ----
+def embedding_cache(s: Settings) -> Path:
+    """Review-text vectors keyed by text hash and encoder identity."""
+    return s.embeddings_dir / "cache"
+
+
+def sentiment_cache(s: Settings) -> Path:
+    """Sentiment scores keyed by text hash and scorer identity."""
+    return s.embeddings_dir / "sentiment_cache"
+
+
+def projections_dir(s: Settings) -> Path:
+    """Fitted text projections, one file per version."""
+    return s.embeddings_dir / "projections"
+
+
+def encoder_models_dir(s: Settings) -> Path:
+    """Exported fast encoders (derived from the packaged model)."""
+    return s.embeddings_dir / "models"
+
+
+def similarity_cache(s: Settings) -> Path:
+    """The exact similarity index's vectors per snapshot."""
+    return s.embeddings_dir / "similarity"
+
+
+# ---- models ----
+def mlflow_db(s: Settings) -> Path:
+    """MLflow's SQLite backend (local profile)."""
+    return s.mlflow_dir / "mlflow.db"
+
+
+def mlflow_artifacts(s: Settings) -> Path:
+    """MLflow's artifact root (local profile and the server the app starts)."""
+    return s.mlflow_dir / "artifacts"
+
+
+def mlflow_server_pid(s: Settings) -> Path:
+    """Process id of the MLflow server ``persona prod up`` started."""
+    return s.mlflow_dir / "server.pid"
+
+
+def mlflow_server_log(s: Settings) -> Path:
+    """Output of the MLflow server ``persona prod up`` started."""
+    return s.mlflow_dir / "server.log"
+
+
+def locks_dir(s: Settings) -> Path:
+    """File locks (alias moves, single-flight jobs)."""
+    return s.home / "locks"
+
+
+# ---- reports ----
+def persona_cards_html(s: Settings) -> Path:
+    """The champion's persona cards."""
+    return s.reports_dir / "persona_cards.html"
+
+
+def monitoring_reports(s: Settings) -> Path:
+    """Drift reports and summaries, one folder per monitor run."""
+    return s.reports_dir / "monitoring"
+
+
+def evidently_workspace(s: Settings) -> Path:
+    """Evidently's workspace (projects and snapshots) for its UI."""
+    return s.reports_dir / "evidently_workspace"
+
+
+# ---- serving ----
+def prediction_log(s: Settings) -> Path:
+    """What serving answered, partitioned by date."""
+    return s.serving_dir / "prediction_log"
