@@ -16,11 +16,13 @@ from datetime import timedelta
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Array, Float32, Int64, String
 
-from core.settings import load_settings
+from core import catalog
+from core.runtime import active_settings
 from features.transforms.behavior import BEHAVIOR_FEATURES
 from features.transforms.text import TEXT_FEATURES
 
-_settings = load_settings()
+# The settings of the job that opened this repo (or of the environment, under the plain feast CLI).
+_settings = active_settings()
 _FEAST_TYPES = {"float": Float32, "int": Int64, "str": String, "float_list": Array(Float32)}
 
 def _source(name: str):
@@ -30,7 +32,7 @@ def _source(name: str):
 
         return PostgreSQLSource(name=f"{name}_source", table=name, timestamp_field="event_timestamp",
                                 created_timestamp_column="created_timestamp")
-    return FileSource(name=f"{name}_source", path=str(_settings.offline_dir / f"{name}.parquet"),
+    return FileSource(name=f"{name}_source", path=str(catalog.offline_source(_settings, name)),
                       timestamp_field="event_timestamp", created_timestamp_column="created_timestamp")
 
 

@@ -26,6 +26,7 @@ from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.online_store import OnlineStore
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
+from pydantic import StrictStr
 
 from store.codec import (  # noqa: F401 - re-exported for callers of the store
     decode_payload,
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
     from feast import Entity, FeatureView
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
-    from pydantic import StrictStr
 
 
 class PersonaSqliteOnlineStoreConfig(FeastConfigBaseModel):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import PersonaError
+from core.runtime import using
 from core.settings import FEATURE_REPO_DIR, PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
@@ -74,8 +75,8 @@ def repo_contents(settings: Settings):
     from feast.repo_operations import get_repo_files, parse_repo, py_path_to_module
 
     _export_env(settings)
-    with _cwd(PROJECT_ROOT):
-        # Definition modules read PERSONA_HOME when imported: import them afresh so a process
+    with _cwd(PROJECT_ROOT), using(settings):
+        # Definition modules read the active settings when imported: import them afresh so a process
         # that serves several homes (tests, notebooks) never registers another home's paths.
         for path in get_repo_files(FEATURE_REPO_DIR):
             sys.modules.pop(py_path_to_module(path), None)
