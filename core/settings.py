@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
     api_key: str | None = Field(default=None, description="API key for the serving endpoints (optional).")
     serving_auth: Literal["auto", "on", "off"] = Field(
-        default="auto", description="auto: a key is required in prod; on: always; off: a gateway in front authenticates."
+        default="auto", description="auto: a key is required in prod; on: always; off: a gateway authenticates.",
     )
     model_poll_seconds: float = Field(
         default=10.0, gt=0, allow_inf_nan=False, description="Seconds between the server's checks for a new champion."
