@@ -118,7 +118,7 @@ def ingest(
     sessions: Annotated[Path | None, typer.Option(help="Sessions file.")] = None,
 ) -> None:
     """Validate files against the data contract; keep good rows, quarantine bad ones."""
-    from ingest.pipeline import ingest_files
+    from ingest.run import ingest_files
 
     files = {name: path for name, path in
              {"customers": customers, "transactions": transactions, "sessions": sessions,

@@ -198,7 +198,7 @@ def run_demo(config: DemoConfig, home: Path | None = None) -> Path:
     log = DemoLog()
     log.console.rule(f"Persona demo in {home}")
 
-    from ingest.pipeline import ingest_files
+    from ingest.run import ingest_files
     from synthetic.generator import GenerateConfig, generate_dataset
 
     started = time.perf_counter()

@@ -41,7 +41,7 @@ def run(quick: bool = False) -> list[dict]:
     from core.settings import load_settings
     from features.build import build_offline_sources, entity_snapshots
     from features.dataset import build_training_set
-    from ingest.pipeline import ingest_files
+    from ingest.run import ingest_files
     from store.repo import apply_repo
     from synthetic.generator import GenerateConfig, generate_dataset
 

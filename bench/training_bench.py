@@ -22,7 +22,7 @@ AREA = "training"
 def _prepare(base, customers: int, embed: bool):
     from core.settings import load_settings
     from features.build import build_offline_sources
-    from ingest.pipeline import ingest_files
+    from ingest.run import ingest_files
     from store.repo import apply_repo
     from synthetic.generator import GenerateConfig, generate_dataset
 

@@ -271,7 +271,7 @@ def build_prod_champion(
 ) -> None:
     """Run the pipeline into ``stack``: data, Postgres sources, Feast apply, Redis, champion v1."""
     from features.build import build_offline_sources
-    from ingest.pipeline import ingest_files
+    from ingest.run import ingest_files
     from store.repo import apply_repo, materialize
     from synthetic.generator import GenerateConfig, generate_dataset
 

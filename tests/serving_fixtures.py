@@ -43,7 +43,7 @@ def build_champion_home(
     """
     from core.settings import load_settings
     from features.build import build_offline_sources
-    from ingest.pipeline import ingest_files
+    from ingest.run import ingest_files
     from store.repo import apply_repo, materialize
     from synthetic.generator import GenerateConfig, generate_dataset
     from training.config import PersonaParams, TrainConfig, XGBParams

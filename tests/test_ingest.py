@@ -16,14 +16,10 @@ from typer.testing import CliRunner
 from core.contract import TABLES
 from core.errors import PersonaError
 from core.settings import Settings, load_settings
-from ingest.pipeline import (
-    KIND_DTYPES,
-    MAX_TEXT_CHARS,
-    IngestReport,
-    ingest_files,
-    read_table,
-    validate_table,
-)
+from ingest.parse import KIND_DTYPES, MAX_TEXT_CHARS
+from ingest.read import read_table
+from ingest.run import IngestReport, ingest_files
+from ingest.validate import validate_table
 
 GOOD_ROWS: dict[str, dict[str, str]] = {
     "transactions": {"customer_id": "1", "event_timestamp": "2024-03-01T10:00:00Z", "amount": "19.90",

@@ -29,7 +29,7 @@ DAYS, SHIFT_DAYS = 240, 60
 
 def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_path: Path) -> None:
     from features.build import build_offline_sources
-    from ingest.pipeline import ingest_files
+    from ingest.run import ingest_files
     from model.registry import configure_mlflow
     from store.repo import apply_repo
     from synthetic.generator import GenerateConfig, generate_dataset

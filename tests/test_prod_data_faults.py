@@ -103,7 +103,7 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- materialization killed part way
 def _build_sources(settings, tmp_path: Path) -> None:
     from features.build import build_offline_sources
-    from ingest.pipeline import ingest_files
+    from ingest.run import ingest_files
     from store.repo import apply_repo
     from synthetic.generator import GenerateConfig, generate_dataset
 

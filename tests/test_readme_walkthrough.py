@@ -63,7 +63,7 @@ def _loyalty_frame(customers: np.ndarray, times: pd.DatetimeIndex, seed: int = 0
 
 def test_readme_walkthrough_runs_as_written(persona_home: Path, tmp_path: Path) -> None:
     from features.build import build_offline_sources
-    from ingest.pipeline import ingest_files
+    from ingest.run import ingest_files
     from synthetic.generator import GenerateConfig, generate_dataset
 
     # given a home with generated data and built offline sources

@@ -187,7 +187,7 @@ def test_custom_target_trains_its_own_registered_model() -> None:
 @pytest.mark.integration
 def test_real_chain_on_generated_data(persona_home: Path, tmp_path: Path) -> None:
     from features.build import build_offline_sources
-    from ingest.pipeline import ingest_files
+    from ingest.run import ingest_files
     from scoring.score import score
     from store.repo import apply_repo
     from synthetic.generator import GenerateConfig, generate_dataset

@@ -1,0 +1,169 @@
+"""Ingest raw files: read, validate against the data contract, keep good rows, quarantine bad ones.
+
+Per file the job is ``read -> validate -> append``, each step owned by its module
+(:mod:`ingest.read`, :mod:`ingest.parse` + :mod:`ingest.validate`, :mod:`ingest.raw_store`).
+Nothing is dropped silently: every row read is either accepted (appended to the table's raw
+store file) or quarantined (appended to its quarantine file with a ``reason``), so
+``accepted + quarantined == rows read`` always holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from core import catalog
+from core.contract import TABLES
+from core.errors import PersonaError
+from core.progress import silent
+from ingest.parse import MAX_TEXT_CHARS
+from ingest.raw_store import append_new_rows, append_quarantined
+from ingest.read import preflight, read_table
+from ingest.validate import validate
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from core.progress import ProgressEvent
+    from core.settings import Settings
+
+_STEPS = ("reading", "validating", "writing")
+
+
+@dataclass
+class IngestReport:
+    """What one ingested file contributed.
+
+    Attributes:
+        table: contract table name.
+        source: the file ingested.
+        rows_read: data rows in the file.
+        accepted: rows that passed validation (``new_rows + already_present``).
+        new_rows: accepted rows appended to the raw store.
+        already_present: accepted rows the raw store already held (same ``_row_id``).
+        quarantined: rows that failed validation.
+        reasons: quarantine reason code -> count.
+        quarantine_path: where quarantined rows were written (``None`` when there were none).
+        truncated: accepted texts cut to :data:`MAX_TEXT_CHARS` characters.
+        raw_path: the raw store file of this table.
+    """
+
+    table: str
+    source: str
+    rows_read: int
+    accepted: int
+    new_rows: int
+    already_present: int
+    quarantined: int
+    reasons: dict[str, int]
+    quarantine_path: Path | None
+    truncated: int = 0
+    raw_path: Path | None = None
+
+    def summary(self) -> str:
+        """One human line, e.g. ``transactions: read 1,204 · accepted 1,200 (new 1,200, ...) · ...``."""
+        accepted = (f"accepted {self.accepted:,} (new {self.new_rows:,}, "
+                    f"already present {self.already_present:,}")
+        if self.truncated:
+            accepted += f"; {self.truncated:,} text(s) truncated to {MAX_TEXT_CHARS:,} chars"
+        line = f"{self.table}: read {self.rows_read:,} · {accepted}) · quarantined {self.quarantined:,}"
+        if self.quarantined:
+            ordered = sorted(self.reasons.items(), key=lambda item: (-item[1], item[0]))
+            line += " (" + ", ".join(f"{code.replace('_', ' ')} {n:,}" for code, n in ordered) + ")"
+            if self.quarantine_path is not None:
+                line += f" -> {self.quarantine_path}"
+        return line
+
+
+
+def _check_header(table: str, path: Path) -> None:
+    """Fail early (before anything is written) on a file that cannot be ingested at all."""
+    spec = TABLES[table]
+    columns, has_rows = preflight(path)
+    missing = [c for c in spec.required if c not in columns]
+    if missing:
+        found = ", ".join(columns[:12]) or "none"
+        raise PersonaError(f"{path}: missing required column(s) {', '.join(missing)}; "
+                           f"expected {', '.join(spec.required)} (found: {found})")
+    if not has_rows:
+        raise PersonaError(f"{path}: has no data rows; nothing to ingest")
+
+
+def _utc(now: pd.Timestamp | None) -> pd.Timestamp:
+    """``now`` (default: the current time) as a UTC timestamp; naive means UTC."""
+    stamp = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return stamp.tz_convert("UTC")
+
+
+def ingest_files(
+    settings: Settings,
+    files: Mapping[str, Path | str],
+    *,
+    now: pd.Timestamp | None = None,
+    on_progress: ProgressEvent = silent,
+) -> list[IngestReport]:
+    """Validate files against the data contract; append good rows, quarantine bad ones.
+
+    Every file is checked (readable, CSV or parquet, required columns, not empty) before
+    anything is written. Writes are atomic (temp file + rename).
+
+    Args:
+        settings: locates the raw store and quarantine files (:mod:`core.catalog`).
+        files: contract table name (``customers``, ``transactions``, ``sessions``,
+            ``reviews``) -> file.
+        now: ingestion time recorded on quarantined rows (default: now, UTC).
+        on_progress: told each step (read, validate, write) of each file as it starts.
+
+    Returns:
+        One report per file, in the order given.
+
+    Raises:
+        PersonaError: an unknown table, or a file that cannot be ingested at all.
+    """
+    unknown = [t for t in files if t not in TABLES]
+    if unknown:
+        raise PersonaError(f"unknown table(s) {', '.join(unknown)}; expected one of {', '.join(TABLES)}")
+    paths = {table: Path(p) for table, p in files.items()}
+    for table, path in paths.items():
+        _check_header(table, path)
+
+    ingested_at = _utc(now)
+    total = len(paths) * len(_STEPS)
+    done = 0
+    reports: list[IngestReport] = []
+    for table, path in paths.items():
+        on_progress(done, total, f"{table}: {_STEPS[0]} {path.name}")
+        frame = read_table(path)
+        if frame.empty:
+            raise PersonaError(f"{path}: has no data rows; nothing to ingest")
+        done += 1
+        on_progress(done, total, f"{table}: {_STEPS[1]} {len(frame):,} rows")
+        try:
+            result = validate(frame, TABLES[table])
+        except PersonaError as exc:
+            raise PersonaError(f"{path}: {exc}") from None
+        done += 1
+        on_progress(done, total, f"{table}: {_STEPS[2]}")
+        raw_path = catalog.raw_table(settings, table)
+        new_rows, present = append_new_rows(raw_path, result.accepted)
+        quarantine_path = None
+        if len(result.quarantined):
+            quarantine_path = catalog.quarantine_table(settings, table)
+            append_quarantined(quarantine_path, result.quarantined, path, ingested_at)
+        done += 1
+        on_progress(done, total, f"{table}: {_STEPS[2]}")
+        reports.append(IngestReport(
+            table=table, source=str(path), rows_read=len(frame), accepted=len(result.accepted),
+            new_rows=new_rows, already_present=present, quarantined=len(result.quarantined),
+            reasons=result.reasons, quarantine_path=quarantine_path, truncated=result.truncated,
+            raw_path=raw_path,
+        ))
+    return reports
+
+
+__all__ = ["IngestReport", "ingest_files"]
