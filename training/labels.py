@@ -22,7 +22,7 @@ import pandas as pd
 
 from core.contract import ENTITY_KEY, TIMESTAMP
 from core.errors import PersonaError
-from features.transforms.behavior import NS_PER_DAY, EventIndex, require_columns, to_utc_ns
+from features.transforms.events import NS_PER_DAY, EventIndex, require_columns, to_utc_ns
 
 LABEL_COLUMNS = ("churned", "future_orders", "future_spend")
 

@@ -26,12 +26,8 @@ Features (``BEHAVIOR_FEATURES``; floats are float32, counts int64):
 - ``review_count_365d``: reviews in the last 365 days.
 - ``mean_rating_365d``: mean ``rating`` of those reviews that carry one; NaN if none.
 
-How it scales: each event table is sorted once by ``(customer, time)`` into a composite int64
-key ``customer_code * (n_events + 1) + time_rank`` (``time_rank`` counts the table's events
-strictly earlier, so comparisons stay exact to the nanosecond and cannot overflow). Every
-``(customer, t)`` query is then one ``numpy.searchsorted`` on that key, and window counts and
-sums are differences of positions and of prefix sums. No Python loop over customers or
-snapshots; queries run in chunks of rows to bound memory.
+How it scales: every query is a binary search on an event index
+(:class:`features.transforms.events.EventIndex`), in chunks of rows to bound memory.
 """
 
 from __future__ import annotations
@@ -44,9 +40,11 @@ import pandas as pd
 
 from core.contract import ENTITY_KEY, TIMESTAMP
 from core.errors import PersonaError
+from core.progress import silent
+from features.transforms.events import NAT_NS, NS_PER_DAY, EventIndex, event_index, require_columns, to_utc_ns
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from core.progress import ProgressEvent
 
 BEHAVIOR_FEATURES: dict[str, str] = {
     "recency_days": "float",
@@ -68,142 +66,7 @@ BEHAVIOR_FEATURES: dict[str, str] = {
     "mean_rating_365d": "float",
 }
 
-NS_PER_DAY = 86_400 * 10**9
 _FLOAT = np.float32
-_NAT = np.iinfo(np.int64).min
-
-
-def to_utc_ns(values: pd.Series | pd.Index | pd.DatetimeIndex | Sequence) -> np.ndarray:
-    """Timestamps as int64 nanoseconds since the epoch (UTC); naive values are read as UTC.
-
-    Args:
-        values: datetimes (tz-aware, naive or parseable strings).
-
-    Returns:
-        An int64 array; missing timestamps become ``numpy.iinfo(int64).min``.
-    """
-    index = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
-    return index.as_unit("ns").asi8
-
-
-def require_columns(frame: pd.DataFrame, columns: Sequence[str], table: str) -> None:
-    """Raise a one-line :class:`PersonaError` when ``frame`` lacks any of ``columns``."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise PersonaError(
-            f"{table} is missing column(s) {', '.join(missing)}; expected at least {', '.join(columns)}"
-        )
-
-
-class EventIndex:
-    """One event table sorted by ``(customer, time)`` for vectorized point-in-time queries.
-
-    Positions returned by the query methods index the sorted arrays: for a customer code ``c``
-    and a time ``q``, :meth:`positions_upto` gives one past the customer's last event at or
-    before ``q``, so "events in (a, b]" is ``positions_upto(b) - positions_upto(a)`` and a sum
-    of a value over them is :meth:`window_sum`.
-
-    Args:
-        customer_codes: int codes in ``[0, n_customers)`` for each event; rows with a negative
-            code (customers nobody asks about) or a missing time are dropped.
-        times_ns: event times as int64 nanoseconds (see :func:`to_utc_ns`).
-        values: optional per-event numeric arrays to build prefix sums over.
-    """
-
-    def __init__(
-        self,
-        customer_codes: np.ndarray,
-        times_ns: np.ndarray,
-        values: dict[str, np.ndarray] | None = None,
-    ) -> None:
-        codes = np.asarray(customer_codes, dtype=np.int64)
-        times = np.asarray(times_ns, dtype=np.int64)
-        keep = (codes >= 0) & (times != _NAT)
-        if not keep.all():
-            codes, times = codes[keep], times[keep]
-        n = len(times)
-        by_time = np.argsort(times)
-        self.sorted_times = times[by_time]
-        # rank = number of events strictly earlier (ties share the rank of their first occurrence)
-        is_first = np.ones(n, dtype=bool)
-        is_first[1:] = self.sorted_times[1:] != self.sorted_times[:-1]
-        ranks = np.empty(n, dtype=np.int64)
-        ranks[by_time] = np.maximum.accumulate(np.where(is_first, np.arange(n, dtype=np.int64), 0))
-        # a query rank (events <= q) runs 0..n, so the per-customer stride is n + 1
-        self._stride = np.int64(n + 1)
-        keys = codes * self._stride + ranks
-        order = np.argsort(keys)
-        self.keys = keys[order]
-        self.times = times[order]
-        self._prefix: dict[str, np.ndarray] = {}
-        for name, column in (values or {}).items():
-            column = np.asarray(column, dtype=np.float64)
-            sorted_values = (column[keep] if not keep.all() else column)[order]
-            prefix = np.empty(n + 1, dtype=np.float64)
-            prefix[0] = 0.0
-            np.cumsum(sorted_values, out=prefix[1:])
-            self._prefix[name] = prefix
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def positions_start(self, codes: np.ndarray) -> np.ndarray:
-        """Position of each customer's first event."""
-        return np.searchsorted(self.keys, np.asarray(codes, dtype=np.int64) * self._stride, side="left")
-
-    def first_times(self, n_customers: int) -> np.ndarray:
-        """Each customer code's first event time (int64 ns); NaT's int value when it has none."""
-        bounds = self.positions_start(np.arange(n_customers + 1, dtype=np.int64))
-        start, has_events = bounds[:-1], bounds[1:] > bounds[:-1]
-        return np.where(has_events, self.times_at(start), _NAT)
-
-    def times_at(self, positions: np.ndarray) -> np.ndarray:
-        """Event times at sorted positions; positions outside the table give 0 (mask them)."""
-        if not len(self.times):
-            return np.zeros(len(positions), dtype=np.int64)
-        return self.times[np.clip(positions, 0, len(self.times) - 1)]
-
-    def positions_upto(
-        self, codes: np.ndarray, times_ns: np.ndarray, shifts_ns: Sequence[int] = (0,)
-    ) -> list[np.ndarray]:
-        """For each shift ``s``: one past each customer's last event with time ``<= t - s``.
-
-        Args:
-            codes: customer code per query.
-            times_ns: query time ``t`` per query (int64 ns).
-            shifts_ns: offsets subtracted from ``t``; one result array per offset.
-
-        Returns:
-            A list of int64 position arrays, in the order of ``shifts_ns``.
-        """
-        base = np.asarray(codes, dtype=np.int64) * self._stride
-        # queries share few distinct times (the snapshot grid): rank those once
-        time_codes, distinct = pd.factorize(np.asarray(times_ns, dtype=np.int64))
-        distinct = np.asarray(distinct, dtype=np.int64)
-        positions = []
-        for shift in shifts_ns:
-            ranks = np.searchsorted(self.sorted_times, distinct - np.int64(shift), side="right")
-            positions.append(np.searchsorted(self.keys, base + ranks[time_codes], side="left"))
-        return positions
-
-    def has_values(self, name: str) -> bool:
-        """Whether prefix sums of value ``name`` were built."""
-        return name in self._prefix
-
-    def window_sum(self, name: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Sum of value ``name`` over sorted events ``[lo, hi)``; exactly 0 for empty windows."""
-        prefix = self._prefix[name]
-        return np.where(hi > lo, prefix[hi] - prefix[lo], 0.0)
-
-
-def _event_index(
-    events: pd.DataFrame | None, customers: pd.Index, table: str, values: dict[str, np.ndarray] | None = None
-) -> EventIndex:
-    if events is None:
-        return EventIndex(np.empty(0, np.int64), np.empty(0, np.int64))
-    require_columns(events, (ENTITY_KEY, TIMESTAMP), table)
-    codes = customers.get_indexer(events[ENTITY_KEY]) if len(events) else np.empty(0, np.int64)
-    return EventIndex(codes, to_utc_ns(events[TIMESTAMP]), values)
 
 
 def _transaction_values(transactions: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -225,12 +88,12 @@ def _transaction_values(transactions: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def _signup_ns(customers: pd.DataFrame | None, index: pd.Index) -> np.ndarray:
     """Signup time per customer code (int64 ns); NaT's int value where unknown."""
-    out = np.full(len(index), _NAT, dtype=np.int64)
+    out = np.full(len(index), NAT_NS, dtype=np.int64)
     if customers is None or len(customers) == 0:
         return out
     require_columns(customers, (ENTITY_KEY, "signup_date"), "customers")
     signup = pd.Series(to_utc_ns(customers["signup_date"]), index=customers[ENTITY_KEY].to_numpy())
-    signup = signup[signup != _NAT].groupby(level=0).min()
+    signup = signup[signup != NAT_NS].groupby(level=0).min()
     codes = index.get_indexer(signup.index)
     known = codes >= 0
     out[codes[known]] = signup.to_numpy()[known]
@@ -242,8 +105,8 @@ def _earliest(*times: np.ndarray) -> np.ndarray:
     big = np.iinfo(np.int64).max
     out = np.full(len(times[0]), big, dtype=np.int64)
     for t in times:
-        np.minimum(out, np.where(t == _NAT, big, t), out=out)
-    return np.where(out == big, _NAT, out)
+        np.minimum(out, np.where(t == NAT_NS, big, t), out=out)
+    return np.where(out == big, NAT_NS, out)
 
 
 def build_entity_snapshots(
@@ -270,13 +133,13 @@ def build_entity_snapshots(
         require_columns(customers, (ENTITY_KEY, "signup_date"), "customers")
         ids.append(customers[ENTITY_KEY])
     index = pd.Index(np.sort(pd.unique(pd.concat(ids, ignore_index=True))))
-    first_order = _event_index(transactions, index, "transactions").first_times(len(index))
+    first_order = event_index(transactions, index, "transactions").first_times(len(index))
     known = _earliest(_signup_ns(customers, index), first_order)
 
     snaps = np.sort(pd.unique(to_utc_ns(snapshots)))
-    snaps = snaps[snaps != _NAT]
+    snaps = snaps[snaps != NAT_NS]
     first_snapshot = np.searchsorted(snaps, known, side="left")
-    n_rows = np.where(known == _NAT, 0, len(snaps) - first_snapshot)
+    n_rows = np.where(known == NAT_NS, 0, len(snaps) - first_snapshot)
     row_start = np.cumsum(n_rows) - n_rows
     snapshot_pos = np.arange(int(n_rows.sum()), dtype=np.int64) - np.repeat(
         row_start - first_snapshot, n_rows
@@ -314,7 +177,7 @@ def _chunk_features(codes: np.ndarray, t_ns: np.ndarray, idx: _BehaviorIndex) ->
     last_order = tx.times_at(at_t - 1)
     first_order = tx.times_at(start)
     start_ns = idx.start_ns[codes]
-    started = (start_ns != _NAT) & (start_ns <= t_ns)
+    started = (start_ns != NAT_NS) & (start_ns <= t_ns)
     spend_365 = tx.window_sum("amount", at_365, at_t)
     no_value = np.full(len(codes), np.nan)
 
@@ -358,7 +221,7 @@ def compute_behavior_features(
     customers: pd.DataFrame | None = None,
     *,
     chunk_rows: int = 262_144,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: ProgressEvent = silent,
 ) -> pd.DataFrame:
     """Behavior features for each ``(customer_id, event_timestamp)`` row, point-in-time correct.
 
@@ -373,7 +236,7 @@ def compute_behavior_features(
         reviews: ``customer_id``, ``event_timestamp``, optional ``rating``, or None.
         customers: ``customer_id``, ``signup_date``, or None.
         chunk_rows: rows queried at once (bounds the temporary memory).
-        on_progress: called as ``on_progress(rows_done, rows_total)`` after each chunk.
+        on_progress: told ``(rows_done, rows_total)`` after each chunk.
 
     Returns:
         ``customer_id``, ``event_timestamp`` and the :data:`BEHAVIOR_FEATURES` columns, one row
@@ -381,14 +244,14 @@ def compute_behavior_features(
     """
     require_columns(entity_snapshots, (ENTITY_KEY, TIMESTAMP), "entity snapshots")
     t_ns = to_utc_ns(entity_snapshots[TIMESTAMP])
-    if (t_ns == _NAT).any():
+    if (t_ns == NAT_NS).any():
         raise PersonaError("entity snapshots have missing event_timestamp values; give every row a time")
     codes, uniques = pd.factorize(entity_snapshots[ENTITY_KEY])
     codes = codes.astype(np.int64, copy=False)
     customer_index = pd.Index(uniques)
 
-    tx = _event_index(transactions, customer_index, "transactions", _transaction_values(transactions))
-    session_index = _event_index(sessions, customer_index, "sessions")
+    tx = event_index(transactions, customer_index, "transactions", _transaction_values(transactions))
+    session_index = event_index(sessions, customer_index, "sessions")
     review_values = None
     if reviews is not None and "rating" in reviews.columns:
         rating = pd.to_numeric(reviews["rating"], errors="coerce").to_numpy(dtype=np.float64)
@@ -396,7 +259,7 @@ def compute_behavior_features(
             "rating": np.nan_to_num(rating, nan=0.0),
             "rated": (~np.isnan(rating)).astype(np.float64),
         }
-    review_index = _event_index(reviews, customer_index, "reviews", review_values)
+    review_index = event_index(reviews, customer_index, "reviews", review_values)
     n_customers = len(customer_index)
     idx = _BehaviorIndex(
         transactions=tx,
@@ -422,8 +285,7 @@ def compute_behavior_features(
             floats[row, lo:hi] = chunk[name]
         for row, name in enumerate(int_names):
             ints[row, lo:hi] = chunk[name]
-        if on_progress is not None:
-            on_progress(hi, n)
+        on_progress(hi, n)
 
     columns: dict[str, object] = {
         ENTITY_KEY: entity_snapshots[ENTITY_KEY].array.copy(),
@@ -436,3 +298,6 @@ def compute_behavior_features(
     columns.update({name: rows[name] for name in BEHAVIOR_FEATURES})
     # copy=False keeps one block per column: no consolidation copy of ~0.5 GB at full scale
     return pd.DataFrame(columns, index=entity_snapshots.index, copy=False)
+
+
+__all__ = ["BEHAVIOR_FEATURES", "build_entity_snapshots", "compute_behavior_features"]
