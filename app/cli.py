@@ -99,12 +99,14 @@ def generate(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
 ) -> None:
     """Write synthetic customers, transactions, sessions, reviews and ground truth."""
+    from app.console import progress
     from synthetic.generator import GenerateConfig, generate_dataset
 
     start_ts = _parse_date(start, "--start")
     config = GenerateConfig(customers=customers, days=days, seed=seed, start=start_ts,
                             shift_days=shift_days, fmt=fmt)
-    paths = generate_dataset(config, out)
+    with progress("generate", unit="steps") as on_progress:
+        paths = generate_dataset(config, out, on_progress=on_progress)
     for table, path in paths.items():
         typer.echo(f"{table:<14} {path}")
 
@@ -118,6 +120,7 @@ def ingest(
     sessions: Annotated[Path | None, typer.Option(help="Sessions file.")] = None,
 ) -> None:
     """Validate files against the data contract; keep good rows, quarantine bad ones."""
+    from app.console import progress
     from ingest.run import ingest_files
 
     files = {name: path for name, path in
@@ -126,7 +129,8 @@ def ingest(
     if not files:
         raise PersonaError("nothing to ingest: pass at least one of --transactions, --reviews, "
                            "--customers, --sessions")
-    reports = ingest_files(_settings(), files)
+    with progress("ingest", unit="steps") as on_progress:
+        reports = ingest_files(_settings(), files, on_progress=on_progress)
     for report in reports:
         typer.echo(report.summary())
 
@@ -139,9 +143,12 @@ def features_build(
                                                       "(default PERSONA_SNAPSHOT_EVERY_DAYS).")] = None,
 ) -> None:
     """Compute behavior (and profile) feature snapshots from ingested data into the offline store."""
+    from app.console import progress
     from features.build import build_offline_sources
 
-    for name, (path, rows) in build_offline_sources(_settings(), every_days=every_days).items():
+    with progress("features build", unit="rows") as on_progress:
+        built = build_offline_sources(_settings(), every_days=every_days, on_progress=on_progress)
+    for name, (path, rows) in built.items():
         typer.echo(f"{name:<20} {rows:>10,} rows  {path}")
 
 
@@ -188,9 +195,11 @@ def features_check(
 @_one_line_errors
 def embed() -> None:
     """Embed new review texts (incremental cache) and build the customer_text feature source."""
+    from app.console import progress
     from features.text_build import embed_reviews
 
-    report = embed_reviews(_settings())
+    with progress("embed", unit="texts") as on_progress:
+        report = embed_reviews(_settings(), on_progress=on_progress)
     typer.echo(report.summary())
 
 

@@ -88,15 +88,18 @@ def _write_phase(generated: dict[str, Path], out: Path, cut: pd.Timestamp) -> tu
 
 
 def _refresh_features(settings: Settings, log: DemoLog, label: str) -> None:
+    from app.console import progress
     from features.build import build_offline_sources
     from features.text_build import embed_reviews
     from store.repo import apply_repo, materialize
 
     started = time.perf_counter()
-    built = build_offline_sources(settings)
+    with progress(f"{label}: build features", unit="rows") as on_progress:
+        built = build_offline_sources(settings, on_progress=on_progress)
     log.step(f"{label}: build features", started, f"{built['customer_behavior'][1]:,} behavior snapshots")
     started = time.perf_counter()
-    report = embed_reviews(settings, show_progress=True)
+    with progress(f"{label}: embed reviews", unit="texts") as on_progress:
+        report = embed_reviews(settings, on_progress=on_progress)
     log.step(f"{label}: embed reviews", started, report.summary())
     started = time.perf_counter()
     apply_repo(settings)
@@ -198,16 +201,18 @@ def run_demo(config: DemoConfig, home: Path | None = None) -> Path:
     log = DemoLog()
     log.console.rule(f"Persona demo in {home}")
 
+    from app.console import progress
     from ingest.run import ingest_files
     from synthetic.generator import GenerateConfig, generate_dataset
 
     started = time.perf_counter()
     start = pd.Timestamp("2025-01-01", tz="UTC")
-    generated = generate_dataset(
-        GenerateConfig(customers=config.customers, days=config.days, seed=config.seed, start=start.to_pydatetime(),
-                       shift_days=config.shift_days),
-        home / "generated",
-    )
+    with progress("generate", unit="steps") as on_progress:
+        generated = generate_dataset(
+            GenerateConfig(customers=config.customers, days=config.days, seed=config.seed,
+                           start=start.to_pydatetime(), shift_days=config.shift_days),
+            home / "generated", on_progress=on_progress,
+        )
     cut = start + pd.Timedelta(days=config.days)
     history, shifted = _write_phase(generated, home / "generated", cut)
     # The generator's ground truth lets training report the oracle AUC next to the model's.
@@ -217,7 +222,8 @@ def run_demo(config: DemoConfig, home: Path | None = None) -> Path:
              f"{config.shift_days} shifted days")
 
     started = time.perf_counter()
-    reports = ingest_files(settings, history)
+    with progress("ingest history", unit="steps") as on_progress:
+        reports = ingest_files(settings, history, on_progress=on_progress)
     log.step("ingest history", started, ", ".join(f"{r.table} {r.accepted:,}" for r in reports))
     _refresh_features(settings, log, "history")
     first = _train(settings, log, "train + gate (first champion)")
@@ -233,7 +239,8 @@ def run_demo(config: DemoConfig, home: Path | None = None) -> Path:
                  f"model v{','.join(sent['versions'])}")
 
         started = time.perf_counter()
-        reports = ingest_files(settings, shifted)
+        with progress("ingest shifted period", unit="steps") as on_progress:
+            reports = ingest_files(settings, shifted, on_progress=on_progress)
         log.step("shifted period arrives (ingest)", started, ", ".join(f"{r.table} +{r.new_rows:,}" for r in reports))
         _refresh_features(settings, log, "shifted")
         started = time.perf_counter()

@@ -153,9 +153,9 @@ def bench_idle_rerun(reviews: int, customers: int) -> list[dict]:
         home = Path(tmp)
         _write_synthetic_home(home, reviews, customers)
         settings = load_settings(home=home)
-        first = embed_reviews(settings, encoder=encoder, show_progress=False)
+        first = embed_reviews(settings, encoder=encoder)
         began = time.perf_counter()
-        second = embed_reviews(settings, encoder=encoder, show_progress=False)
+        second = embed_reviews(settings, encoder=encoder)
         seconds = time.perf_counter() - began
     note = (f"{reviews} reviews ({first.unique_texts} distinct), {customers} customers, "
             f"{first.rows_written} snapshot rows; first run embedded at "

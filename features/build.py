@@ -1,7 +1,7 @@
 """Build the offline feature sources from ingested data (the edge around the pure transforms).
 
-Reads ``$PERSONA_HOME/data/raw/<table>.parquet``, computes snapshots on the shared grid and
-writes ``$PERSONA_HOME/offline/{customer_profile,customer_behavior}.parquet`` atomically.
+Reads the raw store (``catalog.raw_table``), computes snapshots on the shared grid and writes
+the profile and behavior offline sources (``catalog.offline_source``) atomically.
 An empty ``customer_text.parquet`` with the right schema is written when ``persona embed`` has
 not run yet, so the text view can be applied (and training works without text).
 """
@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from core import catalog
 from core.errors import PersonaError
+from core.progress import silent
 from core.timegrid import snapshot_timestamps
 from features.transforms.behavior import build_entity_snapshots, compute_behavior_features
 from store.offline import source_exists, write_parquet_atomic, write_source  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
+    from core.progress import ProgressEvent
     from core.settings import Settings
 
 ENTITY_KEY = "customer_id"
@@ -88,50 +89,55 @@ def empty_text_frame() -> pa.Table:
     return pa.Table.from_pylist([], schema=text_schema())
 
 
-def build_offline_sources(settings: Settings, every_days: int | None = None) -> dict[str, tuple[str, int]]:
+def build_offline_sources(
+    settings: Settings, every_days: int | None = None, on_progress: ProgressEvent = silent
+) -> dict[str, tuple[str, int]]:
     """Compute profile and behavior snapshots from the ingested tables.
+
+    Args:
+        settings: locates the raw store and the offline store.
+        every_days: days between snapshots (default: the settings' cadence).
+        on_progress: told each step; while behavior features are computed, rows done of the total.
 
     Returns:
         source name -> (where it was written, rows).
     """
     created = pd.Timestamp.now(tz="UTC")
     out: dict[str, tuple[str, int]] = {}
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("reading ingested tables", total=None)
-        transactions = read_raw(settings, "transactions")
-        if transactions is None:
-            raise PersonaError("no transactions ingested yet; run `persona ingest --transactions FILE` first")
-        sessions = read_raw(settings, "sessions")
-        reviews = read_raw(settings, "reviews", columns=[ENTITY_KEY, "event_timestamp", "rating"])
-        customers = read_raw(settings, "customers")
+    on_progress(0, None, "reading ingested tables")
+    transactions = read_raw(settings, "transactions")
+    if transactions is None:
+        raise PersonaError("no transactions ingested yet; run `persona ingest --transactions FILE` first")
+    sessions = read_raw(settings, "sessions")
+    reviews = read_raw(settings, "reviews", columns=[ENTITY_KEY, "event_timestamp", "rating"])
+    customers = read_raw(settings, "customers")
 
-        bar.update(task, description="computing snapshot grid")
-        grid = snapshot_grid(settings, every_days)
-        if len(grid) == 0:
-            raise PersonaError("the data spans less than one snapshot interval; ingest more history "
-                               "or lower PERSONA_SNAPSHOT_EVERY_DAYS")
-        entities = build_entity_snapshots(customers, transactions, grid)
+    on_progress(0, None, "computing snapshot grid")
+    grid = snapshot_grid(settings, every_days)
+    if len(grid) == 0:
+        raise PersonaError("the data spans less than one snapshot interval; ingest more history "
+                           "or lower PERSONA_SNAPSHOT_EVERY_DAYS")
+    entities = build_entity_snapshots(customers, transactions, grid)
 
-        bar.update(task, description="behavior features (customer snapshots)", total=len(entities), completed=0)
-        behavior = compute_behavior_features(
-            entities, transactions, sessions=sessions, reviews=reviews, customers=customers,
-            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-        bar.update(task, total=None)
-        behavior["created_timestamp"] = created
-        bar.update(task, description="writing customer behavior snapshots", total=None)
-        out["customer_behavior"] = (write_source(settings, "customer_behavior", behavior), len(behavior))
+    step = "behavior features (customer snapshots)"
+    on_progress(0, len(entities), step)
+    behavior = compute_behavior_features(
+        entities, transactions, sessions=sessions, reviews=reviews, customers=customers,
+        on_progress=lambda done, total=None, note="": on_progress(done, total, step),
+    )
+    behavior["created_timestamp"] = created
+    on_progress(0, None, "writing customer behavior snapshots")
+    out[catalog.BEHAVIOR_SOURCE] = (write_source(settings, catalog.BEHAVIOR_SOURCE, behavior), len(behavior))
 
-        bar.update(task, description="writing customer profiles")
-        source = "customers"
-        if customers is None:
-            first_seen = transactions.groupby(ENTITY_KEY, as_index=False)["event_timestamp"].min()
-            customers = first_seen.rename(columns={"event_timestamp": "signup_date"})
-            source = "first_transaction"
-        profile = build_profile_frame(customers, created, source)
-        out["customer_profile"] = (write_source(settings, "customer_profile", profile), len(profile))
+    on_progress(0, None, "writing customer profiles")
+    source = "customers"
+    if customers is None:
+        first_seen = transactions.groupby(ENTITY_KEY, as_index=False)["event_timestamp"].min()
+        customers = first_seen.rename(columns={"event_timestamp": "signup_date"})
+        source = "first_transaction"
+    profile = build_profile_frame(customers, created, source)
+    out[catalog.PROFILE_SOURCE] = (write_source(settings, catalog.PROFILE_SOURCE, profile), len(profile))
 
-        if not source_exists(settings, "customer_text"):
-            out["customer_text"] = (write_source(settings, "customer_text", empty_text_frame()), 0)
+    if not source_exists(settings, catalog.TEXT_SOURCE):
+        out[catalog.TEXT_SOURCE] = (write_source(settings, catalog.TEXT_SOURCE, empty_text_frame()), 0)
     return out

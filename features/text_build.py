@@ -2,14 +2,15 @@
 
 Steps (I/O at the edges, the aggregation is :mod:`features.transforms.text`):
 
-1. read ``raw/reviews.parquet``; normalise texts; refuse empty ones (ingest quarantines them);
+1. read the ingested reviews (``catalog.raw_table``); normalise texts; refuse empty ones
+   (ingest quarantines them);
 2. deduplicate, look every distinct text up in the hash-keyed cache of the current model
-   identity and embed only the texts not cached (progress bar with texts/s);
+   identity and embed only the texts not cached (progress reported in texts, with texts/s);
 3. score sentiment (VADER, its own cache);
 4. aggregate per customer as of every entity snapshot of the behavior view, fit the 8-dim PCA
    on the training region only and save it versioned under ``embeddings/projections``;
-5. write ``offline/customer_text.parquet`` in chunks, atomically, unless its content fingerprint
-   is unchanged (then nothing is rewritten and Feast sees no new rows).
+5. write the ``customer_text`` source (``catalog.text_source``) in chunks, atomically, unless
+   its content fingerprint is unchanged (then nothing is rewritten and Feast sees no new rows).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pyarrow.parquet as pq
 
 from core import catalog
 from core.errors import PersonaError
+from core.progress import silent
 from features.embedding.cache import VectorCache, normalize_text, text_key
 from features.embedding.encoder import EMBEDDING_DIM, TextEncoder, default_encoder
 from features.embedding.sentiment import SentimentScorer
@@ -49,6 +51,7 @@ from features.transforms.text import (
 )
 
 if TYPE_CHECKING:
+    from core.progress import ProgressEvent
     from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -150,17 +153,17 @@ def distinct_texts(texts: pd.Series) -> tuple[np.ndarray, list[str], int]:
     return text_row, [str(u) for u in uniques[keep]], int((text_row == -1).sum())
 
 
-def _progress_bar():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), transient=True)
-
-
 def embed_texts(
-    texts: list[str], encoder: TextEncoder, cache: VectorCache, show_progress: bool = True
+    texts: list[str], encoder: TextEncoder, cache: VectorCache, on_progress: ProgressEvent = silent
 ) -> tuple[np.ndarray, int, int, float]:
     """Vectors for distinct normalised texts, embedding only the ones not cached.
+
+    Args:
+        texts: distinct normalised texts.
+        encoder: embeds the texts the cache lacks.
+        cache: vectors of the encoder's identity, keyed by text hash.
+        on_progress: told while the encoder is prepared, then texts embedded of those to embed
+            (the note carries the throughput).
 
     Returns:
         (vectors, newly embedded, truncated among them, seconds in the encoder).
@@ -171,29 +174,22 @@ def embed_texts(
     missing = np.flatnonzero(~found.found)
     if not len(missing):
         return vectors, 0, 0, 0.0
+    todo = [texts[i] for i in missing]
     warm_up = getattr(encoder, "warm_up", None)
     if callable(warm_up):  # export (first run only) and compile, outside the throughput measurement
-        if show_progress:
-            from rich.console import Console
-
-            with Console(stderr=True).status("preparing the encoder (the first run exports it to ONNX)"):
-                warm_up()
-        else:
-            warm_up()
+        on_progress(0, len(todo), "preparing the encoder (the first run exports it to ONNX)")
+        warm_up()
     started = time.perf_counter()
-    todo = [texts[i] for i in missing]
-    if show_progress:
-        with _progress_bar() as bar:
-            task = bar.add_task("embedding reviews", total=len(todo), rate="")
+    done = 0
 
-            def advance(done: int) -> None:
-                bar.advance(task, done)
-                elapsed = time.perf_counter() - started
-                bar.update(task, rate=f"{bar.tasks[0].completed / max(elapsed, 1e-9):,.0f} texts/s")
+    def advance(finished: int) -> None:
+        nonlocal done
+        done += finished
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        on_progress(done, len(todo), f"embedding reviews, {rate:,.0f} texts/s")
 
-            encoded = encoder.encode(todo, progress=advance)
-    else:
-        encoded = encoder.encode(todo)
+    on_progress(0, len(todo), "embedding reviews")
+    encoded = encoder.encode(todo, progress=advance)
     seconds = time.perf_counter() - started
     vectors[missing] = encoded.vectors
     cache.add([keys[i] for i in missing], encoded.vectors)
@@ -298,7 +294,7 @@ def embed_reviews(
     settings: Settings,
     encoder: TextEncoder | None = None,
     entities: pd.DataFrame | None = None,
-    show_progress: bool = True,
+    on_progress: ProgressEvent = silent,
 ) -> EmbedReport:
     """Embed new review texts and write ``offline/customer_text.parquet``.
 
@@ -306,7 +302,7 @@ def embed_reviews(
         settings: Persona settings (home, snapshot cadence, horizon).
         encoder: the text encoder (default: the fast OpenVINO/ONNX encoder).
         entities: snapshot rows to fill (default: the behavior view's entity snapshots).
-        show_progress: show the progress bar.
+        on_progress: told how embedding the new texts advances (see :func:`embed_texts`).
 
     Returns:
         What was done (``.summary()`` is the CLI line).
@@ -328,7 +324,7 @@ def embed_reviews(
     invalidated = cache.invalidate_others()
     if invalidated:
         log.warning("embedding model changed to %s: %d cached vectors invalidated", identity, invalidated)
-    vectors, new, truncated, seconds = embed_texts(texts, encoder, cache, show_progress)
+    vectors, new, truncated, seconds = embed_texts(texts, encoder, cache, on_progress)
 
     scorer = SentimentScorer()
     sentiment_cache = VectorCache(catalog.sentiment_cache(settings), scorer.identity, 1)
@@ -352,7 +348,7 @@ def embed_reviews(
         if settings.profile == "prod":  # the prod offline store is Postgres: publish the same rows there
             from store.offline import write_source
 
-            write_source(settings, "customer_text", pq.read_table(path))
+            write_source(settings, catalog.TEXT_SOURCE, pq.read_table(path))
     return EmbedReport(
         texts_seen=len(reviews), unique_texts=len(texts), new_embedded=new, cache_hits=len(texts) - new,
         refused_empty=refused, truncated=truncated, invalidated=invalidated, embed_seconds=seconds,

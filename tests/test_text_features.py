@@ -229,7 +229,7 @@ def test_embed_job_writes_one_row_per_entity_snapshot(persona_home: Path) -> Non
     encoder = BagOfWordsEncoder()
 
     # when
-    report = embed_reviews(settings, encoder=encoder, show_progress=False)
+    report = embed_reviews(settings, encoder=encoder)
 
     # then
     from features.build import entity_snapshots
@@ -262,11 +262,11 @@ def test_rerun_hits_the_cache_and_new_reviews_embed_only_new_texts(persona_home:
     # given
     settings = load_settings()
     _write_raw(settings, _reviews(BASE_REVIEWS))
-    embed_reviews(settings, encoder=BagOfWordsEncoder(), show_progress=False)
+    embed_reviews(settings, encoder=BagOfWordsEncoder())
 
     # when: nothing new
     idle = BagOfWordsEncoder()
-    second = embed_reviews(settings, encoder=idle, show_progress=False)
+    second = embed_reviews(settings, encoder=idle)
 
     # then
     assert idle.embedded == []
@@ -280,7 +280,7 @@ def test_rerun_hits_the_cache_and_new_reviews_embed_only_new_texts(persona_home:
                            (4, "2023-03-06", "Lovely jacket, great quality, very happy.")]
     _write_raw(settings, _reviews(more))
     fresh = BagOfWordsEncoder()
-    third = embed_reviews(settings, encoder=fresh, show_progress=False)
+    third = embed_reviews(settings, encoder=fresh)
 
     # then
     assert fresh.embedded == ["Support never answered my emails."]
@@ -293,11 +293,11 @@ def test_model_change_invalidates_the_cache_and_reembeds_everything(persona_home
     # given
     settings = load_settings()
     _write_raw(settings, _reviews(BASE_REVIEWS))
-    first = embed_reviews(settings, encoder=BagOfWordsEncoder("1"), show_progress=False)
+    first = embed_reviews(settings, encoder=BagOfWordsEncoder("1"))
 
     # when
     upgraded = BagOfWordsEncoder("2")
-    second = embed_reviews(settings, encoder=upgraded, show_progress=False)
+    second = embed_reviews(settings, encoder=upgraded)
 
     # then
     assert len(upgraded.embedded) == 4
@@ -314,7 +314,7 @@ def test_missing_reviews_file_says_to_ingest(persona_home: Path) -> None:
 
     # when / then
     with pytest.raises(PersonaError, match="persona ingest --reviews"):
-        embed_reviews(settings, encoder=BagOfWordsEncoder(), show_progress=False)
+        embed_reviews(settings, encoder=BagOfWordsEncoder())
 
 
 # --------------------------------------------------------------------------- persona similar
@@ -322,7 +322,7 @@ def test_similar_customers_from_the_offline_snapshot(persona_home: Path) -> None
     # given: the online store was never materialised, so the offline newest snapshot is used
     settings = load_settings()
     _write_raw(settings, _reviews(BASE_REVIEWS))
-    embed_reviews(settings, encoder=BagOfWordsEncoder(), show_progress=False)
+    embed_reviews(settings, encoder=BagOfWordsEncoder())
 
     # when
     neighbours = similar_customers(settings, customer_id=1, k=10)
@@ -340,7 +340,7 @@ def test_similar_refuses_unknown_and_textless_customers(persona_home: Path) -> N
     # given
     settings = load_settings()
     _write_raw(settings, _reviews(BASE_REVIEWS))
-    embed_reviews(settings, encoder=BagOfWordsEncoder(), show_progress=False)
+    embed_reviews(settings, encoder=BagOfWordsEncoder())
 
     # when / then
     with pytest.raises(PersonaError, match="no review text"):
@@ -386,7 +386,7 @@ def test_similarity_index_reads_vectors_from_the_materialized_online_store(perso
         "region": ["north"] * 5,
     }).to_parquet(settings.raw_dir / "customers.parquet", index=False)
     build_offline_sources(settings)
-    embed_reviews(settings, encoder=BagOfWordsEncoder(), show_progress=False)
+    embed_reviews(settings, encoder=BagOfWordsEncoder())
     apply_repo(settings)
     materialize(settings)
 
