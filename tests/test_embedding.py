@@ -65,6 +65,41 @@ def test_fast_encoder_matches_fp32_reference(fast_encoder: FastEncoder) -> None:
     assert cosine.min() >= 0.995, cosine
 
 
+_NO_NETWORK_LOAD = """
+import os, socket, sys, tempfile
+from pathlib import Path
+
+attempts = []
+def refuse(self, address):
+    attempts.append(address)
+    raise OSError("network blocked")
+socket.socket.connect = refuse
+from features.embedding.encoder import ReferenceEncoder, export_onnx
+vectors = ReferenceEncoder().encode(["the parcel came late"]).vectors
+export_onnx(Path(tempfile.mkdtemp()) / "export")
+written = [name for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if name in os.environ]
+print(vectors.shape, attempts, written)
+sys.exit(1 if attempts or written else 0)
+"""
+
+
+def test_model_loads_offline_without_environment_flags() -> None:
+    # given: a process with neither offline flag and no network
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+
+    # when
+    result = subprocess.run([sys.executable, "-c", _NO_NETWORK_LOAD], env=env, capture_output=True,
+                            text=True, timeout=300, cwd=Path(__file__).parent.parent, check=False)
+
+    # then: loaded and exported from the package alone, and the library set no variable
+    assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    assert result.stdout.strip().startswith("(1, 384) [] []")
+
+
 def test_long_text_is_truncated_and_counted(fast_encoder: FastEncoder) -> None:
     # given
     long_text = "The delivery was late again and nobody called me back. " * 80

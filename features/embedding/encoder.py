@@ -16,7 +16,9 @@ is batch-independent up to rounding.
 
 Every encoder has an ``identity`` string (model, package version, backend, precision); the
 cache is keyed by it, so changing any part re-embeds everything. Nothing is loaded at import
-and nothing is ever fetched from a model hub (``HF_HUB_OFFLINE=1`` is forced before loading).
+and nothing is ever fetched from a model hub: every loader is given the packaged directory with
+``local_files_only=True`` (the tokenizer is read from its file), so no environment variable is
+needed; the app still sets ``HF_HUB_OFFLINE`` for the whole process as a guard.
 """
 
 from __future__ import annotations
@@ -110,11 +112,6 @@ def check_texts(texts: Sequence[str]) -> None:
             )
 
 
-def _offline() -> None:
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-
-
 def load_tokenizer(directory: Path | None = None):
     """The packaged fast tokenizer, truncating at the model window and never padding."""
     from tokenizers import Tokenizer
@@ -142,11 +139,11 @@ class ReferenceEncoder:
 
     @property
     def identity(self) -> str:
+        """Model, package version, backend and precision: the embedding cache is keyed by it."""
         return f"{MODEL_NAME}|{MODEL_PACKAGE}=={package_version()}|sentence-transformers-torch|fp32"
 
     def _load(self) -> None:
         if self._model is None:
-            _offline()
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(str(model_dir()), device="cpu", local_files_only=True)
@@ -196,7 +193,6 @@ def export_onnx(target: Path) -> Path:
     onnx_path = target / "model.onnx"
     if onnx_path.exists():
         return onnx_path
-    _offline()
     from optimum.exporters.onnx import main_export
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -282,6 +278,7 @@ class FastEncoder:
 
     @property
     def identity(self) -> str:
+        """Model, package version, export recipe, backend and precision: the cache is keyed by it."""
         return (f"{MODEL_NAME}|{MODEL_PACKAGE}=={package_version()}|onnx-r{EXPORT_RECIPE}"
                 f"-{self.backend}|{self.precision}")
 

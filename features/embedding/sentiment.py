@@ -32,6 +32,7 @@ class SentimentScorer:
 
     @property
     def identity(self) -> str:
+        """Method and version: the sentiment cache is keyed by it."""
         return sentiment_identity()
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
@@ -43,11 +44,12 @@ class SentimentScorer:
         Returns:
             (n,) float32 in [-1, 1]; > 0 positive, < 0 negative, 0 neutral or unknown words.
         """
-        if self._analyzer is None:
+        analyzer = self._analyzer
+        if analyzer is None:
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-            self._analyzer = SentimentIntensityAnalyzer()
-        polarity = self._analyzer.polarity_scores
+            analyzer = self._analyzer = SentimentIntensityAnalyzer()
+        polarity = analyzer.polarity_scores
         return np.fromiter((polarity(t)["compound"] for t in texts), np.float32, len(texts))
 
 

@@ -26,7 +26,7 @@ from core import catalog
 from core.errors import PersonaError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Sequence, Sized
     from pathlib import Path
 
     from core.settings import Settings
@@ -161,13 +161,13 @@ def latest_snapshot(path: Path, with_vectors: bool = False) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def _stack(values: Sequence[object], dim: int | None = None) -> np.ndarray:
+def _stack(values: Sequence[Sized | None], dim: int | None = None) -> np.ndarray:
     """Feast/pandas list values -> (n, dim) float32; missing values become zero rows."""
-    present = [v for v in values if v is not None and len(v)]  # type: ignore[arg-type]
+    present = [v for v in values if v is not None and len(v)]
     width = dim or (len(present[0]) if present else 0)
     out = np.zeros((len(values), width), np.float32)
     for row, value in enumerate(values):
-        if value is not None and len(value) == width:  # type: ignore[arg-type]
+        if value is not None and len(value) == width:
             out[row] = np.asarray(value, np.float32)
     return out
 
@@ -180,7 +180,7 @@ def _online_vectors(settings: Settings, ids: np.ndarray, chunk: int = 5_000) -> 
 
     try:
         store = get_store(settings)
-        rows: list[object] = []
+        rows: list[Sized | None] = []
         for start in range(0, len(ids), chunk):
             response = store.get_online_features(
                 features=[FEATURE_REF],
