@@ -1,6 +1,6 @@
 """Hash-keyed vector cache: a text already embedded by a model is never embedded again.
 
-Layout under a root (``settings.embeddings_dir / "cache"`` for embeddings)::
+Layout under a root (``catalog.embedding_cache`` for embeddings)::
 
     <root>/<slug of identity>/identity.txt       the full identity string
     <root>/<slug of identity>/part-*.parquet     key (string), vector (fixed_size_list<float32>)

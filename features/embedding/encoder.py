@@ -5,7 +5,7 @@ Two encoders produce the same 384-dim, L2-normalised vectors:
 - :class:`ReferenceEncoder`: plain sentence-transformers on torch in fp32 (the baseline the
   benchmark compares against, and what the fast encoder is validated on).
 - :class:`FastEncoder`: the same network exported once to ONNX (under
-  ``settings.embeddings_dir / "models"``) and run by OpenVINO in bf16 where the CPU supports it
+  ``catalog.encoder_models_dir``) and run by OpenVINO in bf16 where the CPU supports it
   (onnxruntime fp32 when OpenVINO is not installed). Texts are tokenised with the packaged fast
   tokenizer, sorted by token length and batched, so little compute goes to padding.
 
@@ -240,7 +240,7 @@ class FastEncoder:
     """The packaged model exported to ONNX and run by OpenVINO (bf16 when supported) or onnxruntime.
 
     Args:
-        models_dir: where exports live (derived state, ``settings.embeddings_dir / "models"``).
+        models_dir: where exports live (derived state, ``catalog.encoder_models_dir``).
         batch_size: texts per forward pass (after sorting by token length).
         backend: ``openvino`` or ``onnxruntime``; default OpenVINO when installed.
         precision: ``bf16`` or ``f32`` (OpenVINO only); default bf16 where the CPU has it.
@@ -263,7 +263,7 @@ class FastEncoder:
 
     @classmethod
     def from_settings(cls, settings, **kwargs: object) -> FastEncoder:
-        """The fast encoder with exports under ``settings.embeddings_dir / "models"``."""
+        """The fast encoder with exports under ``catalog.encoder_models_dir``."""
         return cls(catalog.encoder_models_dir(settings), **kwargs)  # type: ignore[arg-type]
 
     @property
