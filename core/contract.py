@@ -1,6 +1,6 @@
 """The data contract: which tables Persona accepts and what their columns mean.
 
-This module only describes; validation lives in :mod:`ingest.pipeline`.
+This module only describes; validation lives in :mod:`ingest.validate`.
 """
 
 from __future__ import annotations
