@@ -16,7 +16,8 @@ from tests.training_helpers import make_training_frame
 from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGBParams
 from training.metrics import classification_metrics, expected_calibration_error, regression_metrics
 from training.models import rfm_score
-from training.train import choose_snapshots, feature_columns_of, fit_persona_bundle
+from training.data import choose_snapshots, feature_columns_of
+from training.fit import fit_persona_bundle
 
 if TYPE_CHECKING:
     from pathlib import Path
