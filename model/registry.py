@@ -50,13 +50,9 @@ def configure_mlflow(settings: Settings):
     The local profile keeps a SQLite backend under ``settings.mlflow_dir`` (absolute, so it
     does not depend on the working directory).
     """
-    import os
-
     import mlflow
     from mlflow import MlflowClient
 
-    # the CLI shows its own progress; MLflow's per-artifact bars only add noise
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if settings.profile == "local" and not settings.mlflow_tracking_uri:
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
