@@ -224,7 +224,7 @@ def _move_locked(
         "reason": reason,
     }
     client.set_registered_model_alias(model, alias, version)
-    for touched in sorted({version, previous} - {None}):
+    for touched in sorted(v for v in {version, previous} if v is not None):
         history = _history(client, model, touched) + [entry]
         client.set_model_version_tag(model, touched, HISTORY_TAG, json.dumps(history))
     if alias == CHAMPION and record_previous and previous and previous != version:
@@ -288,6 +288,7 @@ class AliasMove:
     seq: int | None = None
 
     def summary(self) -> str:
+        """One line for the terminal: which alias moved from which version to which, and why."""
         move = f" (move {self.seq})" if self.seq is not None else ""
         return (f"{self.model}@{self.alias}: v{self.from_version or '-'} -> v{self.to_version}{move} "
                 f"({self.reason})")

@@ -21,7 +21,9 @@ from training.config import PersonaParams, TrainConfig, XGBParams
 from training.train import TrainJob
 
 # The entry point every version registered before the bundle moved to model/ carries, verbatim.
-PRE_MOVE_ENTRY = "import mlflow.models\nfrom training.bundle import PersonaBundle\nmlflow.models.set_model(PersonaBundle())"
+PRE_MOVE_ENTRY = (
+    "import mlflow.models\nfrom training.bundle import PersonaBundle\nmlflow.models.set_model(PersonaBundle())"
+)
 
 # Loads a logged model in a Python that sees the locked dependencies but not this checkout:
 # site-packages is added without processing its .pth files (the editable install's finder).

@@ -14,10 +14,10 @@ from model.bundle import PersonaPredictor
 from model.preprocess import fit_feature_spec, model_matrix
 from tests.training_helpers import make_training_frame
 from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGBParams
-from training.metrics import classification_metrics, expected_calibration_error, regression_metrics
-from training.models import rfm_score
 from training.data import choose_snapshots, feature_columns_of
 from training.fit import fit_persona_bundle
+from training.metrics import classification_metrics, expected_calibration_error, regression_metrics
+from training.models import rfm_score
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -126,7 +126,8 @@ def test_fit_reports_model_baselines_and_text_lift(fitted) -> None:
         "churn_ece",
         "persona_silhouette",
     ):
-        assert key in fit.metrics and np.isfinite(fit.metrics[key]), key
+        assert key in fit.metrics, key
+        assert np.isfinite(fit.metrics[key]), key
     assert fit.metrics["churn_roc_auc"] > 0.6
     assert {c["name"] for c in fit.cards} == set(fit.predictor.persona_names.values())
 

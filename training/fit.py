@@ -83,15 +83,14 @@ def fit_persona_bundle(
         on_progress: told ``(step, FIT_STEPS, name)`` as each named step starts.
     """
     timings: dict[str, float] = {}
-    clock = [time.perf_counter(), "prepare"]
-    done = [0]
+    started, current, done = time.perf_counter(), "prepare", 0
 
     def step(name: str) -> None:
+        nonlocal started, current, done
         now = time.perf_counter()
-        timings[f"seconds_{str(clock[1]).replace(' ', '_').replace('-', '_')}"] = now - float(clock[0])
-        clock[:] = [now, name]
-        done[0] += 1
-        on_progress(done[0], FIT_STEPS, name)
+        timings[f"seconds_{current.replace(' ', '_').replace('-', '_')}"] = now - started
+        started, current, done = now, name, done + 1
+        on_progress(done, FIT_STEPS, name)
 
     seed, xgbp = config.seed, config.xgb
     spec = fit_feature_spec(train, features)
