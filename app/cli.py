@@ -48,6 +48,8 @@ def _main() -> None:
         warnings.filterwarnings("ignore", category=category)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # the CLI shows its own progress; MLflow's per-artifact bars only add noise
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _one_line_errors(func: F) -> F:
@@ -265,7 +267,7 @@ def train(
     target: Annotated[str | None, typer.Option(help="Label column of --labels.")] = None,
     task: Annotated[str, typer.Option(help="classification or regression (--labels).")] = "classification",
     ground_truth: Annotated[Path | None, typer.Option(help="Generator ground truth for oracle metrics "
-                                                         "(default: auto-detect next to the data).")] = None,
+                                                         "(read only when given).")] = None,
     train_snapshots: Annotated[int | None, typer.Option(min=1, help="Latest eligible snapshots used "
                                                            "for training.")] = None,
     margin: Annotated[float | None, typer.Option(min=0.0, help="Required churn ROC AUC gain over the "
@@ -299,7 +301,11 @@ def train(
         config = TrainConfig(**overrides)
     except ValueError as exc:
         raise PersonaError(str(exc).splitlines()[-1].strip()) from None
-    typer.echo(TrainJob(settings, config).run().summary())
+    from app.console import progress
+
+    with progress("train", unit="steps") as on_progress:
+        result = TrainJob(settings, config, on_progress=on_progress).run()
+    typer.echo(result.summary())
 
 
 @app.command()

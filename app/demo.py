@@ -108,11 +108,15 @@ def _refresh_features(settings: Settings, log: DemoLog, label: str) -> None:
 
 
 def _train(settings: Settings, log: DemoLog, label: str):
+    from app.console import progress
+    from core import catalog
     from training.config import TrainConfig
     from training.train import TrainJob
 
     started = time.perf_counter()
-    result = TrainJob(settings, TrainConfig()).run()
+    with progress(label, unit="steps") as on_progress:  # oracle metrics come from the generator's truth
+        result = TrainJob(settings, TrainConfig(ground_truth_path=catalog.ground_truth(settings)),
+                          on_progress=on_progress).run()
     log.step(label, started, f"v{result.version} -> {result.decision.alias} ({result.decision.reason})")
     return result
 

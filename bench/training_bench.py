@@ -82,6 +82,7 @@ def _quality_rows(metrics: dict, label: str) -> list[dict]:
 
 def run(quick: bool = False) -> list[dict]:
     """Benchmark rows for issue 4 (``quick`` shrinks sizes for a smoke run)."""
+    from core import catalog
     from scoring.score import score
     from training.config import TrainConfig
     from training.train import TrainJob
@@ -91,7 +92,8 @@ def run(quick: bool = False) -> list[dict]:
     with scratch_home("training") as base:
         with timed() as t_prep:
             settings = _prepare(base, customers, embed=True)
-        config = TrainConfig(feature_service="churn_model_v2")
+        # the oracle rows below need the generator's ground truth, written by _prepare
+        config = TrainConfig(feature_service="churn_model_v2", ground_truth_path=catalog.ground_truth(settings))
         with timed() as t_train:
             result = TrainJob(settings, config).run()
         snapshots = config.train_snapshots + config.holdout_snapshots

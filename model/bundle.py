@@ -20,6 +20,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from mlflow.pyfunc.model import PythonModel
 
 from core.contract import PREDICTION_COLUMNS
 from model.actions import ActionPolicy, assign_actions
@@ -182,17 +183,19 @@ class PersonaPredictor:
         )
 
 
-class PersonaBundle(mlflow.pyfunc.PythonModel):
+class PersonaBundle(PythonModel):
     """MLflow pyfunc shell: loads the bundle directory artifact and delegates to the predictor."""
 
     predictor: PersonaPredictor | None = None
 
     def load_context(self, context) -> None:
+        """Read the fitted state from the ``bundle`` artifact (JSON + XGBoost JSON, no pickle)."""
         self.predictor = PersonaPredictor.load(Path(context.artifacts["bundle"]))
 
     # The DataFrame hint tells MLflow there is no schema to infer from it (without a hint MLflow
     # warns on every import); input is still accepted as MLflow hands it over.
     def predict(self, context, model_input: pd.DataFrame, params=None):
+        """Delegate to :meth:`PersonaPredictor.predict`, taking whatever tabular input MLflow passes."""
         assert self.predictor is not None, "load_context was not called"
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         return self.predictor.predict(frame)

@@ -58,6 +58,7 @@ class FeatureSpec:
 
     @property
     def numeric(self) -> tuple[str, ...]:
+        """Input columns used as numbers (everything not categorical), in model order."""
         return tuple(c for c in self.columns if c not in self.categorical)
 
     @property
@@ -66,10 +67,12 @@ class FeatureSpec:
         return list(self.numeric) + [f"{c}={lv}" for c, lvs in self.categorical.items() for lv in lvs]
 
     def to_dict(self) -> dict:
+        """Plain data for ``bundle.json`` (no pickle)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> FeatureSpec:
+        """The inverse of :meth:`to_dict` (JSON lists back to tuples)."""
         return cls(
             columns=tuple(data["columns"]),
             categorical={k: tuple(v) for k, v in data["categorical"].items()},
@@ -150,10 +153,12 @@ class ClusterSpec:
     scale: tuple[float, ...]
 
     def to_dict(self) -> dict:
+        """Plain data for ``bundle.json`` (no pickle)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> ClusterSpec:
+        """The inverse of :meth:`to_dict` (JSON lists back to tuples)."""
         return cls(**{k: tuple(v) for k, v in data.items()})
 
 

@@ -50,13 +50,9 @@ def configure_mlflow(settings: Settings):
     The local profile keeps a SQLite backend under ``settings.mlflow_dir`` (absolute, so it
     does not depend on the working directory).
     """
-    import os
-
     import mlflow
     from mlflow import MlflowClient
 
-    # the CLI shows its own progress; MLflow's per-artifact bars only add noise
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if settings.profile == "local" and not settings.mlflow_tracking_uri:
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
@@ -228,7 +224,7 @@ def _move_locked(
         "reason": reason,
     }
     client.set_registered_model_alias(model, alias, version)
-    for touched in sorted({version, previous} - {None}):
+    for touched in sorted(v for v in {version, previous} if v is not None):
         history = _history(client, model, touched) + [entry]
         client.set_model_version_tag(model, touched, HISTORY_TAG, json.dumps(history))
     if alias == CHAMPION and record_previous and previous and previous != version:
@@ -292,6 +288,7 @@ class AliasMove:
     seq: int | None = None
 
     def summary(self) -> str:
+        """One line for the terminal: which alias moved from which version to which, and why."""
         move = f" (move {self.seq})" if self.seq is not None else ""
         return (f"{self.model}@{self.alias}: v{self.from_version or '-'} -> v{self.to_version}{move} "
                 f"({self.reason})")

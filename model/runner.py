@@ -27,9 +27,13 @@ class FrameModel(Protocol):
     """What serving needs from a model: its input columns and ``predict(frame)``."""
 
     @property
-    def feature_columns(self) -> list[str]: ...
+    def feature_columns(self) -> list[str]:
+        """Input columns in model order."""
+        ...
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame: ...
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """One row of :data:`core.contract.PREDICTION_COLUMNS` per input row."""
+        ...
 
 
 class ModelRunner(Protocol):
@@ -38,12 +42,15 @@ class ModelRunner(Protocol):
     feature_columns: tuple[str, ...]
     string_columns: frozenset[str]
 
-    def predict(self, batch: FeatureBatch) -> dict[str, np.ndarray]: ...
+    def predict(self, batch: FeatureBatch) -> dict[str, np.ndarray]:
+        """Predictions for every row of ``batch``."""
+        ...
 
 
 def string_columns_of(model: object) -> frozenset[str]:
-    """The model's string (categorical) inputs: ``features.categorical`` of a Persona bundle,
-    else a ``string_columns`` attribute, else none.
+    """The model's string (categorical) inputs.
+
+    ``features.categorical`` of a Persona bundle, else a ``string_columns`` attribute, else none.
     """
     spec = getattr(model, "features", None)
     if spec is not None and hasattr(spec, "categorical"):
@@ -68,6 +75,7 @@ class FrameRunner:
         self.string_columns = string_columns_of(model)
 
     def predict(self, batch: FeatureBatch) -> dict[str, np.ndarray]:
+        """Build a DataFrame from the batch and call the model's own ``predict``."""
         out = self.model.predict(batch_frame(batch, self.feature_columns))
         missing = [c for c in PREDICTION_COLUMNS if c not in out.columns]
         if missing:
@@ -127,6 +135,7 @@ class FastPersonaRunner:
     def _check_trees(self, probe: FeatureBatch) -> None:
         """Raise ValueError unless the numpy trees give XGBoost's own predictions on ``probe``."""
         matrix = self._matrix(probe)
+        assert self._trees is not None
         mine = self._trees.predict(matrix)
         for name, values in mine.items():
             theirs = np.asarray(self.predictor.models[name].inplace_predict(matrix), dtype=float)
@@ -170,6 +179,7 @@ class FastPersonaRunner:
         return np.argmin(distance, axis=1).astype(int)
 
     def predict(self, batch: FeatureBatch) -> dict[str, np.ndarray]:
+        """The bundle's outputs from numpy trees (or ``inplace_predict``), without a DataFrame."""
         from model.actions import assign_actions, tier
 
         churn, orders, spend = self._scores(self._matrix(batch))
@@ -224,8 +234,9 @@ def _action_table(predictor, personas: list[str]) -> dict[tuple[str, str, str], 
 
 
 def probe_batch(predictor, rows: int = 12, seed: int = 0) -> FeatureBatch:
-    """Rows that exercise many branches: medians, zeros, missing values, scaled values, every
-    category level, unseen levels.
+    """Rows that exercise many branches of a bundle's trees.
+
+    Medians, zeros, missing values, scaled values, every category level and unseen levels.
     """
     spec = predictor.features
     columns = tuple(predictor.feature_columns)

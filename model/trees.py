@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import xgboost as xgb
 
 # objective -> (margin of base_score, inverse link)
 _LINKS = {
@@ -44,7 +50,7 @@ def _base_margin(base_score: str, kind: str) -> float:
 class TreeEnsembles:
     """Several boosters' trees flattened into one node table (see module docstring)."""
 
-    def __init__(self, boosters: dict[str, object]) -> None:
+    def __init__(self, boosters: Mapping[str, xgb.Booster]) -> None:
         features, thresholds, lefts, rights, defaults, values = [], [], [], [], [], []
         roots: list[int] = []
         owner: list[int] = []

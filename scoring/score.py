@@ -59,6 +59,7 @@ class ScoreReport:
     actions: dict[str, int]
 
     def summary(self) -> str:
+        """A few lines for the terminal."""
         acts = ", ".join(f"{k} {v:,}" for k, v in self.actions.items())
         return (
             f"scored {self.rows:,} customers at {self.as_of.isoformat()} with model v{self.model_version} "

@@ -131,7 +131,8 @@ def test_numpy_trees_equal_xgboost_for_each_objective() -> None:
 def bundle():
     from model.actions import load_policy
     from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGBParams
-    from training.train import feature_columns_of, fit_persona_bundle
+    from training.data import feature_columns_of
+    from training.fit import fit_persona_bundle
 
     frame = make_training_frame(customers=200, snapshots=3, seed=4)
     times = sorted(frame["event_timestamp"].unique())

@@ -12,11 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
+from core import catalog
 from core.errors import PersonaError
 from core.settings import load_settings
 from model.bundle import to_model_input
 from model.registry import HISTORY_TAG, alias_version, configure_mlflow, promote, rollback
 from tests.training_helpers import make_training_frame
+from training import register
 from training.config import PersonaParams, TrainConfig, XGBParams
 from training.train import TrainJob
 
@@ -198,11 +200,14 @@ def test_real_chain_on_generated_data(persona_home: Path, tmp_path: Path) -> Non
     )
     settings = load_settings()
     ingest_files(settings, {t: paths[t] for t in ("customers", "transactions", "sessions", "reviews")})
-    (persona_home / "data" / "ground_truth.parquet").write_bytes(paths["ground_truth"].read_bytes())
+    catalog.ground_truth(settings).write_bytes(paths["ground_truth"].read_bytes())
     build_offline_sources(settings)
     apply_repo(settings)
     config = TrainConfig(
-        xgb=XGBParams(n_estimators=40), personas=PersonaParams(k_min=2, k_max=4), train_snapshots=2
+        xgb=XGBParams(n_estimators=40),
+        personas=PersonaParams(k_min=2, k_max=4),
+        train_snapshots=2,
+        ground_truth_path=catalog.ground_truth(settings),
     )
 
     # when
@@ -245,8 +250,8 @@ def test_a_champion_moved_while_gating_leaves_the_candidate_a_challenger(persona
     TrainJob(settings, config).run(frame)
     TrainJob(settings, config).run(frame)  # v2: a tie, so a challenger
     client = configure_mlflow(settings)
-    decided_against_empty_registry = lambda self, client, model, holdout: (None, None)  # noqa: E731
-    monkeypatch.setattr(TrainJob, "_champion_metrics", decided_against_empty_registry)
+    decided_against_empty_registry = lambda client, model, holdout, frame_for: (None, None)  # noqa: E731
+    monkeypatch.setattr(register, "champion_score", decided_against_empty_registry)
 
     # when v3's gate (which saw no champion) tries to take the alias that v1 holds
     third = TrainJob(settings, config).run(frame)

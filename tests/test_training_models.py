@@ -14,9 +14,10 @@ from model.bundle import PersonaPredictor
 from model.preprocess import fit_feature_spec, model_matrix
 from tests.training_helpers import make_training_frame
 from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGBParams
+from training.data import choose_snapshots, feature_columns_of
+from training.fit import fit_persona_bundle
 from training.metrics import classification_metrics, expected_calibration_error, regression_metrics
 from training.models import rfm_score
-from training.train import choose_snapshots, feature_columns_of, fit_persona_bundle
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -125,7 +126,8 @@ def test_fit_reports_model_baselines_and_text_lift(fitted) -> None:
         "churn_ece",
         "persona_silhouette",
     ):
-        assert key in fit.metrics and np.isfinite(fit.metrics[key]), key
+        assert key in fit.metrics, key
+        assert np.isfinite(fit.metrics[key]), key
     assert fit.metrics["churn_roc_auc"] > 0.6
     assert {c["name"] for c in fit.cards} == set(fit.predictor.persona_names.values())
 
@@ -158,3 +160,52 @@ def test_bundle_names_missing_columns(fitted) -> None:
     # when / then
     with pytest.raises(ValueError, match="lacks columns.*spend_365d"):
         fit.predictor.predict(holdout.drop(columns=["spend_365d"]))
+
+
+def test_ground_truth_is_read_only_when_its_path_is_given(persona_home: Path) -> None:
+    # given a home holding the generator's ground truth for every labelled row
+    from core import catalog
+    from core.settings import load_settings
+    from training import data as dataset
+
+    settings = load_settings()
+    frame = make_training_frame(customers=50, snapshots=3, seed=6)
+    truth = frame[["customer_id", "event_timestamp"]].assign(true_churn_probability=0.5, true_expected_spend=1.0)
+    catalog.ground_truth(settings).parent.mkdir(parents=True, exist_ok=True)
+    truth.to_parquet(catalog.ground_truth(settings))
+    base = {"horizon_days": 7, "purge": False}
+
+    # when the frame is split without and with the path
+    silent = dataset.split(settings, TrainConfig(**base), dataset.Dataset(frame))
+    asked = dataset.split(
+        settings, TrainConfig(**base, ground_truth_path=catalog.ground_truth(settings)), dataset.Dataset(frame)
+    )
+
+    # then only the run that named the file sees it
+    assert "true_churn_probability" not in silent.holdout.columns
+    assert (asked.holdout["true_churn_probability"] == 0.5).all()
+
+
+def test_fit_reports_each_named_step() -> None:
+    # given a fit's inputs, and a callback that records what it is told
+    frame = make_training_frame(customers=120, snapshots=3, seed=8)
+    times = sorted(frame["event_timestamp"].unique())
+    train, holdout = frame[frame["event_timestamp"] < times[-1]], frame[frame["event_timestamp"] == times[-1]]
+    config = TrainConfig(xgb=XGBParams(n_estimators=10), personas=PersonaParams(k_min=2, k_max=3))
+    seen: list[tuple[float, float | None, str]] = []
+
+    # when
+    fit_persona_bundle(
+        train.reset_index(drop=True),
+        holdout.reset_index(drop=True),
+        feature_columns_of(frame),
+        config,
+        load_policy(DEFAULT_POLICY_PATH),
+        on_progress=lambda done, total=None, note="": seen.append((done, total, note)),
+    )
+
+    # then every step is reported in order, out of the same total, ending with the last
+    assert [d for d, _, _ in seen] == list(range(1, len(seen) + 1))
+    assert {t for _, t, _ in seen} == {len(seen)}
+    assert seen[0][2] == "churn model"
+    assert seen[-1][2] == "done"

@@ -1,4 +1,8 @@
-"""The promotion gate: a pure decision from two sets of metrics on the same holdout."""
+"""The promotion gate: a pure decision from two sets of metrics on the same holdout.
+
+The decision is made here; the alias is moved (compare-and-set against the champion the gate
+saw) by :func:`training.register.move`.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from model.registry import CHALLENGER, CHAMPION
+from training.config import GateConfig, MetricRule
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    from training.config import GateConfig, MetricRule
 
 
 @dataclass(frozen=True)
@@ -109,4 +112,45 @@ def decide_promotion(
         f"{primary.metric} {cand_primary:.4f} beats champion "
         f"{champ_primary:.4f} by {gain:+.4f} (margin {margin:.4f}); "
         f"guards held",
+    )
+
+
+def decide(
+    candidate: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    champion_version: str | None,
+    config: GateConfig,
+) -> GateDecision:
+    """The gate as a run applies it: a champion that exists but could not be scored is not beaten.
+
+    Args:
+        candidate: the candidate's holdout metrics.
+        champion: the champion's metrics on the same holdout (``None``: no champion; empty: not
+            evaluable, e.g. unreadable or trained on features this holdout lacks).
+        champion_version: the champion's version, ``None`` when there is none.
+        config: the primary rule and guard rules.
+    """
+    decision = decide_promotion(candidate, champion or None, config)
+    if champion_version is not None and not champion:
+        return GateDecision(
+            False,
+            CHALLENGER,
+            f"champion v{champion_version} could not be evaluated on "
+            "this holdout; promote by hand if intended",
+        )
+    return decision
+
+
+def target_gate(target: str, task: str, base: GateConfig) -> GateConfig:
+    """The gate for a custom target: ROC AUC (+ Brier guard) or MAE (+ RMSE guard)."""
+    if task == "classification":
+        return GateConfig(
+            primary=MetricRule(metric=f"{target}_roc_auc", threshold=base.primary.threshold),
+            guards=(
+                MetricRule(metric=f"{target}_brier", higher_is_better=False, threshold=0.02, relative=True),
+            ),
+        )
+    return GateConfig(
+        primary=MetricRule(metric=f"{target}_mae", higher_is_better=False, threshold=0.01, relative=True),
+        guards=(MetricRule(metric=f"{target}_rmse", higher_is_better=False, threshold=0.05, relative=True),),
     )

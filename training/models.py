@@ -14,6 +14,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
     from training.config import XGBParams
 
 SMALL_DATA_ROWS = 20_000
@@ -98,7 +100,7 @@ def feature_importance(booster: xgb.Booster, top: int = 20) -> pd.Series:
     return pd.Series(gain, dtype=float).sort_values(ascending=False).head(top)
 
 
-def fit_logreg(matrix: np.ndarray, y: np.ndarray, seed: int) -> object:
+def fit_logreg(matrix: np.ndarray, y: np.ndarray, seed: int) -> Pipeline:
     """Logistic-regression baseline on an imputed matrix (standardized inside the pipeline)."""
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=1.0, random_state=seed))
     return model.fit(np.nan_to_num(matrix), np.asarray(y, dtype=int))
@@ -130,6 +132,7 @@ class ScoreCalibrator:
     intercept: float
 
     def __call__(self, score: np.ndarray) -> np.ndarray:
+        """Probabilities for raw heuristic scores."""
         return 1.0 / (1.0 + np.exp(-(self.slope * np.asarray(score, dtype=float) + self.intercept)))
 
 

@@ -92,7 +92,7 @@ def persona_figure(cards: list[dict]) -> Figure:
     )
     for i, (key, title) in enumerate(panels):
         ax = fig.add_subplot(1, 3, i + 1)
-        values = [(c.get(key) if c.get(key) is not None else 0.0) for c in cards][::-1]
+        values = [float(c[key]) if c.get(key) is not None else 0.0 for c in cards][::-1]
         ax.barh(names, values, color=f"C{i}")
         ax.set_title(title, fontsize=10)
         if i:

@@ -1,0 +1,239 @@
+"""The fit step: churn, value, baseline and persona models, evaluated on the holdout (no I/O).
+
+``fit_persona_bundle`` and ``fit_target_model`` take labelled frames and return a
+:class:`~model.bundle.PersonaPredictor` with its holdout metrics; nothing here touches
+MLflow, Feast or the disk, so notebooks and tests call them as they are.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from core.errors import PersonaError
+from core.progress import silent
+from model.actions import ActionPolicy, value_cutpoints
+from model.bundle import PersonaPredictor
+from model.preprocess import (
+    cluster_matrix,
+    fit_cluster_spec,
+    fit_feature_spec,
+    model_matrix,
+    nearest_center,
+    persona_columns,
+)
+from training import metrics as M
+from training.data import ENTITY_KEY, is_text_feature, sample_rows
+from training.evaluate import oracle_metrics, persona_metrics, target_metrics
+from training.models import (
+    OBJECTIVES,
+    feature_importance,
+    fit_calibrator,
+    fit_logreg,
+    fit_xgb,
+    predict_xgb,
+    rfm_score,
+)
+from training.personas import fit_personas, name_segments, persona_cards, segment_terms, trait_scores
+
+if TYPE_CHECKING:
+    from core.progress import ProgressEvent
+    from training.config import TrainConfig
+
+BASELINE_ROWS = 60_000
+# The named steps of a persona fit, in order (progress notes and ``seconds_<step>`` metrics).
+FIT_STEPS = 8
+
+
+@dataclass
+class FitResult:
+    """Everything a fit produced, before anything is logged."""
+
+    predictor: PersonaPredictor
+    metrics: dict[str, float]
+    predictions: pd.DataFrame
+    cards: list[dict]
+    importance: pd.Series
+    roc_curves: dict[str, np.ndarray] = field(default_factory=dict)
+    silhouettes: dict[int, float] = field(default_factory=dict)
+
+
+def fit_persona_bundle(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    features: list[str],
+    config: TrainConfig,
+    policy: ActionPolicy,
+    reviews: pd.DataFrame | None = None,
+    on_progress: ProgressEvent = silent,
+) -> FitResult:
+    """Fit churn, value, baseline and persona models and evaluate them on the holdout.
+
+    Args:
+        train: labelled training rows (features + ``churned``, ``future_orders``, ``future_spend``).
+        holdout: labelled holdout rows (later snapshots than ``train``).
+        features: feature columns, in model order.
+        config: the run configuration.
+        policy: validated action policy.
+        reviews: ``customer_id``, ``event_timestamp``, ``text`` for persona terms (optional).
+        on_progress: told ``(step, FIT_STEPS, name)`` as each named step starts.
+    """
+    timings: dict[str, float] = {}
+    started, current, done = time.perf_counter(), "prepare", 0
+
+    def step(name: str) -> None:
+        nonlocal started, current, done
+        now = time.perf_counter()
+        timings[f"seconds_{current.replace(' ', '_').replace('-', '_')}"] = now - started
+        started, current, done = now, name, done + 1
+        on_progress(done, FIT_STEPS, name)
+
+    seed, xgbp = config.seed, config.xgb
+    spec = fit_feature_spec(train, features)
+    x_train, x_hold = model_matrix(train, spec), model_matrix(holdout, spec)
+    names = spec.matrix_names
+    y_train, y_hold = train["churned"].to_numpy(int), holdout["churned"].to_numpy(int)
+    if len(np.unique(y_train)) < 2:
+        raise PersonaError("the training rows hold only one churn class; use more history or another --as-of")
+
+    step("churn model")
+    churn = fit_xgb(x_train, y_train, OBJECTIVES["churn"], xgbp, seed, names)
+    step("value models")
+    orders = fit_xgb(x_train, train["future_orders"].to_numpy(float), OBJECTIVES["orders"], xgbp, seed, names)
+    spend = fit_xgb(x_train, train["future_spend"].to_numpy(float), OBJECTIVES["spend"], xgbp, seed, names)
+
+    step("baselines")
+    baseline_rows = sample_rows(train, BASELINE_ROWS, seed)  # a baseline needs no more
+    logreg = fit_logreg(
+        model_matrix(baseline_rows, spec, impute=True), baseline_rows["churned"].to_numpy(int), seed
+    )
+    p_logreg = logreg.predict_proba(model_matrix(holdout, spec, impute=True))[:, 1]
+    calibrate = fit_calibrator(rfm_score(train), y_train)
+    p_rfm = calibrate(rfm_score(holdout))
+
+    step("personas")
+    cluster_cols = persona_columns(features)
+    fit_rows = sample_rows(train, config.personas.fit_sample, seed)
+    cluster_spec = fit_cluster_spec(fit_rows, cluster_cols)
+    pfit = fit_personas(
+        cluster_matrix(fit_rows, cluster_spec),
+        config.personas.k_min,
+        config.personas.k_max,
+        seed,
+        config.personas.silhouette_sample,
+    )
+    seg_fit = nearest_center(cluster_matrix(fit_rows, cluster_spec), pfit.centers)
+    traits = trait_scores(fit_rows, seg_fit)
+    churn_by_seg = fit_rows["churned"].groupby(seg_fit).mean()
+    recency_z = traits.get("recency_days")
+    persona_names = name_segments(traits, churn_by_seg, recency_z)
+
+    spend_cuts = value_cutpoints(predict_xgb(spend, x_hold), policy)
+    predictor = PersonaPredictor(
+        kind="persona",
+        features=spec,
+        models={"churn": churn, "orders": orders, "spend": spend},
+        cluster=cluster_spec,
+        centers=pfit.centers,
+        persona_names=persona_names,
+        policy=policy,
+        spend_cuts=spend_cuts,
+        metadata={"feature_service": config.feature_service},
+    )
+
+    step("evaluating")
+    predictions = predictor.predict(holdout)
+    metrics = persona_metrics(holdout, predictions)
+    metrics.update(M.prefixed("baseline_logreg", M.classification_metrics(y_hold, p_logreg)))
+    metrics.update(M.prefixed("baseline_rfm", M.classification_metrics(y_hold, p_rfm)))
+    metrics["persona_k"] = float(pfit.k)
+    metrics["persona_silhouette"] = float(pfit.silhouettes[pfit.k])
+    metrics["train_rows"] = float(len(train))
+    metrics["holdout_rows"] = float(len(holdout))
+    metrics["holdout_churn_rate"] = float(y_hold.mean()) if len(y_hold) else float("nan")
+    curves = {
+        "xgboost": predictions["churn_probability"].to_numpy(),
+        "logistic regression": p_logreg,
+        "RFM heuristic": p_rfm,
+    }
+
+    step("behavior-only comparison")
+    behavior = [c for c in features if not is_text_feature(c)]
+    if config.compare_behavior_only and len(behavior) < len(features):
+        bspec = fit_feature_spec(train, behavior)
+        b_churn = fit_xgb(model_matrix(train, bspec), y_train, OBJECTIVES["churn"], xgbp, seed)
+        p_behavior = predict_xgb(b_churn, model_matrix(holdout, bspec))
+        metrics.update(M.prefixed("behavior_only_churn", M.classification_metrics(y_hold, p_behavior)))
+        metrics["text_lift_roc_auc"] = metrics["churn_roc_auc"] - metrics["behavior_only_churn_roc_auc"]
+        curves["xgboost behavior-only"] = p_behavior
+
+    if {"true_churn_probability", "true_expected_spend"} <= set(holdout.columns):
+        metrics.update(oracle_metrics(holdout, predictions))
+
+    step("persona cards")
+    described = pd.concat(
+        [
+            holdout.reset_index(drop=True),
+            predictions.reset_index(drop=True).drop(
+                columns=[c for c in predictions.columns if c in ("segment",)]
+            ),
+        ],
+        axis=1,
+    )
+    described_traits = trait_scores(described, predictions["segment"].to_numpy())
+    terms = {}
+    if reviews is not None and len(reviews):
+        segment_of = pd.Series(predictions["segment"].to_numpy(), index=holdout[ENTITY_KEY].to_numpy())
+        segment_of = segment_of[~segment_of.index.duplicated(keep="last")]
+        terms = segment_terms(
+            reviews, segment_of, config.personas.top_terms, config.personas.max_reviews_per_segment, seed
+        )
+    cards = persona_cards(
+        described, predictions["segment"].to_numpy(), persona_names, terms, described_traits
+    )
+    step("done")
+    metrics.update(timings)
+    return FitResult(
+        predictor=predictor,
+        metrics=metrics,
+        predictions=predictions,
+        cards=cards,
+        importance=feature_importance(churn),
+        roc_curves=curves,
+        silhouettes=pfit.silhouettes,
+    )
+
+
+
+def fit_target_model(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    features: list[str],
+    target: str,
+    task: str,
+    config: TrainConfig,
+) -> tuple[PersonaPredictor, dict[str, float]]:
+    """Fit and evaluate one XGBoost model for a custom label column."""
+    spec = fit_feature_spec(train, features)
+    y = train[target].to_numpy(float)
+    if task == "classification" and len(np.unique(y)) < 2:
+        raise PersonaError(
+            f"the training rows hold only one value of {target}; a classifier needs both 0 and 1"
+        )
+    objective = OBJECTIVES["churn"] if task == "classification" else OBJECTIVES["regression"]
+    booster = fit_xgb(model_matrix(train, spec), y, objective, config.xgb, config.seed, spec.matrix_names)
+    predictor = PersonaPredictor(
+        kind="target",
+        features=spec,
+        models={"target": booster},
+        target=target,
+        task=task,
+        metadata={"feature_service": config.feature_service},
+    )
+    return predictor, target_metrics(predictor, holdout)
+
+

@@ -1,0 +1,212 @@
+"""The lineage step: one MLflow run holding everything needed to trust and reproduce a model.
+
+Params (the config), tags (data window, code version, Feast lineage, the gate's verdict),
+metrics (the candidate's and the champion's), the report and the logged model, not yet
+registered.
+
+The model is logged with its own code (:func:`bundle_code_paths`), so ``mlflow.pyfunc.load_model``
+works wherever the locked dependencies are installed, without a Persona checkout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+import core
+import model
+from core.settings import PROJECT_ROOT
+from model.bundle import BUNDLE_ENTRY
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
+
+    from core.settings import Settings
+    from model.bundle import PersonaPredictor
+    from training.config import TrainConfig
+    from training.data import Split
+    from training.gate import GateDecision
+
+logger = logging.getLogger(__name__)
+
+# Packages a logged bundle's entry point imports (model.bundle needs model.* and core.*).
+BUNDLE_PACKAGES = (model, core)
+REQUIREMENTS = ("mlflow", "xgboost", "pandas", "numpy", "scikit-learn", "pydantic", "pyyaml")
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """A finished MLflow run and the model logged in it.
+
+    Attributes:
+        run_id: the MLflow run.
+        model_uri: the logged model (``models:/m-...``), ready to register.
+        tags: lineage tags, copied onto the registered version too.
+    """
+
+    run_id: str
+    model_uri: str
+    tags: dict[str, str]
+
+
+def git_sha() -> str:
+    """The repo's HEAD commit (``-dirty`` when the tree has changes), or ``unknown``."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return f"{sha}-dirty" if dirty else sha
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def feast_lineage(settings: Settings, feature_service: str) -> dict[str, str]:
+    """Feast project, registry last-update time and a fingerprint of the feature service definition."""
+    out = {"feast.project": settings.project}
+    try:
+        from store.repo import get_store
+
+        store = get_store(settings)
+        service = store.get_feature_service(feature_service)
+        spec = service.to_proto().spec.SerializeToString(deterministic=True)
+        out["feast.feature_service_fingerprint"] = hashlib.sha256(spec).hexdigest()[:16]
+        updated = getattr(store.registry, "_get_last_updated_metadata", lambda _p: None)(store.project)
+        if updated is not None:
+            out["feast.registry_version"] = updated.isoformat()
+        elif service.last_updated_timestamp:
+            out["feast.registry_version"] = service.last_updated_timestamp.isoformat()
+    except Exception as exc:  # lineage is best-effort; training must not fail on it
+        logger.warning("could not read Feast lineage: %s", exc)
+    return out
+
+
+def lineage_tags(settings: Settings, config: TrainConfig, split: Split, from_feast: bool) -> dict[str, str]:
+    """Feature service and list, code version, Feast lineage (when built from Feast) and data window."""
+    return {
+        "feature_service": config.feature_service,
+        "feature_list": json.dumps(split.features)[:7900],
+        "code_version": git_sha(),
+        "feast.project": settings.project,
+        **(feast_lineage(settings, config.feature_service) if from_feast else {}),
+        **split.window,
+    }
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, object]:
+    """Nested config as ``a.b.c`` keys (MLflow params are flat)."""
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def input_example(holdout: pd.DataFrame, features: list[str], rows: int = 5) -> pd.DataFrame:
+    """A few holdout rows as the pyfunc takes them (see :func:`model.bundle.to_model_input`)."""
+    from model.bundle import to_model_input
+
+    return to_model_input(holdout.head(rows), features)
+
+
+def pip_requirements() -> list[str]:
+    """The bundle's runtime dependencies, pinned to the versions it was trained with."""
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in REQUIREMENTS]
+
+
+def bundle_code_paths(target: Path) -> list[str]:
+    """Copies of the packages the bundle imports (without bytecode caches), for ``code_paths``."""
+    paths = []
+    for package in BUNDLE_PACKAGES:
+        source = Path(package.__file__).parent  # type: ignore[arg-type]
+        copy = target / source.name
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        paths.append(str(copy))
+    return paths
+
+
+def log(
+    settings: Settings,
+    config: TrainConfig,
+    experiment_id: str,
+    predictor: PersonaPredictor,
+    metrics: dict[str, float],
+    split: Split,
+    tags: dict[str, str],
+    decision: GateDecision,
+    champion: tuple[dict[str, float] | None, str | None],
+    report: Callable[[Path], None],
+) -> LoggedRun:
+    """Log one run: params, lineage tags, metrics (and the champion's), the gate, the report, the model.
+
+    Args:
+        settings: Persona settings.
+        config: the run configuration (logged as params).
+        experiment_id: the MLflow experiment.
+        predictor: the fitted bundle.
+        metrics: its holdout metrics.
+        split: the data it was trained and evaluated on.
+        tags: lineage tags (see :func:`lineage_tags`).
+        decision: the gate's verdict (tagged; the alias moves after registration).
+        champion: the champion's metrics on the same holdout and its version.
+        report: logs the run's report artifacts into a temporary folder it is given.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    champion_metrics, champion_version = champion
+    with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
+        tmp_dir = Path(tmp)
+        params = flatten(json.loads(config.model_dump_json()))
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.set_tags(tags)
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        if champion_metrics:
+            mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items() if np.isfinite(v)})
+        mlflow.set_tags(
+            {
+                "gate.decision": decision.alias,
+                "gate.reason": decision.reason[:4000],
+                "gate.champion_version": champion_version or "",
+            }
+        )
+        report(tmp_dir)
+        bundle_dir = predictor.save(tmp_dir / "bundle")
+        example = input_example(split.holdout, split.features)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(BUNDLE_ENTRY),
+            artifacts={"bundle": str(bundle_dir)},
+            code_paths=bundle_code_paths(tmp_dir / "code"),
+            signature=infer_signature(example, predictor.predict(example)),
+            input_example=example,
+            pip_requirements=pip_requirements(),
+        )
+        return LoggedRun(run.info.run_id, info.model_uri, tags)
