@@ -342,8 +342,8 @@ def rollback(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for all).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port.")] = 3000,
-    poll_seconds: Annotated[float, typer.Option(min=0.1, help="Seconds between checks for a new "
-                                                "champion.")] = 10.0,
+    poll_seconds: Annotated[float | None, typer.Option(min=0.1, help="Seconds between checks for a new "
+                                                       "champion (default PERSONA_MODEL_POLL_SECONDS).")] = None,
     wait_for_model: Annotated[bool, typer.Option(help="Start even without a champion (not ready "
                                                  "until one is trained).")] = False,
 ) -> None:
