@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
+from app.console import console
 from core.errors import PersonaError
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 app = typer.Typer(
     name="persona",
@@ -33,7 +35,6 @@ prod_app = typer.Typer(help="Production profile services: Postgres databases, Re
                        no_args_is_help=True)
 app.add_typer(prod_app, name="prod")
 
-console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., object])
 
 
@@ -65,15 +66,17 @@ def _one_line_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _settings():
+def _settings() -> Settings:
     from core.settings import load_settings
 
     return load_settings()
 
 
 def _parse_date(value: str | None, option: str) -> dt.datetime | None:
-    if value is None:
-        return None
+    return None if value is None else _parse_day(value, option)
+
+
+def _parse_day(value: str, option: str) -> dt.datetime:
     import pandas as pd
 
     try:
@@ -101,7 +104,7 @@ def generate(
     """Write synthetic customers, transactions, sessions, reviews and ground truth."""
     from synthetic.generator import GenerateConfig, generate_dataset
 
-    start_ts = _parse_date(start, "--start")
+    start_ts = _parse_day(start, "--start")
     config = GenerateConfig(customers=customers, days=days, seed=seed, start=start_ts,
                             shift_days=shift_days, fmt=fmt)
     paths = generate_dataset(config, out)
@@ -269,7 +272,7 @@ def train(
     from training.train import TrainJob
 
     settings = _settings()
-    overrides: dict[str, object] = {
+    overrides: dict[str, Any] = {
         "as_of": _parse_date(as_of, "--as-of"),
         "horizon_days": horizon_days or settings.horizon_days,
         "labels_path": labels, "target": target, "task": task, "ground_truth_path": ground_truth,
@@ -391,13 +394,16 @@ def monitor(
                                           "reports.")] = True,
 ) -> None:
     """Drift of features, predictions and personas vs the champion's training data -> policy -> retrain."""
+    from app.console import progress
     from monitoring.job import MonitorConfig, MonitorJob
+    from monitoring.policy import DEFAULT_POLICY_PATH
 
-    overrides: dict[str, object] = {"window_days": window_days, "as_of": _parse_date(as_of, "--as-of"),
-                                    "retrain": retrain}
-    if policy is not None:
-        overrides["policy_path"] = policy
-    result = MonitorJob(_settings(), MonitorConfig(**overrides)).run()
+    config = MonitorConfig(window_days=window_days, as_of=_parse_date(as_of, "--as-of"), retrain=retrain,
+                           policy_path=policy or DEFAULT_POLICY_PATH)
+    job = MonitorJob(_settings(), config)
+    with progress("monitor", unit="steps") as on_progress:
+        seen = job.observe(on_progress)
+    result = job.conclude(seen)  # after the bar: a retrain draws its own
     typer.echo(result.summary())
     if result.retrain is not None and result.retrain.status == "failed":
         raise typer.Exit(code=1)
@@ -409,4 +415,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
