@@ -7,19 +7,18 @@ variables), imports its job lazily (so ``--help`` is instant) and turns a
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
+from app.cli_common import one_line_errors as _one_line_errors
+from app.cli_common import parse_date as _parse_date
+from app.cli_common import parse_day as _parse_day
+from app.cli_common import settings as _settings
 from app.console import console
+from app.prod_commands import prod_app
 from core.errors import PersonaError
-
-if TYPE_CHECKING:
-    from core.settings import Settings
 
 app = typer.Typer(
     name="persona",
@@ -31,11 +30,7 @@ app = typer.Typer(
 features_app = typer.Typer(help="Feast feature repo: build offline sources, apply, materialize, check.",
                            no_args_is_help=True)
 app.add_typer(features_app, name="features")
-prod_app = typer.Typer(help="Production profile services: Postgres databases, Redis check, MLflow server.",
-                       no_args_is_help=True)
 app.add_typer(prod_app, name="prod")
-
-F = TypeVar("F", bound=Callable[..., object])
 
 
 @app.callback()
@@ -49,43 +44,6 @@ def _main() -> None:
         warnings.filterwarnings("ignore", category=category)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-def _one_line_errors(func: F) -> F:
-    """Print a PersonaError as one line and exit 1 instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: object, **kwargs: object) -> object:
-        try:
-            return func(*args, **kwargs)
-        except PersonaError as exc:
-            message = " ".join(str(exc).split())  # always one line
-            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
-            raise typer.Exit(code=1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings() -> Settings:
-    from core.settings import load_settings
-
-    return load_settings()
-
-
-def _parse_date(value: str | None, option: str) -> dt.datetime | None:
-    return None if value is None else _parse_day(value, option)
-
-
-def _parse_day(value: str, option: str) -> dt.datetime:
-    import pandas as pd
-
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise PersonaError(f"{option}: cannot parse {value!r} as a date; use YYYY-MM-DD") from None
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return ts.tz_convert("UTC").to_pydatetime()
 
 
 # --------------------------------------------------------------------------- data
@@ -208,40 +166,6 @@ def similar(
 
     for neighbour in similar_customers(_settings(), customer_id=customer_id, k=k):
         typer.echo(f"{neighbour.customer_id}\t{neighbour.score:.4f}")
-
-
-# --------------------------------------------------------------------------- prod services
-@prod_app.command("up")
-@_one_line_errors
-def prod_up() -> None:
-    """Create Persona's Postgres databases, check Redis, start the MLflow tracking server."""
-    from app.services import prod_up as start
-
-    for status in start(_settings()):
-        typer.echo(status.line())
-
-
-@prod_app.command("down")
-@_one_line_errors
-def prod_down() -> None:
-    """Stop the MLflow server started by `persona prod up` (Postgres and Redis keep running)."""
-    from app.services import stop_mlflow
-
-    typer.echo(stop_mlflow(_settings()))
-
-
-@prod_app.command("status")
-@_one_line_errors
-def prod_status() -> None:
-    """Show whether Postgres, Redis and the MLflow server answer."""
-    from app.services import mlflow_status, postgres_status, redis_status
-
-    settings = _settings()
-    statuses = [postgres_status(settings), redis_status(settings), mlflow_status(settings)]
-    for status in statuses:
-        typer.echo(status.line())
-    if not all(s.ok for s in statuses):
-        raise typer.Exit(code=1)
 
 
 # --------------------------------------------------------------------------- models
