@@ -5,7 +5,10 @@ Values come from (highest first) explicit arguments, environment variables prefi
 All state lives under ``home``; nothing is created at import.
 
 Every ``PERSONA_*`` variable is a field here: :func:`load_settings` refuses one it does not
-know (naming the closest valid one), so a misspelt knob fails instead of being ignored. This
+know (naming the closest valid one), so a misspelt knob fails instead of being ignored. The
+``${PERSONA_*}`` names in ``feature_repo/feature_store*.yaml`` are these fields too, exported by
+:meth:`Settings.feast_env` for Feast to expand. Test and benchmark harnesses only set these
+fields (a scratch ``PERSONA_HOME``, the prod stack's names) for the code and processes they run. This
 module is also the one place below the app that changes the process environment
 (:func:`environ_defaults`), for libraries that read their knobs only from there.
 """
@@ -55,13 +58,13 @@ class Settings(BaseSettings):
         default=None,
         description="Tracking URI; default: SQLite under home (local) or the MLflow server on mlflow_port (prod).",
     )
-    postgres_host: str = "127.0.0.1"
+    postgres_host: str = Field(default="127.0.0.1", min_length=1)
     postgres_port: int = Field(default=5432, ge=1, le=65535)
-    postgres_db: str = "persona"
-    postgres_user: str = "postgres"
+    postgres_db: str = Field(default="persona", min_length=1)
+    postgres_user: str = Field(default="postgres", min_length=1)
     postgres_password: str = ""
     postgres_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
-    redis_host: str = "127.0.0.1"
+    redis_host: str = Field(default="127.0.0.1", min_length=1)
     redis_port: int = Field(default=6379, ge=1, le=65535)
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
     api_key: str | None = Field(default=None, description="API key for the serving endpoints (optional).")
