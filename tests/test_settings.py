@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from core.errors import PersonaError
-from core.settings import Settings, environ_defaults, env_name, load_settings
+from core.settings import Settings, env_name, environ_defaults, load_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
