@@ -7,16 +7,17 @@ variables), imports its job lazily (so ``--help`` is instant) and turns a
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from app.cli_common import one_line_errors as _one_line_errors
+from app.cli_common import parse_date as _parse_date
+from app.cli_common import parse_day as _parse_day
+from app.cli_common import settings as _settings
+from app.console import console
+from app.prod_commands import prod_app
 from core.errors import PersonaError
 
 app = typer.Typer(
@@ -29,12 +30,7 @@ app = typer.Typer(
 features_app = typer.Typer(help="Feast feature repo: build offline sources, apply, materialize, check.",
                            no_args_is_help=True)
 app.add_typer(features_app, name="features")
-prod_app = typer.Typer(help="Production profile services: Postgres databases, Redis check, MLflow server.",
-                       no_args_is_help=True)
 app.add_typer(prod_app, name="prod")
-
-console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., object])
 
 
 @app.callback()
@@ -50,41 +46,6 @@ def _main() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     # the CLI shows its own progress; MLflow's per-artifact bars only add noise
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-
-def _one_line_errors(func: F) -> F:
-    """Print a PersonaError as one line and exit 1 instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: object, **kwargs: object) -> object:
-        try:
-            return func(*args, **kwargs)
-        except PersonaError as exc:
-            message = " ".join(str(exc).split())  # always one line
-            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
-            raise typer.Exit(code=1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings():
-    from core.settings import load_settings
-
-    return load_settings()
-
-
-def _parse_date(value: str | None, option: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    import pandas as pd
-
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise PersonaError(f"{option}: cannot parse {value!r} as a date; use YYYY-MM-DD") from None
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return ts.tz_convert("UTC").to_pydatetime()
 
 
 # --------------------------------------------------------------------------- data
@@ -104,7 +65,7 @@ def generate(
     from app.console import progress
     from synthetic.generator import GenerateConfig, generate_dataset
 
-    start_ts = _parse_date(start, "--start")
+    start_ts = _parse_day(start, "--start")
     config = GenerateConfig(customers=customers, days=days, seed=seed, start=start_ts,
                             shift_days=shift_days, fmt=fmt)
     with progress("generate", unit="steps") as on_progress:
@@ -218,40 +179,6 @@ def similar(
         typer.echo(f"{neighbour.customer_id}\t{neighbour.score:.4f}")
 
 
-# --------------------------------------------------------------------------- prod services
-@prod_app.command("up")
-@_one_line_errors
-def prod_up() -> None:
-    """Create Persona's Postgres databases, check Redis, start the MLflow tracking server."""
-    from app.services import prod_up as start
-
-    for status in start(_settings()):
-        typer.echo(status.line())
-
-
-@prod_app.command("down")
-@_one_line_errors
-def prod_down() -> None:
-    """Stop the MLflow server started by `persona prod up` (Postgres and Redis keep running)."""
-    from app.services import stop_mlflow
-
-    typer.echo(stop_mlflow(_settings()))
-
-
-@prod_app.command("status")
-@_one_line_errors
-def prod_status() -> None:
-    """Show whether Postgres, Redis and the MLflow server answer."""
-    from app.services import mlflow_status, postgres_status, redis_status
-
-    settings = _settings()
-    statuses = [postgres_status(settings), redis_status(settings), mlflow_status(settings)]
-    for status in statuses:
-        typer.echo(status.line())
-    if not all(s.ok for s in statuses):
-        raise typer.Exit(code=1)
-
-
 # --------------------------------------------------------------------------- models
 @app.command()
 @_one_line_errors
@@ -280,7 +207,7 @@ def train(
     from training.train import TrainJob
 
     settings = _settings()
-    overrides: dict[str, object] = {
+    overrides: dict[str, Any] = {
         "as_of": _parse_date(as_of, "--as-of"),
         "horizon_days": horizon_days or settings.horizon_days,
         "labels_path": labels, "target": target, "task": task, "ground_truth_path": ground_truth,
@@ -357,8 +284,8 @@ def rollback(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for all).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port.")] = 3000,
-    poll_seconds: Annotated[float, typer.Option(min=0.1, help="Seconds between checks for a new "
-                                                "champion.")] = 10.0,
+    poll_seconds: Annotated[float | None, typer.Option(min=0.1, help="Seconds between checks for a new "
+                                                       "champion (default PERSONA_MODEL_POLL_SECONDS).")] = None,
     wait_for_model: Annotated[bool, typer.Option(help="Start even without a champion (not ready "
                                                  "until one is trained).")] = False,
 ) -> None:
@@ -406,13 +333,16 @@ def monitor(
                                           "reports.")] = True,
 ) -> None:
     """Drift of features, predictions and personas vs the champion's training data -> policy -> retrain."""
+    from app.console import progress
     from monitoring.job import MonitorConfig, MonitorJob
+    from monitoring.policy import DEFAULT_POLICY_PATH
 
-    overrides: dict[str, object] = {"window_days": window_days, "as_of": _parse_date(as_of, "--as-of"),
-                                    "retrain": retrain}
-    if policy is not None:
-        overrides["policy_path"] = policy
-    result = MonitorJob(_settings(), MonitorConfig(**overrides)).run()
+    config = MonitorConfig(window_days=window_days, as_of=_parse_date(as_of, "--as-of"), retrain=retrain,
+                           policy_path=policy or DEFAULT_POLICY_PATH)
+    job = MonitorJob(_settings(), config)
+    with progress("monitor", unit="steps") as on_progress:
+        seen = job.observe(on_progress)
+    result = job.conclude(seen)  # after the bar: a retrain draws its own
     typer.echo(result.summary())
     if result.retrain is not None and result.retrain.status == "failed":
         raise typer.Exit(code=1)
@@ -424,4 +354,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

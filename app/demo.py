@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,7 @@ class DemoLog:
     console: Console = field(default_factory=lambda: Console(stderr=False))
 
     def step(self, name: str, started: float, detail: str = "") -> None:
+        """Record a finished step and print its line."""
         seconds = time.perf_counter() - started
         self.steps.append((name, seconds, detail))
         self.console.print(f"[bold green]✓[/] {name:<34} {seconds:6.1f} s  {detail}", highlight=False)
@@ -157,7 +158,15 @@ def _stop_server(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _send_requests(port: int, customer_ids: np.ndarray, count: int, seed: int) -> dict[str, object]:
+class Sent(TypedDict):
+    """What a batch of demo requests got back: count per status, model versions, bad-input statuses."""
+
+    statuses: dict[int, int]
+    versions: list[str]
+    bad: list[int]
+
+
+def _send_requests(port: int, customer_ids: np.ndarray, count: int, seed: int) -> Sent:
     """Single and batch predictions plus a few bad requests; returns what came back."""
     import httpx
 
@@ -251,10 +260,14 @@ def run_demo(config: DemoConfig, home: Path | None = None) -> Path:
         sent = _send_requests(port, customer_ids, config.requests, config.seed + 1)
         log.step("requests after the shift", started, f"statuses {sent['statuses']}")
 
+        from app.console import progress
         from monitoring.job import MonitorJob
 
         started = time.perf_counter()
-        outcome = MonitorJob(settings).run()
+        job = MonitorJob(settings)
+        with progress("monitor", unit="steps") as on_progress:
+            seen = job.observe(on_progress)
+        outcome = job.conclude(seen)  # after the bar: a retrain draws its own
         log.step("monitor: drift -> policy -> retrain", started, outcome.summary())
 
         started = time.perf_counter()

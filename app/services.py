@@ -36,6 +36,7 @@ class ServiceStatus:
     detail: str
 
     def line(self) -> str:
+        """One status line: name, up/DOWN, detail."""
         return f"{self.name:<9} {'up' if self.ok else 'DOWN':<5} {self.detail}"
 
 

@@ -3,13 +3,24 @@
 Values come from (highest first) explicit arguments, environment variables prefixed
 ``PERSONA_`` (``PERSONA_HOME``, ``PERSONA_PROFILE``, ...), then the defaults below.
 All state lives under ``home``; nothing is created at import.
+
+Every ``PERSONA_*`` variable is a field here: :func:`load_settings` refuses one it does not
+know (naming the closest valid one), so a misspelt knob fails instead of being ignored. The
+``${PERSONA_*}`` names in ``feature_repo/feature_store*.yaml`` are these fields too, exported by
+:meth:`Settings.feast_env` for Feast to expand. Test and benchmark harnesses only set these
+fields (a scratch ``PERSONA_HOME``, the prod stack's names) for the code and processes they run. This
+module is also the one place below the app that changes the process environment
+(:func:`environ_defaults`), for libraries that read their knobs only from there.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +28,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core import catalog
 from core.errors import PersonaError
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+ENV_PREFIX = "PERSONA_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FEATURE_REPO_DIR = PROJECT_ROOT / "feature_repo"
 
@@ -25,7 +40,7 @@ class Settings(BaseSettings):
     """Settings shared by every Persona job (see README, "Settings")."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PERSONA_", frozen=True, extra="forbid", validate_default=True
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", validate_default=True
     )
 
     home: Path = Field(
@@ -40,15 +55,16 @@ class Settings(BaseSettings):
     project: str = Field(default="persona", pattern=r"^[a-z][a-z0-9_]*$", description="Feast project name.")
     registered_model: str = Field(default="persona", min_length=1, description="MLflow registered model name.")
     mlflow_tracking_uri: str | None = Field(
-        default=None, description="Tracking URI; default: SQLite under home (local) or PERSONA_MLFLOW_URL (prod)."
+        default=None,
+        description="Tracking URI; default: SQLite under home (local) or the MLflow server on mlflow_port (prod).",
     )
-    postgres_host: str = "127.0.0.1"
+    postgres_host: str = Field(default="127.0.0.1", min_length=1)
     postgres_port: int = Field(default=5432, ge=1, le=65535)
-    postgres_db: str = "persona"
-    postgres_user: str = "postgres"
+    postgres_db: str = Field(default="persona", min_length=1)
+    postgres_user: str = Field(default="postgres", min_length=1)
     postgres_password: str = ""
     postgres_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
-    redis_host: str = "127.0.0.1"
+    redis_host: str = Field(default="127.0.0.1", min_length=1)
     redis_port: int = Field(default=6379, ge=1, le=65535)
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
     api_key: str | None = Field(default=None, description="API key for the serving endpoints (optional).")
@@ -65,10 +81,23 @@ class Settings(BaseSettings):
         default=None, ge=1, description="Entity rows per online-store write (default: the writer's own)."
     )
 
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home_given(cls, value: object) -> object:
+        # Path("") is the current directory: an empty PERSONA_HOME would scatter state there.
+        if isinstance(value, str | Path) and not str(value).strip():
+            raise ValueError("must not be empty (it would write into the current directory)")
+        return value
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("serving_auth", mode="before")
+    @classmethod
+    def _auth_mode(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     # ---- derived locations (pure path arithmetic, nothing is created) ----
     @cached_property
@@ -147,17 +176,57 @@ class Settings(BaseSettings):
         }
 
 
+def env_name(field: str) -> str:
+    """The environment variable of a settings field (``home`` -> ``PERSONA_HOME``)."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """The ``PERSONA_*`` names in ``environ`` that are no settings field (sorted)."""
+    known = {env_name(name) for name in Settings.model_fields}
+    return sorted(name for name in environ if name.upper().startswith(ENV_PREFIX) and name.upper() not in known)
+
+
+def _check_environment(environ: Mapping[str, str]) -> None:
+    unknown = unknown_variables(environ)
+    if not unknown:
+        return
+    name = unknown[0]
+    known = sorted(env_name(field) for field in Settings.model_fields)
+    close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"valid names: {', '.join(known)}"
+    raise PersonaError(f"unknown setting {name}; {hint}")
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning validation errors into one readable line.
 
     Raises:
-        PersonaError: naming the offending key (``PERSONA_<KEY>``) and the reason.
+        PersonaError: an unknown ``PERSONA_*`` variable in the environment (naming the closest
+            valid one), or naming the offending key (``PERSONA_<KEY>``) and the reason.
     """
+    _check_environment(os.environ)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "?"
         raise PersonaError(
-            f"bad setting PERSONA_{key.upper()}={first.get('input')!r}: {first['msg']}"
+            f"bad setting PERSONA_{key.upper()}={first.get('input')!r}: {first['msg'].removeprefix('Value error, ')}"
         ) from None
+
+
+@contextlib.contextmanager
+def environ_defaults(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables that are unset to ``values`` for the block, then remove them again.
+
+    For libraries that read their knobs only from the process environment (MLflow's HTTP retries).
+    A variable the user set is left alone.
+    """
+    missing = [name for name in values if name not in os.environ]
+    os.environ.update({name: values[name] for name in missing})
+    try:
+        yield
+    finally:
+        for name in missing:
+            os.environ.pop(name, None)

@@ -71,10 +71,12 @@ class DriftSummary:
 
     @property
     def features(self) -> list[ColumnDrift]:
+        """The feature columns' results."""
         return [c for c in self.columns if c.role == "feature"]
 
     @property
     def predictions(self) -> list[ColumnDrift]:
+        """The prediction columns' results."""
         return [c for c in self.columns if c.role == "prediction"]
 
     def column(self, name: str) -> ColumnDrift | None:
@@ -107,6 +109,7 @@ class ColumnPlan:
 
     @property
     def testable(self) -> bool:
+        """Whether the column gets a drift test (no reason to skip it)."""
         return not self.reason
 
 
@@ -240,8 +243,10 @@ def sample_rows(frame: pd.DataFrame, max_rows: int, seed: int = 0) -> pd.DataFra
 
 # --------------------------------------------------------------------------- Evidently edge
 def build_report(plans: list[ColumnPlan], metadata: Mapping[str, str] | None = None):
-    """An Evidently report: one ``ValueDrift`` per testable column, ``MissingValueCount`` per
-    typed feature and the persona mix (``UniqueValueCount``).
+    """An Evidently report of the planned columns.
+
+    One ``ValueDrift`` per testable column, ``MissingValueCount`` per typed feature and the
+    persona mix (``UniqueValueCount``).
     """
     from evidently import Report
     from evidently.metrics import MissingValueCount, UniqueValueCount, ValueDrift

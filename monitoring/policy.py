@@ -282,21 +282,21 @@ def decide(
         reasons.append(f"{len(drifted)}/{len(testable)} features drifted ({share:.0%} >= "
                        f"{policy.drift.share_threshold:.0%})")
     for name in policy.drift.key_features:
-        col = drift.column(name)
-        if col is None:
+        key = drift.column(name)
+        if key is None:
             notes.append(f"key feature {name} is not among the model's features")
-        elif col.status == "drift":
+        elif key.status == "drift":
             triggers.append(f"key_feature:{name}")
-            reasons.append(f"key feature {name} drifted ({col.method} {col.score:.3g} vs threshold "
-                           f"{col.threshold:.3g})")
+            reasons.append(f"key feature {name} drifted ({key.method} {key.score:.3g} vs threshold "
+                           f"{key.threshold:.3g})")
     for name in policy.predictions.thresholds:
-        col = drift.column(name)
-        if col is None or col.status == "insufficient_data":
+        prediction = drift.column(name)
+        if prediction is None or prediction.status == "insufficient_data":
             notes.append(f"prediction {name} could not be tested")
-        elif col.status == "drift":
+        elif prediction.status == "drift":
             triggers.append(f"prediction:{name}")
-            reasons.append(f"prediction {name} drifted ({col.method} {col.score:.3g} vs threshold "
-                           f"{col.threshold:.3g})")
+            reasons.append(f"prediction {name} drifted ({prediction.method} {prediction.score:.3g} vs threshold "
+                           f"{prediction.threshold:.3g})")
     persona_limit = policy.predictions.persona_share_threshold
     if personas is not None and personas.max_share_change is not None \
             and personas.max_share_change >= persona_limit:

@@ -37,6 +37,7 @@ class QualityCheck:
     sources: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """Plain data for the summary JSON."""
         return {"rows": self.rows, "current": self.current, "reference": self.reference,
                 "churn_rate": self.churn_rate, "sources": self.sources}
 

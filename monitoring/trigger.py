@@ -24,18 +24,42 @@ if TYPE_CHECKING:
 RetrainStatus = Literal["trained", "already_running", "cooldown", "failed"]
 
 
-class _Gate(Protocol):
-    promote: bool
-    alias: str
-    reason: str
+class Gate(Protocol):
+    """The promotion gate's decision (the fields used here)."""
+
+    @property
+    def promote(self) -> bool:
+        """Whether the candidate became champion."""
+        ...
+
+    @property
+    def alias(self) -> str:
+        """The alias it got."""
+        ...
+
+    @property
+    def reason(self) -> str:
+        """The gate's one-line reason."""
+        ...
 
 
-class _Trained(Protocol):
+class Trained(Protocol):
     """What :meth:`training.train.TrainJob.run` returns (the fields used here)."""
 
-    run_id: str
-    version: str
-    decision: _Gate
+    @property
+    def run_id(self) -> str:
+        """The training MLflow run."""
+        ...
+
+    @property
+    def version(self) -> str:
+        """The registered version."""
+        ...
+
+    @property
+    def decision(self) -> Gate:
+        """The promotion gate's decision."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,7 @@ class RetrainOutcome:
         return f"retrain {self.status.replace('_', ' ')}: {self.message}"
 
     def to_dict(self) -> dict:
+        """Plain data for the summary JSON and the MLflow tags."""
         return asdict(self)
 
 
@@ -101,7 +126,7 @@ def _write_last_retrain(settings: Settings, started: dt.datetime) -> None:
 
 def retrain(
     settings: Settings,
-    train: Callable[[], _Trained],
+    train: Callable[[], Trained],
     cooldown_hours: float,
     last_retrain_at: Callable[[], dt.datetime | None] | None = None,
     now: Callable[[], dt.datetime] | None = None,

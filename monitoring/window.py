@@ -1,6 +1,6 @@
 """The current window: served predictions from the prediction log plus the latest feature snapshot.
 
-Pure selection and merging live here; reading files and Feast stay in :mod:`monitoring.job`.
+Pure selection and merging live here; reading files and Feast stay in :mod:`monitoring.current`.
 """
 
 from __future__ import annotations

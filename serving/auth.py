@@ -5,7 +5,7 @@ The key comes from ``PERSONA_API_KEY`` (``Settings.api_key``). Clients send it a
 ``/healthz``) and the API documentation stay open; every API answers 401 without the key.
 
 Auth is on when a key is set, and always on in the production profile: starting there without a
-key fails, unless ``PERSONA_SERVING_AUTH=off`` says explicitly that something in front (a
+key fails, unless ``PERSONA_SERVING_AUTH=off`` (``Settings.serving_auth``) says explicitly that something in front (a
 gateway) authenticates instead.
 """
 
@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
+from typing import TYPE_CHECKING, Any
 
 from core.errors import PersonaError
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/", "/docs.json", "/schema.json"})
 PUBLIC_PREFIXES = ("/static_content/", "/assets/")
@@ -23,15 +26,13 @@ AUTH_ENV = "PERSONA_SERVING_AUTH"
 _FROM_SETTINGS = object()
 
 
-def resolve_api_key(settings) -> str | None:
+def resolve_api_key(settings: Settings) -> str | None:
     """The key to enforce, or None for open access.
 
     Raises:
         PersonaError: production profile without ``PERSONA_API_KEY`` (and auth not switched off).
     """
-    mode = os.environ.get(AUTH_ENV, "auto").strip().lower()
-    if mode not in ("auto", "on", "off"):
-        raise PersonaError(f"{AUTH_ENV}={mode!r}: use auto, on or off")
+    mode = settings.serving_auth
     if mode == "off":
         return None
     key = settings.api_key or None
@@ -65,7 +66,7 @@ class ApiKeyMiddleware:
         api_key: the key; by default read from the settings (``PERSONA_API_KEY``) when the app is built.
     """
 
-    def __init__(self, app, api_key: str | None | object = _FROM_SETTINGS) -> None:
+    def __init__(self, app: Any, api_key: str | None | object = _FROM_SETTINGS) -> None:
         self.app = app
         if api_key is _FROM_SETTINGS:
             from core.settings import load_settings
@@ -75,9 +76,11 @@ class ApiKeyMiddleware:
 
     @property
     def enabled(self) -> bool:
+        """Whether requests need a key (False: open access)."""
         return self._key is not None
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Pass public paths and requests with the key through; answer 401 to the rest."""
         if self._key is None or scope["type"] != "http" or _is_public(scope.get("path", "")):
             await self.app(scope, receive, send)
             return

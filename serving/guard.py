@@ -73,6 +73,7 @@ class RequestGuardMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope, receive, send) -> None:
+        """Check API requests (media type, body size) before the app sees them; pass the rest."""
         if scope["type"] != "http" or scope.get("path") not in self.api_paths:
             await self.app(scope, receive, send)
             return

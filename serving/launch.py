@@ -2,44 +2,30 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from core import catalog
 from core.errors import PersonaError
-from core.settings import PROJECT_ROOT, Settings
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from core.settings import PROJECT_ROOT, Settings, env_name, environ_defaults
 
 SERVICE = "serving.service:PersonaService"
-
-
-@contextlib.contextmanager
-def _env_defaults(values: dict[str, str]) -> Iterator[None]:
-    """Environment variables set to ``values`` where unset, for the block only."""
-    missing = [name for name in values if name not in os.environ]
-    os.environ.update({name: values[name] for name in missing})
-    try:
-        yield
-    finally:
-        for name in missing:
-            os.environ.pop(name, None)
 
 
 def serve_command(
     settings: Settings,
     host: str = "127.0.0.1",
     port: int = 3000,
-    poll_seconds: float = 10.0,
+    poll_seconds: float | None = None,
     wait_for_model: bool = False,
 ) -> tuple[list[str], dict[str, str]]:
     """The ``bentoml serve`` command line and environment for this home.
 
-    Checks first (one-line errors): the API key rule of the profile, the online-store timeout
-    setting, the online store, and a champion in the registry (unless ``wait_for_model``).
+    The child's environment is a new dict: this process's plus the settings the served process
+    must see (home, profile, poll interval, by default ``settings.model_poll_seconds``); this
+    process's own environment is not changed. Checks first (one-line errors): the API key rule
+    of the profile, the online-store timeout setting, the online store, and a champion in the
+    registry (unless ``wait_for_model``).
 
     Returns:
         ``(argv, env)`` to exec.
@@ -66,7 +52,7 @@ def serve_command(
 
         hint = "start it (`persona prod up`), or pass --wait-for-model to load the champion once it answers"
         try:
-            with _env_defaults(MLFLOW_HTTP_DEFAULTS):  # ask the registry briefly, as the server will
+            with environ_defaults(MLFLOW_HTTP_DEFAULTS):  # ask the registry briefly, as the server will
                 version = resolve_alias(configure_mlflow(settings), settings.registered_model, settings.tracking_uri)
         except RegistryUnavailable as exc:
             raise PersonaError(f"{exc}; {hint}") from None
@@ -77,13 +63,14 @@ def serve_command(
                 f"model {settings.registered_model!r} has no champion; run `persona train` first "
                 "(or pass --wait-for-model)"
             )
+    poll = settings.model_poll_seconds if poll_seconds is None else poll_seconds
     env = {
+        "HF_HUB_OFFLINE": "1",
         **os.environ,
-        "PERSONA_HOME": str(settings.home),
-        "PERSONA_PROFILE": settings.profile,
-        "PERSONA_MODEL_POLL_SECONDS": str(poll_seconds),
+        env_name("home"): str(settings.home),
+        env_name("profile"): settings.profile,
+        env_name("model_poll_seconds"): str(poll),
     }
-    env.setdefault("HF_HUB_OFFLINE", "1")
     command = [
         sys.executable,
         "-m",

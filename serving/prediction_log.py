@@ -82,6 +82,7 @@ class LogBatch:
         )
 
     def to_arrow(self) -> pa.Table:
+        """The rows as one Arrow table in the log's schema."""
         request_ids, served_us, endpoints, versions = self.row_meta or _meta([self])
         columns: dict[str, pa.Array] = {
             "request_id": _arrow(request_ids),
@@ -112,7 +113,8 @@ def combine(batches: list[LogBatch]) -> LogBatch:
     first = batches[0]
 
     def stack(blocks: list[np.ndarray | None]) -> np.ndarray | None:
-        return None if blocks[0] is None else np.concatenate(blocks)
+        present = [b for b in blocks if b is not None]
+        return None if blocks[0] is None else np.concatenate(present)
 
     merged = LogBatch(
         request_id=first.request_id,
@@ -222,6 +224,7 @@ class PredictionLog:
 
     @property
     def pending_rows(self) -> int:
+        """Rows accepted but not yet written."""
         return self._pending_rows
 
     def flush(self) -> int:

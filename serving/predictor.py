@@ -41,12 +41,17 @@ class FeatureReader(Protocol):
     """Reads feature values by customer id (see :class:`store.online_read.OnlineFeatureReader`)."""
 
     @property
-    def views(self) -> list[str]: ...
+    def views(self) -> list[str]:
+        """The feature views the reader reads."""
+        ...
 
-    def read(self, ids: Sequence[int] | np.ndarray) -> FeatureBatch: ...
+    def read(self, ids: Sequence[int] | np.ndarray) -> FeatureBatch:
+        """Features of ``ids``, in order."""
+        ...
 
 
 def utc_now() -> dt.datetime:
+    """The current time, tz-aware UTC."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -95,6 +100,7 @@ class ServingPredictor:
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
+        """The model's feature columns, in the runner's order."""
         return self.runner.feature_columns
 
     # ---- validation ----
@@ -130,7 +136,7 @@ class ServingPredictor:
         self.check_batch_size(len(rows), "rows")
         expected = set(self.feature_columns)
         n = len(rows)
-        batch = FeatureBatch.empty(np.zeros(n, dtype=np.int64), self.numeric_columns, self.string_columns)
+        batch = FeatureBatch.empty([0] * n, self.numeric_columns, self.string_columns)
         ids: list[int | None] = []
         numeric_index = {c: j for j, c in enumerate(self.numeric_columns)}
         string_index = {c: j for j, c in enumerate(self.string_columns)}
@@ -234,6 +240,7 @@ class ServingPredictor:
         freshness_of = _Freshness(batch, served_at) if with_freshness else None
         for i in range(n):
             freshness = freshness_of.row(i) if freshness_of is not None else ({}, None)
+            result: dict[str, object]
             if flags[i]:
                 result = {
                     "customer_id": ids[i],

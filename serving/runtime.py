@@ -9,8 +9,8 @@ champion watcher and the prediction log, and answers requests through the curren
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from core import catalog
 from core.errors import PersonaError
+from core.settings import environ_defaults
 from serving.model_watch import ChampionWatcher
 from serving.prediction_log import PredictionLog
 from serving.predictor import Served, ServingPredictor
@@ -27,11 +28,11 @@ if TYPE_CHECKING:
     import datetime as dt
 
     from core.settings import Settings
+    from features.embedding.similarity import SimilarityIndex
 
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
-POLL_ENV = "PERSONA_MODEL_POLL_SECONDS"
 # MLflow's client retries a failed call 7 times with exponential backoff (minutes) and waits up to
 # 120 s for an answer; the served process polls again anyway, so it asks once or twice and moves on.
 MLFLOW_HTTP_DEFAULTS = {
@@ -82,8 +83,10 @@ def resolve_alias(client, model: str, tracking_uri: str, alias: str = CHAMPION) 
 
 
 def _root_cause(exc: BaseException) -> str:
-    """The innermost error behind ``exc`` (``ConnectionRefusedError: [Errno 111] Connection refused``),
-    or ``exc`` itself in one line when it has no cause (an error answer of the server).
+    """The innermost error behind ``exc``, in one line.
+
+    ``ConnectionRefusedError: [Errno 111] Connection refused``, or ``exc`` itself when it has no
+    cause (an error answer of the server).
     """
     root, seen = exc, {id(exc)}
     while (nested := root.__cause__ or root.__context__) is not None and id(nested) not in seen:
@@ -107,7 +110,7 @@ class UnknownCustomer(LookupError):
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """Knobs of the served process (environment: ``PERSONA_MODEL_POLL_SECONDS``).
+    """Knobs of the served process (settings: ``model_poll_seconds``).
 
     Attributes:
         poll_seconds: time between champion checks.
@@ -122,16 +125,11 @@ class RuntimeOptions:
     ready_cache_seconds: float = 1.0
 
     @classmethod
-    def from_env(cls) -> RuntimeOptions:
-        raw = os.environ.get(POLL_ENV)
-        if raw is None:
+    def from_settings(cls, settings: Settings) -> RuntimeOptions:
+        """The options of ``settings``: a poll interval set explicitly scales the retry wait with it."""
+        if "model_poll_seconds" not in settings.model_fields_set:
             return cls()
-        try:
-            poll = float(raw)
-        except ValueError:
-            raise PersonaError(f"{POLL_ENV}={raw!r} is not a number of seconds") from None
-        if not poll > 0:
-            raise PersonaError(f"{POLL_ENV}={raw!r} must be > 0")
+        poll = settings.model_poll_seconds
         return cls(poll_seconds=poll, retry_seconds=max(poll * 5, 5.0))
 
 
@@ -156,9 +154,10 @@ class ServingRuntime:
         self._store_lock = threading.Lock()
         self._ready_checked = 0.0
         self._store_error: str | None = "not checked yet"
-        self._similarity = None
+        self._similarity: SimilarityIndex | None = None
         self._similarity_stamp: tuple[int, float] | None = None
         self._similarity_lock = threading.Lock()
+        self._environ = contextlib.ExitStack()  # MLflow's HTTP knobs, held until stop()
         self.watcher: ChampionWatcher[ServingPredictor] = ChampionWatcher(
             self._resolve_champion,
             self.load_version,
@@ -181,6 +180,7 @@ class ServingRuntime:
         """Stop watching and write every pending prediction-log row."""
         self.watcher.stop()
         self.log.close()
+        self._environ.close()
 
     # ---- loading ----
     def store(self):
@@ -196,8 +196,7 @@ class ServingRuntime:
         if self._client is None:
             from model.registry import configure_mlflow
 
-            for name, value in MLFLOW_HTTP_DEFAULTS.items():
-                os.environ.setdefault(name, value)
+            self._environ.enter_context(environ_defaults(MLFLOW_HTTP_DEFAULTS))
             self._client = configure_mlflow(self.settings)
         return self._client
 

@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 import bentoml
 from starlette.responses import Response
@@ -52,8 +52,9 @@ INLINE_ROWS = 64  # larger batches run in a worker thread so the event loop keep
 
 
 class _ClientErrorsAreNotServerErrors(logging.Filter):
-    """Drop BentoML's ERROR-with-traceback records for requests that failed input validation
-    (they are answered 400 and say why; a traceback per bad request buries real errors).
+    """Drop BentoML's ERROR-with-traceback records for requests that failed input validation.
+
+    They are answered 400 and say why; a traceback per bad request buries real errors.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -125,7 +126,7 @@ class PersonaService:
             bentoml_http.addFilter(_ClientErrorsAreNotServerErrors())
         self.request_ids = _RequestIds()
         self._last_readiness: str | None = None
-        self.runtime = ServingRuntime(settings, RuntimeOptions.from_env()).start()
+        self.runtime = ServingRuntime(settings, RuntimeOptions.from_settings(settings)).start()
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:
@@ -185,8 +186,8 @@ class PersonaService:
             encoded, media_type="application/json", headers={"X-Request-ID": request_id, "Server-Timing": took}
         )
 
-    @bentoml.api(route="/predict", input_spec=PredictRequest)
-    async def predict(self, customer_ids: list[int]) -> PredictResponse:
+    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
+    async def predict(self, customer_ids: list[int]) -> Response:
         """Predict churn, value, persona and action for customers by id (1 to 1000 ids).
 
         Features come from the online store; a customer it does not know gets
@@ -194,8 +195,8 @@ class PersonaService:
         """
         return await self._predict(len(customer_ids), self.runtime.predict_customers, customer_ids)
 
-    @bentoml.api(route="/predict_features", input_spec=PredictFeaturesRequest)
-    async def predict_features(self, rows: list[FeatureRow]) -> PredictResponse:
+    @bentoml.api(route="/predict_features", input_spec=PredictFeaturesRequest, output_spec=PredictResponse)
+    async def predict_features(self, rows: list[FeatureRow]) -> Response:
         """Predict from feature values supplied by the caller (what-if; customers not in the store).
 
         Each row's ``features`` must hold exactly the served model's feature columns
@@ -205,8 +206,8 @@ class PersonaService:
         plain = [{"customer_id": row.customer_id, "features": row.features} for row in rows]
         return await self._predict(len(plain), self.runtime.predict_features, plain)
 
-    @bentoml.api(route="/similar", input_spec=SimilarRequest)
-    async def similar(self, customer_id: int, k: int = 10) -> SimilarResponse:
+    @bentoml.api(route="/similar", input_spec=SimilarRequest, output_spec=SimilarResponse)
+    async def similar(self, customer_id: int, k: int = 10) -> Response:
         """The k customers whose recent review texts are most similar (cosine, text embeddings)."""
         from serving.runtime import SimilarityUnavailable, UnknownCustomer
 
@@ -227,12 +228,14 @@ class PersonaService:
             },
         )
 
-    @bentoml.api(route="/model_info", input_spec=EmptyRequest)
-    async def model_info(self) -> ModelInfo:
+    @bentoml.api(route="/model_info", input_spec=EmptyRequest, output_spec=ModelInfo)
+    async def model_info(self) -> Response:
         """The served model version, its feature contract and the champion watcher's state."""
         return _json(200, await self._call(0, self.runtime.info))
 
 
-# Outermost first: the API key is checked before anything reads the body.
-PersonaService.add_asgi_middleware(ApiKeyMiddleware)
-PersonaService.add_asgi_middleware(RequestGuardMiddleware, api_paths=API_PATHS)
+# Outermost first: the API key is checked before anything reads the body. (The class decorator
+# made PersonaService a bentoml.Service; mypy keeps the class's own type.)
+_service = cast("bentoml.Service[PersonaService]", PersonaService)
+_service.add_asgi_middleware(ApiKeyMiddleware)
+_service.add_asgi_middleware(RequestGuardMiddleware, api_paths=API_PATHS)

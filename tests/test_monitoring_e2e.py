@@ -64,7 +64,8 @@ def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_pa
     # then drift triggered a retrain that registered a new version through the gate
     assert after.decision.status == "retrain", after.decision
     assert {"key_feature:recency_days", "prediction:churn_probability"} & set(after.decision.triggers)
-    assert after.retrain is not None and after.retrain.status == "trained", after.retrain
+    assert after.retrain is not None
+    assert after.retrain.status == "trained", after.retrain
     assert after.retrain.version == "2"
     assert after.retrain.alias in ("champion", "challenger")
     client = configure_mlflow(settings)

@@ -1,5 +1,7 @@
-"""The production profile against the real services: Postgres (offline store, Feast registry),
-Redis (online store). Skips loudly only when a service cannot be reached.
+"""The production profile against the real services.
+
+Postgres holds the offline store and the Feast registry, Redis the online store. Skips loudly only
+when a service cannot be reached.
 """
 
 from __future__ import annotations

@@ -94,11 +94,12 @@ def test_the_production_profile_refuses_to_serve_without_a_key(monkeypatch: pyte
     assert resolve_api_key(load_settings(profile="prod", api_key="k")) == "k"
     assert resolve_api_key(load_settings(profile="local")) is None
     assert resolve_api_key(load_settings(profile="local", api_key="k")) == "k"
+    assert resolve_api_key(load_settings(profile="prod", serving_auth="off")) is None
     monkeypatch.setenv("PERSONA_SERVING_AUTH", "off")
-    assert resolve_api_key(prod) is None
+    assert resolve_api_key(load_settings(profile="prod")) is None
     monkeypatch.setenv("PERSONA_SERVING_AUTH", "maybe")
     with pytest.raises(PersonaError, match="PERSONA_SERVING_AUTH"):
-        resolve_api_key(prod)
+        resolve_api_key(load_settings(profile="prod"))
 
 
 @pytest.mark.parametrize(

@@ -82,3 +82,26 @@ def test_serve_without_a_champion_needs_wait_for_model(
 
     # then only the waiting variant starts
     assert "serving.service:PersonaService" in command
+
+
+def test_the_poll_interval_comes_from_settings_and_the_environment_stays_untouched(persona_home: Path) -> None:
+    import os
+
+    from core import catalog
+    from serving.runtime import RuntimeOptions
+
+    # given a home with an online store and a poll interval in the settings
+    settings = load_settings(model_poll_seconds=4)
+    catalog.online_store_db(settings).parent.mkdir(parents=True)
+    catalog.online_store_db(settings).touch()
+    before = dict(os.environ)
+
+    # when the serve command is prepared without --poll-seconds
+    _, env = serve_command(settings, wait_for_model=True)
+
+    # then the child gets the settings' interval in its own environment, ours is unchanged
+    assert env["PERSONA_MODEL_POLL_SECONDS"] == "4.0"
+    assert dict(os.environ) == before
+    # and the served process polls at it (retrying a failed version 5 polls later)
+    assert RuntimeOptions.from_settings(load_settings(model_poll_seconds=4)) == RuntimeOptions(4.0, 20.0)
+    assert RuntimeOptions.from_settings(load_settings()) == RuntimeOptions()

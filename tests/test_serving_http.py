@@ -52,7 +52,8 @@ def feature_row(client: TestClient, champion_home: Path) -> dict[str, object]:
 
 def _error(response) -> dict:
     body = response.json()
-    assert isinstance(body, dict) and body.get("error"), body
+    assert isinstance(body, dict), body
+    assert body.get("error"), body
     return body
 
 
