@@ -342,7 +342,8 @@ def monitor(
     job = MonitorJob(_settings(), config)
     with progress("monitor", unit="steps") as on_progress:
         seen = job.observe(on_progress)
-    result = job.conclude(seen)  # after the bar: a retrain draws its own
+    with progress("retrain and record", unit="steps") as on_progress:  # a retrain reports its steps
+        result = job.conclude(seen, on_progress)
     typer.echo(result.summary())
     if result.retrain is not None and result.retrain.status == "failed":
         raise typer.Exit(code=1)

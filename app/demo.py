@@ -267,7 +267,8 @@ def run_demo(config: DemoConfig, home: Path | None = None) -> Path:
         job = MonitorJob(settings)
         with progress("monitor", unit="steps") as on_progress:
             seen = job.observe(on_progress)
-        outcome = job.conclude(seen)  # after the bar: a retrain draws its own
+        with progress("retrain and record", unit="steps") as on_progress:  # a retrain reports its steps
+            outcome = job.conclude(seen, on_progress)
         log.step("monitor: drift -> policy -> retrain", started, outcome.summary())
 
         started = time.perf_counter()

@@ -275,26 +275,31 @@ class MonitorJob:
             on_progress(len(STEPS), len(STEPS))
         return Observation(at, policy, champion, window, assessment)
 
-    def conclude(self, seen: Observation) -> MonitorResult:
-        """Steps 4-5: retrain when the policy says so (and the config allows), then record everything."""
+    def conclude(self, seen: Observation, on_progress: ProgressEvent = silent) -> MonitorResult:
+        """Steps 4-5: retrain when the policy says so (and the config allows), then record everything.
+
+        Args:
+            seen: what :meth:`observe` found.
+            on_progress: told as a retrain advances (training's own steps).
+        """
         with _quiet():
             outcome = None
             if seen.assessment.decision.retrain and self.config.retrain:
-                train = self._train or self._default_train(seen.champion)
+                train = self._train or self._default_train(seen.champion, on_progress)
                 outcome = retrain(self.settings, train, seen.policy.cooldown_hours, self.mlflow_last_retrain,
                                   self._clock)
             result = self._record(seen, outcome)
         result.seconds = (self._clock() - seen.at).total_seconds()
         return result
 
-    def _default_train(self, champion: Champion) -> Callable[[], Trained]:
+    def _default_train(self, champion: Champion, on_progress: ProgressEvent = silent) -> Callable[[], Trained]:
         def train() -> Trained:
             from training.train import TrainJob
 
             horizon = champion.horizon_days(self.settings.horizon_days)
             config = self.config.train or TrainConfig(horizon_days=horizon,
                                                       feature_service=champion.feature_service)
-            return TrainJob(self.settings, config).run()
+            return TrainJob(self.settings, config, on_progress=on_progress).run()
 
         return train
 
