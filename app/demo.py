@@ -90,6 +90,7 @@ def _write_phase(generated: dict[str, Path], out: Path, cut: pd.Timestamp) -> tu
 def _refresh_features(settings: Settings, log: DemoLog, label: str) -> None:
     from features.build import build_offline_sources
     from features.text_build import embed_reviews
+    from app.console import progress
     from store.repo import apply_repo, materialize
 
     started = time.perf_counter()
@@ -100,7 +101,8 @@ def _refresh_features(settings: Settings, log: DemoLog, label: str) -> None:
     log.step(f"{label}: embed reviews", started, report.summary())
     started = time.perf_counter()
     apply_repo(settings)
-    lines = materialize(settings)
+    with progress("materialize", unit="rows") as on_progress:
+        lines = materialize(settings, on_progress=on_progress)
     log.step(f"{label}: apply + materialize", started, "; ".join(line.split(",")[0] for line in lines))
 
 
