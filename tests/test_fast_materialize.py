@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from store.codec import RESP_FRAMING, encode_value_array, encode_values
 from store.layout import encode_int64_entity_keys
 from store.materialize_view import _read_ahead
-from store.write_redis import RedisUpsert, _sortable_nanos
 from store.online_sqlite import (
     decode_payload,
     encode_payload,
@@ -29,6 +28,7 @@ from store.online_sqlite import (
     parse_timestamp,
     timestamp_text,
 )
+from store.write_redis import RedisUpsert, _sortable_nanos
 
 
 def _feast(values: list, value_type: ValueType) -> list[bytes]:
@@ -151,9 +151,13 @@ def test_read_ahead_hands_over_every_table_and_the_producers_error():
 
     # when consumed
     seen = []
-    with pytest.raises(RuntimeError, match="source broke"):
+
+    def consume() -> None:
         for table in _read_ahead(produce):
             seen.append(table.column("x")[0].as_py())
+
+    with pytest.raises(RuntimeError, match="source broke"):
+        consume()
 
     # then the tables came in order before the error
     assert seen == [1, 2]
