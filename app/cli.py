@@ -168,10 +168,8 @@ def features_materialize(
     from app.console import progress
     from store.repo import materialize
 
-    settings = _settings()
-    rows = batch_rows if batch_rows is not None else settings.materialize_batch_rows
-    with progress("materialize", unit="rows") as on_progress:
-        lines = materialize(settings, end=_parse_date(end, "--end"), batch_rows=rows, on_progress=on_progress)
+    with progress("materialize", unit="rows") as on_progress:  # batch rows default: the settings'
+        lines = materialize(_settings(), end=_parse_date(end, "--end"), batch_rows=batch_rows, on_progress=on_progress)
     for line in lines:
         typer.echo(line)
 

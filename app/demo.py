@@ -88,9 +88,9 @@ def _write_phase(generated: dict[str, Path], out: Path, cut: pd.Timestamp) -> tu
 
 
 def _refresh_features(settings: Settings, log: DemoLog, label: str) -> None:
+    from app.console import progress
     from features.build import build_offline_sources
     from features.text_build import embed_reviews
-    from app.console import progress
     from store.repo import apply_repo, materialize
 
     started = time.perf_counter()
