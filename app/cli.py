@@ -130,13 +130,17 @@ def features_apply() -> None:
 def features_materialize(
     end: Annotated[str | None, typer.Option(help="Materialize up to this time (default: latest data).")] = None,
     batch_rows: Annotated[int | None, typer.Option(
-        min=1, envvar="PERSONA_MATERIALIZE_BATCH_ROWS",
-        help="Entity rows per online-store write (default: 20,000 for Redis, 100,000 for SQLite).")] = None,
+        min=1,
+        help="Entity rows per online-store write (default: PERSONA_MATERIALIZE_BATCH_ROWS, else 20,000 for "
+        "Redis, 100,000 for SQLite).")] = None,
 ) -> None:
     """Load the latest feature values into the online store (incremental; a killed run converges when rerun)."""
+    from app.console import progress
     from store.repo import materialize
 
-    for line in materialize(_settings(), end=_parse_date(end, "--end"), batch_rows=batch_rows):
+    with progress("materialize", unit="rows") as on_progress:  # batch rows default: the settings'
+        lines = materialize(_settings(), end=_parse_date(end, "--end"), batch_rows=batch_rows, on_progress=on_progress)
+    for line in lines:
         typer.echo(line)
 
 

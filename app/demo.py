@@ -104,7 +104,8 @@ def _refresh_features(settings: Settings, log: DemoLog, label: str) -> None:
     log.step(f"{label}: embed reviews", started, report.summary())
     started = time.perf_counter()
     apply_repo(settings)
-    lines = materialize(settings)
+    with progress("materialize", unit="rows") as on_progress:
+        lines = materialize(settings, on_progress=on_progress)
     log.step(f"{label}: apply + materialize", started, "; ".join(line.split(",")[0] for line in lines))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
-from feast.types import Array, Float32, Int64, String
+from feast.types import Array, ComplexFeastType, Float32, Int64, PrimitiveFeastType, String
 
 from core import catalog
 from core.runtime import active_settings
@@ -23,7 +23,10 @@ from features.transforms.text import TEXT_FEATURES
 
 # The settings of the job that opened this repo (or of the environment, under the plain feast CLI).
 _settings = active_settings()
-_FEAST_TYPES = {"float": Float32, "int": Int64, "str": String, "float_list": Array(Float32)}
+_FEAST_TYPES: dict[str, ComplexFeastType | PrimitiveFeastType] = {
+    "float": Float32, "int": Int64, "str": String, "float_list": Array(Float32)
+}
+
 
 def _source(name: str):
     """The offline source ``name``: a parquet file (local) or a Postgres table (prod)."""

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core.contract import PREDICTION_COLUMNS
-from store.online_read import FeatureBatch, split_columns
+from store.feature_batch import FeatureBatch, split_columns
 
 logger = logging.getLogger(__name__)
 

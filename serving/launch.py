@@ -34,11 +34,11 @@ def serve_command(
         PersonaError: what is missing and which command provides it.
     """
     from serving.auth import resolve_api_key
-    from store.online_read import FeatureStoreError, online_store_timeout
+    from store.online_reader import FeatureStoreError, online_store_timeout
 
     resolve_api_key(settings)
     try:
-        online_store_timeout()
+        online_store_timeout(settings)
     except FeatureStoreError as exc:
         raise PersonaError(str(exc)) from None
     if settings.profile == "local" and not catalog.online_store_db(settings).exists():

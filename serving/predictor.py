@@ -21,7 +21,7 @@ import numpy as np
 
 from model.runner import PREDICTION_COLUMNS, ModelRunner, make_runner
 from serving.prediction_log import LogBatch
-from store.online_read import FeatureBatch, parse_utc, split_columns, utc_iso
+from store.feature_batch import FeatureBatch, parse_utc, split_columns, utc_iso
 
 MAX_BATCH = 1000
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -38,7 +38,7 @@ class InputError(ValueError):
 
 
 class FeatureReader(Protocol):
-    """Reads feature values by customer id (see :class:`store.online_read.OnlineFeatureReader`)."""
+    """Reads feature values by customer id (see :class:`store.online_reader.OnlineFeatureReader`)."""
 
     @property
     def views(self) -> list[str]:
@@ -205,7 +205,7 @@ class ServingPredictor:
         Raises:
             InputError: bad or oversized ``customer_ids``.
             RuntimeError: no feature reader configured.
-            store.online_read.FeatureStoreError: the online store cannot be read.
+            store.online_reader.FeatureStoreError: the online store cannot be read.
         """
         ids = self.check_ids(customer_ids)
         if self.reader is None:

@@ -22,7 +22,7 @@ from core.settings import environ_defaults
 from serving.model_watch import ChampionWatcher
 from serving.prediction_log import PredictionLog
 from serving.predictor import Served, ServingPredictor
-from store.online_read import FeatureStoreError, OnlineFeatureReader, OnlineStoreUnavailable
+from store.online_reader import FeatureStoreError, OnlineFeatureReader, OnlineStoreUnavailable, online_store_timeout
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -222,7 +222,8 @@ class ServingRuntime:
                 f"v{version} is a {model.kind!r} bundle; serving needs churn, value and personas"
             )
         reader = OnlineFeatureReader.from_store(
-            self.store(), model.feature_columns, model.metadata.get("feature_service")
+            self.store(), model.feature_columns, model.metadata.get("feature_service"),
+            timeout=online_store_timeout(self.settings),
         )
         return ServingPredictor(model=model, reader=reader, version=str(version))
 

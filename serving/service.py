@@ -153,7 +153,7 @@ class PersonaService:
     async def _predict(self, rows: int, func, payload: Any) -> Response:
         from serving.predictor import InputError
         from serving.runtime import NotReady
-        from store.online_read import FeatureStoreError, OnlineStoreUnavailable, is_redis_error
+        from store.online_reader import FeatureStoreError, OnlineStoreUnavailable, is_redis_error
 
         request_id = self.request_ids.next()
         started = time.perf_counter()

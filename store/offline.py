@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -210,8 +210,9 @@ def latest_rows_query(from_expression: str, join_keys: list[str], columns: list[
 
 
 def copy_rows(conn, query, chunk_rows: int = 50_000) -> Iterator[pa.Table]:
-    """The rows of ``query``, read with ``COPY ... TO STDOUT (FORMAT binary)``, as Arrow tables of
-    ``chunk_rows`` rows each (at least one table, maybe empty).
+    """The rows of ``query`` as Arrow tables of ``chunk_rows`` rows each (at least one table, maybe empty).
+
+    Read with ``COPY ... TO STDOUT (FORMAT binary)``.
 
     No Python object is made per value: fixed-width columns are sent first, never NULL (a stand-in
     value plus a null-flag bit per column), so their bytes sit at the same offset in every row and
@@ -234,8 +235,9 @@ def copy_rows(conn, query, chunk_rows: int = 50_000) -> Iterator[pa.Table]:
     fixed = [(name, oid) for name, oid in described if oid in _PG_FIXED]
     ragged = [(name, oid) for name, oid in described if oid not in _PG_FIXED]
     flag_columns = [fixed[i : i + _FLAG_BITS] for i in range(0, len(fixed), _FLAG_BITS)]
-    outputs = [sql.SQL("coalesce({}, {})").format(sql.Identifier(name), sql.Literal(_PG_FIXED[oid][2]))
-               for name, oid in fixed]
+    outputs: list[sql.Composable] = [
+        sql.SQL("coalesce({}, {})").format(sql.Identifier(name), sql.Literal(_PG_FIXED[oid][2])) for name, oid in fixed
+    ]
     outputs += [sql.SQL(" | ").join(sql.SQL("(({} IS NULL)::int::int8 << {})").format(sql.Identifier(name),
                                                                                        sql.Literal(bit))
                                     for bit, (name, _) in enumerate(group)) for group in flag_columns]
@@ -277,8 +279,10 @@ def copy_rows(conn, query, chunk_rows: int = 50_000) -> Iterator[pa.Table]:
 
 
 def _stream_copy(conn, statement: bytes, chunk_rows: int) -> Iterator[tuple[bytearray, np.ndarray, bool]]:
-    """Run a ``COPY ... TO STDOUT``: its bytes every ``chunk_rows`` CopyData messages, with each
-    message's size and whether the stream ended; waits for the socket outside the GIL.
+    """Run a ``COPY ... TO STDOUT``: its bytes every ``chunk_rows`` CopyData messages.
+
+    Each part comes with each message's size and whether the stream ended; waits for the socket
+    outside the GIL.
     """
     import select
 
@@ -360,8 +364,11 @@ def _decode_fixed(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, dtypes:
     length = int(ends[0] - starts[0]) if count else record.itemsize
     if count and length >= record.itemsize and (ends - starts == length).all() \
             and ends[-1] - starts[0] == count * length:
-        padded = np.dtype({"names": record.names, "formats": [record.fields[n][0] for n in record.names],
-                           "offsets": [record.fields[n][1] for n in record.names], "itemsize": length})
+        field_names = record.names or ()  # a record dtype: never None
+        fields: dict[str, Any] = dict(record.fields or {})
+        spec: Any = {"names": list(field_names), "formats": [fields[n][0] for n in field_names],
+                                "offsets": [fields[n][1] for n in field_names], "itemsize": length}
+        padded = np.dtype(spec)
         rows = np.frombuffer(buf, dtype=padded, count=count, offset=int(starts[0]))
     else:
         if ((ends - starts) < record.itemsize).any():

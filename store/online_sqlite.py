@@ -9,7 +9,7 @@ the event and created timestamps, and ``payload``, the view's values as a sequen
 ``varint(len(name)) name varint(len(value)) value`` where ``value`` is a serialized
 ``feast.types.Value``. It plugs into Feast through ``online_store.type`` in
 ``feature_store.yaml``, so ``get_online_features``, ``feast serve``, ``materialize`` and ``push``
-all use it; :mod:`store.materialize_fast` writes the same rows column by column.
+all use it; :mod:`store.write_sqlite` writes the same rows column by column.
 
 An older row never replaces a newer one: writes only win when their event timestamp is at
 least as new as the stored one.
@@ -22,9 +22,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from feast.infra.key_encoding_utils import serialize_entity_key
-from feast.infra.online_stores.online_store import OnlineStore
-from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
 from pydantic import StrictStr
 
@@ -37,13 +34,15 @@ from store.codec import (  # noqa: F401 - re-exported for callers of the store
     read_varint,
     timestamp_text,
 )
+from store.feast_internals import OnlineStore, ValueProto, serialize_entity_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from datetime import datetime
 
     from feast import Entity, FeatureView
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+
+    from store.feast_internals import EntityKeyProto
 
 
 class PersonaSqliteOnlineStoreConfig(FeastConfigBaseModel):

@@ -1,6 +1,9 @@
 """Edges to Feast: open the store for a profile, apply the repo, materialize, check consistency.
 
-Nothing here runs at import; every function takes :class:`core.settings.Settings`.
+Nothing here runs at import; every function takes :class:`core.settings.Settings` and nothing
+touches the process environment: Feast's config is built from the profile's yaml with its
+``${VAR}``s expanded from the settings, and the definitions read the settings of the job through
+:func:`core.runtime.using`, so one process can open two homes side by side.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,8 +24,10 @@ from core.runtime import using
 from core.settings import FEATURE_REPO_DIR, PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from datetime import datetime
+
+    from core.progress import ProgressEvent
 
 ENTITY_KEY = "customer_id"
 
@@ -31,9 +37,38 @@ def load_feast() -> None:
     import feast  # noqa: F401
 
 
-def _export_env(settings: Settings) -> None:
-    """Expose the settings that ``feature_store*.yaml`` expands (``${PERSONA_HOME}`` ...)."""
-    os.environ.update(settings.feast_env())
+# ``$NAME`` or ``${NAME}``, as ``os.path.expandvars`` (which Feast's own loader uses) finds them.
+_VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})", re.ASCII)
+
+
+def expand_variables(text: str, values: Mapping[str, str]) -> str:
+    """``text`` with each ``$NAME`` / ``${NAME}`` of ``values`` replaced (others left as they are)."""
+
+    def value_of(match: re.Match[str]) -> str:
+        name = match.group(1)
+        name = name[1:-1] if name.startswith("{") else name
+        return values.get(name, match.group(0))
+
+    return _VARIABLE.sub(value_of, text)
+
+
+def repo_config(settings: Settings):
+    """Feast's ``RepoConfig`` of this profile and home, read as ``feast`` reads ``feature_store*.yaml``.
+
+    The yaml's variables are expanded from :meth:`Settings.feast_env` (any other variable a
+    deployment added comes from the environment, which is read, never written).
+
+    Returns:
+        feast.repo_config.RepoConfig with ``repo_path`` set to ``feature_repo/``.
+    """
+    import yaml
+    from feast.repo_config import RepoConfig
+
+    values = {**os.environ, **settings.feast_env()}
+    raw = yaml.safe_load(expand_variables(settings.feature_store_yaml.read_text(), values))
+    config = RepoConfig(**raw)
+    config.repo_path = FEATURE_REPO_DIR
+    return config
 
 
 def get_store(settings: Settings):
@@ -44,11 +79,10 @@ def get_store(settings: Settings):
     """
     from feast import FeatureStore
 
-    _export_env(settings)
     if settings.profile == "local":
         settings.feast_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return FeatureStore(repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=settings.feature_store_yaml)
+        return FeatureStore(config=repo_config(settings), repo_path=str(FEATURE_REPO_DIR))
     except Exception as exc:  # feast raises many kinds on a bad config
         reason = " ".join(str(exc).split())
         raise PersonaError(f"{settings.feature_store_yaml.name}: cannot open the feature store: {reason}") from exc
@@ -72,14 +106,14 @@ def repo_contents(settings: Settings):
     """
     import sys
 
-    from feast.repo_operations import get_repo_files, parse_repo, py_path_to_module
+    from store.feast_internals import parse_repo_modules
 
-    _export_env(settings)
     with _cwd(PROJECT_ROOT), using(settings):
         # Definition modules read the active settings when imported: import them afresh so a process
         # that serves several homes (tests, notebooks) never registers another home's paths.
-        for path in get_repo_files(FEATURE_REPO_DIR):
-            sys.modules.pop(py_path_to_module(path), None)
+        parse_repo, modules = parse_repo_modules(FEATURE_REPO_DIR)
+        for module in modules:
+            sys.modules.pop(module, None)
         return parse_repo(FEATURE_REPO_DIR)
 
 
@@ -92,8 +126,7 @@ def apply_repo(settings: Settings) -> list[str]:
     Raises:
         PersonaError: when an offline source is missing (run ``persona features build`` first).
     """
-    from feast.repo_operations import apply_total_with_repo_instance
-
+    from store.feast_internals import apply_repo_objects
     from store.offline import source_exists
 
     for source in ("customer_profile", "customer_behavior", "customer_text"):
@@ -106,9 +139,7 @@ def apply_repo(settings: Settings) -> list[str]:
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
-            apply_total_with_repo_instance(
-                store, store.project, store.registry, repo, skip_source_validation=False
-            )
+            apply_repo_objects(store, repo)
     except Exception as exc:
         raise PersonaError(f"feast apply failed: {exc}") from exc
     lines = [
@@ -147,7 +178,12 @@ def _utc(ts: pd.Timestamp | datetime) -> datetime:
     return stamp.to_pydatetime()
 
 
-def materialize(settings: Settings, end: datetime | None = None, batch_rows: int | None = None) -> list[str]:
+def materialize(
+    settings: Settings,
+    end: datetime | None = None,
+    batch_rows: int | None = None,
+    on_progress: ProgressEvent | None = None,
+) -> list[str]:
     """Load the latest values of every online feature view into the online store.
 
     Incremental: a view already materialized continues from where it stopped. The first run
@@ -159,12 +195,16 @@ def materialize(settings: Settings, end: datetime | None = None, batch_rows: int
         settings: Persona settings.
         end: materialize rows with event timestamps up to this time (default: newest row).
         batch_rows: entity rows per online-store write (one SQLite ``executemany``, one round trip
-            to Redis; default: the writer's own). Redis itself is held by one script call of at most
-            ``fast_materialize.REDIS_KEYS_PER_CALL`` entities at a time, whatever the batch.
+            to Redis; default: ``settings.materialize_batch_rows``, else the writer's own). Redis
+            itself is held by one script call of at most ``store.write_redis.REDIS_KEYS_PER_CALL``
+            entities at a time, whatever the batch.
+        on_progress: hears the rows written so far of the view in progress (``note``: the view).
 
     Returns:
         One line per view.
     """
+    if batch_rows is None:
+        batch_rows = settings.materialize_batch_rows
     if batch_rows is not None and batch_rows < 1:
         raise PersonaError(f"batch rows must be at least 1, got {batch_rows}")
     store = get_store(settings)
@@ -184,7 +224,7 @@ def materialize(settings: Settings, end: datetime | None = None, batch_rows: int
             lines.append(f"{view.name}: up to date (materialized until {start.isoformat()})")
             continue
         try:
-            rows = _materialize_one(store, view, start, stop, batch_rows)
+            rows = _materialize_one(store, view, start, stop, batch_rows, on_progress)
         except Exception as exc:
             raise PersonaError(f"materializing {view.name} failed: {exc}; rerun `persona features "
                                "materialize` (it converges)") from exc
@@ -195,26 +235,31 @@ def materialize(settings: Settings, end: datetime | None = None, batch_rows: int
     return lines
 
 
-def _materialize_one(store, view, start: datetime, stop: datetime, batch_rows: int | None = None) -> int:
-    """Columnar fast path for Persona's SQLite store and Redis (see fast_materialize); Feast's engine elsewhere."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _materialize_one(
+    store, view, start: datetime, stop: datetime, batch_rows: int | None = None,
+    on_progress: ProgressEvent | None = None,
+) -> int:
+    """Columnar fast path for Persona's SQLite store and Redis (:mod:`store.materialize_view`).
 
-    from store.materialize_fast import materialize_view_fast
+    Other online stores go through Feast's own engine.
+    """
+    from store.materialize_view import materialize_view_fast
 
     kind = store.config.online_store.type
     if not (kind.endswith("PersonaSqliteOnlineStore") or kind == "redis"):
         store.materialize(start_date=start, end_date=stop, feature_views=[view.name])
         return -1
-    with Progress(TextColumn(f"materialize {view.name}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task(view.name, total=None, rate="")
+    done = 0
 
-        def advance(rows: int) -> None:
-            bar.advance(task, rows)
-            elapsed = bar.tasks[0].elapsed or 1e-9
-            bar.update(task, rate=f"{bar.tasks[0].completed / elapsed:,.0f} rows/s")
+    def advance(rows: int) -> None:
+        nonlocal done
+        done += rows
+        if on_progress is not None:
+            on_progress(done, None, view.name)
 
-        return materialize_view_fast(store, view, start, stop, progress=advance, batch_rows=batch_rows)
+    if on_progress is not None:
+        on_progress(0, None, view.name)
+    return materialize_view_fast(store, view, start, stop, progress=advance, batch_rows=batch_rows)
 
 
 @dataclass
@@ -235,9 +280,11 @@ class ConsistencyResult:
 
     @property
     def ok(self) -> bool:
+        """Whether every checked customer's online values equal the latest offline ones."""
         return not self.mismatches and self.missing_online == 0
 
     def summary(self) -> str:
+        """One line for the console: consistent, or what mismatches and what to do."""
         if self.ok:
             return f"consistent: {self.checked:,} customers, online == latest offline for every feature"
         worst = ", ".join(f"{k} ({v})" for k, v in sorted(self.mismatches.items(), key=lambda kv: -kv[1])[:5])

@@ -18,15 +18,9 @@ from feast.value_type import ValueType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store.materialize_fast import (
-    RESP_FRAMING,
-    RedisUpsert,
-    _read_ahead,
-    _sortable_nanos,
-    encode_int64_entity_keys,
-    encode_value_array,
-    encode_values,
-)
+from store.codec import RESP_FRAMING, encode_value_array, encode_values
+from store.layout import encode_int64_entity_keys
+from store.materialize_view import _read_ahead
 from store.online_sqlite import (
     decode_payload,
     encode_payload,
@@ -34,6 +28,7 @@ from store.online_sqlite import (
     parse_timestamp,
     timestamp_text,
 )
+from store.write_redis import RedisUpsert, _sortable_nanos
 
 
 def _feast(values: list, value_type: ValueType) -> list[bytes]:
@@ -156,9 +151,13 @@ def test_read_ahead_hands_over_every_table_and_the_producers_error():
 
     # when consumed
     seen = []
-    with pytest.raises(RuntimeError, match="source broke"):
+
+    def consume() -> None:
         for table in _read_ahead(produce):
             seen.append(table.column("x")[0].as_py())
+
+    with pytest.raises(RuntimeError, match="source broke"):
+        consume()
 
     # then the tables came in order before the error
     assert seen == [1, 2]
@@ -488,7 +487,7 @@ def test_copy_pull_gives_the_rows_and_bytes_feasts_postgres_pull_gives(pg_config
     from feast.infra.offline_stores.contrib.postgres_offline_store.postgres import PostgreSQLOfflineStore
     from feast.types import Array, Float32, Int64, String
 
-    from store.materialize_fast import pull_latest_chunks
+    from store.materialize_view import pull_latest_chunks
 
     with _pg(pg_config) as conn:
         _snapshot_table(conn)
@@ -514,7 +513,7 @@ def test_copy_pull_falls_back_to_feast_for_a_column_it_does_not_decode(pg_config
     from feast.types import Float64
     from psycopg import sql
 
-    from store.materialize_fast import pull_latest_chunks
+    from store.materialize_view import pull_latest_chunks
     from store.offline import CopyUnsupported, copy_rows
 
     with _pg(pg_config) as conn:

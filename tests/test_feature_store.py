@@ -140,7 +140,7 @@ def test_feast_engine_and_fast_path_write_the_same_online_values(persona_home):
     store.materialize(start_date=start, end_date=end)
     via_feast = store.get_online_features(features=refs, entity_rows=rows).to_df()
     materialize(settings)  # continues from Feast's recorded interval: nothing new
-    from store.materialize_fast import materialize_view_fast
+    from store.materialize_view import materialize_view_fast
     for view in store.list_feature_views():
         materialize_view_fast(store, view, start, end)
     via_fast = get_store(settings).get_online_features(features=refs, entity_rows=rows).to_df()
@@ -161,7 +161,7 @@ def test_an_older_write_never_overwrites_a_newer_value(persona_home):
     newest = store.get_online_features(features=["customer_behavior:orders_365d"], entity_rows=rows).to_df()
 
     # when an older interval is materialized again (a late, out-of-order load)
-    from store.materialize_fast import materialize_view_fast
+    from store.materialize_view import materialize_view_fast
     view = store.get_feature_view("customer_behavior")
     frame = pd.read_parquet(settings.offline_dir / "customer_behavior.parquet")
     cutoff = frame["event_timestamp"].sort_values().unique()[2]

@@ -127,7 +127,7 @@ class RedisRows:
     def __init__(self, settings, ids: dict[str, np.ndarray]) -> None:
         import redis
 
-        from store.materialize_fast import encode_int64_entity_keys
+        from store.layout import encode_int64_entity_keys
 
         self.client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
         project = settings.project.encode()

@@ -109,7 +109,7 @@ def test_redis_fast_path_equals_feast_engine_and_keeps_newer_values(prod_setting
     end = pd.Timestamp("2030-01-01", tz="UTC").to_pydatetime()
     store.materialize(start_date=start, end_date=end)
     via_feast = store.get_online_features(features=refs, entity_rows=rows).to_df()
-    from store.materialize_fast import materialize_view_fast
+    from store.materialize_view import materialize_view_fast
 
     for view in store.list_feature_views():
         materialize_view_fast(store, view, start, end)

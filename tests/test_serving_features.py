@@ -36,7 +36,7 @@ def _same(left: object, right: object) -> bool:
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_reader_matches_feast_get_online_features(store_and_columns, fast: bool) -> None:
-    from store.online_read import OnlineFeatureReader
+    from store.online_reader import OnlineFeatureReader
 
     # given the churn_model_v2 features, customers known and unknown, and a duplicate
     store, columns = store_and_columns
@@ -63,7 +63,7 @@ def test_reader_matches_feast_get_online_features(store_and_columns, fast: bool)
 
 
 def test_reader_refuses_a_column_no_view_serves(store_and_columns) -> None:
-    from store.online_read import FeatureStoreError, OnlineFeatureReader
+    from store.online_reader import FeatureStoreError, OnlineFeatureReader
 
     # given a model column that is not registered anywhere
     store, columns = store_and_columns

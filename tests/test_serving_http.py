@@ -39,7 +39,7 @@ def client(champion_home: Path) -> Iterator[TestClient]:
 def feature_row(client: TestClient, champion_home: Path) -> dict[str, object]:
     """A valid what-if row: customer 1's served features, read from the online store."""
     from core.settings import load_settings
-    from store.online_read import OnlineFeatureReader
+    from store.online_reader import OnlineFeatureReader
     from store.repo import get_store
 
     info = client.post("/model_info", json={}).json()

@@ -11,7 +11,8 @@ from feast.value_type import ValueType
 
 from model.runner import FastPersonaRunner, FrameRunner, make_runner, outputs_agree, probe_batch
 from model.trees import TreeEnsembles
-from store.online_read import PayloadDecoder, decode_value
+from store.codec import decode_value
+from store.fast_decode import PayloadDecoder
 from store.online_sqlite import encode_payload
 from tests.training_helpers import make_training_frame
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from serving.predictor import InputError, ServingPredictor
-from store.online_read import FeatureBatch, split_columns
+from store.feature_batch import FeatureBatch, split_columns
 
 COLUMNS = ["region", "orders_90d", "spend_365d"]
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from store.online_read import RedisLayout, ViewPlan, decode_timestamp_text
+from store.codec import decode_timestamp_text
+from store.layout import RedisLayout, ViewPlan
 
 IDS = [0, 1, 7, 127, 128, 300, 2**31, -1, -(2**40), 2**63 - 1, -(2**63)]
 
@@ -141,7 +142,7 @@ def test_view_values_decode_as_feast_converts_them(odd_spend: str | None):
     from feast.protos.feast.types.Value_pb2 import Value
     from feast.type_map import feast_value_type_to_python_type
 
-    from store.online_read import _decode_view_values
+    from store.fast_decode import decode_view_values
 
     # given HMGET replies holding Feast's value bytes: floats, nulls, a count above one varint
     # byte, a negative count, strings, an absent field, and (second case) a double where a
@@ -159,7 +160,7 @@ def test_view_values_decode_as_feast_converts_them(odd_spend: str | None):
     strings = np.full((4, 1), None, dtype=object)
 
     # when decoded into rows 3, 0 and 2 of the blocks
-    _decode_view_values(view, replies, [3, 0, 2], numeric, strings)
+    decode_view_values(view, replies, [3, 0, 2], numeric, strings)
 
     # then every value is what Feast's own conversion gives, nulls and absent fields stay missing
     for row, values in zip([3, 0, 2], protos, strict=True):
@@ -173,7 +174,7 @@ def test_view_values_decode_as_feast_converts_them(odd_spend: str | None):
 def test_an_online_read_result_of_feasts_missing_key_is_no_row():
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from store.online_read import _no_row
+    from store.online_reader import _no_row
 
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     later = dt.datetime(2025, 1, 7, tzinfo=dt.UTC)
@@ -263,7 +264,7 @@ def test_redis_reader_returns_exactly_what_feast_returns(redis_features):
     from features.dataset import feature_names
     from serving.predictor import ServingPredictor
     from store.codec import parse_timestamp
-    from store.online_read import OnlineFeatureReader
+    from store.online_reader import OnlineFeatureReader
     from store.repo import get_store
 
     # given customers in Redis, one of them (5) whose behavior row was deleted as Feast deletes a
@@ -344,7 +345,7 @@ def test_redis_reader_on_an_unreachable_redis_answers_unavailable_and_fails_fast
 
     from core.settings import load_settings
     from features.dataset import feature_names
-    from store.online_read import OnlineFeatureReader, OnlineStoreUnavailable
+    from store.online_reader import OnlineFeatureReader, OnlineStoreUnavailable
     from store.repo import get_store
 
     # given a reader of the same registry whose Redis port nobody listens on
