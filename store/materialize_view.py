@@ -4,7 +4,7 @@ Feast's local engine writes about 1.5k entity rows per second here: it builds a 
 object per value and an ``execute`` per (entity, feature). This path reads the latest source row
 per entity in Arrow tables and hands them to a columnar writer (:mod:`store.write_sqlite`,
 :mod:`store.write_redis`) that produces the *same bytes* as Feast. A Postgres source is read with
-a binary ``COPY`` (:func:`store.offline.copy_rows`) by a background thread while Redis writes.
+a binary ``COPY`` (:func:`store.pg_copy.copy_rows`) by a background thread while Redis writes.
 The materialized interval is recorded in Feast's registry exactly as ``feast materialize`` does,
 so ``get_online_features`` and ``feast serve`` read the result unchanged.
 
@@ -34,7 +34,7 @@ def pull_latest_chunks(config, view, start: datetime, end: datetime,
     """Latest source row per entity with start <= event_timestamp <= end, in tables of ``chunk_rows`` rows.
 
     A Postgres source is streamed with a binary ``COPY`` of the query Feast's Postgres store runs
-    (:func:`store.offline.copy_rows`); other sources, and Postgres columns that reader does
+    (:func:`store.pg_copy.copy_rows`); other sources, and Postgres columns that reader does
     not decode, are read whole through Feast's offline store.
     """
     source = view.batch_source
@@ -42,7 +42,7 @@ def pull_latest_chunks(config, view, start: datetime, end: datetime,
     features = [f.name for f in view.features]
     if config.offline_store.type == "postgres" and hasattr(source, "get_table_query_string"):
         from store.feast_internals import postgres_offline_connection
-        from store.offline import CopyUnsupported, copy_rows, latest_rows_query
+        from store.pg_copy import CopyUnsupported, copy_rows, latest_rows_query
 
         created = source.created_timestamp_column or None
         columns = list(dict.fromkeys([*join_keys, *features, source.timestamp_field,

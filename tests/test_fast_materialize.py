@@ -405,7 +405,7 @@ def test_binary_copy_reads_every_value_as_postgres_holds_it(pg_config, chunk_row
     # given a table with every decoded type, NULLs, NaN, infinities, empty arrays and dates before 1970
     from psycopg import sql
 
-    from store.offline import copy_rows
+    from store.pg_copy import copy_rows
 
     conn = _pg(pg_config)
     conn.execute("""CREATE TABLE typed (customer_id bigint, event_timestamp timestamptz, naive timestamp,
@@ -514,7 +514,7 @@ def test_copy_pull_falls_back_to_feast_for_a_column_it_does_not_decode(pg_config
     from psycopg import sql
 
     from store.materialize_view import pull_latest_chunks
-    from store.offline import CopyUnsupported, copy_rows
+    from store.pg_copy import CopyUnsupported, copy_rows
 
     with _pg(pg_config) as conn:
         _snapshot_table(conn, extra=", price numeric")
@@ -539,7 +539,7 @@ def test_binary_copy_names_a_list_column_holding_null_elements(pg_config):
     from psycopg import sql
 
     from core.errors import PersonaError
-    from store.offline import copy_rows
+    from store.pg_copy import copy_rows
 
     conn = _pg(pg_config)
     conn.execute("CREATE TABLE lists (customer_id bigint, counts bigint[])")
