@@ -3,9 +3,11 @@
 How it scales: each event table is sorted once by ``(customer, time)`` into a composite int64
 key ``customer_code * (n_events + 1) + time_rank`` (``time_rank`` counts the table's events
 strictly earlier, so comparisons stay exact to the nanosecond and cannot overflow). Every
-``(customer, t)`` query is then one ``numpy.searchsorted`` on that key, and window counts and
-sums are differences of positions and of prefix sums. No Python loop over customers or
-snapshots. Behavior features (:mod:`features.transforms.behavior`) and realized labels
+``(customer, t)`` query is then one ``numpy.searchsorted`` on that key, and window counts are
+differences of positions. Window sums are differences of running sums restarted per customer
+(a grouped cumulative sum, in C), so one customer's values, however extreme, never change
+another customer's sums, and a sum's rounding depends on that customer's events only, not on
+how much data precedes it. No Python loop over customers or snapshots. Behavior features (:mod:`features.transforms.behavior`) and realized labels
 (:mod:`training.labels`) both query it.
 """
 
@@ -61,7 +63,7 @@ class EventIndex:
         customer_codes: int codes in ``[0, n_customers)`` for each event; rows with a negative
             code (customers nobody asks about) or a missing time are dropped.
         times_ns: event times as int64 nanoseconds (see :func:`to_utc_ns`).
-        values: optional per-event numeric arrays to build prefix sums over.
+        values: optional per-event numeric arrays to build per-customer running sums over.
     """
 
     def __init__(
@@ -86,17 +88,17 @@ class EventIndex:
         # a query rank (events <= q) runs 0..n, so the per-customer stride is n + 1
         self._stride = np.int64(n + 1)
         keys = codes * self._stride + ranks
-        order = np.argsort(keys)
+        order = np.argsort(keys, kind="stable")  # ties keep input order: sums do not depend on the rest
         self.keys = keys[order]
         self.times = times[order]
-        self._prefix: dict[str, np.ndarray] = {}
+        self._customer = codes[order]
+        self._running: dict[str, np.ndarray] = {}
         for name, column in (values or {}).items():
             column = np.asarray(column, dtype=np.float64)
             sorted_values = (column[keep] if not keep.all() else column)[order]
-            prefix = np.empty(n + 1, dtype=np.float64)
-            prefix[0] = 0.0
-            np.cumsum(sorted_values, out=prefix[1:])
-            self._prefix[name] = prefix
+            # running sum through each event, restarted at each customer's first event
+            running = pd.Series(sorted_values).groupby(self._customer, sort=False).cumsum()
+            self._running[name] = running.to_numpy(dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -141,13 +143,25 @@ class EventIndex:
         return positions
 
     def has_values(self, name: str) -> bool:
-        """Whether prefix sums of value ``name`` were built."""
-        return name in self._prefix
+        """Whether running sums of value ``name`` were built."""
+        return name in self._running
 
     def window_sum(self, name: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Sum of value ``name`` over sorted events ``[lo, hi)``; exactly 0 for empty windows."""
-        prefix = self._prefix[name]
-        return np.where(hi > lo, prefix[hi] - prefix[lo], 0.0)
+        """Sum of value ``name`` over sorted events ``[lo, hi)`` of one customer; exactly 0 when empty.
+
+        ``[lo, hi)`` is one customer's window (as :meth:`positions_upto` returns): the running sum
+        at its last event minus the one just before it, when that event is the same customer's.
+        """
+        running = self._running[name]
+        lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+        filled = hi > lo
+        if not len(running):
+            return np.zeros(len(lo))
+        last = np.where(filled, hi - 1, 0)
+        before = np.maximum(lo - 1, 0)
+        same_customer = filled & (lo > 0) & (self._customer[before] == self._customer[last])
+        total = running[last] - np.where(same_customer, running[before], 0.0)
+        return np.where(filled, total, 0.0)
 
 
 def event_index(
