@@ -6,8 +6,10 @@ nothing about rows: turning masks into reasons is :mod:`ingest.validate`'s job.
 
 * ``int``: an integer, also written ``12.0``; anything else (``12a``, ``3.5``, empty) is invalid.
 * ``timestamp``: ISO 8601 with or without an offset (naive means UTC; a trailing ``UTC``/``GMT``
-  is understood) or plain numbers as Unix epoch seconds; ambiguous forms such as ``05/01/2024``
-  are invalid. Stored as ``datetime64[ns, UTC]``, so anything pandas cannot represent
+  is understood), a compact date ``YYYYMMDD`` (an 8-digit integer from ``19000101`` to
+  ``21001231``, text or number; e.g. ``20240105`` is 2024-01-05, and ``20241345`` is invalid),
+  or other plain numbers as Unix epoch seconds; ambiguous forms such as ``05/01/2024`` are
+  invalid. The compact-date rule shadows epoch seconds in that range (August 1970) only. Stored as ``datetime64[ns, UTC]``, so anything pandas cannot represent
   (before 1677-09-22 or after 2262-04-11, e.g. the year 3000) is invalid.
 * ``float>=0``, ``share`` (0..1), ``rating`` (1..5): a finite number; outside the range is
   out of range.
@@ -70,6 +72,9 @@ _INT_RE = r"^[+-]?0*\d{1,18}(?:\.0*)?$"
 _LONG_INT_RE = r"^[+-]?0*\d{19}(?:\.0*)?$"
 _NUMBER_RE = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 _EPOCH_RE = r"^[+-]?\d+(?:\.\d*)?$"
+_COMPACT_DATE_RE = r"^\d{8}$"
+COMPACT_DATE_RANGE = (19000101, 21001231)
+"""8-digit integers in this range are dates ``YYYYMMDD``, not epoch seconds."""
 
 
 @dataclass
@@ -176,6 +181,22 @@ def _epoch_nanos(seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nanos, ok
 
 
+def _compact_dates(numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows in :data:`COMPACT_DATE_RANGE` that are whole numbers, their dates as int64 ns).
+
+    The nanoseconds are NaT's int value where the digits are no calendar date (``20240230``).
+    """
+    low, high = COMPACT_DATE_RANGE
+    with np.errstate(invalid="ignore"):
+        compact = np.isfinite(numbers) & (numbers >= low) & (numbers <= high) & (numbers == np.floor(numbers))
+    digits = numbers[compact].astype(np.int64)
+    parts = pd.DataFrame({"year": digits // 10000, "month": digits // 100 % 100, "day": digits % 100})
+    dates = pd.to_datetime(parts, errors="coerce") if len(digits) else pd.Series([], dtype="datetime64[ns]")
+    nanos = np.full(len(numbers), _NAT, dtype=np.int64)
+    nanos[compact] = pd.DatetimeIndex(dates).as_unit("ns").asi8
+    return compact, nanos
+
+
 def _utc_series(nanos: np.ndarray, index: pd.Index) -> pd.Series:
     return pd.Series(nanos.view("datetime64[ns]"), index=index).dt.tz_localize("UTC")
 
@@ -206,11 +227,21 @@ def _parse_timestamp(series: pd.Series) -> Parsed:
         return Parsed(values, null, ~null & ~ok)
     if ptypes.is_numeric_dtype(series.dtype):
         null = series.isna().to_numpy()
-        nanos, ok = _epoch_nanos(series.astype("float64").to_numpy(na_value=np.nan))
+        numbers = series.astype("float64").to_numpy(na_value=np.nan)
+        nanos, ok = _epoch_nanos(numbers)
+        compact, dates = _compact_dates(numbers)
+        nanos[compact] = dates[compact]
+        ok[compact] = dates[compact] != _NAT
         return Parsed(_utc_series(nanos, index), null, ~null & ~ok)
     trimmed, null = _trim_and_nulls(series)
     nanos = np.full(len(series), _NAT, dtype=np.int64)
     epoch_like = ~null & _np(pc.match_substring_regex(trimmed, _EPOCH_RE))
+    eight_digits = epoch_like & _np(pc.match_substring_regex(trimmed, _COMPACT_DATE_RE))
+    if eight_digits.any():
+        compact, dates = _compact_dates(pc.cast(_take(trimmed, eight_digits), pa.float64()).to_numpy())
+        rows = np.flatnonzero(eight_digits)[compact]
+        nanos[rows] = dates[compact]
+        epoch_like[rows] = False
     if epoch_like.any():
         nanos[epoch_like] = _epoch_nanos(pc.cast(_take(trimmed, epoch_like), pa.float64()).to_numpy())[0]
     pending = ~null & ~epoch_like
@@ -347,6 +378,7 @@ PARSERS: dict[str, Callable[[pd.Series], Parsed]] = {
 }
 
 __all__ = [
+    "COMPACT_DATE_RANGE",
     "KIND_DTYPES",
     "MAX_TEXT_CHARS",
     "PARSERS",
