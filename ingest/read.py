@@ -4,6 +4,18 @@ The suffix is not trusted: the first bytes decide (``PAR1`` is parquet, ``1f 8b`
 UTF-8 text with a sniffed delimiter). Files that are neither (JSON, HTML, UTF-16, binary) are
 refused with one line that says how to export them instead. CSV cells are read verbatim as
 text; typing them is :mod:`ingest.parse`'s job.
+
+Two export mistakes are recognized rather than misread:
+
+* a trailing delimiter on every row (an empty, unnamed last column) is dropped, so the columns
+  do not shift;
+* an unterminated quote makes a cell swallow the rows after it: a cell holding a line break
+  followed by a line with at least as many delimiters as a row has is flagged
+  (:attr:`RawFile.damaged`) so ingest quarantines it as ``unterminated_quote`` instead of
+  storing it as one row. An unterminated quote that runs to the end of the file is refused with
+  one line naming where it starts.
+
+Lines may end in ``\n``, ``\r\n`` or a lone ``\r``.
 """
 
 from __future__ import annotations
@@ -12,11 +24,15 @@ import codecs
 import csv
 import gzip
 import io
+import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.errors import PersonaError
 
@@ -26,6 +42,11 @@ _SNIFF_BYTES = 64 * 1024
 _EMPTY = "the file is empty; export the table again with a header row and data"
 _AS_CSV_OR_PARQUET = "export the table as UTF-8 CSV or as parquet"
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
+_PEEK_ROWS = 50
+_TRAILING = "\x00trailing"
+UNTERMINATED_QUOTE = "unterminated_quote"
+"""Reason of a row whose quoted cell swallowed the rows after it."""
+_GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
 @dataclass(frozen=True)
@@ -38,6 +59,7 @@ class _Format:
     header: tuple[str, ...] = ()
     header_lines: int = 1  # physical lines up to and including the header
     has_rows: bool = False
+    trailing_empty: bool = False  # every row ends in a delimiter: an empty, unnamed last column
 
 
 def _sniff_format(path: Path, head: bytes) -> _Format:
@@ -54,8 +76,9 @@ def _sniff_format(path: Path, head: bytes) -> _Format:
         try:
             with gzip.open(path, "rb") as fh:
                 head = fh.read(_SNIFF_BYTES)
-        except (OSError, EOFError) as exc:
-            raise PersonaError(f"{path}: a damaged gzip file ({exc}); export it again") from None
+        except (OSError, *_GZIP_ERRORS) as exc:
+            raise PersonaError(f"{path}: truncated or corrupt gzip ({exc}); compress or export it again"
+                               ) from None
         if not head.strip():
             raise PersonaError(f"{path}: {_EMPTY}")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -75,15 +98,26 @@ def _sniff_format(path: Path, head: bytes) -> _Format:
     first_line = text.lstrip().splitlines()[0]
     sep = max((",", ";", "\t", "|"), key=first_line.count)
     sep = sep if first_line.count(sep) else ","
-    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)  # "": \n, \r\n and a lone \r
     rows = (row for row in reader if row)
     header = tuple(next(rows, ()))
     header_lines = reader.line_num
+    peeked: list[list[str]] = []
     try:
-        has_rows = next(rows, None) is not None
+        for row in rows:
+            peeked.append(row)
+            if len(peeked) >= _PEEK_ROWS:
+                break
     except csv.Error:  # the sample ends inside a quoted field: there is a row
-        has_rows = True
-    return _Format("csv", sep, compression, header, header_lines, has_rows)
+        peeked.append([])
+    has_rows = bool(peeked)
+    complete = peeked[:-1] if len(peeked) > 1 else peeked  # the last row may be cut by the sample
+    trailing = len(header) > 1 and bool(complete) and all(
+        len(row) == len(header) + (0 if header[-1].strip() == "" else 1) and row[-1].strip() == ""
+        for row in complete)
+    if trailing and header[-1].strip() == "":
+        header = header[:-1]
+    return _Format("csv", sep, compression, header, header_lines, has_rows, trailing)
 
 
 def _read_head(path: Path) -> bytes:
@@ -124,11 +158,25 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise PersonaError(f"{path}: cannot read it as parquet ({detail}); export it again") from None
 
 
+def _drop_trailing(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Drop the empty column a trailing delimiter makes; refuse the file if a row fills it."""
+    filled = np.flatnonzero(frame[_TRAILING].fillna("").astype(str).str.strip().ne("").to_numpy())
+    if len(filled):
+        raise PersonaError(f"{path}: data row {filled[0] + 1} has a value after the last named column "
+                           "while other rows end in an empty one; name the column or remove the value")
+    return frame.drop(columns=[_TRAILING])
+
+
 def _read_csv(path: Path, fmt: _Format) -> pd.DataFrame:
     """Every cell as text, verbatim: Arrow's multithreaded reader, pandas for what Arrow refuses."""
+    frame = _read_csv_cells(path, fmt)
+    return _drop_trailing(frame, path) if fmt.trailing_empty else frame
+
+
+def _read_csv_cells(path: Path, fmt: _Format) -> pd.DataFrame:
     import pyarrow.csv as pcsv
 
-    names = list(fmt.header)
+    names = [*fmt.header, _TRAILING] if fmt.trailing_empty else list(fmt.header)
     try:
         with pa.input_stream(str(path), compression=fmt.compression) as source:
             table = pcsv.read_csv(
@@ -145,8 +193,11 @@ def _read_csv(path: Path, fmt: _Format) -> pd.DataFrame:
     try:
         return pd.read_csv(
             path, sep=fmt.sep, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig",
-            compression=fmt.compression, low_memory=False,
+            compression=fmt.compression, low_memory=False, header=0, names=names, index_col=False,
         )
+    except _GZIP_ERRORS as exc:
+        raise PersonaError(f"{path}: truncated or corrupt gzip ({exc}); compress or export it again"
+                           ) from None
     except pd.errors.EmptyDataError:
         raise PersonaError(f"{path}: {_EMPTY}") from None
     except pd.errors.ParserError as exc:
@@ -174,6 +225,57 @@ def preflight(path: Path) -> tuple[list[str], bool]:
     return [_clean_name(c) for c in parquet.schema_arrow.names], parquet.metadata.num_rows > 0
 
 
+def swallowed_rows(frame: pd.DataFrame, sep: str) -> np.ndarray:
+    """Rows with a cell that holds a line break followed by a whole row's worth of delimiters.
+
+    That is what an unterminated quote leaves: the reader keeps reading one cell until the next
+    quote, taking the following rows with it. A legitimate multi-line text rarely holds a line
+    with as many delimiters as a row has. Checked with Arrow's regex kernel, not row by row.
+    """
+    damaged = np.zeros(len(frame), dtype=bool)
+    if len(frame.columns) < 2:
+        return damaged
+    pattern = rf"[\r\n](?:[^\r\n]*{re.escape(sep)}){{{len(frame.columns) - 1}}}"
+    for name in frame.columns:
+        column = frame[name]
+        if not (isinstance(column.dtype, pd.StringDtype) or column.dtype == object):
+            continue
+        values = pa.array(column.array) if isinstance(column.dtype, pd.StringDtype) else pa.array(
+            column.astype(str).to_numpy(dtype=object), type=pa.large_string())
+        found = pc.match_substring_regex(values, pattern)
+        damaged |= np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
+    return damaged
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """A file's rows as read, and what reading them revealed.
+
+    Attributes:
+        frame: the rows, unvalidated (see :func:`read_table`).
+        damaged: per row, :data:`UNTERMINATED_QUOTE` where a cell swallowed following rows, else
+            ``None`` (an object array).
+    """
+
+    frame: pd.DataFrame
+    damaged: np.ndarray
+
+
+def read_raw(path: Path) -> RawFile:
+    """Read a file as :func:`read_table` does, flagging rows an unterminated quote swallowed.
+
+    Raises:
+        PersonaError: as :func:`read_table`.
+    """
+    path = Path(path)
+    fmt = _sniff_format(path, _read_head(path))
+    frame = _tidy_columns(_read_parquet(path) if fmt.kind == "parquet" else _read_csv(path, fmt), path)
+    damaged = np.full(len(frame), None, dtype=object)
+    if fmt.kind == "csv":
+        damaged[swallowed_rows(frame, fmt.sep)] = UNTERMINATED_QUOTE
+    return RawFile(frame, damaged)
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV or parquet file into a DataFrame, by content (the suffix is not trusted).
 
@@ -197,5 +299,5 @@ def read_table(path: Path) -> pd.DataFrame:
     return _tidy_columns(frame, path)
 
 
-
-__all__ = ["PARQUET_SUFFIXES", "preflight", "read_table"]
+__all__ = ["PARQUET_SUFFIXES", "UNTERMINATED_QUOTE", "RawFile", "preflight", "read_raw", "read_table",
+           "swallowed_rows"]
