@@ -107,6 +107,11 @@ def locks_dir(s: Settings) -> Path:
     return s.home / "locks"
 
 
+def ingest_lock(s: Settings, table: str) -> Path:
+    """Held by whoever writes ``table``'s raw store and quarantine files (one writer at a time)."""
+    return locks_dir(s) / f"ingest-{table}.lock"
+
+
 # ---- reports ----
 def persona_cards_html(s: Settings) -> Path:
     """The champion's persona cards."""

@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     online_store_timeout_seconds: float = Field(
         default=0.3, gt=0, le=60, allow_inf_nan=False, description="Connect and read timeout of one online-store call."
     )
+    max_amount: float = Field(
+        default=1e7, gt=0, allow_inf_nan=False,
+        description="Largest plausible transaction amount; ingest quarantines larger ones (one typo or "
+        "attack must not dominate every sum).",
+    )
+    max_quantity: float = Field(
+        default=1e6, gt=0, allow_inf_nan=False,
+        description="Largest plausible transaction quantity; ingest quarantines larger ones.",
+    )
     materialize_batch_rows: int | None = Field(
         default=None, ge=1, description="Entity rows per online-store write (default: the writer's own)."
     )

@@ -5,6 +5,14 @@ Per file the job is ``read -> validate -> append``, each step owned by its modul
 Nothing is dropped silently: every row read is either accepted (appended to the table's raw
 store file) or quarantined (appended to its quarantine file with a ``reason``), so
 ``accepted + quarantined == rows read`` always holds.
+
+Writers of one table are serialized by a file lock under the home
+(:func:`core.catalog.ingest_lock`), held for the whole read-merge-write of the table's raw store
+and quarantine files, so two ``persona ingest`` runs at once both keep every row. Customers are
+an upsert keyed on ``customer_id`` (the later file wins; the report counts ``updated``).
+Amounts and quantities above ``PERSONA_MAX_AMOUNT`` / ``PERSONA_MAX_QUANTITY`` are quarantined.
+A home that cannot be written (disk full, read-only, a file where a directory belongs) is one
+line naming the path, not a traceback.
 """
 
 from __future__ import annotations
@@ -16,12 +24,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from core import catalog
-from core.contract import TABLES
+from core.contract import ENTITY_KEY, TABLES
 from core.errors import PersonaError
+from core.locks import exclusive
 from core.progress import silent
 from ingest.parse import MAX_TEXT_CHARS
-from ingest.raw_store import append_new_rows, append_quarantined
-from ingest.read import preflight, read_table
+from ingest.raw_store import append_new_rows, append_quarantined, remove_stale_temps, upsert_rows
+from ingest.read import preflight, read_raw
 from ingest.validate import validate
 
 if TYPE_CHECKING:
@@ -29,8 +38,11 @@ if TYPE_CHECKING:
 
     from core.progress import ProgressEvent
     from core.settings import Settings
+    from ingest.validate import Validation
 
 _STEPS = ("reading", "validating", "writing")
+UPSERT_TABLES = frozenset({"customers"})
+"""Tables whose rows are keyed on ``customer_id``: a later file updates them."""
 
 
 @dataclass
@@ -41,14 +53,16 @@ class IngestReport:
         table: contract table name.
         source: the file ingested.
         rows_read: data rows in the file.
-        accepted: rows that passed validation (``new_rows + already_present``).
+        accepted: rows that passed validation (``new_rows + updated + already_present``).
         new_rows: accepted rows appended to the raw store.
-        already_present: accepted rows the raw store already held (same ``_row_id``).
+        already_present: accepted rows the raw store already held (same ``_row_id``; for an
+            upsert table, the same values under the same key).
         quarantined: rows that failed validation.
         reasons: quarantine reason code -> count.
         quarantine_path: where quarantined rows were written (``None`` when there were none).
         truncated: accepted texts cut to :data:`MAX_TEXT_CHARS` characters.
         raw_path: the raw store file of this table.
+        updated: accepted rows that changed a stored row of the same key (upsert tables only).
     """
 
     table: str
@@ -62,10 +76,12 @@ class IngestReport:
     quarantine_path: Path | None
     truncated: int = 0
     raw_path: Path | None = None
+    updated: int = 0
 
     def summary(self) -> str:
         """One human line, e.g. ``transactions: read 1,204 · accepted 1,200 (new 1,200, ...) · ...``."""
-        accepted = (f"accepted {self.accepted:,} (new {self.new_rows:,}, "
+        updated = f"updated {self.updated:,}, " if self.table in UPSERT_TABLES else ""
+        accepted = (f"accepted {self.accepted:,} (new {self.new_rows:,}, {updated}"
                     f"already present {self.already_present:,}")
         if self.truncated:
             accepted += f"; {self.truncated:,} text(s) truncated to {MAX_TEXT_CHARS:,} chars"
@@ -76,7 +92,6 @@ class IngestReport:
             if self.quarantine_path is not None:
                 line += f" -> {self.quarantine_path}"
         return line
-
 
 
 def _check_header(table: str, path: Path) -> None:
@@ -100,6 +115,41 @@ def _utc(now: pd.Timestamp | None) -> pd.Timestamp:
     return stamp.tz_convert("UTC")
 
 
+def _max_values(settings: Settings) -> dict[str, float]:
+    """Plausible upper bounds per contract column, from the settings."""
+    return {"amount": settings.max_amount, "quantity": settings.max_quantity}
+
+
+@dataclass(frozen=True)
+class _Written:
+    new_rows: int
+    updated: int
+    already_present: int
+    quarantine_path: Path | None
+
+
+def _write(settings: Settings, table: str, result: Validation, source: Path, at: pd.Timestamp) -> _Written:
+    """Merge one file's rows into the table's store files, holding the table's lock throughout."""
+    raw_path = catalog.raw_table(settings, table)
+    quarantine_path = catalog.quarantine_table(settings, table) if len(result.quarantined) else None
+    try:
+        with exclusive(catalog.ingest_lock(settings, table), what=f"ingest of {table}"):
+            remove_stale_temps(raw_path)
+            remove_stale_temps(catalog.quarantine_table(settings, table))
+            updated = 0
+            if table in UPSERT_TABLES:
+                new_rows, updated, present = upsert_rows(raw_path, result.accepted, ENTITY_KEY)
+            else:
+                new_rows, present = append_new_rows(raw_path, result.accepted)
+            if quarantine_path is not None:
+                append_quarantined(quarantine_path, result.quarantined, source, at)
+    except OSError as exc:
+        where = exc.filename or settings.home
+        raise PersonaError(f"{where}: cannot write ({exc.strerror or exc}); free disk space or make "
+                           f"PERSONA_HOME ({settings.home}) a writable directory") from None
+    return _Written(new_rows, updated, present, quarantine_path)
+
+
 def ingest_files(
     settings: Settings,
     files: Mapping[str, Path | str],
@@ -110,7 +160,8 @@ def ingest_files(
     """Validate files against the data contract; append good rows, quarantine bad ones.
 
     Every file is checked (readable, CSV or parquet, required columns, not empty) before
-    anything is written. Writes are atomic (temp file + rename).
+    anything is written. Writes are atomic (temp file + rename) and serialized per table by a
+    file lock, waited for as long as another ingest holds it.
 
     Args:
         settings: locates the raw store and quarantine files (:mod:`core.catalog`).
@@ -123,7 +174,8 @@ def ingest_files(
         One report per file, in the order given.
 
     Raises:
-        PersonaError: an unknown table, or a file that cannot be ingested at all.
+        PersonaError: an unknown table, a file that cannot be ingested at all, or a home that
+            cannot be written.
     """
     unknown = [t for t in files if t not in TABLES]
     if unknown:
@@ -138,30 +190,27 @@ def ingest_files(
     reports: list[IngestReport] = []
     for table, path in paths.items():
         on_progress(done, total, f"{table}: {_STEPS[0]} {path.name}")
-        frame = read_table(path)
+        raw = read_raw(path)
+        frame = raw.frame
         if frame.empty:
             raise PersonaError(f"{path}: has no data rows; nothing to ingest")
         done += 1
         on_progress(done, total, f"{table}: {_STEPS[1]} {len(frame):,} rows")
         try:
-            result = validate(frame, TABLES[table])
+            result = validate(frame, TABLES[table], max_values=_max_values(settings), damaged=raw.damaged)
         except PersonaError as exc:
             raise PersonaError(f"{path}: {exc}") from None
         done += 1
         on_progress(done, total, f"{table}: {_STEPS[2]}")
-        raw_path = catalog.raw_table(settings, table)
-        new_rows, present = append_new_rows(raw_path, result.accepted)
-        quarantine_path = None
-        if len(result.quarantined):
-            quarantine_path = catalog.quarantine_table(settings, table)
-            append_quarantined(quarantine_path, result.quarantined, path, ingested_at)
+        written = _write(settings, table, result, path, ingested_at)
         done += 1
         on_progress(done, total, f"{table}: {_STEPS[2]}")
         reports.append(IngestReport(
             table=table, source=str(path), rows_read=len(frame), accepted=len(result.accepted),
-            new_rows=new_rows, already_present=present, quarantined=len(result.quarantined),
-            reasons=result.reasons, quarantine_path=quarantine_path, truncated=result.truncated,
-            raw_path=raw_path,
+            new_rows=written.new_rows, already_present=written.already_present,
+            quarantined=len(result.quarantined), reasons=result.reasons,
+            quarantine_path=written.quarantine_path, truncated=result.truncated,
+            raw_path=catalog.raw_table(settings, table), updated=written.updated,
         ))
     return reports
 

@@ -3,7 +3,11 @@
 Pure (frames in, frames out). The reason recorded is the first failing rule, in contract
 column order: ``bad_<col>`` for a missing required value or one that does not parse,
 ``negative_<col>`` for a negative amount, ``out_of_range_<col>`` for a share or rating outside
-its range, ``empty_<col>`` for a blank text and ``bad_timestamp`` for the event time. Optional
+its range, ``<col>_over_max_<bound>`` for a value above its plausible bound (``amount`` and
+``quantity``, from ``PERSONA_MAX_AMOUNT`` / ``PERSONA_MAX_QUANTITY``; e.g. ``amount_over_max_1e+07``),
+``empty_<col>`` for a blank text and ``bad_timestamp`` for the event time. A row the reader
+found damaged (``unterminated_quote``: its cell swallowed the rows after it) is quarantined with
+that reason before any rule is checked. Optional
 columns may be empty. Extra columns are kept (from CSV as text, from parquet with their own type).
 
 Each accepted row gets a ``_row_id`` (uint64): a hash of its normalized contract values
@@ -27,6 +31,8 @@ from core.errors import PersonaError
 from ingest.parse import KIND_DTYPES, PARSERS, as_text, canonical_text, text_array
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from core.contract import TableSpec
 
 ROW_ID = "_row_id"
@@ -51,11 +57,12 @@ def missing_columns(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
 
 
 # ---- row identity: explicit, so it does not depend on how pandas stores a dtype
-_MIX = np.uint64(0x100000001B3)
+MIX = np.uint64(0x100000001B3)
+"""FNV-1a's multiplier, mixing per-column hashes into a row identity."""
 _NULL_TEXT = "\x00<null>"
 
 
-def _column_hash(series: pd.Series) -> np.ndarray:
+def column_hash(series: pd.Series) -> np.ndarray:
     """A uint64 hash per value (SipHash via :func:`pandas.util.hash_array`), nulls included."""
     dtype = series.dtype
     if isinstance(dtype, pd.DatetimeTZDtype) or ptypes.is_datetime64_dtype(dtype):
@@ -79,9 +86,9 @@ def _row_ids(frame: pd.DataFrame) -> np.ndarray:
     """Hash of each row's values (in column order) mixed with its occurrence among identical rows."""
     combined = np.full(len(frame), np.uint64(0xCBF29CE484222325), dtype=np.uint64)
     for name in frame.columns:
-        combined = (combined ^ _column_hash(frame[name])) * _MIX
+        combined = (combined ^ column_hash(frame[name])) * MIX
     occurrence = pd.Series(combined).groupby(combined, sort=False).cumcount().to_numpy(dtype=np.uint64)
-    return pd.util.hash_array((combined ^ occurrence) * _MIX, categorize=False)
+    return pd.util.hash_array((combined ^ occurrence) * MIX, categorize=False)
 
 
 def _normalize_extra(series: pd.Series) -> pd.Series:
@@ -107,8 +114,26 @@ class Validation:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-def validate(frame: pd.DataFrame, spec: TableSpec) -> Validation:
+def over_max_reason(column: str, bound: float) -> str:
+    """The reason code of a value above its plausible bound, naming the column and the bound."""
+    return f"{column}_over_max_{bound:g}"
+
+
+def validate(
+    frame: pd.DataFrame,
+    spec: TableSpec,
+    *,
+    max_values: Mapping[str, float] | None = None,
+    damaged: np.ndarray | None = None,
+) -> Validation:
     """Split ``frame`` as :func:`validate_table` does, keeping the counts the ingest report needs.
+
+    Args:
+        frame: rows as read.
+        spec: the contract table.
+        max_values: column -> largest plausible value (columns ``spec`` lacks are ignored); larger
+            values are quarantined with :func:`over_max_reason`.
+        damaged: per row, a reason the reader already found (``None`` where the row is intact).
 
     Raises:
         PersonaError: a required column is missing.
@@ -123,7 +148,7 @@ def validate(frame: pd.DataFrame, spec: TableSpec) -> Validation:
     if not frame.index.equals(pd.RangeIndex(len(frame))):
         frame = frame.reset_index(drop=True)
     n = len(frame)
-    reason = np.full(n, None, dtype=object)
+    reason = np.full(n, None, dtype=object) if damaged is None else np.asarray(damaged, dtype=object).copy()
     normalized: dict[str, pd.Series] = {}
     truncated = np.zeros(n, dtype=bool)
     contract = {**spec.required, **spec.optional}
@@ -136,6 +161,11 @@ def validate(frame: pd.DataFrame, spec: TableSpec) -> Validation:
         reason = np.where((reason == None) & failed, bad_code, reason)  # noqa: E711 - elementwise
         if parsed.out_of_range is not None:
             reason = np.where((reason == None) & parsed.out_of_range, range_code, reason)  # noqa: E711
+        bound = (max_values or {}).get(column)
+        if bound is not None:
+            with np.errstate(invalid="ignore"):
+                too_big = (parsed.values.to_numpy(dtype=np.float64, na_value=np.nan) > bound)
+            reason = np.where((reason == None) & too_big, over_max_reason(column, bound), reason)  # noqa: E711
         if parsed.truncated is not None:
             truncated |= parsed.truncated
         normalized[column] = parsed.values

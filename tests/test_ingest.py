@@ -571,7 +571,7 @@ def test_a_failed_write_leaves_the_stored_table_intact(
     monkeypatch.setattr(pd.DataFrame, "to_parquet", crash)
 
     # when
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(PersonaError, match="disk full"):
         ingest_files(settings, {"transactions": write_csv(tmp_path / "b.csv", transactions(3, start=10))})
 
     # then the old file is untouched and no temp file is left behind
