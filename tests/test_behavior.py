@@ -454,3 +454,35 @@ def test_events_after_t_never_change_features_at_t(seed: int, future: list) -> N
     )
     # then
     pd.testing.assert_frame_equal(before, after)
+
+
+# ---------------------------------------------------------------- one customer never moves another
+
+
+@pytest.mark.parametrize("extreme", [[1e16], [9_999_999.99, 9_999_999.99], [1e308, 1e308]],
+                         ids=["1e16", "near-max-amount", "1e308"])
+def test_one_customers_extreme_amounts_leave_every_other_customer_bit_identical(extreme: list[float]) -> None:
+    # given random tables with fractional amounts, and one more customer with extreme amounts whose
+    # entity rows come first (so its events come first in the event index)
+    rng = np.random.default_rng(5)
+    d = random_tables(rng, n_customers=8, n_tx=400)
+    d["tx"]["amount"] = np.round(rng.random(len(d["tx"])) * 300, 2)
+    outsider = 999
+    extra_tx = pd.DataFrame({
+        "customer_id": outsider,
+        "event_timestamp": d["tx"]["event_timestamp"].iloc[: len(extreme)].to_numpy(),
+        "amount": extreme, "returned": False, "discount": 0.0,
+    })
+    extra_ents = pd.DataFrame({"customer_id": outsider, "event_timestamp": d["ents"]["event_timestamp"]})
+    with_tx = pd.concat([extra_tx, d["tx"]], ignore_index=True)
+    with_ents = pd.concat([extra_ents, d["ents"]], ignore_index=True)
+
+    # when
+    with_outsider = compute_behavior_features(with_ents, with_tx, d["sessions"], d["reviews"], d["customers"])
+    without = compute_behavior_features(d["ents"], d["tx"], d["sessions"], d["reviews"], d["customers"])
+
+    # then every other customer's row is bit-identical
+    others = with_outsider[with_outsider["customer_id"] != outsider].reset_index(drop=True)
+    assert len(others) == len(without)
+    for name in BEHAVIOR_FEATURES:
+        np.testing.assert_array_equal(others[name].to_numpy(), without[name].to_numpy(), err_msg=name)
