@@ -9,8 +9,9 @@ nothing about rows: turning masks into reasons is :mod:`ingest.validate`'s job.
   is understood), a compact date ``YYYYMMDD`` (an 8-digit integer from ``19000101`` to
   ``21001231``, text or number; e.g. ``20240105`` is 2024-01-05, and ``20241345`` is invalid),
   or other plain numbers as Unix epoch seconds; ambiguous forms such as ``05/01/2024`` are
-  invalid. The compact-date rule shadows epoch seconds in that range (August 1970) only. Stored as ``datetime64[ns, UTC]``, so anything pandas cannot represent
-  (before 1677-09-22 or after 2262-04-11, e.g. the year 3000) is invalid.
+  invalid. The compact-date rule shadows epoch seconds in that range (August 1970) only.
+  Stored as ``datetime64[ns, UTC]``, so anything pandas cannot represent (before 1677-09-22 or
+  after 2262-04-11, e.g. the year 3000) is invalid.
 * ``float>=0``, ``share`` (0..1), ``rating`` (1..5): a finite number; outside the range is
   out of range.
 * ``bool``: true/false, yes/no, t/f, y/n, 1/0; anything else is invalid.

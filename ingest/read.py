@@ -12,10 +12,9 @@ Two export mistakes are recognized rather than misread:
 * an unterminated quote makes a cell swallow the rows after it: a cell holding a line break
   followed by a line with at least as many delimiters as a row has is flagged
   (:attr:`RawFile.damaged`) so ingest quarantines it as ``unterminated_quote`` instead of
-  storing it as one row. An unterminated quote that runs to the end of the file is refused with
-  one line naming where it starts.
+  storing it as one row (also when the quote runs to the end of the file).
 
-Lines may end in ``\n``, ``\r\n`` or a lone ``\r``.
+Lines may end in LF, CRLF or a lone CR.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import gzip
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -15,6 +15,9 @@ from core.errors import PersonaError
 from core.settings import Settings, load_settings
 from ingest.run import ingest_files
 from ingest.validate import validate_table
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 HEADER = "customer_id,event_timestamp,amount"
 

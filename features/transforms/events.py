@@ -7,8 +7,8 @@ strictly earlier, so comparisons stay exact to the nanosecond and cannot overflo
 differences of positions. Window sums are differences of running sums restarted per customer
 (a grouped cumulative sum, in C), so one customer's values, however extreme, never change
 another customer's sums, and a sum's rounding depends on that customer's events only, not on
-how much data precedes it. No Python loop over customers or snapshots. Behavior features (:mod:`features.transforms.behavior`) and realized labels
-(:mod:`training.labels`) both query it.
+how much data precedes it. No Python loop over customers or snapshots. Behavior features
+(:mod:`features.transforms.behavior`) and realized labels (:mod:`training.labels`) both query it.
 """
 
 from __future__ import annotations
