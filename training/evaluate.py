@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
+
+from core.contract import ENTITY_KEY, TIMESTAMP
+from training import btyd
 from training import metrics as M
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from model.bundle import PersonaPredictor
 
 
@@ -72,3 +75,52 @@ def bundle_metrics(predictor: PersonaPredictor, frame: pd.DataFrame) -> dict[str
     if predictor.kind == "target":
         return target_metrics(predictor, frame)
     return persona_metrics(frame, predictor.predict(frame))
+
+
+def value_baseline_metrics(
+    holdout: pd.DataFrame, predictions: pd.DataFrame, transactions: pd.DataFrame, horizon_days: int
+) -> dict[str, float]:
+    """The BTYD baseline beside the value model, on the same holdout rows.
+
+    BG/NBD and Gamma-Gamma are fitted on each holdout snapshot's own calibration window (the
+    orders at or before the snapshot, which the model's features see too) and predict the
+    next ``horizon_days``: ``baseline_btyd_orders_*`` and ``baseline_btyd_spend_*`` are the
+    regression metrics, ``*_total_ratio`` the predicted total over the actual one (1 is
+    calibrated; the model's own ratio is logged beside it), ``baseline_btyd_churn_roc_auc``
+    ranks the chance of no order against ``churned`` and ``baseline_btyd_p_alive_mean`` is the
+    mean P(alive). Empty when no holdout row has an order.
+    """
+    keys = holdout[[ENTITY_KEY, TIMESTAMP]]
+    summary = btyd.summarize(keys, transactions)
+    if not (summary["n"] > 0).any():
+        return {}
+    parts = []
+    for _, rows in summary.groupby(keys[TIMESTAMP].to_numpy(), sort=False):
+        parts.append(btyd.fit_btyd(rows).predict(rows, horizon_days))
+    base = pd.concat(parts).loc[summary.index]
+    out = M.prefixed(
+        "baseline_btyd_orders", M.regression_metrics(holdout["future_orders"], base["expected_orders"])
+    )
+    out.update(
+        M.prefixed("baseline_btyd_spend", M.regression_metrics(holdout["future_spend"], base["expected_spend"]))
+    )
+    # BG/NBD counts a one-time buyer as alive (P(alive) = 1), so churn is ranked by the chance
+    # of no order in the horizon (Poisson at the expected count), not by 1 - P(alive)
+    no_order = np.exp(-base["expected_orders"].to_numpy(float))
+    out["baseline_btyd_churn_roc_auc"] = M.classification_metrics(holdout["churned"], no_order)["roc_auc"]
+    out["baseline_btyd_p_alive_mean"] = float(base["p_alive"].mean())
+    for name, column, values in (
+        ("orders", "future_orders", predictions["expected_orders"]),
+        ("spend", "future_spend", predictions["expected_spend"]),
+        ("baseline_btyd_orders", "future_orders", base["expected_orders"]),
+        ("baseline_btyd_spend", "future_spend", base["expected_spend"]),
+    ):
+        out[f"{name}_total_ratio"] = total_ratio(holdout[column], values)
+    return out
+
+
+def total_ratio(actual: pd.Series | np.ndarray, predicted: pd.Series | np.ndarray) -> float:
+    """Predicted total over actual total (NaN when nothing happened): 1.1 means 10% too high."""
+    total = float(np.sum(np.asarray(actual, dtype=float)))
+    return float(np.sum(np.asarray(predicted, dtype=float))) / total if total > 0 else float("nan")
+

@@ -28,7 +28,7 @@ from model.preprocess import (
 )
 from training import metrics as M
 from training.data import ENTITY_KEY, is_text_feature, sample_rows
-from training.evaluate import oracle_metrics, persona_metrics, target_metrics
+from training.evaluate import oracle_metrics, persona_metrics, target_metrics, value_baseline_metrics
 from training.models import (
     OBJECTIVES,
     feature_importance,
@@ -70,6 +70,7 @@ def fit_persona_bundle(
     policy: ActionPolicy,
     reviews: pd.DataFrame | None = None,
     on_progress: ProgressEvent = silent,
+    transactions: pd.DataFrame | None = None,
 ) -> FitResult:
     """Fit churn, value, baseline and persona models and evaluate them on the holdout.
 
@@ -81,6 +82,9 @@ def fit_persona_bundle(
         policy: validated action policy.
         reviews: ``customer_id``, ``event_timestamp``, ``text`` for persona terms (optional).
         on_progress: told ``(step, FIT_STEPS, name)`` as each named step starts.
+        transactions: ``customer_id``, ``event_timestamp``, ``amount`` up to the holdout's
+            labels; when given, the BTYD value baseline (BG/NBD + Gamma-Gamma, P(alive)) is
+            fitted on the holdout's calibration window and logged beside the value model.
     """
     timings: dict[str, float] = {}
     started, current, done = time.perf_counter(), "prepare", 0
@@ -150,6 +154,8 @@ def fit_persona_bundle(
     metrics = persona_metrics(holdout, predictions)
     metrics.update(M.prefixed("baseline_logreg", M.classification_metrics(y_hold, p_logreg)))
     metrics.update(M.prefixed("baseline_rfm", M.classification_metrics(y_hold, p_rfm)))
+    if transactions is not None:
+        metrics.update(value_baseline_metrics(holdout, predictions, transactions, config.horizon_days))
     metrics["persona_k"] = float(pfit.k)
     metrics["persona_silhouette"] = float(pfit.silhouettes[pfit.k])
     metrics["train_rows"] = float(len(train))
