@@ -8,7 +8,7 @@ Data sets a package ships, never generated ones:
   the package is installed, without importing its code.
 - **Caravan** (ISLP, 5,822 insurance customers, 85 attributes, ``Purchase`` Yes/No): ISLP
   would pull torch-lightning and move the scipy pin, so it is not a dependency; the table is
-  read from an installed ISLP or from its wheel in ``PERSONA_DATA_WHEELS`` (default
+  read from an installed ISLP or from its wheel in ``REALDATA_WHEELS`` (default
   ``~/.cache/persona/wheels``; ``pip download --no-deps ISLP==0.6.0 -d DIR`` puts it there).
 
 The suite runs the same steps as ``persona ingest``, ``persona features build`` and
@@ -63,7 +63,7 @@ def islp_table(name: str) -> pd.DataFrame | None:
         path = Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.csv"
         if path.is_file():
             return pd.read_csv(path)
-    wheels = Path(os.environ.get("PERSONA_DATA_WHEELS", Path.home() / ".cache" / "persona" / "wheels"))
+    wheels = Path(os.environ.get("REALDATA_WHEELS", Path.home() / ".cache" / "persona" / "wheels"))
     wheel = wheels / ISLP_WHEEL
     if not wheel.is_file():
         return None
@@ -137,6 +137,6 @@ def run(quick: bool = False) -> list[dict]:
     rows.append(row(ISSUE, "value (real)", f"train on {label} incl. ingest and features", took[0], "s"))
     caravan = islp_table("Caravan")
     if caravan is None:
-        rows.append(row(ISSUE, "churn (real)", f"Caravan: {ISLP_WHEEL} not in PERSONA_DATA_WHEELS (skipped)",
+        rows.append(row(ISSUE, "churn (real)", f"Caravan: {ISLP_WHEEL} not in REALDATA_WHEELS (skipped)",
                         float("nan"), ""))
     return rows

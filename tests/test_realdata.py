@@ -74,11 +74,17 @@ def test_cdnow_value_model_is_calibrated_and_beats_bgnbd(persona_home: Path) -> 
     assert 0.9 <= metrics["orders_total_ratio"] <= 1.1
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs labels without transactions (issue 12 item 5) and the customer-level split of "
+    "single-timestamp labels (item 2, branch train-plan): today `features build` stops at "
+    "'no transactions ingested yet'",
+)
 def test_caravan_labels_train_with_a_customer_split(persona_home: Path, tmp_path: Path) -> None:
     """Depends on single-timestamp labels (customer-level split) from the training-plan work."""
     table = islp_table("Caravan")
     if table is None:
-        pytest.skip("Caravan needs ISLP or its wheel in PERSONA_DATA_WHEELS (see bench/realdata_bench.py)")
+        pytest.skip("Caravan needs ISLP or its wheel in REALDATA_WHEELS (see bench/realdata_bench.py)")
     # given the real Caravan table as customers (attributes) and labels (Purchase, all at one time)
     customers, labels = caravan_customers(table.head(1500))
     customers_path, labels_path = tmp_path / "customers.csv", tmp_path / "labels.csv"
