@@ -104,3 +104,40 @@ def test_baseline_predicts_orders_spend_and_p_alive() -> None:
     assert out["p_alive"].between(0, 1).all()
     per_order = baseline.spend.expected_spend_per_order(summary["n"], summary["mean_amount"])
     np.testing.assert_allclose(out["expected_spend"], out["expected_orders"] * per_order)
+
+
+def test_fit_logs_the_btyd_baseline_beside_the_value_model() -> None:
+    from core.timegrid import snapshot_timestamps
+    from features.transforms.behavior import build_entity_snapshots, compute_behavior_features
+    from model.actions import load_policy
+    from training.config import PersonaParams, TrainConfig, XGBParams
+    from training.fit import fit_persona_bundle
+    from training.labels import make_labels
+
+    # given real CDNOW rows: two training snapshots, one holdout snapshot 90 days later
+    orders = cdnow_transactions(full=False)
+    orders = orders[orders["customer_id"] <= 800]
+    times = snapshot_timestamps(orders["event_timestamp"].min(), orders["event_timestamp"].max(), 7)
+    train_t, hold_t = list(times[20:22]), [times[36]]
+    entities = build_entity_snapshots(None, orders, pd.DatetimeIndex([*train_t, *hold_t]))
+    frame = make_labels(entities, orders, 90).merge(compute_behavior_features(entities, orders))
+    features = ["recency_days", "tenure_days", "orders_90d", "orders_365d", "spend_365d", "mean_days_between_orders"]
+    config = TrainConfig(xgb=XGBParams(n_estimators=20), personas=PersonaParams(k_min=2, k_max=3), horizon_days=90)
+    train = frame[frame["event_timestamp"].isin(train_t)].reset_index(drop=True)
+    holdout = frame[frame["event_timestamp"].isin(hold_t)].reset_index(drop=True)
+    # when the persona bundle is fitted with the transactions
+    fitted = fit_persona_bundle(train, holdout, features, config, load_policy(config.policy_path), transactions=orders)
+    # then BG/NBD's figures sit beside XGBoost's and P(alive) is an output per holdout row
+    assert fitted.value_baseline is not None
+    assert len(fitted.value_baseline) == len(holdout)
+    assert fitted.value_baseline["p_alive"].between(0, 1).all()
+    m = fitted.metrics
+    expected = orders[
+        (orders["event_timestamp"] > hold_t[0]) & (orders["event_timestamp"] <= hold_t[0] + pd.Timedelta(days=90))
+    ]
+    assert m["baseline_btyd_orders_total_ratio"] == pytest.approx(
+        fitted.value_baseline["expected_orders"].sum() / len(expected)
+    )
+    assert m["orders_total_ratio"] == pytest.approx(fitted.predictions["expected_orders"].sum() / len(expected))
+    assert m["baseline_btyd_orders_corr"] > 0.3
+    assert {"baseline_btyd_orders_mae", "baseline_btyd_orders_rmse", "baseline_btyd_churn_roc_auc"} <= set(m)

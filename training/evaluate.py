@@ -77,27 +77,37 @@ def bundle_metrics(predictor: PersonaPredictor, frame: pd.DataFrame) -> dict[str
     return persona_metrics(frame, predictor.predict(frame))
 
 
-def value_baseline_metrics(
-    holdout: pd.DataFrame, predictions: pd.DataFrame, transactions: pd.DataFrame, horizon_days: int
-) -> dict[str, float]:
-    """The BTYD baseline beside the value model, on the same holdout rows.
+def btyd_holdout_predictions(
+    holdout: pd.DataFrame, transactions: pd.DataFrame, horizon_days: int
+) -> pd.DataFrame | None:
+    """The BTYD baseline's ``expected_orders``, ``expected_spend`` and ``p_alive`` per holdout row.
 
     BG/NBD and Gamma-Gamma are fitted on each holdout snapshot's own calibration window (the
     orders at or before the snapshot, which the model's features see too) and predict the
-    next ``horizon_days``: ``baseline_btyd_orders_*`` and ``baseline_btyd_spend_*`` are the
-    regression metrics, ``*_total_ratio`` the predicted total over the actual one (1 is
-    calibrated; the model's own ratio is logged beside it), ``baseline_btyd_churn_roc_auc``
-    ranks the chance of no order against ``churned`` and ``baseline_btyd_p_alive_mean`` is the
-    mean P(alive). Empty when no holdout row has an order.
+    next ``horizon_days``. ``None`` when no holdout row has an order.
     """
     keys = holdout[[ENTITY_KEY, TIMESTAMP]]
     summary = btyd.summarize(keys, transactions)
     if not (summary["n"] > 0).any():
-        return {}
-    parts = []
-    for _, rows in summary.groupby(keys[TIMESTAMP].to_numpy(), sort=False):
-        parts.append(btyd.fit_btyd(rows).predict(rows, horizon_days))
-    base = pd.concat(parts).loc[summary.index]
+        return None
+    parts = [
+        btyd.fit_btyd(rows).predict(rows, horizon_days)
+        for _, rows in summary.groupby(keys[TIMESTAMP].to_numpy(), sort=False)
+    ]
+    return pd.concat(parts).loc[summary.index]
+
+
+def value_baseline_metrics(
+    holdout: pd.DataFrame, predictions: pd.DataFrame, base: pd.DataFrame
+) -> dict[str, float]:
+    """The BTYD baseline beside the value model, on the same holdout rows.
+
+    ``baseline_btyd_orders_*`` and ``baseline_btyd_spend_*`` are the regression metrics of
+    ``base`` (see :func:`btyd_holdout_predictions`), ``*_total_ratio`` the predicted total over
+    the actual one (1 is calibrated; the model's own ratio is logged beside it),
+    ``baseline_btyd_churn_roc_auc`` ranks the chance of no order against ``churned`` and
+    ``baseline_btyd_p_alive_mean`` is the mean P(alive).
+    """
     out = M.prefixed(
         "baseline_btyd_orders", M.regression_metrics(holdout["future_orders"], base["expected_orders"])
     )
