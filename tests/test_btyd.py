@@ -141,3 +141,18 @@ def test_fit_logs_the_btyd_baseline_beside_the_value_model() -> None:
     assert m["orders_total_ratio"] == pytest.approx(fitted.predictions["expected_orders"].sum() / len(expected))
     assert m["baseline_btyd_orders_corr"] > 0.3
     assert {"baseline_btyd_orders_mae", "baseline_btyd_orders_rmse", "baseline_btyd_churn_roc_auc"} <= set(m)
+
+
+def test_no_baseline_when_nothing_can_be_fitted() -> None:
+    from training.evaluate import btyd_holdout_predictions
+
+    # given holdout rows whose customers only ever ordered for free
+    day = pd.Timestamp("2024-03-01", tz="UTC")
+    orders = pd.DataFrame(
+        {"customer_id": [1, 1, 2], "event_timestamp": [day - pd.Timedelta(days=d) for d in (30, 10, 5)], "amount": 0.0}
+    )
+    holdout = pd.DataFrame({"customer_id": [1, 2], "event_timestamp": [day, day]})
+    # when the baseline is asked for, then there is none (and training goes on)
+    assert btyd_holdout_predictions(holdout, orders, 90) is None
+    # and without any order before the snapshot there is none either
+    assert btyd_holdout_predictions(holdout, orders.assign(event_timestamp=day + pd.Timedelta(days=1)), 90) is None

@@ -18,6 +18,8 @@ from training import metrics as M
 if TYPE_CHECKING:
     from model.bundle import PersonaPredictor
 
+BTYD_FIT_ROWS = 50_000  # customers per snapshot the BTYD baseline is fitted on
+
 
 def persona_metrics(holdout: pd.DataFrame, predictions: pd.DataFrame) -> dict[str, float]:
     """All churn and value metrics of a persona bundle's predictions on labelled rows."""
@@ -84,16 +86,21 @@ def btyd_holdout_predictions(
 
     BG/NBD and Gamma-Gamma are fitted on each holdout snapshot's own calibration window (the
     orders at or before the snapshot, which the model's features see too) and predict the
-    next ``horizon_days``. ``None`` when no holdout row has an order.
+    next ``horizon_days``; the fit sees at most :data:`BTYD_FIT_ROWS` customers per snapshot (four
+    parameters need no more, and the likelihood is evaluated a few thousand times).
+    ``None`` when no holdout row has an order.
     """
     keys = holdout[[ENTITY_KEY, TIMESTAMP]]
     summary = btyd.summarize(keys, transactions)
     if not (summary["n"] > 0).any():
         return None
-    parts = [
-        btyd.fit_btyd(rows).predict(rows, horizon_days)
-        for _, rows in summary.groupby(keys[TIMESTAMP].to_numpy(), sort=False)
-    ]
+    parts = []
+    for _, rows in summary.groupby(keys[TIMESTAMP].to_numpy(), sort=False):
+        calibration = rows if len(rows) <= BTYD_FIT_ROWS else rows.sample(BTYD_FIT_ROWS, random_state=0)
+        try:
+            parts.append(btyd.fit_btyd(calibration).predict(rows, horizon_days))
+        except ValueError:  # nothing to fit (e.g. no order of positive value)
+            return None  # no baseline rather than a failed run
     return pd.concat(parts).loc[summary.index]
 
 
