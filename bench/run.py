@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-SUITES = ["foundation", "embedding", "training", "serving", "monitoring", "prod"]
+SUITES = ["foundation", "embedding", "training", "serving", "monitoring", "prod", "realdata"]
 SUITE_OF_ISSUE = {2: "foundation", 3: "embedding", 4: "training", 5: "serving", 6: "monitoring", 7: "prod"}
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -28,7 +28,13 @@ from model.preprocess import (
 )
 from training import metrics as M
 from training.data import ENTITY_KEY, is_text_feature, sample_rows
-from training.evaluate import oracle_metrics, persona_metrics, target_metrics
+from training.evaluate import (
+    btyd_holdout_predictions,
+    oracle_metrics,
+    persona_metrics,
+    target_metrics,
+    value_baseline_metrics,
+)
 from training.models import (
     OBJECTIVES,
     feature_importance,
@@ -60,6 +66,8 @@ class FitResult:
     importance: pd.Series
     roc_curves: dict[str, np.ndarray] = field(default_factory=dict)
     silhouettes: dict[int, float] = field(default_factory=dict)
+    # the BTYD baseline per holdout row (expected_orders, expected_spend, p_alive); None without transactions
+    value_baseline: pd.DataFrame | None = None
 
 
 def fit_persona_bundle(
@@ -70,6 +78,7 @@ def fit_persona_bundle(
     policy: ActionPolicy,
     reviews: pd.DataFrame | None = None,
     on_progress: ProgressEvent = silent,
+    transactions: pd.DataFrame | None = None,
 ) -> FitResult:
     """Fit churn, value, baseline and persona models and evaluate them on the holdout.
 
@@ -81,6 +90,9 @@ def fit_persona_bundle(
         policy: validated action policy.
         reviews: ``customer_id``, ``event_timestamp``, ``text`` for persona terms (optional).
         on_progress: told ``(step, FIT_STEPS, name)`` as each named step starts.
+        transactions: ``customer_id``, ``event_timestamp``, ``amount`` up to the holdout's
+            labels; when given, the BTYD value baseline (BG/NBD + Gamma-Gamma, P(alive)) is
+            fitted on the holdout's calibration window and logged beside the value model.
     """
     timings: dict[str, float] = {}
     started, current, done = time.perf_counter(), "prepare", 0
@@ -150,6 +162,11 @@ def fit_persona_bundle(
     metrics = persona_metrics(holdout, predictions)
     metrics.update(M.prefixed("baseline_logreg", M.classification_metrics(y_hold, p_logreg)))
     metrics.update(M.prefixed("baseline_rfm", M.classification_metrics(y_hold, p_rfm)))
+    value_baseline = (
+        None if transactions is None else btyd_holdout_predictions(holdout, transactions, config.horizon_days)
+    )
+    if value_baseline is not None:
+        metrics.update(value_baseline_metrics(holdout, predictions, value_baseline))
     metrics["persona_k"] = float(pfit.k)
     metrics["persona_silhouette"] = float(pfit.silhouettes[pfit.k])
     metrics["train_rows"] = float(len(train))
@@ -205,6 +222,7 @@ def fit_persona_bundle(
         importance=feature_importance(churn),
         roc_curves=curves,
         silhouettes=pfit.silhouettes,
+        value_baseline=value_baseline,
     )
 
 

@@ -135,6 +135,7 @@ class TrainJob:
             policy,
             reviews,
             lambda done, _total=None, note="": step(1 + done, PERSONA_STEPS, note),
+            transactions=dataset.read_transactions(settings) if frame is None else None,
         )
         fitted.predictor.metadata.update({**split.window, "features": split.features})
         fitted.metrics["seconds_build_training_set"] = build_seconds
