@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
-from bench.realdata_bench import caravan_customers, cdnow_transactions, islp_table
+from bench.realdata_bench import cdnow_transactions
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -72,31 +72,3 @@ def test_cdnow_value_model_is_calibrated_and_beats_bgnbd(persona_home: Path) -> 
     assert metrics["orders_rmse"] < metrics["baseline_btyd_orders_rmse"]
     assert metrics["orders_corr"] > metrics["baseline_btyd_orders_corr"]
     assert 0.9 <= metrics["orders_total_ratio"] <= 1.1
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs labels without transactions (issue 12 item 5) and the customer-level split of "
-    "single-timestamp labels (item 2, branch train-plan): today `features build` stops at "
-    "'no transactions ingested yet'",
-)
-def test_caravan_labels_train_with_a_customer_split(persona_home: Path, tmp_path: Path) -> None:
-    """Depends on single-timestamp labels (customer-level split) from the training-plan work."""
-    table = islp_table("Caravan")
-    if table is None:
-        pytest.skip("Caravan needs ISLP or its wheel in REALDATA_WHEELS (see bench/realdata_bench.py)")
-    # given the real Caravan table as customers (attributes) and labels (Purchase, all at one time)
-    customers, labels = caravan_customers(table.head(1500))
-    customers_path, labels_path = tmp_path / "customers.csv", tmp_path / "labels.csv"
-    customers.to_csv(customers_path, index=False)
-    labels.to_csv(labels_path, index=False)
-    runner = CliRunner()
-    # when it is ingested and trained on the labels
-    _run(runner, ["ingest", "--customers", str(customers_path)])
-    _run(runner, ["features", "build"])
-    _run(runner, ["features", "apply"])
-    output = _run(runner, ["train", "--labels", str(labels_path), "--target", "purchase"])
-    # then a customer-level split was used and the run logged the target's AUC beside its baseline
-    assert "customer" in output.lower()
-    runs = mlflow.search_runs(search_all_experiments=True)
-    assert "metrics.purchase_roc_auc" in runs.columns
