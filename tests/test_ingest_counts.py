@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["settings"]  # the fixture, shared with the ingest tests
 
 
-def test_the_second_ingest_of_a_file_counts_every_row_it_read(settings: Settings, tmp_path: Path) -> None:  # noqa: F811
+def test_the_second_ingest_of_a_file_counts_every_row_it_read(settings: Settings, tmp_path: Path) -> None:
     # given a file with a duplicate row and two bad rows, ingested once
     bad = [{"customer_id": "x", "event_timestamp": "2024-01-01", "amount": "1"},
            {"customer_id": "2", "event_timestamp": "2024-01-02", "amount": "-3"}]

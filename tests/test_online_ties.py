@@ -44,7 +44,7 @@ def test_sqlite_reload_at_the_same_event_time_replaces_the_value(conn: sqlite3.C
 
 @pytest.mark.integration
 @pytest.mark.prod
-def test_redis_reload_at_the_same_event_time_replaces_the_value(redis_projects) -> None:  # noqa: F811
+def test_redis_reload_at_the_same_event_time_replaces_the_value(redis_projects) -> None:
     # given 6 entities written at one event time
     client, _, (_, project) = redis_projects
     view = _mixed_view()

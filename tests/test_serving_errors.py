@@ -83,11 +83,13 @@ def test_an_unexpected_exception_is_a_500_with_a_request_id_that_the_log_names(
     assert response.status_code == 500, response.text
     payload = response.json()
     request_id = payload["request_id"]
-    assert request_id and request_id in payload["error"]
+    assert request_id
+    assert request_id in payload["error"]
     assert response.headers["X-Request-ID"] == request_id
     errors = [r for r in server_log.records if r.levelno >= logging.ERROR and request_id in r.getMessage()]
     assert errors, [r.getMessage() for r in server_log.records]
-    assert errors[0].exc_info and "planted bug" in str(errors[0].exc_info[1])
+    assert errors[0].exc_info
+    assert "planted bug" in str(errors[0].exc_info[1])
     assert "planted bug" not in response.text  # the internals stay in the log
 
 
