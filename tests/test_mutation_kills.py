@@ -20,7 +20,7 @@ from core.errors import PersonaError
 from core.settings import load_settings
 from ingest.pipeline import ingest_files, validate_table
 from monitoring.drift import ColumnDrift, DriftSummary
-from monitoring.policy import Decision, MonitoringPolicy, decide, quality_drop
+from monitoring.policy import DEFAULT_POLICY_PATH, Decision, MonitoringPolicy, decide, load_policy, quality_drop
 from monitoring.quality import QualityCheck
 from serving.predictor import INT64_MAX, INT64_MIN, InputError, ServingPredictor
 from training.config import GateConfig, MetricRule
@@ -491,3 +491,27 @@ def test_the_ingest_report_and_quarantine_file_say_where_and_when(tmp_path: Path
     assert bad["ingested_at"].tolist() == [pd.Timestamp("2024-02-01 10:00", tz="UTC")]
     assert str(bad["ingested_at"].dtype) == "datetime64[ns, UTC]"
     assert later.quarantined == 1
+
+
+def test_a_policy_yaml_error_names_its_line_and_a_markless_one_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a file whose third line breaks the YAML
+    path = tmp_path / "p.yaml"
+    path.write_text("min_rows: 100\ncooldown_hours: 24\ndrift: [unclosed\n")
+
+    # when / then the line is named, 1-based
+    assert _error(load_policy, path) == f"monitoring policy {path}: not valid YAML (line 4); fix the syntax"
+
+    # and a YAML error without a position says no line
+    import yaml
+
+    def broken(text: str) -> object:
+        raise yaml.YAMLError("no mark")
+
+    monkeypatch.setattr(yaml, "safe_load", broken)
+    assert _error(load_policy, str(path)) == f"monitoring policy {path}: not valid YAML; fix the syntax"
+
+
+def test_the_default_policy_is_read_when_no_path_is_given() -> None:
+    assert load_policy(None) == load_policy(DEFAULT_POLICY_PATH)
