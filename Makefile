@@ -10,7 +10,7 @@ export UV_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell python3 -m pip config get
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup browser lock demo test test-unit serve bench lint prod-up prod-down clean
+.PHONY: setup browser lock demo test test-unit mutate serve bench lint prod-up prod-down clean
 
 setup: $(VENV)/.installed  ## create .venv and install Persona with its dev tools (locked versions)
 
@@ -22,9 +22,12 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(UV) pip install --python $(PY) --no-deps -e .
 	touch $@
 
-browser:  ## headless Chromium (Debian packages) for the report-rendering test
-	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) \
-		>/dev/null 2>&1 || echo "warning: could not install chromium; the rendering test will skip"; }
+browser:  ## headless Chromium (Debian packages) for the report-rendering test; fails if it cannot be installed
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		apt-get update -qq && apt-get install -y -qq chromium chromium-driver; } || { \
+		echo "error: could not install chromium (apt-get install chromium chromium-driver); the rendering test needs it" >&2; exit 1; }
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		echo "error: chromium is still not on PATH after installing it" >&2; exit 1; }
 
 lock:  ## re-resolve requirements.lock from pyproject.toml
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
@@ -32,11 +35,14 @@ lock:  ## re-resolve requirements.lock from pyproject.toml
 demo: setup  ## the whole loop on the embedded default profile
 	$(PERSONA) demo
 
-test: setup browser  ## all tests (integration ones need Redis/Postgres, as on CI)
+test: setup browser  ## all tests (integration ones need Redis/Postgres; with CI=true a missing one fails, never skips)
 	$(PY) -m pytest
 
 test-unit: setup
 	$(PY) -m pytest -m "not integration"
+
+mutate: setup  ## mutation testing of the decision modules (mutmut, minutes; not in CI); kill rates into the bench table
+	$(PY) -m bench.run --only mutation
 
 serve: setup
 	$(PERSONA) serve

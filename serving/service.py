@@ -218,8 +218,9 @@ class PersonaService:
         except UnknownCustomer as exc:
             return _error(404, str(exc), "customer_id")
         except Exception:
-            logger.exception("similar(%s) failed", customer_id)
-            return _error(500, "internal error; see the server log")
+            request_id = self.request_ids.next()
+            logger.exception("request %s: similar(%s) failed", request_id, customer_id)
+            return _error(500, f"internal error; see the server log for request {request_id}", None, request_id)
         return _json(
             200,
             {

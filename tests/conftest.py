@@ -1,4 +1,10 @@
-"""Shared fixtures: every test gets its own PERSONA_HOME; nothing touches the repo's .persona."""
+"""Shared fixtures: every test gets its own PERSONA_HOME; nothing touches the repo's .persona.
+
+Under ``CI=true`` a test that would skip because Redis, Postgres or Chromium is missing fails
+instead, with the skip's reason: CI must not go green while testing less. Every such skip in
+``tests/`` says so with one of :data:`SERVICE_SKIP_PREFIXES` (checked by
+``tests/test_ci_skips.py``), which is how the hook below recognises it.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,44 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# A skip whose reason starts with one of these means "a service this test needs is missing".
+SERVICE_SKIP_PREFIXES = (
+    "PRODUCTION SERVICES NOT REACHABLE",
+    "REDIS NOT REACHABLE",
+    "POSTGRES NOT REACHABLE",
+    "CHROMIUM NOT FOUND",
+)
+
+
+def in_ci() -> bool:
+    """Whether this run is CI (``CI=true``, as CI systems set it)."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # (file, line, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under CI, turn a missing-service skip (in setup or in the test) into a failure with its reason."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if not (report.skipped and in_ci()) or hasattr(report, "wasxfail"):
+        return
+    reason = _skip_reason(report)
+    if reason.startswith(SERVICE_SKIP_PREFIXES):
+        report.outcome = "failed"
+        report.longrepr = f"CI=true: a required service is missing, so this fails instead of skipping: {reason}"
 
 
 @pytest.fixture(autouse=True)

@@ -147,8 +147,13 @@ class RedisRows:
             return int(sum(pipe.execute()))
 
 
-def _kill_part_way(env: dict[str, str], rows: RedisRows, log: Path, after: int, timeout: float = 300) -> int | None:
+def _kill_part_way(env: dict[str, str], rows: RedisRows, log: Path, after: int, slice_s: float = 0.002) -> int | None:
     """Run ``persona features materialize`` and SIGKILL it once ``after`` rows are in Redis.
+
+    No race with the machine's load: the process runs in short slices and is stopped (SIGSTOP)
+    while Redis is counted, so it cannot finish between the count and the kill. A loaded machine
+    only gives it less CPU per slice. The wait ends when the count is reached or the process
+    exits on its own; there is no wall-clock deadline to guess.
 
     Returns:
         Rows in Redis after the kill, or None when the run finished before it could be killed.
@@ -157,17 +162,18 @@ def _kill_part_way(env: dict[str, str], rows: RedisRows, log: Path, after: int, 
         process = subprocess.Popen([PERSONA, "features", "materialize"], env=env, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + timeout
-        while process.poll() is None and time.monotonic() < deadline:
+        while process.poll() is None:
+            os.killpg(process.pid, signal.SIGSTOP)
             if rows.written() >= after:
                 os.killpg(process.pid, signal.SIGKILL)
                 break
-            time.sleep(0.005)
-        process.wait(30)
+            os.killpg(process.pid, signal.SIGCONT)
+            time.sleep(slice_s)
+        process.wait()
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+            process.wait()
     assert process.returncode in (0, -signal.SIGKILL), log.read_text()[-3000:]
     return rows.written() if process.returncode == -signal.SIGKILL else None
 
