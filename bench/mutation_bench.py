@@ -23,9 +23,9 @@ MUTATE_NAMES = {
     "training/gate.py": ["training.gate.*"],
     "training/labels.py": ["training.labels.*"],
     "monitoring/policy.py": ["monitoring.policy.*"],
-    "ingest/pipeline.py (counting, validation)": [
-        "ingest.pipeline.x__validate__*", "ingest.pipeline.x_validate_table__*", "ingest.pipeline.x_missing_columns__*",
-        "ingest.pipeline.x__reason_codes__*", "ingest.pipeline.x_ingest_files__*",
+    "ingest/validate.py + run.py (counting, validation)": [
+        "ingest.validate.x_validate__*", "ingest.validate.x_validate_table__*", "ingest.validate.x_missing_columns__*",
+        "ingest.validate.x__reason_codes__*", "ingest.run.x_ingest_files__*",
     ],
     "store/online_sqlite.py (upsert_sql guard)": ["store.online_sqlite.x_upsert_sql__*"],
     "serving/predictor.py (request validation)": [

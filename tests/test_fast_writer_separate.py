@@ -46,7 +46,7 @@ def _via_feast(settings: Settings) -> pd.DataFrame:
 
 
 def _via_fast(settings: Settings) -> tuple[pd.DataFrame, int]:
-    from store.materialize_fast import materialize_view_fast
+    from store.materialize_view import materialize_view_fast
 
     store = _built(settings)
     written = sum(materialize_view_fast(store, view, START, END) for view in store.list_feature_views())

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pandas as pd
+from ingest.run import ingest_files
 
-from ingest.pipeline import ingest_files
 from tests.test_ingest import settings, transactions, write_csv
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from core import catalog
 from core.contract import TABLES
 from core.errors import PersonaError
 from core.settings import load_settings
-from ingest.pipeline import ingest_files, validate_table
+from ingest.run import ingest_files
+from ingest.validate import validate_table
 from monitoring.drift import ColumnDrift, DriftSummary
 from monitoring.policy import DEFAULT_POLICY_PATH, Decision, MonitoringPolicy, decide, load_policy, quality_drop
 from monitoring.quality import QualityCheck
