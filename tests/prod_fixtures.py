@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from core.settings import PROJECT_ROOT
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "prod-fault-test-key"
 # Variables of the caller's environment that would point a served process elsewhere.
 FOREIGN_ENV = ("PERSONA_", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")

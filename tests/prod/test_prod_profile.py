@@ -16,7 +16,7 @@ from core.settings import load_settings
 from features.build import build_offline_sources
 from features.transforms.behavior import BEHAVIOR_FEATURES
 from store.repo import apply_repo, check_consistency, get_store, materialize
-from tests.test_feature_store import _write_raw
+from tests.integration.test_feature_store import _write_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
 

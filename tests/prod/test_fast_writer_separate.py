@@ -17,7 +17,7 @@ from core.settings import load_settings
 from features.build import build_offline_sources
 from features.transforms.behavior import BEHAVIOR_FEATURES
 from store.repo import apply_repo, get_store
-from tests.test_feature_store import _write_raw
+from tests.integration.test_feature_store import _write_raw
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -198,8 +198,8 @@ def redis_features(persona_home, monkeypatch):
     from core.settings import load_settings
     from features.build import build_offline_sources
     from store.repo import apply_repo, materialize
-    from tests.test_feature_store import _write_raw
-    from tests.test_prod_profile import _reachable
+    from tests.integration.test_feature_store import _write_raw
+    from tests.prod.test_prod_profile import _reachable
 
     reason = _reachable()
     if reason:

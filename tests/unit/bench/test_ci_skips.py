@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import PROJECT_ROOT
 from tests.conftest import SERVICE_SKIP_PREFIXES
 
 pytest_plugins = ["pytester"]
 
-TESTS = Path(__file__).parent
+TESTS = PROJECT_ROOT / "tests"
 SKIP_CALL = re.compile(r"pytest\.skip\(\s*f?[\"']([^\"']*)")
 
 

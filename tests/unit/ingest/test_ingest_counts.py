@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from ingest.run import ingest_files
 
-from tests.test_ingest import settings, transactions, write_csv
+from ingest.run import ingest_files
+from tests.unit.ingest.test_ingest import settings, transactions, write_csv
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.settings import PROJECT_ROOT
 from features.embedding.cache import VectorCache, identity_slug, normalize_text, text_key
 from features.embedding.encoder import EMBEDDING_DIM, EmptyTextError, FastEncoder, check_texts
 from features.embedding.sentiment import SentimentScorer, evaluate_accuracy
 from features.embedding.similarity import SimilarityIndex
 
-LABELLED = Path(__file__).parent / "data" / "sentiment_labelled.csv"
+LABELLED = PROJECT_ROOT / "tests" / "data" / "sentiment_labelled.csv"
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +94,7 @@ def test_model_loads_offline_without_environment_flags() -> None:
 
     # when
     result = subprocess.run([sys.executable, "-c", _NO_NETWORK_LOAD], env=env, capture_output=True,
-                            text=True, timeout=300, cwd=Path(__file__).parent.parent, check=False)
+                            text=True, timeout=300, cwd=PROJECT_ROOT, check=False)
 
     # then: loaded and exported from the package alone, and the library set no variable
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]

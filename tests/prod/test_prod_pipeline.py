@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from tests.prod.test_prod_profile import _reachable
 from tests.prod_fixtures import FOREIGN_ENV, free_port
-from tests.test_prod_profile import _reachable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -13,7 +13,7 @@ import pytest
 
 from store.online_sqlite import create_table, upsert_sql
 from store.write_redis import RedisUpsert
-from tests.test_fast_materialize import _hashes, _mixed_rows, _mixed_view, redis_projects
+from tests.prod.test_fast_materialize import _hashes, _mixed_rows, _mixed_view, redis_projects
 
 __all__ = ["redis_projects"]  # the fixture, shared with the writer's own tests
 

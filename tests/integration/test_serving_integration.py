@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from bench.serving_bench import bento_command, free_port, stop, wait_http
+from core.settings import PROJECT_ROOT
 from tests.serving_fixtures import SERVING_ENV, copy_home, move_champion, register_copy_of
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytest_plugins = ["tests.serving_fixtures"]
 
@@ -33,7 +37,7 @@ def test_served_bento_predicts_swaps_champion_and_flushes_its_log(
     with open(log_file, "wb") as out:
         proc = subprocess.Popen(
             bento_command(port),
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=PROJECT_ROOT,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

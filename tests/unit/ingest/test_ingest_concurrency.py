@@ -7,15 +7,17 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from core.settings import load_settings
+from core.settings import PROJECT_ROOT, load_settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ROWS = 50_000
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Each process reads and validates its file, then waits for one start signal before writing, so
 # both enter the read-merge-write of the store together: the race is hit on every run unless

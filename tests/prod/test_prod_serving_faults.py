@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import PROJECT_ROOT
 from model.bundle import ARTIFACT_HASH_TAG, ArtifactIntegrityError, artifact_digest, verify_artifacts
 from tests.prod_fixtures import ProdStack, build_prod_champion, prod_stack, served_bento, train
 
@@ -64,7 +65,7 @@ def _persona(stack: ProdStack, *args: str, timeout: float = 300) -> subprocess.C
     persona = str(Path(sys.executable).with_name("persona"))
     return subprocess.run(
         [persona, *args], env=stack.process_env(), capture_output=True, text=True, timeout=timeout,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=PROJECT_ROOT,
     )  # fmt: skip
 
 

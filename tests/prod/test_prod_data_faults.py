@@ -27,9 +27,9 @@ import pandas as pd
 import pytest
 
 from core.settings import load_settings
+from tests.prod.test_prod_pipeline import drop_prod_state
+from tests.prod.test_prod_profile import _reachable
 from tests.prod_fixtures import free_port
-from tests.test_prod_pipeline import drop_prod_state
-from tests.test_prod_profile import _reachable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
