@@ -11,7 +11,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
 import pytest
+
+from features.build import write_parquet_atomic
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -62,3 +66,35 @@ def persona_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("PERSONA_PROFILE", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return home
+
+
+
+def write_raw(settings, start: str = "1997-01-06", customers: int = 30, seed: int = 3) -> None:
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp(start, tz="UTC")
+    n = 600
+    tx = pd.DataFrame({
+        "customer_id": rng.integers(1, customers + 1, n).astype("int64"),
+        "event_timestamp": t0 + pd.to_timedelta(rng.integers(0, 120 * 24 * 3600, n), unit="s"),
+        "amount": rng.gamma(2.0, 20.0, n),
+        "discount": rng.choice([0.0, 0.1], n),
+        "returned": rng.random(n) < 0.1,
+    })
+    customers_frame = pd.DataFrame({
+        "customer_id": np.arange(1, customers + 1, dtype="int64"),
+        "signup_date": t0 - pd.to_timedelta(rng.integers(0, 60, customers), unit="D"),
+        "region": rng.choice(["north", "south"], customers),
+    })
+    sessions = pd.DataFrame({
+        "customer_id": rng.integers(1, customers + 1, 300).astype("int64"),
+        "event_timestamp": t0 + pd.to_timedelta(rng.integers(0, 120 * 24 * 3600, 300), unit="s"),
+    })
+    reviews = pd.DataFrame({
+        "customer_id": rng.integers(1, customers + 1, 50).astype("int64"),
+        "event_timestamp": t0 + pd.to_timedelta(rng.integers(0, 120 * 24 * 3600, 50), unit="s"),
+        "text": "fine",
+        "rating": rng.integers(1, 6, 50),
+    })
+    for name, frame in {"transactions": tx, "customers": customers_frame, "sessions": sessions,
+                        "reviews": reviews}.items():
+        write_parquet_atomic(frame, settings.raw_dir / f"{name}.parquet")

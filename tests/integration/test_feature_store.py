@@ -11,45 +11,17 @@ from core.settings import load_settings
 from features.build import build_offline_sources, write_parquet_atomic
 from features.transforms.behavior import BEHAVIOR_FEATURES
 from store.repo import apply_repo, check_consistency, get_store, latest_offline_rows, materialize
+from tests.conftest import write_raw
 
 pytestmark = pytest.mark.integration
 
 
-def _write_raw(settings, start: str = "1997-01-06", customers: int = 30, seed: int = 3) -> None:
-    rng = np.random.default_rng(seed)
-    t0 = pd.Timestamp(start, tz="UTC")
-    n = 600
-    tx = pd.DataFrame({
-        "customer_id": rng.integers(1, customers + 1, n).astype("int64"),
-        "event_timestamp": t0 + pd.to_timedelta(rng.integers(0, 120 * 24 * 3600, n), unit="s"),
-        "amount": rng.gamma(2.0, 20.0, n),
-        "discount": rng.choice([0.0, 0.1], n),
-        "returned": rng.random(n) < 0.1,
-    })
-    customers_frame = pd.DataFrame({
-        "customer_id": np.arange(1, customers + 1, dtype="int64"),
-        "signup_date": t0 - pd.to_timedelta(rng.integers(0, 60, customers), unit="D"),
-        "region": rng.choice(["north", "south"], customers),
-    })
-    sessions = pd.DataFrame({
-        "customer_id": rng.integers(1, customers + 1, 300).astype("int64"),
-        "event_timestamp": t0 + pd.to_timedelta(rng.integers(0, 120 * 24 * 3600, 300), unit="s"),
-    })
-    reviews = pd.DataFrame({
-        "customer_id": rng.integers(1, customers + 1, 50).astype("int64"),
-        "event_timestamp": t0 + pd.to_timedelta(rng.integers(0, 120 * 24 * 3600, 50), unit="s"),
-        "text": "fine",
-        "rating": rng.integers(1, 6, 50),
-    })
-    for name, frame in {"transactions": tx, "customers": customers_frame, "sessions": sessions,
-                        "reviews": reviews}.items():
-        write_parquet_atomic(frame, settings.raw_dir / f"{name}.parquet")
 
 
 def test_apply_materialize_online_values_equal_latest_offline(persona_home):
     # given ingested data from 1997 and built offline sources
     settings = load_settings()
-    _write_raw(settings)
+    write_raw(settings)
     built = build_offline_sources(settings)
     assert built["customer_behavior"][1] > 0
 
@@ -77,7 +49,7 @@ def test_apply_materialize_online_values_equal_latest_offline(persona_home):
 def test_materialize_is_incremental_and_converges(persona_home):
     # given a materialized store
     settings = load_settings()
-    _write_raw(settings)
+    write_raw(settings)
     build_offline_sources(settings)
     apply_repo(settings)
     materialize(settings)
@@ -93,7 +65,7 @@ def test_materialize_is_incremental_and_converges(persona_home):
 def test_consistency_check_detects_a_stale_online_store(persona_home):
     # given a materialized store whose offline source then gets newer values
     settings = load_settings()
-    _write_raw(settings)
+    write_raw(settings)
     build_offline_sources(settings)
     apply_repo(settings)
     materialize(settings)
@@ -127,7 +99,7 @@ def test_apply_without_built_sources_says_what_to_do(persona_home):
 def test_feast_engine_and_fast_path_write_the_same_online_values(persona_home):
     # given two views' worth of built sources
     settings = load_settings()
-    _write_raw(settings)
+    write_raw(settings)
     build_offline_sources(settings)
     apply_repo(settings)
     store = get_store(settings)
@@ -152,7 +124,7 @@ def test_feast_engine_and_fast_path_write_the_same_online_values(persona_home):
 def test_an_older_write_never_overwrites_a_newer_value(persona_home):
     # given an online store holding each customer's newest snapshot
     settings = load_settings()
-    _write_raw(settings)
+    write_raw(settings)
     build_offline_sources(settings)
     apply_repo(settings)
     materialize(settings)

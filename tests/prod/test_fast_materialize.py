@@ -29,6 +29,7 @@ from store.online_sqlite import (
     timestamp_text,
 )
 from store.write_redis import RedisUpsert, _sortable_nanos
+from tests.prod.conftest import hashes, mixed_rows, mixed_view
 
 
 def _feast(values: list, value_type: ValueType) -> list[bytes]:
@@ -187,65 +188,12 @@ def test_read_ahead_stops_its_producer_when_the_consumer_stops():
 
 
 # --------------------------------------------------------------------------- Redis writer against real Redis
-def _redis_client():
-    import redis
-
-    from core.settings import load_settings
-
-    settings = load_settings()
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, socket_timeout=5)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"REDIS NOT REACHABLE at {settings.redis_host}:{settings.redis_port}: {exc}")
-    return client, settings
 
 
-@pytest.fixture
-def redis_projects():
-    """A Redis client and two fresh Feast project names; their keys are deleted afterwards."""
-    import uuid
-
-    client, settings = _redis_client()
-    suffix = uuid.uuid4().hex[:8]
-    projects = (f"persona_test_feast_{suffix}", f"persona_test_fast_{suffix}")
-    yield client, settings, projects
-    for project in projects:
-        for key in client.scan_iter(match=b"*" + project.encode(), count=1000):
-            client.delete(key)
 
 
-def _mixed_view():
-    from feast import Entity, FeatureView, Field, FileSource
-    from feast.types import Array, Bool, Float32, Float64, Int32, Int64, String
-
-    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
-    source = FileSource(name="mixed_source", path="unused.parquet", timestamp_field="event_timestamp")
-    schema = [Field(name="customer_id", dtype=Int64), Field(name="spend", dtype=Float32),
-              Field(name="ratio", dtype=Float64), Field(name="orders", dtype=Int64), Field(name="visits", dtype=Int32),
-              Field(name="region", dtype=String), Field(name="active", dtype=Bool),
-              Field(name="embedding", dtype=Array(Float32))]
-    return FeatureView(name="mixed", entities=[customer], ttl=timedelta(0), schema=schema, source=source)
 
 
-def _mixed_rows(ids: list[int], stamps: list[datetime], seed: int) -> pa.Table:
-    rng = np.random.default_rng(seed)
-    n = len(ids)
-    spend = rng.normal(size=n).astype("float32")
-    spend[::5] = np.nan
-    return pa.table({
-        "customer_id": pa.array(ids, pa.int64()),
-        "spend": pa.array(spend, pa.float32()),
-        "ratio": pa.array([None if i % 7 == 0 else float(v) for i, v in enumerate(rng.normal(size=n))], pa.float64()),
-        "orders": pa.array([None if i % 6 == 0 else int(v) for i, v in enumerate(rng.integers(-5, 2**40, n))],
-                           pa.int64()),
-        "visits": pa.array(rng.integers(0, 9, n).tolist(), pa.int32()),
-        "region": pa.array([None if i % 4 == 0 else f"région {i % 3}" for i in range(n)], pa.string()),
-        "active": pa.array([None if i % 3 == 0 else bool(i % 2) for i in range(n)], pa.bool_()),
-        "embedding": pa.array([None if i % 8 == 0 else rng.normal(size=i % 4).astype("float32").tolist()
-                               for i in range(n)], pa.list_(pa.float32())),
-        "event_timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC")),
-    })
 
 
 def _feast_write(settings, project: str, view, table: pa.Table) -> None:
@@ -266,12 +214,6 @@ def _feast_write(settings, project: str, view, table: pa.Table) -> None:
     RedisOnlineStore().online_write_batch(config, view, data, None)
 
 
-def _hashes(client, project: str, ids: list[int]) -> list[dict]:
-    keys = [k + project.encode() for k in encode_int64_entity_keys("customer_id", np.array(ids))]
-    with client.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.hgetall(key)
-        return pipe.execute()
 
 
 @pytest.mark.integration
@@ -279,10 +221,10 @@ def _hashes(client, project: str, ids: list[int]) -> list[dict]:
 def test_redis_upsert_writes_feasts_exact_hashes_in_batched_script_calls(redis_projects):
     # given rows of every feature type with nulls, NaN and event times before 1970
     client, settings, (feast_project, fast_project) = redis_projects
-    view = _mixed_view()
+    view = mixed_view()
     ids = list(range(1, 24))
     stamps = [datetime(1965, 1, 1, tzinfo=UTC) + timedelta(days=700 * i, microseconds=i) for i in ids]
-    table = _mixed_rows(ids, stamps, seed=1)
+    table = mixed_rows(ids, stamps, seed=1)
     _feast_write(settings, feast_project, view, table)
 
     # when written in writes of 7 rows, 3 entities per script call
@@ -292,9 +234,9 @@ def test_redis_upsert_writes_feasts_exact_hashes_in_batched_script_calls(redis_p
 
     # then every hash holds Feast's fields and bytes, plus the guard field, and each write was reported
     guard = b"_persona_ts:mixed"
-    ours = _hashes(client, fast_project, ids)
+    ours = hashes(client, fast_project, ids)
     assert all(guard in h for h in ours)
-    assert [{k: v for k, v in h.items() if k != guard} for h in ours] == _hashes(client, feast_project, ids)
+    assert [{k: v for k, v in h.items() if k != guard} for h in ours] == hashes(client, feast_project, ids)
     assert sizes == [7, 7, 7, 2]
     assert writer.written == 23
 
@@ -304,18 +246,18 @@ def test_redis_upsert_writes_feasts_exact_hashes_in_batched_script_calls(redis_p
 def test_redis_upsert_keeps_newer_values_per_entity_within_one_script_call(redis_projects):
     # given 10 entities written once
     client, _, (_, project) = redis_projects
-    view = _mixed_view()
+    view = mixed_view()
     ids = list(range(100, 110))
     now = datetime(2025, 6, 1, tzinfo=UTC)
     with RedisUpsert(client, project, view, keys_per_call=10) as writer:
-        writer.write(_mixed_rows(ids, [now] * 10, seed=2))
-    before = _hashes(client, project, ids)
+        writer.write(mixed_rows(ids, [now] * 10, seed=2))
+    before = hashes(client, project, ids)
 
     # when one script call carries older rows for even ids and newer rows for odd ids
     stamps = [now - timedelta(days=1) if i % 2 == 0 else now + timedelta(seconds=1) for i in ids]
     with RedisUpsert(client, project, view, keys_per_call=10) as writer:
-        writer.write(_mixed_rows(ids, stamps, seed=3))
-    after = _hashes(client, project, ids)
+        writer.write(mixed_rows(ids, stamps, seed=3))
+    after = hashes(client, project, ids)
 
     # then the older rows changed nothing and the newer ones replaced their entity's values
     assert [after[i] == before[i] for i in range(10)] == [i % 2 == 0 for i in ids]
@@ -328,11 +270,11 @@ def test_redis_upsert_error_surfaces_and_leaves_the_client_usable(redis_projects
     import redis
 
     client, _, (_, project) = redis_projects
-    view = _mixed_view()
+    view = mixed_view()
     bad_key = encode_int64_entity_keys("customer_id", np.array([5]))[0] + project.encode()
     client.set(bad_key, b"not a hash")
     ids = list(range(1, 9))
-    table = _mixed_rows(ids, [datetime(2025, 1, 1, tzinfo=UTC)] * 8, seed=4)
+    table = mixed_rows(ids, [datetime(2025, 1, 1, tzinfo=UTC)] * 8, seed=4)
 
     # when written
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"), \
@@ -343,7 +285,7 @@ def test_redis_upsert_error_surfaces_and_leaves_the_client_usable(redis_projects
     assert client.ping()
     with RedisUpsert(client, project, view) as writer:
         writer.write(table.filter(pc.not_equal(table["customer_id"], 5)))
-    assert all(_hashes(client, project, [i])[0] for i in ids if i != 5)
+    assert all(hashes(client, project, [i])[0] for i in ids if i != 5)
 
 
 # --------------------------------------------------------------------------- binary COPY reader against real Postgres

@@ -17,7 +17,7 @@ from core.settings import load_settings
 from features.build import build_offline_sources
 from features.transforms.behavior import BEHAVIOR_FEATURES
 from store.repo import apply_repo, get_store
-from tests.integration.test_feature_store import _write_raw
+from tests.conftest import write_raw
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,7 +33,7 @@ END = pd.Timestamp("2030-01-01", tz="UTC").to_pydatetime()
 
 
 def _built(settings: Settings):
-    _write_raw(settings)
+    write_raw(settings)
     build_offline_sources(settings)
     apply_repo(settings)
     return get_store(settings)

@@ -13,9 +13,7 @@ import pytest
 
 from store.online_sqlite import create_table, upsert_sql
 from store.write_redis import RedisUpsert
-from tests.prod.test_fast_materialize import _hashes, _mixed_rows, _mixed_view, redis_projects
-
-__all__ = ["redis_projects"]  # the fixture, shared with the writer's own tests
+from tests.prod.conftest import hashes, mixed_rows, mixed_view
 
 STAMP = "2025-06-01T00:00:00.000000+00:00"
 EARLIER = "2025-05-31T00:00:00.000000+00:00"
@@ -47,18 +45,18 @@ def test_sqlite_reload_at_the_same_event_time_replaces_the_value(conn: sqlite3.C
 def test_redis_reload_at_the_same_event_time_replaces_the_value(redis_projects) -> None:
     # given 6 entities written at one event time
     client, _, (_, project) = redis_projects
-    view = _mixed_view()
+    view = mixed_view()
     ids = list(range(200, 206))
     now = datetime(2025, 6, 1, tzinfo=UTC)
     with RedisUpsert(client, project, view, keys_per_call=6) as writer:
-        writer.write(_mixed_rows(ids, [now] * 6, seed=5))
-    before = _hashes(client, project, ids)
+        writer.write(mixed_rows(ids, [now] * 6, seed=5))
+    before = hashes(client, project, ids)
 
     # when a corrected load at the same time arrives for even ids, an older one for odd ids
     stamps = [now if i % 2 == 0 else now - timedelta(microseconds=1) for i in ids]
     with RedisUpsert(client, project, view, keys_per_call=6) as writer:
-        writer.write(_mixed_rows(ids, stamps, seed=6))
-    after = _hashes(client, project, ids)
+        writer.write(mixed_rows(ids, stamps, seed=6))
+    after = hashes(client, project, ids)
 
     # then ties took the corrected values and older rows changed nothing
     assert [after[i] != before[i] for i in range(6)] == [i % 2 == 0 for i in ids]

@@ -27,8 +27,7 @@ import pandas as pd
 import pytest
 
 from core.settings import load_settings
-from tests.prod.test_prod_pipeline import drop_prod_state
-from tests.prod.test_prod_profile import _reachable
+from tests.prod.conftest import drop_prod_state, reachable
 from tests.prod_fixtures import free_port
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ VIEWS = ("customer_behavior", "customer_profile")
 @pytest.fixture
 def prod_home(persona_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     """Production settings with a Postgres database and Feast project of this test (dropped afterwards)."""
-    reason = _reachable()
+    reason = reachable()
     if reason:
         pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
     from app.services import ensure_databases
@@ -65,7 +64,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     Yields:
         The ``PERSONA_*`` variables that select it.
     """
-    reason = _reachable()
+    reason = reachable()
     if reason:
         pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
     from app.services import ensure_databases, start_mlflow, stop_mlflow

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.prod.test_prod_profile import _reachable
+from tests.prod.conftest import drop_prod_state, reachable
 from tests.prod_fixtures import FOREIGN_ENV, free_port
 
 if TYPE_CHECKING:
@@ -75,18 +75,6 @@ class ProdCli:
         return f"http://127.0.0.1:{self.mlflow_port}"
 
 
-def drop_prod_state(settings) -> None:
-    """Remove a test's Redis keys (its Feast project only) and its Postgres databases."""
-    import psycopg
-    import redis
-
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
-    for key in client.scan_iter(match=b"*" + settings.project.encode(), count=1000):
-        client.delete(key)
-    with psycopg.connect(f"host={settings.postgres_host} port={settings.postgres_port} "
-                         f"user={settings.postgres_user} dbname=postgres", autocommit=True) as conn:
-        for name in (settings.postgres_db, settings.postgres_db + "_mlflow"):
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def processes_mentioning(*needles: str) -> list[int]:
@@ -116,7 +104,7 @@ def running(pid: int) -> bool:
 @pytest.fixture
 def prod_cli(tmp_path: Path) -> Iterator[ProdCli]:
     """A home, Postgres database, Feast project and MLflow port of this test; all removed afterwards."""
-    reason = _reachable()
+    reason = reachable()
     if reason:
         pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
     suffix = uuid.uuid4().hex[:8]

@@ -16,20 +16,17 @@ from core.settings import load_settings
 from features.build import build_offline_sources
 from features.transforms.behavior import BEHAVIOR_FEATURES
 from store.repo import apply_repo, check_consistency, get_store, materialize
-from tests.integration.test_feature_store import _write_raw
+from tests.conftest import write_raw
+from tests.prod.conftest import reachable
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
 
 
-def _reachable() -> str | None:
-    from app.services import unreachable
-
-    return unreachable(load_settings())
 
 
 @pytest.fixture
 def prod_settings(persona_home, monkeypatch):
-    reason = _reachable()
+    reason = reachable()
     if reason:
         pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
     from app.services import ensure_databases
@@ -55,7 +52,7 @@ def prod_settings(persona_home, monkeypatch):
 
 def test_prod_build_apply_materialize_online_equals_offline(prod_settings):
     # given ingested data and sources built into Postgres
-    _write_raw(prod_settings)
+    write_raw(prod_settings)
     built = build_offline_sources(prod_settings)
     assert built["customer_behavior"][0].startswith("postgres:")
 
@@ -70,7 +67,7 @@ def test_prod_build_apply_materialize_online_equals_offline(prod_settings):
 
 def test_prod_training_set_is_point_in_time_correct(prod_settings):
     # given Postgres sources
-    _write_raw(prod_settings)
+    write_raw(prod_settings)
     build_offline_sources(prod_settings)
     apply_repo(prod_settings)
     from features.dataset import build_training_set
@@ -99,7 +96,7 @@ def test_prod_training_set_is_point_in_time_correct(prod_settings):
 
 def test_redis_fast_path_equals_feast_engine_and_keeps_newer_values(prod_settings):
     # given two Redis loads of the same data: Feast's engine, then ours
-    _write_raw(prod_settings)
+    write_raw(prod_settings)
     build_offline_sources(prod_settings)
     apply_repo(prod_settings)
     store = get_store(prod_settings)

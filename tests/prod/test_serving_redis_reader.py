@@ -17,6 +17,8 @@ import pytest
 
 from store.codec import decode_timestamp_text
 from store.layout import RedisLayout, ViewPlan
+from tests.conftest import write_raw
+from tests.prod.conftest import reachable
 
 IDS = [0, 1, 7, 127, 128, 300, 2**31, -1, -(2**40), 2**63 - 1, -(2**63)]
 
@@ -198,10 +200,8 @@ def redis_features(persona_home, monkeypatch):
     from core.settings import load_settings
     from features.build import build_offline_sources
     from store.repo import apply_repo, materialize
-    from tests.integration.test_feature_store import _write_raw
-    from tests.prod.test_prod_profile import _reachable
 
-    reason = _reachable()
+    reason = reachable()
     if reason:
         pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
     suffix = uuid.uuid4().hex[:8]
@@ -211,7 +211,7 @@ def redis_features(persona_home, monkeypatch):
     settings = load_settings()
     ensure_databases(settings)
     try:
-        _write_raw(settings)
+        write_raw(settings)
         build_offline_sources(settings)
         apply_repo(settings)
         materialize(settings)

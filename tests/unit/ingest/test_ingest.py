@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,11 +16,14 @@ from typer.testing import CliRunner
 
 from core.contract import TABLES
 from core.errors import PersonaError
-from core.settings import Settings, load_settings
 from ingest.parse import KIND_DTYPES, MAX_TEXT_CHARS
 from ingest.read import read_table
 from ingest.run import IngestReport, ingest_files
 from ingest.validate import validate_table
+from tests.unit.ingest.conftest import transactions, write_csv
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 GOOD_ROWS: dict[str, dict[str, str]] = {
     "transactions": {"customer_id": "1", "event_timestamp": "2024-03-01T10:00:00Z", "amount": "19.90",
@@ -30,20 +34,10 @@ GOOD_ROWS: dict[str, dict[str, str]] = {
 }
 
 
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
-    return load_settings()
 
 
-def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
 
 
-def transactions(n: int, start: int = 0) -> list[dict[str, str]]:
-    return [{"customer_id": str(i % 3 + 1), "event_timestamp": f"2024-01-{i % 28 + 1:02d}T08:00:00+01:00",
-             "amount": f"{i}.50"} for i in range(start, start + n)]
 
 
 # --------------------------------------------------------------------------- validate_table

@@ -27,6 +27,7 @@ import json, sys, time
 from pathlib import Path
 import ingest.run as run
 from core.settings import load_settings
+from tests.unit.ingest.conftest import transactions
 go, ready = Path(sys.argv[2]), Path(sys.argv[3])
 validate = run.validate
 def validate_then_wait(*args, **kwargs):

@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ingest.run import ingest_files
-from tests.unit.ingest.test_ingest import settings, transactions, write_csv
+from tests.unit.ingest.conftest import transactions, write_csv
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from core.settings import Settings
 
-__all__ = ["settings"]  # the fixture, shared with the ingest tests
 
 
 def test_the_second_ingest_of_a_file_counts_every_row_it_read(settings: Settings, tmp_path: Path) -> None:
