@@ -44,6 +44,7 @@ class LoadResult:
     sent: int = 0
 
     def extend(self, other: LoadResult) -> None:
+        """Add another slice's answers to this one."""
         self.latencies += other.latencies
         self.errors += other.errors
         self.sent += other.sent

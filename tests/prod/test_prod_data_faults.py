@@ -215,7 +215,8 @@ def test_materialize_killed_part_way_is_reported_and_a_rerun_converges(prod_home
     # then every row is in Redis, the check passes ...
     assert rows.written() == rows.total
     fresh = _cli("features", "check")
-    assert fresh.returncode == 0 and fresh.stdout.startswith("consistent: 300 customers"), fresh.stdout + fresh.stderr
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert fresh.stdout.startswith("consistent: 300 customers"), fresh.stdout + fresh.stderr
 
     # ... and Redis answers every customer with the latest offline values
     store = get_store(settings)

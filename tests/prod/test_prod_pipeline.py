@@ -168,7 +168,8 @@ def test_prod_pipeline_through_the_cli(prod_cli: ProdCli, tmp_path: Path) -> Non
 
     # given the production services brought up by `persona prod up`
     up = cli.run("prod", "up")
-    assert "mlflow    up" in up.stdout and f"created {cli.postgres_db}" in up.stdout, up.stdout
+    assert "mlflow    up" in up.stdout, up.stdout
+    assert f"created {cli.postgres_db}" in up.stdout, up.stdout
     status = cli.run("prod", "status")
     assert [line.split()[:2] for line in status.stdout.splitlines()] == [
         ["postgres", "up"], ["redis", "up"], ["mlflow", "up"]]
@@ -237,12 +238,18 @@ def test_prod_pipeline_through_the_cli(prod_cli: ProdCli, tmp_path: Path) -> Non
         predictions = [p for answer in answers for p in answer.json()["predictions"]]
         assert [p["customer_id"] for p in predictions] == known
         for p in predictions:
-            assert p["status"] == "ok" and p["model_version"] == "1", p
-            assert 0.0 <= p["churn_probability"] <= 1.0 and p["expected_spend"] >= 0.0, p
-            assert p["persona"] and p["action"], p
-        assert bad_type.status_code == 400 and bad_type.json()["field"] == "customer_ids[0]", bad_type.text
-        assert empty.status_code == 400 and "customer_ids" in empty.text, empty.text
-        assert unknown_field.status_code == 400 and "extra" in unknown_field.text, unknown_field.text
+            assert p["status"] == "ok", p
+            assert p["model_version"] == "1", p
+            assert 0.0 <= p["churn_probability"] <= 1.0, p
+            assert p["expected_spend"] >= 0.0, p
+            assert p["persona"], p
+            assert p["action"], p
+        assert bad_type.status_code == 400, bad_type.text
+        assert bad_type.json()["field"] == "customer_ids[0]", bad_type.text
+        assert empty.status_code == 400, empty.text
+        assert "customer_ids" in empty.text, empty.text
+        assert unknown_field.status_code == 400, unknown_field.text
+        assert "extra" in unknown_field.text, unknown_field.text
         assert no_key.status_code == 401
         assert wrong_key.status_code == 401
 
