@@ -23,7 +23,7 @@ def row(issue: int, area: str, metric: str, value: float, unit: str, target: str
 
 @contextlib.contextmanager
 def timed() -> Iterator[list[float]]:
-    """Time a block: ``with timed() as t: ...``, then ``t[0]`` holds the elapsed seconds."""
+    """Time a block; the yielded list holds the elapsed seconds once the block ends (``t[0]``)."""
     out: list[float] = []
     start = time.perf_counter()
     try:
