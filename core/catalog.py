@@ -102,6 +102,11 @@ def mlflow_server_log(s: Settings) -> Path:
     return s.mlflow_dir / "server.log"
 
 
+def model_signing_key(s: Settings) -> Path:
+    """The key that signs registered versions (local profile; 0600, created at first registration)."""
+    return s.home / "keys" / "model_signing.key"
+
+
 def locks_dir(s: Settings) -> Path:
     """File locks (alias moves, single-flight jobs)."""
     return s.home / "locks"

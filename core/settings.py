@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import catalog
@@ -89,6 +89,20 @@ class Settings(BaseSettings):
     materialize_batch_rows: int | None = Field(
         default=None, ge=1, description="Entity rows per online-store write (default: the writer's own)."
     )
+    model_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Key that signs registered versions (default: the key file under home, local profile only).",
+    )
+    allow_unsigned_models: bool = Field(
+        default=False, description="Local profile only: load versions registered before signing, with a warning."
+    )
+
+    @field_validator("allow_unsigned_models")
+    @classmethod
+    def _no_unsigned_in_prod(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("profile") == "prod":
+            raise ValueError("is for the local profile only; the prod profile loads signed versions only")
+        return value
 
     @field_validator("home", mode="before")
     @classmethod
