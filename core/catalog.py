@@ -97,6 +97,16 @@ def mlflow_server_pid(s: Settings) -> Path:
     return s.mlflow_dir / "server.pid"
 
 
+def mlflow_auth_config(s: Settings) -> Path:
+    """The MLflow server's basic-auth configuration (no secrets: those reach it by environment)."""
+    return s.mlflow_dir / "basic_auth.ini"
+
+
+def mlflow_auth_db(s: Settings) -> Path:
+    """The MLflow server's user and permission store."""
+    return s.mlflow_dir / "basic_auth.db"
+
+
 def mlflow_server_log(s: Settings) -> Path:
     """Output of the MLflow server ``persona prod up`` started."""
     return s.mlflow_dir / "server.log"

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     redis_host: str = Field(default="127.0.0.1", min_length=1)
     redis_port: int = Field(default=6379, ge=1, le=65535)
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
+    mlflow_username: str = Field(
+        default="persona", min_length=1, description="Admin user of the prod MLflow server (basic auth)."
+    )
+    mlflow_password: SecretStr | None = Field(
+        default=None, description="Its password (prod: required, at least 12 characters); never written to disk."
+    )
     api_key: str | None = Field(default=None, description="API key for the serving endpoints (optional).")
     serving_auth: Literal["auto", "on", "off"] = Field(
         default="auto", description="auto: a key is required in prod; on: always; off: a gateway authenticates.",
