@@ -25,7 +25,13 @@ from core.contract import PREDICTION_COLUMNS
 from model.actions import ActionPolicy, assign_actions
 from model.preprocess import ClusterSpec, FeatureSpec, cluster_matrix, model_matrix, nearest_center
 from model.signing import UntrustedModelError
-from model.trust import ARTIFACT_HASH_TAG, ArtifactIntegrityError, artifact_digest, verify_artifacts
+from model.trust import (
+    ARTIFACT_HASH_TAG,
+    ArtifactIntegrityError,
+    artifact_digest,
+    record_artifact_hash,
+    verify_artifacts,
+)
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -39,6 +45,7 @@ __all__ = [
     "UntrustedModelError",
     "artifact_digest",
     "load_predictor",
+    "record_artifact_hash",
     "to_model_input",
     "verify_artifacts",
 ]

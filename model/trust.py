@@ -200,6 +200,18 @@ def record_and_sign(client, settings: Settings, model: str, version: str) -> str
     return digest
 
 
+def record_artifact_hash(client, model: str, version: str) -> str:
+    """Tag a version with the digest of its stored artifacts, without signing it (older callers).
+
+    Returns:
+        The sha256 hex digest (tag :data:`ARTIFACT_HASH_TAG`).
+    """
+    with tempfile.TemporaryDirectory(prefix="persona-hash-") as tmp:
+        digest = artifact_digest(download_version(model, str(version), Path(tmp) / "model"))
+    client.set_model_version_tag(model, str(version), ARTIFACT_HASH_TAG, digest)
+    return digest
+
+
 def verify_version(client, settings: Settings, model: str, version: str, key: SigningKey) -> str:
     """Download a version and run every check under ``key`` (nothing is loaded).
 
