@@ -31,6 +31,9 @@ features_app = typer.Typer(help="Feast feature repo: build offline sources, appl
                            no_args_is_help=True)
 app.add_typer(features_app, name="features")
 app.add_typer(prod_app, name="prod")
+from app.keys import keys_app  # noqa: E402  (registered here; the commands live in app/keys.py)
+
+app.add_typer(keys_app, name="keys")
 
 
 @app.callback()

@@ -97,9 +97,24 @@ def mlflow_server_pid(s: Settings) -> Path:
     return s.mlflow_dir / "server.pid"
 
 
+def mlflow_auth_config(s: Settings) -> Path:
+    """The MLflow server's basic-auth configuration (no secrets: those reach it by environment)."""
+    return s.mlflow_dir / "basic_auth.ini"
+
+
+def mlflow_auth_db(s: Settings) -> Path:
+    """The MLflow server's user and permission store."""
+    return s.mlflow_dir / "basic_auth.db"
+
+
 def mlflow_server_log(s: Settings) -> Path:
     """Output of the MLflow server ``persona prod up`` started."""
     return s.mlflow_dir / "server.log"
+
+
+def model_signing_key(s: Settings) -> Path:
+    """The key that signs registered versions (local profile; 0600, created at first registration)."""
+    return s.home / "keys" / "model_signing.key"
 
 
 def locks_dir(s: Settings) -> Path:

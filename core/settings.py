@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import catalog
@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     redis_host: str = Field(default="127.0.0.1", min_length=1)
     redis_port: int = Field(default=6379, ge=1, le=65535)
     mlflow_port: int = Field(default=5000, ge=1, le=65535)
+    mlflow_username: str = Field(
+        default="persona", min_length=1, description="Admin user of the prod MLflow server (basic auth)."
+    )
+    mlflow_password: SecretStr | None = Field(
+        default=None, description="Its password (prod: required, at least 12 characters); never written to disk."
+    )
     api_key: str | None = Field(default=None, description="API key for the serving endpoints (optional).")
     serving_auth: Literal["auto", "on", "off"] = Field(
         default="auto", description="auto: a key is required in prod; on: always; off: a gateway authenticates.",
@@ -89,6 +95,20 @@ class Settings(BaseSettings):
     materialize_batch_rows: int | None = Field(
         default=None, ge=1, description="Entity rows per online-store write (default: the writer's own)."
     )
+    model_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Key that signs registered versions (default: the key file under home, local profile only).",
+    )
+    allow_unsigned_models: bool = Field(
+        default=False, description="Local profile only: load versions registered before signing, with a warning."
+    )
+
+    @field_validator("allow_unsigned_models")
+    @classmethod
+    def _no_unsigned_in_prod(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("profile") == "prod":
+            raise ValueError("is for the local profile only; the prod profile loads signed versions only")
+        return value
 
     @field_validator("home", mode="before")
     @classmethod

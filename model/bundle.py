@@ -8,13 +8,12 @@ encoders, cluster centers, persona names and the action policy in ``bundle.json`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import mlflow.pyfunc
 import numpy as np
@@ -25,6 +24,31 @@ from mlflow.pyfunc.model import PythonModel
 from core.contract import PREDICTION_COLUMNS
 from model.actions import ActionPolicy, assign_actions
 from model.preprocess import ClusterSpec, FeatureSpec, cluster_matrix, model_matrix, nearest_center
+from model.signing import UntrustedModelError
+from model.trust import (
+    ARTIFACT_HASH_TAG,
+    ArtifactIntegrityError,
+    artifact_digest,
+    record_artifact_hash,
+    verify_artifacts,
+)
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+# Re-exported: where callers have always found them.
+__all__ = [
+    "ARTIFACT_HASH_TAG",
+    "ArtifactIntegrityError",
+    "PersonaBundle",
+    "PersonaPredictor",
+    "UntrustedModelError",
+    "artifact_digest",
+    "load_predictor",
+    "record_artifact_hash",
+    "to_model_input",
+    "verify_artifacts",
+]
 
 # The models-from-code entry point MLflow copies into every logged model and runs on load.
 BUNDLE_ENTRY = Path(__file__).with_name("bundle_entry.py")
@@ -32,10 +56,6 @@ BUNDLE_ENTRY = Path(__file__).with_name("bundle_entry.py")
 BUNDLE_FILE = "bundle.json"
 OUTPUT_COLUMNS = PREDICTION_COLUMNS
 FORMAT_VERSION = 1
-# Model version tag: sha256 of the version's artifact files as stored at registration.
-ARTIFACT_HASH_TAG = "persona.artifact_sha256"
-# Written by MLflow into every download of a ``models:/`` URI; not part of what was registered.
-_DOWNLOAD_ONLY_FILES = frozenset({"registered_model_meta"})
 
 logger = logging.getLogger(__name__)
 
@@ -216,78 +236,6 @@ def to_model_input(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return out
 
 
-class ArtifactIntegrityError(ValueError):
-    """A registered version's artifact files differ from what was registered (message names both hashes)."""
-
-
-def artifact_digest(directory: Path) -> str:
-    """sha256 over every file under ``directory``: sorted relative paths, each with its bytes.
-
-    Each file contributes its POSIX relative path, a NUL, its size (8 bytes) and its content, so
-    moving bytes between files or renaming one changes the digest; the order files are found in
-    does not. MLflow's download-only ``registered_model_meta`` at the top level is left out.
-    """
-    directory = Path(directory)
-    files = sorted(
-        (path.relative_to(directory).as_posix(), path)
-        for path in directory.rglob("*")
-        if path.is_file() and path.relative_to(directory).as_posix() not in _DOWNLOAD_ONLY_FILES
-    )
-    digest = hashlib.sha256()
-    for relative, path in files:
-        digest.update(relative.encode("utf8") + b"\0")
-        digest.update(path.stat().st_size.to_bytes(8, "big"))
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _download_version(model: str, version: str, target: Path) -> Path:
-    import mlflow.artifacts
-
-    target.mkdir(parents=True, exist_ok=True)
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model}/{version}", dst_path=str(target)))
-
-
-def record_artifact_hash(client, model: str, version: str) -> str:
-    """Hash the stored artifacts of ``model`` v``version`` and keep the digest as a version tag.
-
-    Returns:
-        The sha256 hex digest (tag :data:`ARTIFACT_HASH_TAG`).
-    """
-    with tempfile.TemporaryDirectory(prefix="persona-hash-") as tmp:
-        digest = artifact_digest(_download_version(model, str(version), Path(tmp) / "model"))
-    client.set_model_version_tag(model, str(version), ARTIFACT_HASH_TAG, digest)
-    return digest
-
-
-def verify_artifacts(directory: Path, expected: str | None, model: str, version: str) -> str:
-    """Check downloaded artifacts against the digest recorded at registration.
-
-    A version registered before digests were recorded (``expected`` is None) is loaded with a
-    warning: there is nothing to compare with.
-
-    Returns:
-        The digest of ``directory``.
-
-    Raises:
-        ArtifactIntegrityError: the digests differ (the message names version, expected and actual).
-    """
-    actual = artifact_digest(directory)
-    if expected is None:
-        logger.warning(
-            "%s v%s has no %s tag (registered before artifact hashes were recorded); loading it unverified",
-            model, version, ARTIFACT_HASH_TAG,
-        )
-    elif actual != expected:
-        raise ArtifactIntegrityError(
-            f"{model} v{version}: artifact sha256 mismatch: registered {expected}, downloaded {actual}; "
-            "the stored model files changed after registration, refusing to load them"
-        )
-    return actual
-
-
 def _unwrap(model, model_uri: str) -> PersonaPredictor:
     bundle = model.unwrap_python_model()
     if not isinstance(bundle, PersonaBundle) or bundle.predictor is None:
@@ -295,29 +243,43 @@ def _unwrap(model, model_uri: str) -> PersonaPredictor:
     return bundle.predictor
 
 
-def load_predictor(model_uri: str) -> PersonaPredictor:
-    """Load the plain predictor behind a registered pyfunc (e.g. ``models:/persona@champion``).
+def load_predictor(model_uri: str, settings: Settings | None = None) -> PersonaPredictor:
+    """Load the plain predictor behind a registered version (``models:/name/3``, ``models:/name@champion``).
 
-    A registry URI (``models:/name/3``, ``models:/name@champion``) is resolved to its version,
-    downloaded once, checked against the version's :data:`ARTIFACT_HASH_TAG` and loaded from
-    those same files. Other URIs (``runs:/``, a local path) carry no digest and load as they are.
+    The version is resolved, downloaded once and checked before MLflow runs any of its code
+    (:func:`model.trust.check_downloaded`: Persona's loader, the artifact digest, the signature
+    under Persona's key); then it is loaded from those same files. Anything that is not a
+    registered version (``runs:/``, a path, an unregistered logged model) carries no signature
+    and is refused.
+
+    Args:
+        model_uri: a ``models:/`` URI of a registered version.
+        settings: where the signing key comes from (default: the active job's settings).
 
     Raises:
-        ArtifactIntegrityError: the stored artifacts differ from what was registered.
-        ValueError: the URI is not a Persona bundle.
+        UntrustedModelError: the version fails a check (``ArtifactIntegrityError`` for a digest mismatch).
+        PersonaError: no signing key is configured.
+        ValueError: the URI is not a registered version.
     """
-    if not model_uri.startswith("models:/"):
-        return _unwrap(mlflow.pyfunc.load_model(model_uri), model_uri)
     from mlflow import MlflowClient
     from mlflow.store.artifact.utils.models import get_model_name_and_version
 
+    from model.trust import check_downloaded, download_version
+
+    if settings is None:
+        from core.runtime import active_settings
+
+        settings = active_settings()
+    if not model_uri.startswith("models:/"):
+        raise UntrustedModelError(f"{model_uri} is not a registered version; Persona loads only signed, "
+                                  "registered versions (models:/<name>/<version>)")
     client = MlflowClient()
     resolved = get_model_name_and_version(client, model_uri)
     if len(resolved) != 2:  # models:/m-<id>: a logged model that was never registered
-        return _unwrap(mlflow.pyfunc.load_model(model_uri), model_uri)
+        raise UntrustedModelError(f"{model_uri} is a logged model that was never registered; refusing to load it")
     name, version = resolved[0], str(resolved[1])
-    expected = (client.get_model_version(name, version).tags or {}).get(ARTIFACT_HASH_TAG)
+    tags = dict(client.get_model_version(name, version).tags or {})
     with tempfile.TemporaryDirectory(prefix="persona-model-") as tmp:
-        local = _download_version(name, version, Path(tmp) / "model")
-        verify_artifacts(local, expected, name, version)
+        local = download_version(name, version, Path(tmp) / "model")
+        check_downloaded(local, tags, settings, name, version)
         return _unwrap(mlflow.pyfunc.load_model(str(local)), model_uri)

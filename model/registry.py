@@ -48,13 +48,20 @@ def configure_mlflow(settings: Settings):
     """Point MLflow (tracking and registry) at this profile's store and return a client.
 
     The local profile keeps a SQLite backend under ``settings.mlflow_dir`` (absolute, so it
-    does not depend on the working directory).
+    does not depend on the working directory). A tracking server with authentication (the prod
+    profile's) gets ``PERSONA_MLFLOW_USERNAME/PASSWORD`` through MLflow's own
+    ``MLFLOW_TRACKING_USERNAME/PASSWORD``, the only way its clients take credentials.
     """
+    import os
+
     import mlflow
     from mlflow import MlflowClient
 
     if settings.profile == "local" and not settings.mlflow_tracking_uri:
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    if settings.mlflow_password is not None and settings.tracking_uri.startswith(("http://", "https://")):
+        os.environ["MLFLOW_TRACKING_USERNAME"] = settings.mlflow_username
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.mlflow_password.get_secret_value()
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)

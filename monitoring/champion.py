@@ -103,7 +103,7 @@ def load_champion(settings: Settings) -> Champion:
     model_version = client.get_model_version(model, version)
     run = client.get_run(model_version.run_id)
     try:
-        predictor = load_predictor(f"models:/{model}/{version}")
+        predictor = load_predictor(f"models:/{model}/{version}", settings)
     except Exception as exc:
         raise PersonaError(f"cannot load champion {model} v{version}: {exc}") from None
     if predictor.kind != "persona":

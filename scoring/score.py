@@ -105,7 +105,7 @@ def score(
         if version is None:
             raise PersonaError(f"model {model!r} has no champion yet; run `persona train` first")
     try:
-        predictor = load_predictor(f"models:/{model}/{version}")
+        predictor = load_predictor(f"models:/{model}/{version}", settings)
     except Exception as exc:
         raise PersonaError(f"cannot load {model} v{version}: {exc}") from None
     if predictor.kind != "persona":

@@ -206,17 +206,17 @@ class ServingRuntime:
     def load_version(self, version: str) -> ServingPredictor:
         """Load a registered version with a feature reader for its feature service.
 
-        The artifacts are checked against the digest recorded at registration
-        (:func:`model.bundle.load_predictor`); a mismatch is refused.
+        The version is checked before any of its code runs (:func:`model.bundle.load_predictor`:
+        Persona's loader, the recorded digest, the signature); a failed check is refused.
 
         Raises:
-            ArtifactIntegrityError / ValueError / FeatureStoreError / MlflowException: the version
+            UntrustedModelError / ValueError / FeatureStoreError / MlflowException: the version
             cannot serve.
         """
         from model.bundle import load_predictor
 
         self._mlflow()
-        model = load_predictor(f"models:/{self.model_name}/{version}")
+        model = load_predictor(f"models:/{self.model_name}/{version}", self.settings)
         if model.kind != "persona":
             raise ValueError(
                 f"v{version} is a {model.kind!r} bundle; serving needs churn, value and personas"

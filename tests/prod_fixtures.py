@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 API_KEY = "prod-fault-test-key"
+SIGNING_KEY = "prod-fault-test-model-signing-key-0123456789"
+MLFLOW_PASSWORD = "prod-fault-test-mlflow-password"
 # Variables of the caller's environment that would point a served process elsewhere.
 FOREIGN_ENV = ("PERSONA_", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
@@ -160,6 +162,8 @@ class ProdStack:
             "PERSONA_REDIS_PORT": str(self.redis.port),
             "PERSONA_MLFLOW_PORT": str(self.mlflow_port),
             "PERSONA_API_KEY": self.api_key,
+            "PERSONA_MODEL_SIGNING_KEY": SIGNING_KEY,
+            "PERSONA_MLFLOW_PASSWORD": MLFLOW_PASSWORD,
             **self.extra_env,
         }
 
@@ -174,6 +178,8 @@ class ProdStack:
             redis_port=self.redis.port,
             mlflow_port=self.mlflow_port,
             api_key=self.api_key,
+            model_signing_key=SIGNING_KEY,
+            mlflow_password=MLFLOW_PASSWORD,
         )
 
     def process_env(self, **overrides: str) -> dict[str, str]:

@@ -88,13 +88,14 @@ def copy_home(source: Path, target: Path) -> Path:
 
 
 def register_copy_of(home: Path, version: str = "1") -> str:
-    """Register the model of ``version`` again (a new version number, same artifacts).
+    """Register the model of ``version`` again (a new version number, same artifacts), signed.
 
     Returns:
         The new version.
     """
     from core.settings import load_settings
     from model.registry import configure_mlflow
+    from model.trust import record_and_sign
 
     settings = load_settings(home=home)
     client = configure_mlflow(settings)
@@ -106,6 +107,7 @@ def register_copy_of(home: Path, version: str = "1") -> str:
         tags=dict(old.tags or {}),
         model_id=getattr(old, "model_id", None),
     )
+    record_and_sign(client, settings, settings.registered_model, str(new.version))  # signatures name the version
     return str(new.version)
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from core.settings import Settings
     from model.bundle import PersonaPredictor
     from training.lineage import LoggedRun
 
@@ -30,12 +31,16 @@ def champion_score(
     model: str,
     holdout: pd.DataFrame,
     frame_for: Callable[[PersonaPredictor, pd.DataFrame], pd.DataFrame | None],
+    settings: Settings | None = None,
 ) -> ChampionScore:
     """The champion's metrics on this holdout and its version.
 
+    The champion is loaded only if it passes every trust check (see :func:`model.bundle.load_predictor`;
+    ``settings`` name the signing key, default: the active job's).
+
     Returns:
         ``(None, None)`` with no champion; ``({}, version)`` when it cannot be evaluated here
-        (unreadable, or its features cannot be fetched for this holdout).
+        (unreadable, refused, or its features cannot be fetched for this holdout).
     """
     from model.bundle import load_predictor
     from model.registry import alias_version
@@ -45,7 +50,7 @@ def champion_score(
     if version is None:
         return None, None
     try:
-        predictor = load_predictor(f"models:/{model}@{CHAMPION}")
+        predictor = load_predictor(f"models:/{model}@{CHAMPION}", settings)
         frame = frame_for(predictor, holdout)
     except Exception as exc:  # an unreadable champion must not block training
         logger.warning("could not evaluate champion v%s: %s", version, exc)
@@ -56,9 +61,17 @@ def champion_score(
 
 
 def register(
-    client, model: str, logged: LoggedRun, metrics: Mapping[str, float], gated: Iterable[str]
+    client,
+    model: str,
+    logged: LoggedRun,
+    metrics: Mapping[str, float],
+    gated: Iterable[str],
+    settings: Settings | None = None,
 ) -> str:
-    """Register the logged model as a new version of ``model``, tag its lineage and artifact hash.
+    """Register the logged model as a new version of ``model``: lineage tags, artifact hash, signature.
+
+    The signature (an HMAC under a key the registry does not hold, see :mod:`model.signing`) is
+    what loaders trust; a version whose files or tags change afterwards is refused.
 
     Args:
         client: an MLflow client on this profile's registry.
@@ -66,18 +79,23 @@ def register(
         logged: the run and logged model (see :func:`training.lineage.log`).
         metrics: the candidate's holdout metrics.
         gated: metric names the gate used (kept as ``metric.<name>`` version tags).
+        settings: where the signing key comes from (default: the active job's settings).
 
     Returns:
         The new version.
     """
     import mlflow
 
-    from model.bundle import record_artifact_hash
+    from model.trust import record_and_sign
 
+    if settings is None:
+        from core.runtime import active_settings
+
+        settings = active_settings()
     version = str(mlflow.register_model(logged.model_uri, model).version)
     for key, value in {**logged.tags, "run_id": logged.run_id}.items():
         client.set_model_version_tag(model, version, key, str(value))
-    record_artifact_hash(client, model, version)  # loaders refuse artifacts changed after this
+    record_and_sign(client, settings, model, version)  # loaders refuse artifacts changed after this
     for key in gated:
         if key in metrics:
             client.set_model_version_tag(model, version, f"metric.{key}", f"{metrics[key]:.6f}")

@@ -214,6 +214,7 @@ class TrainJob:
             model,
             split.holdout,
             lambda champion, holdout: dataset.frame_for(settings, config, data, champion, holdout),
+            settings,
         )
         decision = gate.decide(metrics, champion_metrics, champion_version, rules)
         tags = lineage.lineage_tags(settings, config, split, data.from_feast)
@@ -230,7 +231,7 @@ class TrainJob:
             log_report,
         )
         gated = (rules.primary.metric, *(g.metric for g in rules.guards))
-        version = register.register(client, model, run, metrics, gated)
+        version = register.register(client, model, run, metrics, gated, settings)
         decision = register.move(client, model, version, decision, champion_version)
         return TrainResult(run.run_id, model, version, decision, metrics, champion_metrics)
 

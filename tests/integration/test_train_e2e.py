@@ -250,7 +250,7 @@ def test_a_champion_moved_while_gating_leaves_the_candidate_a_challenger(persona
     TrainJob(settings, config).run(frame)
     TrainJob(settings, config).run(frame)  # v2: a tie, so a challenger
     client = configure_mlflow(settings)
-    decided_against_empty_registry = lambda client, model, holdout, frame_for: (None, None)  # noqa: E731
+    decided_against_empty_registry = lambda client, model, holdout, frame_for, settings=None: (None, None)  # noqa: E731
     monkeypatch.setattr(register, "champion_score", decided_against_empty_registry)
 
     # when v3's gate (which saw no champion) tries to take the alias that v1 holds

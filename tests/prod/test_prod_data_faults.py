@@ -72,7 +72,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     suffix = uuid.uuid4().hex[:8]
     env = {"PERSONA_HOME": str(tmp_path_factory.mktemp("registry") / "home"), "PERSONA_PROFILE": "prod",
            "PERSONA_POSTGRES_DB": f"persona_fault_{suffix}", "PERSONA_PROJECT": f"persona_fault_{suffix}",
-           "PERSONA_MLFLOW_PORT": str(free_port())}
+           "PERSONA_MLFLOW_PORT": str(free_port()), "PERSONA_MLFLOW_PASSWORD": "registry-fault-mlflow-password",
+           "PERSONA_MODEL_SIGNING_KEY": "registry-fault-test-model-signing-key-0123"}
     settings = load_settings(**{k.removeprefix("PERSONA_").lower(): v for k, v in env.items()})
     ensure_databases(settings)
     try:

@@ -34,6 +34,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.prod, pytest.mark.slow]
 
 PERSONA = str(Path(sys.executable).with_name("persona"))
 API_KEY = "pipeline-test-key"
+SIGNING_KEY = "pipeline-test-model-signing-key-0123456789"
+MLFLOW_PASSWORD = "pipeline-test-mlflow-password"
 
 
 @dataclass
@@ -52,6 +54,7 @@ class ProdCli:
             "PERSONA_PROFILE": "prod", "PERSONA_HOME": str(self.home), "PERSONA_POSTGRES_DB": self.postgres_db,
             "PERSONA_PROJECT": self.project, "PERSONA_MLFLOW_PORT": str(self.mlflow_port),
             "PERSONA_API_KEY": API_KEY, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "PERSONA_MODEL_SIGNING_KEY": SIGNING_KEY, "PERSONA_MLFLOW_PASSWORD": MLFLOW_PASSWORD,
         })
         return env
 
@@ -59,7 +62,8 @@ class ProdCli:
         from core.settings import load_settings
 
         return load_settings(home=self.home, profile="prod", postgres_db=self.postgres_db, project=self.project,
-                             mlflow_port=self.mlflow_port, api_key=API_KEY)
+                             mlflow_port=self.mlflow_port, api_key=API_KEY, model_signing_key=SIGNING_KEY,
+                             mlflow_password=MLFLOW_PASSWORD)
 
     def run(self, *args: str, expect: int = 0, timeout: float = 900) -> subprocess.CompletedProcess:
         """Run ``persona *args``; fail with its output unless it exits ``expect``."""
@@ -155,7 +159,7 @@ def wait_ready(process: subprocess.Popen, url: str, log: Path, timeout: float = 
     raise AssertionError(f"persona serve not ready within {timeout:.0f} s\n{log.read_text()[-4000:]}")
 
 
-def test_prod_pipeline_through_the_cli(prod_cli: ProdCli, tmp_path: Path) -> None:
+def test_prod_pipeline_through_the_cli(prod_cli: ProdCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import psycopg
     from mlflow import MlflowClient
 
@@ -194,7 +198,11 @@ def test_prod_pipeline_through_the_cli(prod_cli: ProdCli, tmp_path: Path) -> Non
     trained = cli.run("train", "--horizon-days", "28")
     assert "registered persona v1 -> champion" in trained.stdout, trained.stdout[-2000:]
 
-    # then the MLflow server knows the run, version 1 and the champion alias ...
+    # then the MLflow server refuses anonymous calls, and knows the run, version 1 and the champion alias ...
+    anonymous = httpx.get(f"{cli.mlflow_url}/api/2.0/mlflow/registered-models/search", timeout=5)
+    assert anonymous.status_code == 401, anonymous.text
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", settings.mlflow_username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", MLFLOW_PASSWORD)
     client = MlflowClient(tracking_uri=cli.mlflow_url, registry_uri=cli.mlflow_url)
     champion = client.get_model_version_by_alias("persona", "champion")
     run = client.get_run(champion.run_id)

@@ -218,10 +218,11 @@ def test_mlflow_down_at_start_is_not_ready_then_loads_by_itself_and_later_outage
 def test_artifacts_changed_after_registration_are_refused_by_serving_and_score(
     stack: ProdStack, tmp_path: Path
 ) -> None:
-    """Given v2 registered by training (its artifact digest recorded) and then edited on the
-    artifact store's disk, when it becomes champion, then serving refuses it naming version,
+    """Given v2 registered by training (its artifact digest recorded and signed) and then edited on
+    the artifact store's disk, when it becomes champion, then serving refuses it naming version,
     expected and actual digest (not ready without a previous model, else keeps the previous
-    one), and `persona score` refuses it too.
+    one), and `persona score` refuses it too; with the digest tag rewritten to match, the
+    signature refuses it.
     """
     from model.registry import configure_mlflow
 
@@ -277,6 +278,19 @@ def test_artifacts_changed_after_registration_are_refused_by_serving_and_score(
         said = scored.stdout + scored.stderr
         assert scored.returncode == 1 and len(said.strip().splitlines()) == 1, said
         assert f"persona v{version}: artifact sha256 mismatch" in said and registered in said, said
+        assert not (tmp_path / "scores.parquet").exists()
+
+        # and when the digest tag is rewritten to match the edited files, the signature still refuses it
+        with stack.environment():
+            settings = stack.settings()
+            configure_mlflow(settings).set_model_version_tag(settings.registered_model, version, ARTIFACT_HASH_TAG,
+                                                             tampered)
+        scored = _persona(stack, "score", "--out", str(tmp_path / "scores.parquet"))
+        said = scored.stdout + scored.stderr
+        assert scored.returncode == 1, said
+        assert len(said.strip().splitlines()) == 1, said
+        assert f"persona v{version}: signature mismatch" in said, said
+        assert tampered in said, said
         assert not (tmp_path / "scores.parquet").exists()
     finally:
         _move_champion(stack, "1")
