@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import catalog
@@ -225,7 +226,11 @@ class ServingRuntime:
             self.store(), model.feature_columns, model.metadata.get("feature_service"),
             timeout=online_store_timeout(self.settings),
         )
-        return ServingPredictor(model=model, reader=reader, version=str(version))
+        return ServingPredictor(
+            model=model, reader=reader, version=str(version),
+            feature_abs_max=self.settings.whatif_feature_abs_max,
+            sigma_margin=self.settings.whatif_feature_sigma_margin,
+        )
 
     def _install(self, predictor: ServingPredictor, version: str) -> None:
         self.predictor = predictor  # one reference swap: in-flight requests keep the old one
@@ -360,13 +365,21 @@ class ServingRuntime:
             "last_checked_at": iso(status.last_checked_at),
             "last_error": status.last_error,
             "prediction_log": {
-                "directory": str(self.log.directory),
+                "directory": _home_relative(self.log.directory, self.settings.home),
                 "rows_written": self.log.rows_written,
                 "rows_pending": self.log.pending_rows,
                 "rows_dropped": self.log.rows_dropped,
                 "last_error": self.log.last_error,
             },
         }
+
+
+def _home_relative(path: Path, home: Path) -> str:
+    """``path`` as clients may see it: relative to the home (no server paths), else its name."""
+    try:
+        return str(Path(path).relative_to(home))
+    except ValueError:
+        return Path(path).name
 
 
 __all__ = [
