@@ -7,7 +7,7 @@ import sys
 
 from core import catalog
 from core.errors import PersonaError
-from core.settings import PROJECT_ROOT, Settings, env_name, environ_defaults
+from core.settings import PROJECT_ROOT, Settings, check_setting, env_name, environ_defaults
 
 SERVICE = "serving.service:PersonaService"
 
@@ -23,7 +23,8 @@ def serve_command(
 
     The child's environment is a new dict: this process's plus the settings the served process
     must see (home, profile, poll interval, by default ``settings.model_poll_seconds``); this
-    process's own environment is not changed. Checks first (one-line errors): the API key rule
+    process's own environment is not changed. Checks first (one-line errors): ``poll_seconds``
+    against the ``model_poll_seconds`` setting's rules (finite, positive), the API key rule
     of the profile, the online-store timeout setting, the online store, and a champion in the
     registry (unless ``wait_for_model``).
 
@@ -36,6 +37,8 @@ def serve_command(
     from serving.auth import resolve_api_key
     from store.online_reader import FeatureStoreError, online_store_timeout
 
+    # an explicit --poll-seconds obeys the setting's rules (inf would stop the watcher silently)
+    poll = settings.model_poll_seconds if poll_seconds is None else check_setting("model_poll_seconds", poll_seconds)
     resolve_api_key(settings)
     try:
         online_store_timeout(settings)
@@ -63,7 +66,6 @@ def serve_command(
                 f"model {settings.registered_model!r} has no champion; run `persona train` first "
                 "(or pass --wait-for-model)"
             )
-    poll = settings.model_poll_seconds if poll_seconds is None else poll_seconds
     env = {
         "HF_HUB_OFFLINE": "1",
         **os.environ,
