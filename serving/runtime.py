@@ -148,7 +148,8 @@ class ServingRuntime:
         self.model_name = settings.registered_model
         self.predictor: ServingPredictor | None = None
         self.log = PredictionLog(
-            catalog.prediction_log(settings), flush_seconds=self.options.log_flush_seconds
+            catalog.prediction_log(settings), flush_seconds=self.options.log_flush_seconds,
+            fsync=settings.prediction_log_fsync,
         )
         self._store = None
         self._client = None
@@ -369,6 +370,7 @@ class ServingRuntime:
                 "rows_written": self.log.rows_written,
                 "rows_pending": self.log.pending_rows,
                 "rows_dropped": self.log.rows_dropped,
+                "rows_replayed": self.log.rows_replayed,
                 "last_error": self.log.last_error,
             },
         }
