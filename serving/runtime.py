@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from core import catalog
 from core.errors import PersonaError
 from core.settings import environ_defaults
+from serving.metrics import serving_metrics
 from serving.model_watch import ChampionWatcher
 from serving.prediction_log import PredictionLog
 from serving.predictor import Served, ServingPredictor
@@ -235,6 +236,7 @@ class ServingRuntime:
 
     def _install(self, predictor: ServingPredictor, version: str) -> None:
         self.predictor = predictor  # one reference swap: in-flight requests keep the old one
+        serving_metrics().served_version(version)
         freeze_heap(collect=False)
 
     # ---- readiness ----
