@@ -265,8 +265,9 @@ def check_setting(field: str, value: object) -> object:
     from pydantic import TypeAdapter
 
     info = Settings.model_fields[field]
+    adapter: TypeAdapter[object] = TypeAdapter(Annotated[info.annotation, info])  # type: ignore[arg-type]
     try:
-        return TypeAdapter(Annotated[info.annotation, info]).validate_python(value)
+        return adapter.validate_python(value)
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
         raise PersonaError(f"bad setting {env_name(field)}={value!r}: {message}") from None
