@@ -6,7 +6,8 @@ this middleware keeps a few cheap ones in its own registry:
 - ``persona_requests_total{path, status}``: answered requests (API and health paths; other paths
   are counted as ``path="other"`` so a scanner cannot grow the label set);
 - ``persona_request_seconds{path}``: latency histogram of the API paths;
-- ``persona_model_info{version}``: 1 for the model version being served (set by the runtime).
+- ``persona_model_info{version}``: 1 for the model version being served, 0 for earlier ones
+  (set by the runtime).
 
 It sits inside the API-key check, so ``/metrics`` needs the key when auth is on and 401s are
 not counted.
@@ -40,9 +41,12 @@ class ServingMetrics:
         self._version: str | None = None
 
     def served_version(self, version: str) -> None:
-        """Record the version now served (the previous one's series is removed)."""
+        """Record the version now served (the previous one's series drops to 0).
+
+        Not removed: BentoML runs prometheus_client in multi-process mode, which cannot remove a series.
+        """
         if self._version is not None and self._version != version:
-            self.model.remove(self._version)
+            self.model.labels(version=self._version).set(0)
         self._version = version
         self.model.labels(version=version).set(1)
 

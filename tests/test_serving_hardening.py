@@ -140,3 +140,25 @@ def test_model_info_shows_no_absolute_server_paths(served_env) -> None:
     # then the prediction log is named relative to the home
     assert info["prediction_log"]["directory"] == "serving/prediction_log"
     assert str(served_env) not in json.dumps(info)
+
+
+def test_metrics_answer_prometheus_text_and_follow_the_served_version() -> None:
+    from serving.metrics import MetricsMiddleware, ServingMetrics
+
+    # given the metrics middleware around an app, with v1 then v2 served
+    routes = [Route("/predict", _echo, methods=["POST"])]
+    middleware = MetricsMiddleware(Starlette(routes=routes), paths=("/predict",), timed=("/predict",))
+    middleware.metrics = ServingMetrics()
+    middleware.metrics.served_version("1")
+    middleware.metrics.served_version("2")
+    client = TestClient(middleware)
+    client.post("/predict", json={})
+    client.get("/nowhere")
+    # when /metrics is read
+    text = client.get("/metrics").text
+    # then requests are counted by path and status, latency observed, and only v2 is served
+    assert 'persona_requests_total{path="/predict",status="200"} 1.0' in text
+    assert 'persona_requests_total{path="other",status="404"} 1.0' in text
+    assert 'persona_request_seconds_count{path="/predict"} 1.0' in text
+    assert 'persona_model_info{version="2"} 1.0' in text
+    assert 'persona_model_info{version="1"} 0.0' in text
