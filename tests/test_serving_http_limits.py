@@ -85,3 +85,28 @@ def test_install_configures_every_uvicorn_server_from_the_settings(monkeypatch: 
     assert isinstance(config.http, type)
     assert config.http.max_header_bytes == 8192
     assert uvicorn.Config(_ok, limit_concurrency=3).limit_concurrency == 3  # explicit options win
+
+
+def test_beyond_the_connection_limit_requests_get_503() -> None:
+    # given a server limited to 3 connections, held by 3 idle clients
+    number = free_port()
+    config = uvicorn.Config(_ok, host="127.0.0.1", port=number, log_config=None, lifespan="off",
+                            http=limited_protocol(4096, 30.0), limit_concurrency=3)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    idle = [socket.create_connection(("127.0.0.1", number), timeout=5) for _ in range(3)]
+    try:
+        time.sleep(0.3)
+        # when a fourth client sends a request
+        answer = _raw(number, HEAD + b"Connection: close\r\n\r\n")
+    finally:
+        for sock in idle:
+            sock.close()
+        server.should_exit = True
+        thread.join(10)
+    # then it is refused with 503
+    assert answer.startswith(b"HTTP/1.1 503"), answer[:100]
