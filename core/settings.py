@@ -103,6 +103,37 @@ class Settings(BaseSettings):
         default=False, description="Local profile only: load versions registered before signing, with a warning."
     )
 
+    whatif_feature_abs_max: float = Field(
+        default=1e12, gt=0, le=1e300, allow_inf_nan=False,
+        description="Largest |value| of a what-if feature (predict_features); beyond it: 400 naming the field.",
+    )
+    whatif_feature_sigma_margin: float = Field(
+        default=1000.0, gt=0, allow_inf_nan=False,
+        description="What-if values farther than this many training standard deviations from the training "
+        "mean (where the model records them) are refused with 400.",
+    )
+    serving_max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=1024 * 1024,
+        description="Largest request head (request line and headers) the server reads; beyond it: 431.",
+    )
+    serving_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=3600, allow_inf_nan=False,
+        description="Time a client has to send its whole request head; then 408 and the connection is closed.",
+    )
+    serving_body_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=3600, allow_inf_nan=False,
+        description="Longest wait for the next chunk of a request body; then 408 and the connection is closed.",
+    )
+    serving_max_connections: int = Field(
+        default=1000, ge=1, le=1_000_000,
+        description="Open connections the server holds at once; beyond it new requests get 503.",
+    )
+    prediction_log_fsync: bool = Field(
+        default=False,
+        description="fsync the prediction log's write-ahead file per request (survives a power loss, slower); "
+        "without it a killed server process still loses nothing it answered.",
+    )
+
     @field_validator("allow_unsigned_models")
     @classmethod
     def _no_unsigned_in_prod(cls, value: bool, info: ValidationInfo) -> bool:
@@ -122,6 +153,14 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _key_given(cls, value: object) -> object:
+        # a key of spaces (a stray newline from a secrets file) is no key: strip, empty -> None
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
     @field_validator("serving_auth", mode="before")
     @classmethod
@@ -243,6 +282,25 @@ def load_settings(**overrides: object) -> Settings:
         raise PersonaError(
             f"bad setting PERSONA_{key.upper()}={first.get('input')!r}: {first['msg'].removeprefix('Value error, ')}"
         ) from None
+
+
+def check_setting(field: str, value: object) -> object:
+    """``value`` validated as settings field ``field`` would be (for a CLI option that overrides it).
+
+    Raises:
+        PersonaError: naming the setting and the reason, as :func:`load_settings` does.
+    """
+    from typing import Annotated
+
+    from pydantic import TypeAdapter
+
+    info = Settings.model_fields[field]
+    adapter: TypeAdapter[object] = TypeAdapter(Annotated[info.annotation, info])  # type: ignore[arg-type]
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise PersonaError(f"bad setting {env_name(field)}={value!r}: {message}") from None
 
 
 @contextlib.contextmanager

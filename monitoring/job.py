@@ -40,6 +40,7 @@ from monitoring.quality import QualityCheck
 from monitoring.records import WORKSPACE_PROJECT
 from monitoring.shares import PersonaShift, persona_shift
 from monitoring.trigger import RetrainOutcome, read_last_retrain, retrain
+from monitoring.window import clip_to_reference
 from serving.prediction_log import read_prediction_log
 from store.repo import load_feast
 from training.config import TrainConfig
@@ -264,6 +265,10 @@ class MonitorJob:
             times = self.snapshot_times()
             window_rows, window = current.current_window(champion, end, self.config.window_days, log, times,
                                                          self.score_snapshot)
+            window_rows, clipped = clip_to_reference(window_rows, champion.reference)
+            if clipped:
+                window["clipped_values"] = clipped
+                logger.warning("clipped extreme served values to the reference range before drift: %s", clipped)
             on_progress(2, len(STEPS), STEPS[2])
             quality = current.matured_quality(champion, as_of, log, times, self._transactions(as_of),
                                               self.score_snapshot, self.settings.horizon_days)

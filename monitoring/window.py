@@ -88,3 +88,44 @@ def latest_at_or_before(times: pd.DatetimeIndex, at: pd.Timestamp | None) -> pd.
     if at is not None:
         times = times[times <= at]
     return times.max() if len(times) else None
+
+
+def clip_to_reference(window: pd.DataFrame, reference: pd.DataFrame,
+                      margin: float = 10.0) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Numeric window values pulled into the reference's range widened by ``margin`` spans.
+
+    One absurd served value (a what-if ``1e308`` logged before the server refused such input)
+    would make the drift histograms ask for billions of bins and stop monitoring for as long as it
+    stays in the window. Values outside ``[min - margin*span, max + margin*span]`` of the
+    reference column (``span = max(max - min, 1)``) are clipped to that range (so they still
+    count as drift), non-finite ones become missing; both are counted.
+
+    Returns:
+        The window (a copy when anything changed) and the values changed per column.
+    """
+    import numpy as np
+
+    changed: dict[str, int] = {}
+    out = window
+    for column in window.columns:
+        if column not in reference.columns or not pd.api.types.is_numeric_dtype(window[column]) \
+                or pd.api.types.is_bool_dtype(window[column]):
+            continue
+        ref = pd.to_numeric(reference[column], errors="coerce").to_numpy(dtype=float)
+        ref = ref[np.isfinite(ref)]
+        if not len(ref):
+            continue
+        values = window[column].to_numpy(dtype=float, na_value=np.nan)
+        span = max(float(ref.max() - ref.min()), 1.0)
+        low, high = float(ref.min()) - margin * span, float(ref.max()) + margin * span
+        infinite = np.isinf(values)
+        outside = np.isfinite(values) & ((values < low) | (values > high))
+        count = int(infinite.sum() + outside.sum())
+        if not count:
+            continue
+        if out is window:
+            out = window.copy()
+        fixed = np.where(infinite, np.nan, np.clip(values, low, high))
+        out[column] = fixed.astype(window[column].dtype) if window[column].dtype.kind == "f" else fixed
+        changed[column] = count
+    return out, changed

@@ -35,7 +35,7 @@ def resolve_api_key(settings: Settings) -> str | None:
     mode = settings.serving_auth
     if mode == "off":
         return None
-    key = settings.api_key or None
+    key = (settings.api_key or "").strip() or None  # a key of spaces is no key
     if key is None and (mode == "on" or settings.profile == "prod"):
         raise PersonaError(
             f"the {settings.profile} profile serves only with an API key: set PERSONA_API_KEY "

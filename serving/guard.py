@@ -4,16 +4,26 @@
   non-JSON content type gets 415 before BentoML looks at it.
 - A body larger than ``max_body_bytes`` gets 413 (checked on Content-Length, and while reading
   a chunked body).
+- The body is read here, each chunk within ``body_timeout`` seconds
+  (``Settings.serving_body_timeout_seconds``): a client that stalls gets 408 and the connection
+  is closed, so slow bodies cannot pile up open connections. A client that disconnects mid-body
+  is logged in one line (no traceback) and not answered.
 - BentoML answers a request that fails its pydantic validation with a 400 whose message is
   ``"1 validation error for Input"``; this middleware rewrites that body so ``error`` names the
-  field (``customer_ids[2]: Input should be a valid integer``) and ``field`` holds its path.
+  field (``customer_ids[2]: Input should be a valid integer``), ``field`` holds its path and
+  ``detail`` every error in one string (the OpenAPI schema's type).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+
+logger = logging.getLogger("persona.serving")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+BODY_TIMEOUT_SECONDS = 10.0
 JSON_TYPES = ("application/json",)
 
 
@@ -46,16 +56,12 @@ def describe_error(error: dict) -> tuple[str, str]:
     return field, message
 
 
-def _json_response(status: int, payload: dict) -> tuple[dict, bytes]:
+def _json_response(status: int, payload: dict, close: bool = False) -> tuple[dict, bytes]:
     body = json.dumps(payload).encode()
-    return (
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        },
-        body,
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    return {"type": "http.response.start", "status": status, "headers": headers}, body
 
 
 class RequestGuardMiddleware:
@@ -65,12 +71,24 @@ class RequestGuardMiddleware:
         app: the wrapped ASGI app.
         api_paths: paths of the API routes (POST); other paths pass untouched.
         max_body_bytes: largest accepted request body.
+        body_timeout: longest wait for the next body chunk (None: ``Settings.serving_body_timeout_seconds``).
     """
 
-    def __init__(self, app, api_paths: tuple[str, ...] = (), max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app,
+        api_paths: tuple[str, ...] = (),
+        max_body_bytes: int = MAX_BODY_BYTES,
+        body_timeout: float | None = None,
+    ) -> None:
         self.app = app
         self.api_paths = frozenset(api_paths)
         self.max_body_bytes = max_body_bytes
+        if body_timeout is None:
+            from core.settings import load_settings
+
+            body_timeout = load_settings().serving_body_timeout_seconds
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope, receive, send) -> None:
         """Check API requests (media type, body size) before the app sees them; pass the rest."""
@@ -104,25 +122,34 @@ class RequestGuardMiddleware:
                     send, 413, f"request body of {size} bytes exceeds {self.max_body_bytes}", "body"
                 )
                 return
-        else:
-            chunks, total = [], 0
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    break
-                chunks.append(message.get("body", b""))
-                total += len(chunks[-1])
-                if total > self.max_body_bytes:
-                    await self._reply(send, 413, f"request body exceeds {self.max_body_bytes} bytes", "body")
-                    return
-                if not message.get("more_body", False):
-                    break
-            receive = _replay(b"".join(chunks), receive)
+        chunks, total = [], 0
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout)
+            except TimeoutError:
+                logger.info("%s: request body stalled for %.0f s; 408", scope.get("path"), self.body_timeout)
+                await self._reply(
+                    send, 408, f"request body not received within {self.body_timeout:g} s", "body", close=True
+                )
+                return
+            if message["type"] == "http.disconnect":
+                logger.info("%s: client disconnected before sending the whole body", scope.get("path"))
+                return
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            total += len(chunks[-1])
+            if total > self.max_body_bytes:
+                await self._reply(send, 413, f"request body exceeds {self.max_body_bytes} bytes", "body")
+                return
+            if not message.get("more_body", False):
+                break
+        receive = _replay(b"".join(chunks), receive)
         await self.app(scope, receive, _NamedErrors(send))
 
     @staticmethod
-    async def _reply(send, status: int, message: str, field: str) -> None:
-        start, body = _json_response(status, {"error": message, "field": field})
+    async def _reply(send, status: int, message: str, field: str, close: bool = False) -> None:
+        start, body = _json_response(status, {"error": message, "field": field}, close)
         await send(start)
         await send({"type": "http.response.body", "body": body})
 
@@ -174,10 +201,12 @@ class _NamedErrors:
         ):
             field, text = describe_error(payload["detail"][0])
             extra = len(payload["detail"]) - 1
-            rewritten = {
+            rewritten = {  # ``detail`` is a string, as the OpenAPI schema (InvalidArgument) says
                 "error": f"{field}: {text}" + (f" (and {extra} more)" if extra else ""),
                 "field": field,
-                "detail": payload["detail"],
+                "detail": "; ".join(
+                    "{}: {}".format(*describe_error(e)) for e in payload["detail"] if isinstance(e, dict)
+                ),
             }
             start, body = _json_response(400, rewritten)
             headers = [

@@ -7,7 +7,7 @@ import sys
 
 from core import catalog
 from core.errors import PersonaError
-from core.settings import PROJECT_ROOT, Settings, env_name, environ_defaults
+from core.settings import PROJECT_ROOT, Settings, check_setting, env_name, environ_defaults
 
 SERVICE = "serving.service:PersonaService"
 
@@ -23,7 +23,9 @@ def serve_command(
 
     The child's environment is a new dict: this process's plus the settings the served process
     must see (home, profile, poll interval, by default ``settings.model_poll_seconds``); this
-    process's own environment is not changed. Checks first (one-line errors): the API key rule
+    process's own environment is not changed. Checks first (one-line errors): the port is free
+    (a server already on it, perhaps an orphan, would otherwise end the new one in a traceback), ``poll_seconds``
+    against the ``model_poll_seconds`` setting's rules (finite, positive), the API key rule
     of the profile, the online-store timeout setting, the online store, and a champion in the
     registry (unless ``wait_for_model``).
 
@@ -36,7 +38,10 @@ def serve_command(
     from serving.auth import resolve_api_key
     from store.online_reader import FeatureStoreError, online_store_timeout
 
+    # an explicit --poll-seconds obeys the setting's rules (inf would stop the watcher silently)
+    poll = settings.model_poll_seconds if poll_seconds is None else check_setting("model_poll_seconds", poll_seconds)
     resolve_api_key(settings)
+    check_port_free(host, port)
     try:
         online_store_timeout(settings)
     except FeatureStoreError as exc:
@@ -63,7 +68,6 @@ def serve_command(
                 f"model {settings.registered_model!r} has no champion; run `persona train` first "
                 "(or pass --wait-for-model)"
             )
-    poll = settings.model_poll_seconds if poll_seconds is None else poll_seconds
     env = {
         "HF_HUB_OFFLINE": "1",
         **os.environ,
@@ -85,3 +89,26 @@ def serve_command(
         str(PROJECT_ROOT),
     ]
     return command, env
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise a one-line error when ``host:port`` cannot be bound (another server holds it).
+
+    Raises:
+        PersonaError: naming the address and what to do.
+    """
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PersonaError(
+                    f"port {port} on {host} is already in use (another `persona serve`?); "
+                    "stop that server or pass --port"
+                ) from None
+            raise PersonaError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

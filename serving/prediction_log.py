@@ -4,7 +4,9 @@ Requests hand their rows to :meth:`PredictionLog.append` (a list append under a 
 background thread turns them into Arrow tables and writes one parquet file per flush under
 ``<serving_dir>/prediction_log/date=YYYY-MM-DD/`` (atomically: temp file + rename, so a reader
 never sees half a file). :meth:`PredictionLog.close` writes whatever is pending, so a clean
-shutdown loses nothing.
+shutdown loses nothing; and each request's rows are first appended to a write-ahead file
+(:mod:`serving.wal`) before it is answered, so a killed process loses nothing it answered either:
+the next start replays what the dead process left.
 
 Columns: ``request_id, served_at`` (UTC), ``endpoint, customer_id, model_version``, every
 feature column of the model that served the row, every prediction column, ``cold_start_reason``
@@ -26,6 +28,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from serving.wal import WriteAheadLog, encode, replay
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +181,8 @@ class PredictionLog:
         flush_seconds: longest time a row waits in memory.
         flush_rows: pending rows that trigger an early write.
         max_pending_rows: beyond this (a stuck disk), new rows are counted as dropped.
+        wal: append each batch to the write-ahead file before :meth:`append` returns.
+        fsync: fsync each write-ahead record (survives a power loss, not only a killed process).
     """
 
     def __init__(
@@ -185,8 +191,14 @@ class PredictionLog:
         flush_seconds: float = 2.0,
         flush_rows: int = 20_000,
         max_pending_rows: int = 2_000_000,
+        wal: bool = True,
+        fsync: bool = False,
     ) -> None:
         self.directory = Path(directory)
+        self._wal = WriteAheadLog(self.directory, fsync) if wal else None
+        self._segments: list[Path] = []  # closed write-ahead segments whose rows are pending
+        self.rows_replayed = 0
+        self.wal_errors = 0
         self.flush_seconds = flush_seconds
         self.flush_rows = flush_rows
         self.max_pending_rows = max_pending_rows
@@ -202,20 +214,33 @@ class PredictionLog:
         self.last_error: str | None = None
 
     def start(self) -> PredictionLog:
-        """Start the writer thread (idempotent)."""
+        """Write what a stopped process left in the write-ahead file, then start the writer (idempotent)."""
+        if self._thread is None and self._wal is not None:
+            try:
+                self.rows_replayed += replay(self.directory, self._write)[0]
+            except Exception as exc:  # serve anyway; the segments stay for the next start
+                self.last_error = f"replay: {type(exc).__name__}: {exc}"
+                logger.exception("prediction log: replaying the write-ahead file failed")
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
             self._thread.start()
         return self
 
     def append(self, batch: LogBatch) -> None:
-        """Queue a request's rows (never blocks on I/O)."""
+        """Queue a request's rows, after one write of them to the write-ahead file."""
         if not len(batch):
             return
+        record = encode(batch) if self._wal is not None else None
         with self._lock:
             if self._pending_rows + len(batch) > self.max_pending_rows:
                 self.rows_dropped += len(batch)
                 return
+            if self._wal is not None and record is not None:
+                try:
+                    self._wal.append(record)
+                except OSError as exc:  # keep serving; the rows still reach parquet from memory
+                    self.wal_errors += 1
+                    self.last_error = f"write-ahead file: {type(exc).__name__}: {exc}"
             self._pending.append(batch)
             self._pending_rows += len(batch)
             wake = self._pending_rows >= self.flush_rows
@@ -231,17 +256,23 @@ class PredictionLog:
         """Write everything pending now (from any thread). Returns rows written."""
         with self._lock:
             batches, self._pending, self._pending_rows = self._pending, [], 0
+            segment = self._wal.rotate() if self._wal is not None else None
+            segments, self._segments = [*self._segments, *([segment] if segment else [])], []
         if not batches:
+            _unlink(segments)
             return 0
         try:
-            return self._write(batches)
+            written = self._write(batches)
         except Exception as exc:  # keep serving; put the rows back for the next attempt
             self.last_error = f"{type(exc).__name__}: {exc}"
             logger.exception("prediction log write failed; will retry")
             with self._lock:
                 self._pending = batches + self._pending
                 self._pending_rows += sum(len(b) for b in batches)
+                self._segments = segments + self._segments
             return 0
+        _unlink(segments)  # their rows are in parquet now
+        return written
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the writer and write every pending row."""
@@ -264,19 +295,25 @@ class PredictionLog:
             groups.setdefault((batch.served_at.date(), batch.layout), []).append(batch)
         written = 0
         for (served_on, _), group in groups.items():
-            table = combine(group).to_arrow()
-            day = served_on.isoformat()
-            folder = self.directory / f"date={day}"
-            folder.mkdir(parents=True, exist_ok=True)
-            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-            path = folder / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
-            tmp = path.with_name("." + path.name + ".tmp")
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)
-            written += table.num_rows
-            self.files_written += 1
+            written += self._write_table(served_on.isoformat(), combine(group).to_arrow())
         self.rows_written += written
         return written
+
+    def _write_table(self, day: str, table: pa.Table) -> int:
+        folder = self.directory / f"date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+        path = folder / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = path.with_name("." + path.name + ".tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+        self.files_written += 1
+        return table.num_rows
+
+
+def _unlink(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def read_prediction_log(directory: Path, since: dt.datetime | None = None) -> pd.DataFrame:

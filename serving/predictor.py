@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from model.runner import PREDICTION_COLUMNS, ModelRunner, make_runner
+from serving.bounds import DEFAULT_ABS_MAX, DEFAULT_SIGMA_MARGIN, FeatureBounds
 from serving.prediction_log import LogBatch
 from store.feature_batch import FeatureBatch, parse_utc, split_columns, utc_iso
 
@@ -78,6 +79,8 @@ class ServingPredictor:
         version: the registered model version (reported with every prediction).
         clock: current UTC time (injectable for tests).
         max_batch: most rows per request.
+        feature_abs_max / sigma_margin: plausible ranges of what-if values
+            (:class:`serving.bounds.FeatureBounds`).
     """
 
     model: object
@@ -85,10 +88,14 @@ class ServingPredictor:
     version: str = ""
     clock: Callable[[], dt.datetime] = utc_now
     max_batch: int = MAX_BATCH
+    feature_abs_max: float = DEFAULT_ABS_MAX
+    sigma_margin: float = DEFAULT_SIGMA_MARGIN
     runner: ModelRunner = field(init=False)
+    bounds: FeatureBounds = field(init=False)
 
     def __post_init__(self) -> None:
         self.runner = make_runner(self.model)
+        self.bounds = FeatureBounds.from_model(self.model, self.feature_abs_max, self.sigma_margin)
         self.numeric_columns, self.string_columns = split_columns(
             self.runner.feature_columns, set(self.runner.string_columns)
         )
@@ -125,7 +132,8 @@ class ServingPredictor:
         """Validate caller-supplied feature rows field by field.
 
         Every row needs ``features`` with exactly the model's feature columns: numbers (finite,
-        not booleans) for numeric columns, strings for categorical ones, null for unknown.
+        not booleans, within :attr:`bounds`) for numeric columns, strings for categorical ones,
+        null for unknown.
 
         Returns:
             The batch and the optional customer id per row.
@@ -183,11 +191,16 @@ class ServingPredictor:
                         raise InputError(
                             f"{where}.features.{name}", f"expected a number or null, got {value!r}"
                         )
-                    number = float(value)
+                    try:
+                        number = float(value)
+                    except OverflowError:  # an integer of hundreds of digits
+                        number = math.inf
                     if not math.isfinite(number):
-                        raise InputError(
-                            f"{where}.features.{name}", f"expected a finite number, got {value!r}"
-                        )
+                        shown = f"{str(value)[:20]}..." if len(str(value)) > 24 else repr(value)
+                        raise InputError(f"{where}.features.{name}", f"expected a finite number, got {shown}")
+                    why = self.bounds.violation(name, number)
+                    if why is not None:
+                        raise InputError(f"{where}.features.{name}", why)
                     batch.numeric[i, numeric_index[name]] = number
                 else:
                     if not isinstance(value, str):

@@ -14,11 +14,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import catalog
 from core.errors import PersonaError
 from core.settings import environ_defaults
+from serving.metrics import serving_metrics
 from serving.model_watch import ChampionWatcher
 from serving.prediction_log import PredictionLog
 from serving.predictor import Served, ServingPredictor
@@ -147,7 +149,8 @@ class ServingRuntime:
         self.model_name = settings.registered_model
         self.predictor: ServingPredictor | None = None
         self.log = PredictionLog(
-            catalog.prediction_log(settings), flush_seconds=self.options.log_flush_seconds
+            catalog.prediction_log(settings), flush_seconds=self.options.log_flush_seconds,
+            fsync=settings.prediction_log_fsync,
         )
         self._store = None
         self._client = None
@@ -225,10 +228,15 @@ class ServingRuntime:
             self.store(), model.feature_columns, model.metadata.get("feature_service"),
             timeout=online_store_timeout(self.settings),
         )
-        return ServingPredictor(model=model, reader=reader, version=str(version))
+        return ServingPredictor(
+            model=model, reader=reader, version=str(version),
+            feature_abs_max=self.settings.whatif_feature_abs_max,
+            sigma_margin=self.settings.whatif_feature_sigma_margin,
+        )
 
     def _install(self, predictor: ServingPredictor, version: str) -> None:
         self.predictor = predictor  # one reference swap: in-flight requests keep the old one
+        serving_metrics().served_version(version)
         freeze_heap(collect=False)
 
     # ---- readiness ----
@@ -360,13 +368,22 @@ class ServingRuntime:
             "last_checked_at": iso(status.last_checked_at),
             "last_error": status.last_error,
             "prediction_log": {
-                "directory": str(self.log.directory),
+                "directory": _home_relative(self.log.directory, self.settings.home),
                 "rows_written": self.log.rows_written,
                 "rows_pending": self.log.pending_rows,
                 "rows_dropped": self.log.rows_dropped,
+                "rows_replayed": self.log.rows_replayed,
                 "last_error": self.log.last_error,
             },
         }
+
+
+def _home_relative(path: Path, home: Path) -> str:
+    """``path`` as clients may see it: relative to the home (no server paths), else its name."""
+    try:
+        return str(Path(path).relative_to(home))
+    except ValueError:
+        return Path(path).name
 
 
 __all__ = [

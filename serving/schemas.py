@@ -136,3 +136,4 @@ class ErrorResponse(BaseModel):
 
     error: str
     field: str | None = None
+    detail: str | None = Field(default=None, description="Every validation error, '; '-separated (400 only).")

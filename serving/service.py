@@ -13,10 +13,17 @@ APIs (JSON in, JSON out; OpenAPI at ``/docs.json``, UI at ``/``):
 - ``POST /similar`` ``{"customer_id": 1, "k": 10}``: customers with the most similar reviews.
 - ``POST /model_info`` ``{}``: the served version, its feature columns, the watcher's last error.
 - ``GET /livez``, ``GET /readyz``: liveness; readiness (a model loaded and the online store up).
+- ``GET /metrics``: Prometheus text (requests by path and status, API latency, model version;
+  :mod:`serving.metrics`).
 
-Errors are ``{"error": "...", "field": "..."}`` with 400 (bad input), 401 (API key), 404
-(unknown customer for ``similar``), 413 (batch or body too large), 415 (not JSON), 501/503
-(not available / not ready). Nothing is loaded at import.
+Limits (``Settings.serving_*``; :mod:`serving.http_limits`, :mod:`serving.guard`): a request head
+over 16 KiB gets 431, one not complete in 10 s or a body stalled for 10 s gets 408, beyond 1000
+open connections requests get 503.
+
+Errors are ``{"error": "...", "field": "..."}`` with 400 (bad input; what-if values beyond
+their plausible range too), 401 (API key), 404 (unknown customer for ``similar``), 408 (slow
+client), 413 (batch or body too large), 415 (not JSON), 431 (request head too large),
+501/503 (not available / not ready / too many connections). Nothing is loaded at import.
 """
 
 from __future__ import annotations
@@ -31,8 +38,10 @@ from typing import Any, cast
 import bentoml
 from starlette.responses import Response
 
+from serving import http_limits
 from serving.auth import ApiKeyMiddleware
 from serving.guard import RequestGuardMiddleware
+from serving.metrics import MetricsMiddleware
 from serving.schemas import (
     EmptyRequest,
     FeatureRow,
@@ -118,8 +127,10 @@ class PersonaService:
 
     def __init__(self) -> None:
         from core.settings import load_settings
+        from serving.lifetime import exit_with_parent
         from serving.runtime import RuntimeOptions, ServingRuntime
 
+        exit_with_parent()  # an orphaned worker must not keep serving the port
         settings = load_settings()
         bentoml_http = logging.getLogger("bentoml._internal.server.http_app")
         if not any(isinstance(f, _ClientErrorsAreNotServerErrors) for f in bentoml_http.filters):
@@ -239,4 +250,8 @@ class PersonaService:
 # made PersonaService a bentoml.Service; mypy keeps the class's own type.)
 _service = cast("bentoml.Service[PersonaService]", PersonaService)
 _service.add_asgi_middleware(ApiKeyMiddleware)
+_service.add_asgi_middleware(MetricsMiddleware, paths=API_PATHS + HOT_PATHS, timed=API_PATHS)
 _service.add_asgi_middleware(RequestGuardMiddleware, api_paths=API_PATHS)
+# Request-head size and time limits and the connection limit live in uvicorn, which BentoML
+# configures without asking the service; see serving.http_limits.
+http_limits.install()

@@ -374,3 +374,23 @@ def test_api_key_is_enforced_on_apis_but_not_health(champion_home: Path) -> None
     assert _error(without)["field"] == "X-API-Key"
     assert with_key.status_code == 200
     assert health.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [b"1e308", b"-1e308", b"1" + b"0" * 400, b"1" + b"0" * 5000, b"99999999999999999999"],
+    ids=["1e308", "-1e308", "400-digits", "5000-digits", "1e20"],
+)
+def test_predict_features_refuses_absurd_magnitudes_with_400_never_500(
+    client: TestClient, feature_row: dict, literal: bytes
+) -> None:
+    # given a valid what-if row whose first numeric feature is an absurd number (as raw JSON)
+    numeric = next(name for name, value in feature_row.items() if isinstance(value, float) and name != "age")
+    row = {**feature_row, numeric: 0.0}
+    body = json.dumps({"rows": [{"features": row}]}).encode()
+    body = body.replace(f'"{numeric}": 0.0'.encode(), f'"{numeric}": '.encode() + literal)
+    # when posted
+    response = client.post("/predict_features", content=body, headers={"Content-Type": "application/json"})
+    # then it is a 400 naming the field (or the body, for a number JSON itself refuses), never a 5xx
+    assert response.status_code == 400, response.text
+    assert _error(response)["field"] in (f"rows[0].features.{numeric}", "body")

@@ -191,3 +191,17 @@ def test_monitor_command_reports_a_bad_policy(tmp_path: Path) -> None:
 def test_window_days_must_be_positive(days: int) -> None:
     out = CliRunner().invoke(app, ["monitor", "--window-days", str(days)])
     assert out.exit_code != 0
+
+
+def test_an_extreme_logged_row_is_clipped_and_counted_instead_of_stopping_monitoring(persona_home: Path) -> None:
+    # given a prediction log whose served rows include what-if rows of +-1e308 (their range overflows)
+    calls: list = []
+    served = population(300, seed=5).astype({"orders_90d": "float64"})
+    served.loc[[0, 1], "recency_days"] = [1e308, -1e308]
+    served.loc[[2, 3], "orders_90d"] = [1e308, 1.5e308]
+    write_log(persona_home, served, NOW - dt.timedelta(days=1), "3")
+    # when the monitor runs over that window
+    result = FakeJob(population(1500, seed=3), NOW, calls, retrain=False).run()
+    # then it concludes (no "Too many bins" crash) and reports what it clipped
+    assert result.decision.status in ("ok", "retrain")
+    assert result.window["clipped_values"] == {"recency_days": 2, "orders_90d": 2}

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow.parquet as pq
 
-from serving.prediction_log import LogBatch, PredictionLog, read_prediction_log
+from serving.prediction_log import PredictionLog, read_prediction_log
+from tests.unit.serving.conftest import log_batch
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,36 +19,13 @@ if TYPE_CHECKING:
 T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 
-def _batch(
-    request_id: str,
-    ids: list[int],
-    version: str = "1",
-    served_at: dt.datetime = T0,
-    columns: tuple[str, ...] = ("orders_90d",),
-) -> LogBatch:
-    n = len(ids)
-    return LogBatch(
-        request_id=request_id,
-        served_at=served_at,
-        endpoint="predict",
-        model_version=version,
-        customer_ids=ids,
-        features={},
-        predictions={"churn_probability": np.linspace(0.1, 0.2, n), "persona": np.array(["p"] * n, object)},
-        reasons=[None] * n,
-        numeric_columns=columns,
-        numeric=np.arange(n * len(columns), dtype=float).reshape(n, -1),
-        string_columns=("region",),
-        strings=np.array([["north"]] * n, dtype=object),
-        feature_order=(*columns, "region"),
-    )
 
 
 def test_close_writes_every_pending_row_with_all_columns(tmp_path: Path) -> None:
     # given a log that would only flush after an hour
     log = PredictionLog(tmp_path / "log", flush_seconds=3600).start()
-    log.append(_batch("a", [1, 2]))
-    log.append(_batch("b", [3]))
+    log.append(log_batch("a", [1, 2]))
+    log.append(log_batch("b", [3]))
 
     # when it is closed (a clean shutdown)
     log.close()
@@ -78,10 +56,10 @@ def test_close_writes_every_pending_row_with_all_columns(tmp_path: Path) -> None
 def test_rows_of_different_feature_sets_and_days_go_to_separate_files(tmp_path: Path) -> None:
     # given rows from two model versions with different features, on two days
     log = PredictionLog(tmp_path / "log", flush_seconds=3600)
-    log.append(_batch("a", [1], version="1"))
-    log.append(_batch("b", [2], version="2", columns=("orders_90d", "spend_365d")))
+    log.append(log_batch("a", [1], version="1"))
+    log.append(log_batch("b", [2], version="2", columns=("orders_90d", "spend_365d")))
     log.append(
-        _batch(
+        log_batch(
             "c", [3], version="2", columns=("orders_90d", "spend_365d"), served_at=T0 + dt.timedelta(days=1)
         )
     )
@@ -105,7 +83,7 @@ def test_the_writer_thread_flushes_without_close(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path / "log", flush_seconds=0.05).start()
 
     # when a batch is appended and a moment passes
-    log.append(_batch("a", [1]))
+    log.append(log_batch("a", [1]))
     for _ in range(100):
         if log.rows_written:
             break
@@ -123,7 +101,7 @@ def test_a_failed_write_keeps_the_rows_for_the_next_flush(
 ) -> None:
     # given a disk that fails once
     log = PredictionLog(tmp_path / "log", flush_seconds=3600)
-    log.append(_batch("a", [1, 2]))
+    log.append(log_batch("a", [1, 2]))
     original = PredictionLog._write
     calls = {"n": 0}
 
@@ -149,8 +127,8 @@ def test_beyond_the_pending_limit_rows_are_counted_as_dropped(tmp_path: Path) ->
     log = PredictionLog(tmp_path / "log", flush_seconds=3600, max_pending_rows=2)
 
     # when 3 rows arrive before any flush
-    log.append(_batch("a", [1, 2]))
-    log.append(_batch("b", [3]))
+    log.append(log_batch("a", [1, 2]))
+    log.append(log_batch("b", [3]))
 
     # then the excess is counted, not silently lost
     assert (log.pending_rows, log.rows_dropped) == (2, 1)

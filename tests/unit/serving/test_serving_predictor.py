@@ -272,3 +272,62 @@ def test_duplicate_ids_are_answered_in_request_order(predictor: ServingPredictor
     # then every position gets its answer
     assert [r["customer_id"] for r in results] == [2, 1, 2]
     assert results[0] == results[2]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (1e308, "plausible range"),
+        (-1e13, "plausible range"),
+        (10**400, "finite number"),  # float() would raise OverflowError
+        (10**20, "plausible range"),
+    ],
+    ids=["1e308", "-1e13", "400-digit-int", "1e20"],
+)
+def test_predict_features_refuses_implausible_magnitudes_naming_the_field(
+    predictor: ServingPredictor, value: float, words: str
+) -> None:
+    # given a what-if row with an absurd but finite (or overflowing) number
+    features = {"region": "north", "orders_90d": 1, "spend_365d": value}
+    # when validated
+    with pytest.raises(InputError) as caught:
+        predictor.predict_features([{"features": features}])
+    # then it is a 400 naming the field, never a server error
+    assert caught.value.status == 400
+    assert caught.value.field == "rows[0].features.spend_365d"
+    assert words in caught.value.message
+
+
+def test_bounds_follow_the_models_training_statistics_with_a_margin() -> None:
+    from types import SimpleNamespace
+
+    from serving.bounds import FeatureBounds
+
+    # given a model whose clustering space records mean/std (spend on log1p scale)
+    cluster = SimpleNamespace(columns=("orders_90d", "spend_365d"), log_columns=("spend_365d",),
+                              mean=(5.0, 4.0), scale=(2.0, 1.0))
+    bounds = FeatureBounds.from_model(SimpleNamespace(cluster=cluster), abs_max=1e12, sigma_margin=100)
+    # then values within mean +- 100 std pass, beyond do not; log columns bound the raw value
+    assert bounds.violation("orders_90d", 204.0) is None
+    assert bounds.violation("orders_90d", 206.0) is not None
+    assert bounds.violation("orders_90d", -196.0) is not None
+    assert bounds.violation("spend_365d", 9e11) is None  # expm1(104) > cap: the cap rules
+    assert bounds.violation("spend_365d", 2e12) is not None
+    assert bounds.violation("recency_days", 1e11) is None  # unknown to the spec: hard cap only
+
+
+def test_a_real_bundles_bounds_keep_the_persona_distance_finite() -> None:
+    from types import SimpleNamespace
+
+    from model.preprocess import ClusterSpec, cluster_matrix, nearest_center
+    from serving.bounds import FeatureBounds
+
+    # given a clustering space and the largest value its bounds accept
+    spec = ClusterSpec(("orders_90d",), (), (1.0,), (5.0,), (2.0,))
+    low, high = FeatureBounds.from_model(SimpleNamespace(cluster=spec)).range_of("orders_90d")
+    matrix = cluster_matrix(pd.DataFrame({"orders_90d": [high, low]}), spec)
+    # then the distance to the centers stays finite (no NaN segment)
+    centers = np.array([[0.0], [1.0]])
+    d = np.square(matrix).sum(1)[:, None] - 2 * matrix @ centers.T + np.square(centers).sum(1)[None, :]
+    assert np.isfinite(d).all()
+    assert nearest_center(matrix, centers).tolist() == [1, 0]
