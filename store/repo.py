@@ -157,21 +157,25 @@ def apply_repo(settings: Settings) -> list[str]:
 def view_source_frame(settings: Settings, view) -> pd.DataFrame:
     """All rows of a view's offline source (parquet file or Postgres table)."""
     from store.offline import read_source
+    from store.source_state import source_file
 
     source = view.batch_source
-    if hasattr(source, "path"):
-        return pd.read_parquet(source.path)
+    file = source_file(settings, source)
+    if file is not None:
+        return pd.read_parquet(file)
     return read_source(settings, source.get_table_query_string().strip('"'))
 
 
 def _view_span(settings: Settings, view) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """Min and max event timestamp of a view's offline source (None when empty)."""
     from store.offline import parquet_span, source_span
+    from store.source_state import source_file
 
     source = view.batch_source
-    if not hasattr(source, "path"):
+    file = source_file(settings, source)
+    if file is None:
         return source_span(settings, source.get_table_query_string().strip('"'))
-    return parquet_span(source.path, source.timestamp_field)
+    return parquet_span(file, source.timestamp_field)
 
 
 def _utc(ts: pd.Timestamp | datetime) -> datetime:

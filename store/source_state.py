@@ -48,7 +48,8 @@ class SourceState:
     newest_created: str | None = None
 
 
-def _file(settings: Settings, source) -> Path | None:
+def source_file(settings: Settings, source) -> Path | None:
+    """A file source's parquet path, a relative one read from the feature repo folder (None: not a file)."""
     path = getattr(source, "path", None)
     if path is None:
         return None
@@ -74,7 +75,7 @@ def read_state(settings: Settings, view) -> SourceState:
     """The current state of a view's source (read before its rows are, so a change during a run shows next time)."""
     source = view.batch_source
     created = source.created_timestamp_column or None
-    file = _file(settings, source)
+    file = source_file(settings, source)
     if file is not None:
         stat = file.stat()
         newest = None
@@ -95,7 +96,7 @@ def changed_from(settings: Settings, view, previous: SourceState) -> pd.Timestam
     if not created or previous.newest_created is None:
         return None
     since = pd.Timestamp(previous.newest_created)
-    file = _file(settings, source)
+    file = source_file(settings, source)
     if file is not None:
         frame = pd.read_parquet(file, columns=[source.timestamp_field, created])
         newer = _utc(frame[source.timestamp_field])[_utc(frame[created]) > since]

@@ -10,7 +10,6 @@ Postgres table's column types is the only I/O (:func:`source_columns`).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -101,10 +100,10 @@ def source_columns(settings: Settings, source) -> tuple[dict[str, str], str] | N
     """
     path = getattr(source, "path", None)
     if path is not None:
-        if "://" in str(path):
-            return None
-        file = Path(path) if Path(path).is_absolute() else settings.feature_repo / path
-        if not file.is_file():
+        from store.source_state import source_file
+
+        file = None if "://" in str(path) else source_file(settings, source)
+        if file is None or not file.is_file():
             return None
         schema = pq.read_schema(file)
         return {name: arrow_kind(schema.field(name).type) for name in schema.names}, str(file)
