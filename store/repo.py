@@ -149,6 +149,7 @@ def apply_repo(settings: Settings) -> list[str]:
         f"{len(repo.feature_views)} feature views, "
         f"{len(repo.feature_services)} feature services",
     ]
+    lines.append("  definitions from " + " + ".join(str(folder) for folder in parsed.folders))
     lines += [f"  view {fv.name}: {len(fv.features)} features  ({parsed.origin(fv)})" for fv in repo.feature_views]
     lines += [f"  service {fs.name}  ({parsed.origin(fs)})" for fs in repo.feature_services]
     return lines

@@ -267,6 +267,7 @@ def test_views_in_the_users_own_folder_are_applied_and_listed_with_their_file(pe
     materialized = materialize(settings)
 
     # then Persona's and the user's objects are registered, each listed with the file defining it
+    assert f"  definitions from {FEATURE_REPO_DIR} + {folder}" in lines
     assert f"  view loyalty: 2 features  ({folder / 'loyalty.py'})" in lines
     assert f"  service upsell_model_v1  ({folder / 'loyalty.py'})" in lines
     assert any(line.startswith("  view customer_behavior:") and str(FEATURE_REPO_DIR / "definitions.py") in line
