@@ -154,7 +154,7 @@ def _online(settings, refs: list[str], ids: list[int]) -> pd.DataFrame:
 def test_a_corrected_or_late_row_for_a_materialized_snapshot_reaches_the_online_store(persona_home):
     # given a materialized store
     settings = load_settings()
-    _write_raw(settings)
+    write_raw(settings)
     build_offline_sources(settings)
     apply_repo(settings)
     materialize(settings)
@@ -188,7 +188,7 @@ def test_a_copied_home_reads_its_own_files_once_applied(persona_home, tmp_path, 
 
     # given a materialized home copied to another folder, whose original then changes and goes away
     original = load_settings()
-    _write_raw(original)
+    write_raw(original)
     build_offline_sources(original)
     apply_repo(original)
     materialize(original)
@@ -241,7 +241,7 @@ upsell_model_v1 = FeatureService(name="upsell_model_v1",
 
 def _user_repo(settings, tmp_path, monkeypatch, name: str = "loyalty", points: str = "Float32"):
     """A built home and a folder outside the project holding one loyalty view, named by PERSONA_FEATURE_REPO."""
-    _write_raw(settings)
+    write_raw(settings)
     build_offline_sources(settings)
     behavior = pd.read_parquet(settings.offline_dir / "customer_behavior.parquet")
     loyalty = behavior[["customer_id", "event_timestamp"]].copy()
@@ -304,7 +304,7 @@ def test_a_declared_dtype_unlike_the_source_column_fails_at_apply_in_one_line(pe
 def test_a_failure_a_rerun_cannot_cure_does_not_promise_convergence(persona_home):
     # given an applied view whose source column then changes type (a list where a number was declared)
     settings = load_settings()
-    _write_raw(settings)
+    write_raw(settings)
     build_offline_sources(settings)
     apply_repo(settings)
     path = settings.offline_dir / "customer_behavior.parquet"
