@@ -121,7 +121,7 @@ def features_build(
 @features_app.command("apply")
 @_one_line_errors
 def features_apply() -> None:
-    """Register entities, feature views and feature services from feature_repo/ in Feast."""
+    """Register Persona's feature views plus your own (PERSONA_FEATURE_REPO) in Feast; lists each with its file."""
     from store.repo import apply_repo
 
     for line in apply_repo(_settings()):

@@ -55,6 +55,11 @@ def online_store_db(s: Settings) -> Path:
     return s.feast_dir / "online_store.db"
 
 
+def materialized_sources(s: Settings) -> Path:
+    """What each feature view's online values were materialized from (source, fingerprint, newest created)."""
+    return s.feast_dir / "materialized_sources.json"
+
+
 # ---- embeddings ----
 def embedding_cache(s: Settings) -> Path:
     """Review-text vectors keyed by text hash and encoder identity."""

@@ -134,6 +134,12 @@ class Settings(BaseSettings):
         "without it a killed server process still loses nothing it answered.",
     )
 
+    feature_repo: Path = Field(
+        default=FEATURE_REPO_DIR,
+        description="Folder of the user's Feast definitions, parsed together with Persona's packaged ones "
+        "(default: the packaged feature_repo/ alone).",
+    )
+
     @field_validator("allow_unsigned_models")
     @classmethod
     def _no_unsigned_in_prod(cls, value: bool, info: ValidationInfo) -> bool:
@@ -153,6 +159,20 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("feature_repo", mode="before")
+    @classmethod
+    def _repo_given(cls, value: object) -> object:
+        # Path("") is the current directory: an empty PERSONA_FEATURE_REPO would parse whatever is there.
+        if isinstance(value, str | Path) and not str(value).strip():
+            raise ValueError("must not be empty (name the folder holding your feature views)")
+        return value
+
+    @field_validator("feature_repo")
+    @classmethod
+    def _absolute_repo(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -210,9 +230,10 @@ class Settings(BaseSettings):
 
     @property
     def feature_store_yaml(self) -> Path:
-        """The Feast config for this profile."""
+        """The Feast config for this profile: the user's folder's own yaml if it has one, else the packaged one."""
         name = "feature_store.yaml" if self.profile == "local" else "feature_store.prod.yaml"
-        return FEATURE_REPO_DIR / name
+        own = self.feature_repo / name
+        return own if own.is_file() else FEATURE_REPO_DIR / name
 
     @property
     def tracking_uri(self) -> str:

@@ -4,9 +4,11 @@ Sources are parquet files under ``$PERSONA_HOME/offline`` written by ``persona f
 (behavior, profile) and ``persona embed`` (text). Feature names here are the same strings the
 transforms produce, the models consume and the reports show.
 
-To add your own features: drop a module next to this one defining a ``FileSource`` and a
-``FeatureView`` (see README, "Bring your own features"), list the view in a new versioned
-``FeatureService`` and run ``persona features apply``.
+To add your own features: keep a module in your own folder defining a ``FileSource`` and a
+``FeatureView`` (see README, "your own features, your own labels"), list the view in a new
+versioned ``FeatureService``, point ``PERSONA_FEATURE_REPO`` at the folder and run ``persona
+features apply``. Your modules may import this one's objects (``from feature_repo.definitions
+import customer``); the folder is parsed together with this one (rule: :mod:`store.repo_files`).
 """
 
 from __future__ import annotations

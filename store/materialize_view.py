@@ -163,3 +163,20 @@ def materialize_view_fast(
         written = write_online(store, view, pull_latest(store, view, start, end), progress=progress, **sizing)
     store.registry.apply_materialization(view, store.project, start, end)
     return written
+
+
+# Failures a rerun can cure: the online store or the source was unreachable, or the run was cut short.
+_TRANSIENT = frozenset({"ConnectionError", "TimeoutError", "OperationalError", "BusyLoadingError", "InterruptedError"})
+
+
+def failure_remedy(exc: BaseException) -> str:
+    """What to say after a view failed: rerun after a passing outage, else fix the view or its rows.
+
+    Only an unreachable store or source is cured by running again; a value that does not fit the
+    view's declared type fails the same way every time.
+    """
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if isinstance(exc, (ConnectionError, TimeoutError)) or names & _TRANSIENT:
+        return "rerun `persona features materialize` once the store is reachable (it converges)"
+    return ("a rerun will not fix this: check the view's declared types and its source's rows "
+            "(`persona features apply` checks the types)")

@@ -146,6 +146,36 @@ def read_source(settings: Settings, name: str, columns: list[str] | None = None)
     return pd.read_parquet(parquet_path(settings, name), columns=columns)
 
 
+def column_types(settings: Settings, table: str) -> dict[str, str]:
+    """``{column: udt_name}`` of a Postgres table in the public schema (empty when there is no such table)."""
+    with _connect(settings) as conn:
+        rows = conn.execute(
+            "SELECT column_name, udt_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+    return {name: udt for name, udt in rows}
+
+
+def table_fingerprint(
+    settings: Settings, table: str, timestamp: str, created: str | None
+) -> tuple[int, object, object]:
+    """``(rows, newest created, newest event time)`` of a Postgres source (created None without the column)."""
+    newest_created = f'max("{created}")' if created else "NULL"
+    with _connect(settings) as conn:
+        row = conn.execute(f'SELECT count(*), {newest_created}, max("{timestamp}") FROM "{table}"').fetchone()
+    return int(row[0]), row[1], row[2]
+
+
+def earliest_created_after(settings: Settings, table: str, timestamp: str, created: str, since: pd.Timestamp):
+    """The earliest event time of a Postgres source's rows created after ``since`` (None when there are none)."""
+    with _connect(settings) as conn:
+        row = conn.execute(
+            f'SELECT min("{timestamp}") FROM "{table}" WHERE "{created}" > %s', (since.to_pydatetime(),)
+        ).fetchone()
+    return row[0]
+
+
 def source_span(settings: Settings, name: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """Min and max event timestamp of a source (None when it has no rows)."""
     if settings.profile == "prod":

@@ -13,21 +13,20 @@ import io
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from core.errors import PersonaError
-from core.runtime import using
-from core.settings import FEATURE_REPO_DIR, PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
     from datetime import datetime
+    from pathlib import Path
 
     from core.progress import ProgressEvent
+    from core.settings import Settings
 
 ENTITY_KEY = "customer_id"
 
@@ -59,7 +58,7 @@ def repo_config(settings: Settings):
     deployment added comes from the environment, which is read, never written).
 
     Returns:
-        feast.repo_config.RepoConfig with ``repo_path`` set to ``feature_repo/``.
+        feast.repo_config.RepoConfig with ``repo_path`` set to the feature repo folder (``PERSONA_FEATURE_REPO``).
     """
     import yaml
     from feast.repo_config import RepoConfig
@@ -67,75 +66,78 @@ def repo_config(settings: Settings):
     values = {**os.environ, **settings.feast_env()}
     raw = yaml.safe_load(expand_variables(settings.feature_store_yaml.read_text(), values))
     config = RepoConfig(**raw)
-    config.repo_path = FEATURE_REPO_DIR
+    config.repo_path = settings.feature_repo
     return config
 
 
-def get_store(settings: Settings):
-    """Open the Feast store of this profile and home.
-
-    Returns:
-        feast.FeatureStore configured from ``feature_repo/feature_store*.yaml``.
-    """
+def _open_store(settings: Settings):
     from feast import FeatureStore
 
     if settings.profile == "local":
         settings.feast_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return FeatureStore(config=repo_config(settings), repo_path=str(FEATURE_REPO_DIR))
+        return FeatureStore(config=repo_config(settings), repo_path=str(settings.feature_repo))
     except Exception as exc:  # feast raises many kinds on a bad config
         reason = " ".join(str(exc).split())
-        raise PersonaError(f"{settings.feature_store_yaml.name}: cannot open the feature store: {reason}") from exc
+        raise PersonaError(f"{settings.feature_store_yaml}: cannot open the feature store: {reason}") from exc
 
 
-@contextlib.contextmanager
-def _cwd(path: Path) -> Iterator[None]:
-    previous = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
+def get_store(settings: Settings):
+    """Open the Feast store of this profile and home.
+
+    Raises:
+        PersonaError: the config is bad, or the registry reads another home's files (a copied or
+            moved home; :mod:`store.home_sources`).
+
+    Returns:
+        feast.FeatureStore configured from the profile's ``feature_store*.yaml``.
+    """
+    from store.home_sources import check_home_sources
+
+    store = _open_store(settings)
+    check_home_sources(settings, store)
+    return store
 
 
 def repo_contents(settings: Settings):
-    """Parse every definition module of ``feature_repo/`` (honouring ``.feastignore``).
+    """Feast's ``RepoContents`` of Persona's definitions plus the user's folder (:mod:`store.repo_files`)."""
+    from store.repo_files import parse_definitions
 
-    Feast names modules relative to the working directory, so parse from the project root:
-    ``feature_repo/definitions.py`` becomes the importable ``feature_repo.definitions``.
-    """
-    import sys
-
-    from store.feast_internals import parse_repo_modules
-
-    with _cwd(PROJECT_ROOT), using(settings):
-        # Definition modules read the active settings when imported: import them afresh so a process
-        # that serves several homes (tests, notebooks) never registers another home's paths.
-        parse_repo, modules = parse_repo_modules(FEATURE_REPO_DIR)
-        for module in modules:
-            sys.modules.pop(module, None)
-        return parse_repo(FEATURE_REPO_DIR)
+    return parse_definitions(settings).contents
 
 
 def apply_repo(settings: Settings) -> list[str]:
     """Register the repo's entities, views and services; remove objects no longer defined.
 
+    The definitions are Persona's packaged ones plus the user's folder (``PERSONA_FEATURE_REPO``;
+    the rule is in :mod:`store.repo_files`). Each view's declared field types are checked against
+    its source's columns first (:mod:`store.source_types`), so a wrong dtype fails here, not at
+    materialize.
+
     Returns:
-        Lines describing what is registered.
+        Lines describing what is registered, each view and service with the file that defines it.
 
     Raises:
-        PersonaError: when an offline source is missing (run ``persona features build`` first).
+        PersonaError: when an offline source is missing (run ``persona features build`` first), a
+            declared type does not fit its source column, or the definitions cannot be parsed.
     """
     from store.feast_internals import apply_repo_objects
     from store.offline import source_exists
+    from store.repo_files import parse_definitions
+    from store.source_types import check_declared_types
 
     for source in ("customer_profile", "customer_behavior", "customer_text"):
         if not source_exists(settings, source):
             raise PersonaError(
                 f"offline source {source} is missing ({settings.profile} profile); run `persona features build` first"
             )
-    store = get_store(settings)
-    repo = repo_contents(settings)
+    store = _open_store(settings)  # applying is how a copied home registers its own files
+    parsed = parse_definitions(settings)
+    repo = parsed.contents
+    problems = check_declared_types(settings, repo.feature_views)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise PersonaError(problems[0] + more)
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
@@ -147,29 +149,34 @@ def apply_repo(settings: Settings) -> list[str]:
         f"{len(repo.feature_views)} feature views, "
         f"{len(repo.feature_services)} feature services",
     ]
-    lines += [f"  view {fv.name}: {len(fv.features)} features" for fv in repo.feature_views]
-    lines += [f"  service {fs.name}" for fs in repo.feature_services]
+    lines.append("  definitions from " + " + ".join(str(folder) for folder in parsed.folders))
+    lines += [f"  view {fv.name}: {len(fv.features)} features  ({parsed.origin(fv)})" for fv in repo.feature_views]
+    lines += [f"  service {fs.name}  ({parsed.origin(fs)})" for fs in repo.feature_services]
     return lines
 
 
 def view_source_frame(settings: Settings, view) -> pd.DataFrame:
     """All rows of a view's offline source (parquet file or Postgres table)."""
     from store.offline import read_source
+    from store.source_state import source_file
 
     source = view.batch_source
-    if hasattr(source, "path"):
-        return pd.read_parquet(source.path)
+    file = source_file(settings, source)
+    if file is not None:
+        return pd.read_parquet(file)
     return read_source(settings, source.get_table_query_string().strip('"'))
 
 
 def _view_span(settings: Settings, view) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """Min and max event timestamp of a view's offline source (None when empty)."""
     from store.offline import parquet_span, source_span
+    from store.source_state import source_file
 
     source = view.batch_source
-    if not hasattr(source, "path"):
+    file = source_file(settings, source)
+    if file is None:
         return source_span(settings, source.get_table_query_string().strip('"'))
-    return parquet_span(source.path, source.timestamp_field)
+    return parquet_span(file, source.timestamp_field)
 
 
 def _utc(ts: pd.Timestamp | datetime) -> datetime:
@@ -186,10 +193,13 @@ def materialize(
 ) -> list[str]:
     """Load the latest values of every online feature view into the online store.
 
-    Incremental: a view already materialized continues from where it stopped. The first run
+    Incremental: a view already materialized continues from where it stopped, and a view whose
+    source changed since (late or corrected rows, a rebuilt file) re-reads the latest row per
+    entity from the earliest changed event time (:mod:`store.source_state`). The first run
     starts at the earliest row of the view's source, so data from any period (1997 or last
     week) is loaded, not just the last TTL before now. A run that was killed part way leaves
-    an inconsistent online store (``check_consistency`` says so); running again converges.
+    an inconsistent online store (``check_consistency`` says so); running again converges. A
+    failure a rerun cannot cure (a value that does not fit its declared type) says so.
 
     Args:
         settings: Persona settings.
@@ -207,7 +217,11 @@ def materialize(
         batch_rows = settings.materialize_batch_rows
     if batch_rows is not None and batch_rows < 1:
         raise PersonaError(f"batch rows must be at least 1, got {batch_rows}")
+    from store.materialize_view import failure_remedy
+    from store.source_state import read_state, record, recorded, run_start
+
     store = get_store(settings)
+    previous = recorded(settings)
     lines: list[str] = []
     for view in store.list_feature_views():
         if not view.online:
@@ -217,19 +231,22 @@ def materialize(
             lines.append(f"{view.name}: source is empty, nothing to materialize")
             continue
         first, last = span
+        state = read_state(settings, view)
         stop = _utc(end) if end is not None else _utc(last + pd.Timedelta(seconds=1))
-        done_until = max((iv[1] for iv in view.materialization_intervals), default=None)
-        start = _utc(done_until) if done_until is not None else _utc(first - pd.Timedelta(seconds=1))
+        start, changed = run_start(settings, view, first, previous.get(view.name), state)
         if start >= stop:
+            if previous.get(view.name) is None:
+                record(settings, view.name, state)
             lines.append(f"{view.name}: up to date (materialized until {start.isoformat()})")
             continue
         try:
             rows = _materialize_one(store, view, start, stop, batch_rows, on_progress)
         except Exception as exc:
-            raise PersonaError(f"materializing {view.name} failed: {exc}; rerun `persona features "
-                               "materialize` (it converges)") from exc
+            raise PersonaError(f"materializing {view.name} failed: {exc}; {failure_remedy(exc)}") from exc
+        record(settings, view.name, state)
         count = f"{rows:,} rows" if rows >= 0 else "latest rows"
-        lines.append(f"{view.name}: materialized {count}, {start.isoformat()} -> {stop.isoformat()}")
+        why = " (source changed)" if changed else ""
+        lines.append(f"{view.name}: materialized {count}{why}, {start.isoformat()} -> {stop.isoformat()}")
     if not lines:
         raise PersonaError("no feature views registered; run `persona features apply` first")
     return lines

@@ -144,3 +144,180 @@ def test_an_older_write_never_overwrites_a_newer_value(persona_home):
     assert written > 0
     after = store.get_online_features(features=["customer_behavior:orders_365d"], entity_rows=rows).to_df()
     pd.testing.assert_frame_equal(after, newest)
+
+
+def _online(settings, refs: list[str], ids: list[int]) -> pd.DataFrame:
+    rows = [{"customer_id": int(i)} for i in ids]
+    return get_store(settings).get_online_features(features=refs, entity_rows=rows).to_df().set_index("customer_id")
+
+
+def test_a_corrected_or_late_row_for_a_materialized_snapshot_reaches_the_online_store(persona_home):
+    # given a materialized store
+    settings = load_settings()
+    write_raw(settings)
+    build_offline_sources(settings)
+    apply_repo(settings)
+    materialize(settings)
+    path = settings.offline_dir / "customer_behavior.parquet"
+    frame = pd.read_parquet(path)
+    newest = frame["event_timestamp"].max()
+
+    # when a corrected row (same customer and event time, newer created_timestamp) and a late row for a
+    # customer that snapshot lacked are appended
+    corrected = frame[frame["event_timestamp"] == newest].head(1).copy()
+    corrected["orders_30d"] = corrected["orders_30d"] + 1000
+    corrected["created_timestamp"] = corrected["created_timestamp"] + pd.Timedelta(hours=1)
+    late = corrected.copy()
+    late["customer_id"] = 9_999
+    late["orders_30d"] = 7
+    write_parquet_atomic(pd.concat([frame, corrected, late]), path)
+    lines = materialize(settings)
+
+    # then both values are online and the check agrees with the offline store
+    customer = int(corrected["customer_id"].iloc[0])
+    online = _online(settings, ["customer_behavior:orders_30d"], [customer, 9_999])
+    assert online.loc[customer, "orders_30d"] == corrected["orders_30d"].iloc[0]
+    assert online.loc[9_999, "orders_30d"] == 7
+    assert any(line.startswith("customer_behavior: materialized") and "source changed" in line for line in lines)
+    assert check_consistency(settings, sample=40).ok
+    assert any("customer_behavior: up to date" in line for line in materialize(settings))
+
+
+def test_a_copied_home_reads_its_own_files_once_applied(persona_home, tmp_path, monkeypatch):
+    import shutil
+
+    # given a materialized home copied to another folder, whose original then changes and goes away
+    original = load_settings()
+    write_raw(original)
+    build_offline_sources(original)
+    apply_repo(original)
+    materialize(original)
+    copy = tmp_path / "copied_home"
+    shutil.copytree(persona_home, copy)
+    path = original.offline_dir / "customer_behavior.parquet"
+    frame = pd.read_parquet(path)
+    frame["orders_30d"] = frame["orders_30d"] + 500
+    write_parquet_atomic(frame, path)
+    monkeypatch.setenv("PERSONA_HOME", str(copy))
+    settings = load_settings()
+
+    # when the copy is opened before it is applied, then it refuses, naming both homes and the fix
+    with pytest.raises(PersonaError, match="persona features apply") as refused:
+        check_consistency(settings, sample=30)
+    assert str(copy) in str(refused.value)
+    assert str(persona_home) in str(refused.value)
+
+    # when it is applied and the original is gone
+    apply_repo(settings)
+    shutil.rmtree(persona_home)
+    materialize(settings)
+
+    # then it reads its own files: every source under the copy, online values equal its own offline rows
+    store = get_store(settings)
+    for view in store.list_feature_views():
+        assert str(view.batch_source.path).startswith(str(copy))
+    assert check_consistency(settings, sample=30).ok
+    ids = [1, 2, 3]
+    own = latest_offline_rows(settings.offline_dir / "customer_behavior.parquet").set_index("customer_id")
+    online = _online(settings, ["customer_behavior:orders_30d"], ids)
+    np.testing.assert_allclose(online.loc[ids, "orders_30d"].astype(float), own.loc[ids, "orders_30d"].astype(float))
+
+
+LOYALTY_MODULE = '''
+from datetime import timedelta
+from feast import FeatureService, FeatureView, Field, FileSource
+from feast.types import Float32, Int64
+
+from feature_repo.definitions import customer, customer_behavior_fv, customer_profile_fv
+
+loyalty_source = FileSource(name="loyalty_source", path="{path}", timestamp_field="event_timestamp")
+loyalty_fv = FeatureView(name="{name}", entities=[customer], ttl=timedelta(days=30),
+                         schema=[Field(name="points", dtype={points}), Field(name="tier_level", dtype=Int64)],
+                         source=loyalty_source)
+upsell_model_v1 = FeatureService(name="upsell_model_v1",
+                                 features=[customer_profile_fv, customer_behavior_fv, loyalty_fv])
+'''
+
+
+def _user_repo(settings, tmp_path, monkeypatch, name: str = "loyalty", points: str = "Float32"):
+    """A built home and a folder outside the project holding one loyalty view, named by PERSONA_FEATURE_REPO."""
+    write_raw(settings)
+    build_offline_sources(settings)
+    behavior = pd.read_parquet(settings.offline_dir / "customer_behavior.parquet")
+    loyalty = behavior[["customer_id", "event_timestamp"]].copy()
+    loyalty["points"] = np.linspace(0.0, 100.0, len(loyalty)).astype("float32")
+    loyalty["tier_level"] = (loyalty["customer_id"] % 4).astype("int64")
+    data = tmp_path / "loyalty.parquet"
+    loyalty.to_parquet(data, index=False)
+    folder = tmp_path / "my_views"
+    folder.mkdir()
+    (folder / "loyalty.py").write_text(LOYALTY_MODULE.format(path=data, name=name, points=points))
+    monkeypatch.setenv("PERSONA_FEATURE_REPO", str(folder))
+    return load_settings(), folder
+
+
+def test_views_in_the_users_own_folder_are_applied_and_listed_with_their_file(persona_home, tmp_path, monkeypatch):
+    from core.settings import FEATURE_REPO_DIR
+
+    # given the user's views in their own folder, importing Persona's definitions
+    settings, folder = _user_repo(load_settings(), tmp_path, monkeypatch)
+
+    # when applied and materialized
+    lines = apply_repo(settings)
+    materialized = materialize(settings)
+
+    # then Persona's and the user's objects are registered, each listed with the file defining it
+    assert f"  definitions from {FEATURE_REPO_DIR} + {folder}" in lines
+    assert f"  view loyalty: 2 features  ({folder / 'loyalty.py'})" in lines
+    assert f"  service upsell_model_v1  ({folder / 'loyalty.py'})" in lines
+    assert any(line.startswith("  view customer_behavior:") and str(FEATURE_REPO_DIR / "definitions.py") in line
+               for line in lines)
+    assert any(line.startswith("loyalty: materialized") for line in materialized)
+    assert check_consistency(settings, sample=30).ok
+
+
+def test_a_user_view_named_like_one_of_persona_s_is_refused_naming_both_files(persona_home, tmp_path, monkeypatch):
+    # given a user view that reuses the name of Persona's behavior view
+    settings, folder = _user_repo(load_settings(), tmp_path, monkeypatch, name="customer_behavior")
+
+    # when / then
+    with pytest.raises(PersonaError, match=r"feature view customer_behavior is defined in .*my_views.*definitions\.py"):
+        apply_repo(settings)
+
+
+def test_a_declared_dtype_unlike_the_source_column_fails_at_apply_in_one_line(persona_home, tmp_path, monkeypatch):
+    # given a view declaring an integer for a float column
+    settings, _ = _user_repo(load_settings(), tmp_path, monkeypatch, points="Int64")
+
+    # when applied
+    with pytest.raises(PersonaError) as failed:
+        apply_repo(settings)
+
+    # then one line names the view, the column, the declared and the found type; nothing is registered
+    message = str(failed.value)
+    assert "\n" not in message
+    assert "feature view loyalty: column points is declared Int64" in message
+    assert "loyalty.parquet has float" in message
+    assert "loyalty" not in [view.name for view in get_store(settings).list_feature_views()]
+
+
+def test_a_failure_a_rerun_cannot_cure_does_not_promise_convergence(persona_home):
+    # given an applied view whose source column then changes type (a list where a number was declared)
+    settings = load_settings()
+    write_raw(settings)
+    build_offline_sources(settings)
+    apply_repo(settings)
+    path = settings.offline_dir / "customer_behavior.parquet"
+    frame = pd.read_parquet(path)
+    frame["orders_30d"] = [[float(v), 1.0] for v in frame["orders_30d"]]
+    write_parquet_atomic(frame, path)
+
+    # when materialized
+    with pytest.raises(PersonaError) as failed:
+        materialize(settings)
+
+    # then the message names the view and does not send the user round a rerun loop
+    message = str(failed.value)
+    assert message.startswith("materializing customer_behavior failed")
+    assert "converges" not in message
+    assert "a rerun will not fix this" in message

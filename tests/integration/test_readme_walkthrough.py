@@ -1,15 +1,15 @@
 """The README's "your own features, your own labels" walkthrough, run as written.
 
 The feature view module is taken from the README's code block (only the parquet path is pointed
-at the test's file), added to ``feature_repo/``, applied, materialized and trained on with a labels
-table through the CLI; the run's lineage must name the new service and its features.
+at the test's file), saved in the user's own folder named by ``PERSONA_FEATURE_REPO`` (nothing is
+written into the source tree), applied, materialized and trained on with a labels table through the
+CLI; the run's lineage must name the new service and its features.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-import uuid
 from typing import TYPE_CHECKING
 
 import mlflow
@@ -61,7 +61,13 @@ def _loyalty_frame(customers: np.ndarray, times: pd.DatetimeIndex, seed: int = 0
     return frame
 
 
-def test_readme_walkthrough_runs_as_written(persona_home: Path, tmp_path: Path) -> None:
+def _tree(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if "__pycache__" not in p.parts}
+
+
+def test_readme_walkthrough_runs_as_written(
+    persona_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from features.build import build_offline_sources
     from ingest.run import ingest_files
     from synthetic.generator import GenerateConfig, generate_dataset
@@ -87,10 +93,14 @@ def test_readme_walkthrough_runs_as_written(persona_home: Path, tmp_path: Path) 
     labels_path = tmp_path / "upsell_labels.parquet"
     labels.to_parquet(labels_path, index=False)
 
-    # and the README's module, added to the feature repo as a data scientist would
+    # and the README's module, saved in the data scientist's own folder that the setting names
     section = _walkthrough()
     module = _blocks(section, "python")[0].replace("/data/loyalty.parquet", str(loyalty_path))
-    module_path = FEATURE_REPO_DIR / f"loyalty_walkthrough_{uuid.uuid4().hex[:8]}.py"
+    user_repo = tmp_path / "my_features"
+    user_repo.mkdir()
+    (user_repo / "loyalty.py").write_text(module)
+    monkeypatch.setenv("PERSONA_FEATURE_REPO", str(user_repo))
+    packaged = _tree(FEATURE_REPO_DIR)
     command = next(
         shlex.split(line)
         for block in _blocks(section, "bash")
@@ -100,21 +110,17 @@ def test_readme_walkthrough_runs_as_written(persona_home: Path, tmp_path: Path) 
     assert command[:2] == ["persona", "train"]
     args = [str(labels_path) if a == "upsell_labels.parquet" else a for a in command[1:]]
     runner = CliRunner()
-    try:
-        module_path.write_text(module)
 
-        # when the walkthrough's steps run: apply, materialize, train on the labels
-        applied = runner.invoke(app, ["features", "apply"])
-        materialized = runner.invoke(app, ["features", "materialize"])
-        trained = runner.invoke(app, args)
-    finally:
-        module_path.unlink(missing_ok=True)
-        runner.invoke(app, ["features", "apply"])  # unregister the walkthrough's objects again
+    # when the walkthrough's steps run: apply, materialize, train on the labels
+    applied = runner.invoke(app, ["features", "apply"])
+    materialized = runner.invoke(app, ["features", "materialize"])
+    trained = runner.invoke(app, args)
 
-    # then the view and service are registered and served, and the run's lineage names them
+    # then the view and service are registered from the user's file and served, and the run's lineage names them
     assert applied.exit_code == 0, applied.output
-    assert "loyalty" in applied.output
-    assert "upsell_model_v1" in applied.output
+    assert f"view loyalty: 2 features  ({user_repo / 'loyalty.py'})" in applied.output
+    assert f"service upsell_model_v1  ({user_repo / 'loyalty.py'})" in applied.output
+    assert _tree(FEATURE_REPO_DIR) == packaged  # nothing was written into the source tree
     assert materialized.exit_code == 0, materialized.output
     assert trained.exit_code == 0, trained.output
     runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.feature_service = 'upsell_model_v1'")
