@@ -180,7 +180,9 @@ def test_forget_after_the_whole_loop_leaves_nothing(persona_home: Path, tmp_path
     assert _parquet_hits(persona_home, customer, texts) == []
     quarantined = pd.read_parquet(catalog.quarantine_table(settings, "reviews"))
     erased = quarantined[quarantined["reason"] == "erased"]
-    assert len(erased) and erased["customer_id"].isna().all() and erased["text"].isna().all()
+    assert len(erased)
+    assert erased["customer_id"].isna().all()
+    assert erased["text"].isna().all()
 
     # and forgetting many customers from a file is clean too
     many = pd.read_parquet(catalog.raw_table(settings, "customers"), columns=["customer_id"]).head(25)

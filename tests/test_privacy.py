@@ -1,11 +1,14 @@
-"""Erasure pieces on small inline data: suppression list, ingest's ``erased`` quarantine, file
-rewrites, the vector cache, the online store keys, consent and the id file."""
+"""Erasure pieces on small inline data.
+
+Suppression list, ingest's ``erased`` quarantine, file rewrites, the vector cache, the online
+store keys, consent and the id file.
+"""
 
 from __future__ import annotations
 
 import json
 import stat
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,9 +23,6 @@ from privacy.caches import erase_vector_cache, scan_vector_cache
 from privacy.consent import contactable
 from privacy.files import Targets, erase_json_file, erase_table_file, scan_file
 from privacy.forget import forget, read_ids
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 NOW = pd.Timestamp("2026-01-01", tz="UTC")
 
@@ -44,7 +44,8 @@ def test_salt_file_is_private_and_hashes_name_nobody(persona_home: Path) -> None
     mode = stat.S_IMODE(catalog.erasure_salt(settings).stat().st_mode)
     assert mode == 0o600
     stored = pd.read_parquet(catalog.suppression_list(settings))
-    assert list(stored.columns) == ["id_hash", "erased_at"] and len(stored) == 2
+    assert list(stored.columns) == ["id_hash", "erased_at"]
+    assert len(stored) == 2
     assert not ({"7", "8"} & set(stored["id_hash"]))
     assert suppression.add_ids(settings, [8], NOW) == 0
 
@@ -97,7 +98,8 @@ def test_table_rewrite_drops_ids_kept_as_numbers_or_text(tmp_path: Path) -> None
     # then their rows are gone, the rest kept with their types, and a scan finds nothing
     assert (first.rows, first.removed, second.removed) == (3, 1, 2)
     kept = pd.read_parquet(typed)
-    assert kept["customer_id"].tolist() == [1, 3] and kept["customer_id"].dtype == np.int64
+    assert kept["customer_id"].tolist() == [1, 3]
+    assert kept["customer_id"].dtype == np.int64
     assert scan_file(typed, _targets(2)).hits == scan_file(texty, _targets(2)).hits == 0
     assert not list(tmp_path.glob(".*.tmp"))
 
@@ -170,7 +172,8 @@ def test_forget_on_raw_tables_only_reports_every_store_clean(persona_home: Path,
     assert (raw.rows_before, raw.removed, raw.hits_after) == (3, 2, 0)
     assert pd.read_parquet(catalog.raw_table(settings, "reviews"))["customer_id"].tolist() == [2]
     assert "scan: clean" in report.summary()
-    assert json.loads(open(report.path).read())["clean"] is True  # noqa: PTH123
+    assert report.path is not None
+    assert json.loads(Path(report.path).read_text())["clean"] is True
     assert normalize_text("great  shop") == "great shop"
 
 
