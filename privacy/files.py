@@ -211,6 +211,16 @@ def _json_id_hits(node: Any, ids: set[int]) -> int:
     return 0
 
 
+def _json_strings(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, list):
+        return [s for item in node for s in _json_strings(item)]
+    if isinstance(node, dict):
+        return [s for key, value in node.items() for s in (key, *_json_strings(value))]
+    return []
+
+
 def scan_file(path: Path, targets: Targets) -> FileCount:
     """Rows (or values) of ``path`` that still name an erased id or hold an erased text."""
     suffix = path.suffix
@@ -227,7 +237,9 @@ def scan_file(path: Path, targets: Targets) -> FileCount:
     hits = 0
     if suffix == ".json":
         with contextlib.suppress(json.JSONDecodeError):
-            hits += _json_id_hits(json.loads(content), {int(i) for i in targets.ids})
+            doc = json.loads(content)
+            hits += _json_id_hits(doc, {int(i) for i in targets.ids})
+            content = "\n".join(_json_strings(doc))  # texts as written, not as JSON escapes them
     flat = normalize_text(content)
     hits += sum(1 for t in targets.texts if len(t) >= MIN_SUBSTRING_CHARS and t in flat)
     return FileCount(hits=hits)

@@ -257,3 +257,54 @@ def test_redis_hashes_of_erased_customers_are_deleted(persona_home: Path) -> Non
         assert client.exists(other) == 1
     finally:
         client.delete(mine, other)
+
+
+@pytest.mark.prod
+def test_postgres_offline_rows_of_erased_customers_are_deleted(persona_home: Path) -> None:
+    import psycopg
+
+    from privacy.online import erase_offline_postgres, scan_offline_postgres
+
+    # given a scratch database with one offline source holding customers 1 and 2
+    settings = load_settings(profile="prod", postgres_db="persona_forget_test")
+    admin = f"postgresql://{settings.postgres_user}@{settings.postgres_host}:{settings.postgres_port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "persona_forget_test" WITH (FORCE)')
+        conn.execute('CREATE DATABASE "persona_forget_test"')
+    try:
+        with psycopg.connect(admin.rsplit("/", 1)[0] + "/persona_forget_test") as conn:
+            conn.execute(f'CREATE TABLE "{catalog.PROFILE_SOURCE}" (customer_id bigint, x float)')
+            conn.execute(f'INSERT INTO "{catalog.PROFILE_SOURCE}" VALUES (1, 0.5), (2, 0.5), (1, 0.7)')
+
+        # when customer 1 is erased
+        counts = erase_offline_postgres(settings, _targets(1))
+
+        # then both their rows are gone and customer 2 is kept
+        assert (counts.rows, counts.removed) == (3, 2)
+        assert scan_offline_postgres(settings, _targets(1)).hits == 0
+        assert scan_offline_postgres(settings, _targets(2)).hits == 1
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute('DROP DATABASE IF EXISTS "persona_forget_test" WITH (FORCE)')
+
+
+def test_similarity_index_files_with_an_erased_id_are_dropped(tmp_path: Path) -> None:
+    from privacy.caches import erase_similarity, scan_similarity
+
+    # given a cached index of customers 1 and 2
+    np.save(tmp_path / "index-1.ids.npy", np.array([1, 2], np.int64))
+    np.save(tmp_path / "index-1.vectors.npy", np.ones((2, 2), np.float32))
+
+    # when customer 2 is erased
+    counts = erase_similarity(tmp_path, _targets(2))
+
+    # then the cache is gone (rebuilt on the next query) and nothing is found
+    assert (counts.rows, counts.removed) == (2, 1)
+    assert not list(tmp_path.glob("index-*"))
+    assert scan_similarity(tmp_path, _targets(2)).hits == 0
+
+
+def test_scan_finds_a_quoted_text_json_escapes(tmp_path: Path) -> None:
+    doc = tmp_path / "d.json"
+    doc.write_text(json.dumps({"quote": "café was \"terrible\" today"}))
+    assert scan_file(doc, _targets(1, texts=('café was "terrible" today',))).hits == 1
