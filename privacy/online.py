@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from core import catalog
 from core.contract import ENTITY_KEY
+from core.errors import PersonaError
 from privacy.files import FileCount
 from store.layout import RedisLayout, encode_int64_entity_keys, entity_key_prefix
 
@@ -90,11 +91,20 @@ def scan_online(settings: Settings, targets: Targets) -> FileCount:
 
 
 def _postgres(settings: Settings, targets: Targets, delete: bool) -> FileCount:
-    from store.offline import _connect  # the one place that opens the offline store's database
+    import psycopg
+
+    from store.offline import postgres_url
 
     count = FileCount()
     ids = [int(i) for i in targets.ids]
-    with _connect(settings) as conn, conn.cursor() as cur:
+    try:
+        conn = psycopg.connect(postgres_url(settings), connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise PersonaError(f"cannot reach Postgres at {settings.postgres_host}:{settings.postgres_port} "
+                           f"(database {settings.postgres_db}) to erase the offline sources: "
+                           f"{str(exc).strip().splitlines()[0]}; run `persona prod up` or set PERSONA_POSTGRES_*"
+                           ) from None
+    with conn, conn.cursor() as cur:
         for name in catalog.BUILT_SOURCES:
             row = cur.execute("SELECT to_regclass(%s)", (f'public."{name}"',)).fetchone()
             if row is None or row[0] is None:

@@ -94,6 +94,24 @@ def _offline_scan(settings: Settings, targets: Targets) -> FileCount:
 _offline_files = _file_store("offline", lambda s: [s.offline_dir], TABLE_SUFFIXES)
 
 
+def elsewhere(settings: Settings) -> list[Path]:
+    """Tables under the home outside every store above (e.g. the demo's generated input files).
+
+    Persona did not write them, so they are scanned, never rewritten: a hit there means a copy
+    of the customer's data the user keeps under the home (the report names the store).
+    """
+    covered = (settings.raw_dir, settings.quarantine_dir, settings.offline_dir, settings.serving_dir,
+               settings.reports_dir, settings.embeddings_dir, catalog.privacy_dir(settings),
+               catalog.ground_truth(settings))
+    return [p for p in files_under(settings.home, TABLE_SUFFIXES)
+            if not any(p == root or p.is_relative_to(root) for root in covered)]
+
+
+def _scan_only(name: str, roots: Callable[[Settings], list[Path]]) -> Store:
+    scanning = _file_store(name, roots, TABLE_SUFFIXES)
+    return Store(name, lambda s, t: scanning.scan(s, t), scanning.scan)
+
+
 def stores() -> list[Store]:
     """Every store, in the order they are erased (sources first, derived stores after)."""
     return [
@@ -112,4 +130,5 @@ def stores() -> list[Store]:
         _file_store("evidently", lambda s: [catalog.evidently_workspace(s)], DOCUMENT_SUFFIXES),
         _file_store("reports", report_documents, DOCUMENT_SUFFIXES),
         _file_store("audiences", lambda s: [catalog.audiences_dir(s)], DOCUMENT_SUFFIXES),
+        _scan_only("elsewhere_in_home", elsewhere),
     ]

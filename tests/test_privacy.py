@@ -308,3 +308,25 @@ def test_scan_finds_a_quoted_text_json_escapes(tmp_path: Path) -> None:
     doc = tmp_path / "d.json"
     doc.write_text(json.dumps({"quote": "café was \"terrible\" today"}))
     assert scan_file(doc, _targets(1, texts=('café was "terrible" today',))).hits == 1
+
+
+def test_a_copy_outside_the_stores_fails_the_scan_and_the_command(persona_home: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app
+    from ingest.run import ingest_files
+
+    # given a customer ingested from a file the user keeps under the home
+    settings = load_settings()
+    kept = persona_home / "generated" / "customers.csv"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("customer_id,signup_date\n1,2024-01-01\n2,2024-01-01\n")
+    ingest_files(settings, {"customers": kept})
+
+    # when customer 1 is forgotten
+    result = CliRunner().invoke(app, ["forget", "--customer-id", "1"])
+
+    # then the stores are clean but the copy is found: the command says so and exits 1
+    assert result.exit_code == 1
+    assert "FOUND elsewhere_in_home 1" in result.output
+    assert kept.read_text().count("\n1,") == 1  # the user's own file is not rewritten
