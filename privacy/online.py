@@ -90,6 +90,11 @@ def scan_online(settings: Settings, targets: Targets) -> FileCount:
     return _redis(settings, targets, False) if settings.profile == "prod" else _sqlite(settings, targets, False)
 
 
+def _count(cur, sql: str, params: tuple = ()) -> int:
+    row = cur.execute(sql, params).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
 def _postgres(settings: Settings, targets: Targets, delete: bool) -> FileCount:
     import psycopg
 
@@ -109,13 +114,12 @@ def _postgres(settings: Settings, targets: Targets, delete: bool) -> FileCount:
             row = cur.execute("SELECT to_regclass(%s)", (f'public."{name}"',)).fetchone()
             if row is None or row[0] is None:
                 continue
-            count.rows += cur.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+            count.rows += _count(cur, f'SELECT count(*) FROM "{name}"')
             if delete:
                 cur.execute(f'DELETE FROM "{name}" WHERE {ENTITY_KEY} = ANY(%s)', (ids,))
                 count.removed += cur.rowcount
             else:
-                count.hits += cur.execute(f'SELECT count(*) FROM "{name}" WHERE {ENTITY_KEY} = ANY(%s)',
-                                          (ids,)).fetchone()[0]
+                count.hits += _count(cur, f'SELECT count(*) FROM "{name}" WHERE {ENTITY_KEY} = ANY(%s)', (ids,))
     return count
 
 
