@@ -3,7 +3,9 @@
 One list (:func:`stores`), walked twice by :mod:`privacy.forget`: once to erase, once after to
 prove nothing is left. File stores name their files through :mod:`core.catalog`; the model
 directories of MLflow runs are left alone (their artifact hash covers them, and they hold no
-customer id), only each run's ``reference/`` sample is rewritten.
+customer id), only each run's ``reference/`` sample is rewritten. The last store,
+``elsewhere_in_home``, is scanned only: tables and documents under the home that no store above
+covers (input files a user keeps there, artifacts a newer step adds) are reported, never rewritten.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ _offline_files = _file_store("offline", lambda s: [s.offline_dir], TABLE_SUFFIXE
 
 
 def elsewhere(settings: Settings) -> list[Path]:
-    """Tables under the home outside every store above (e.g. the demo's generated input files).
+    """Tables and documents under the home outside every store above (e.g. the demo's generated inputs).
 
     Persona did not write them, so they are scanned, never rewritten: a hit there means a copy
     of the customer's data the user keeps under the home (the report names the store).
@@ -103,12 +105,12 @@ def elsewhere(settings: Settings) -> list[Path]:
     covered = (settings.raw_dir, settings.quarantine_dir, settings.offline_dir, settings.serving_dir,
                settings.reports_dir, settings.embeddings_dir, catalog.privacy_dir(settings),
                catalog.ground_truth(settings))
-    return [p for p in files_under(settings.home, TABLE_SUFFIXES)
+    return [p for p in files_under(settings.home, DOCUMENT_SUFFIXES)
             if not any(p == root or p.is_relative_to(root) for root in covered)]
 
 
 def _scan_only(name: str, roots: Callable[[Settings], list[Path]]) -> Store:
-    scanning = _file_store(name, roots, TABLE_SUFFIXES)
+    scanning = _file_store(name, roots, DOCUMENT_SUFFIXES)
     return Store(name, lambda s, t: scanning.scan(s, t), scanning.scan)
 
 
