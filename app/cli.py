@@ -17,6 +17,7 @@ from app.cli_common import parse_date as _parse_date
 from app.cli_common import parse_day as _parse_day
 from app.cli_common import settings as _settings
 from app.console import console
+from app.forget_command import forget as _forget_command
 from app.prod_commands import prod_app
 from core.errors import PersonaError
 
@@ -354,6 +355,10 @@ def monitor(
     typer.echo(result.summary())
     if result.retrain is not None and result.retrain.status == "failed":
         raise typer.Exit(code=1)
+
+
+# --------------------------------------------------------------------------- privacy
+app.command(name="forget")(_forget_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

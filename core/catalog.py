@@ -148,6 +148,38 @@ def evidently_workspace(s: Settings) -> Path:
     return s.reports_dir / "evidently_workspace"
 
 
+# ---- campaigns ----
+def audiences_dir(s: Settings) -> Path:
+    """Exported campaign audiences (one file per audience), when any were exported."""
+    return s.reports_dir / "audiences"
+
+
+# ---- privacy (erasure and suppression) ----
+def privacy_dir(s: Settings) -> Path:
+    """Erasure state: the salt, the suppression list and erasure reports."""
+    return s.home / "privacy"
+
+
+def erasure_salt(s: Settings) -> Path:
+    """The secret salt of the suppression list's id hashes (created 0600 on first use)."""
+    return privacy_dir(s) / "salt"
+
+
+def suppression_list(s: Settings) -> Path:
+    """Salted hashes of erased customer ids; ingest quarantines their rows (reason ``erased``)."""
+    return privacy_dir(s) / "suppressed.parquet"
+
+
+def erasure_reports(s: Settings) -> Path:
+    """One JSON report per ``persona forget`` run."""
+    return privacy_dir(s) / "reports"
+
+
+def erasure_lock(s: Settings) -> Path:
+    """Held by ``persona forget`` while it rewrites the stores."""
+    return locks_dir(s) / "erasure.lock"
+
+
 # ---- serving ----
 def prediction_log(s: Settings) -> Path:
     """What serving answered, partitioned by date."""

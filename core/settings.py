@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         default=1e6, gt=0, allow_inf_nan=False,
         description="Largest plausible transaction quantity; ingest quarantines larger ones.",
     )
+    erasure_salt: str | None = Field(
+        default=None, min_length=16,
+        description="Salt of the erased-id hashes (default: a random one kept 0600 under the home).",
+    )
     materialize_batch_rows: int | None = Field(
         default=None, ge=1, description="Entity rows per online-store write (default: the writer's own)."
     )

@@ -11,6 +11,7 @@ Writers of one table are serialized by a file lock under the home
 and quarantine files, so two ``persona ingest`` runs at once both keep every row. Customers are
 an upsert keyed on ``customer_id`` (the later file wins; the report counts ``updated``).
 Amounts and quantities above ``PERSONA_MAX_AMOUNT`` / ``PERSONA_MAX_QUANTITY`` are quarantined.
+Rows of erased customers (:mod:`ingest.suppression`) are quarantined as ``erased``, values blanked.
 A home that cannot be written (disk full, read-only, a file where a directory belongs) is one
 line naming the path, not a traceback.
 """
@@ -31,6 +32,7 @@ from core.progress import silent
 from ingest.parse import MAX_TEXT_CHARS
 from ingest.raw_store import append_new_rows, append_quarantined, remove_stale_temps, upsert_rows
 from ingest.read import preflight, read_raw
+from ingest.suppression import erased_rows, mark_erased, redact_erased
 from ingest.validate import validate
 
 if TYPE_CHECKING:
@@ -197,9 +199,11 @@ def ingest_files(
         done += 1
         on_progress(done, total, f"{table}: {_STEPS[1]} {len(frame):,} rows")
         try:
-            result = validate(frame, TABLES[table], max_values=_max_values(settings), damaged=raw.damaged)
+            damaged = mark_erased(raw.damaged, erased_rows(settings, frame))
+            result = validate(frame, TABLES[table], max_values=_max_values(settings), damaged=damaged)
         except PersonaError as exc:
             raise PersonaError(f"{path}: {exc}") from None
+        result.quarantined = redact_erased(result.quarantined)
         done += 1
         on_progress(done, total, f"{table}: {_STEPS[2]}")
         written = _write(settings, table, result, path, ingested_at)

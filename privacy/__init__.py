@@ -1,0 +1,1 @@
+"""Erasure and consent: forget customers in every store, prove it, and honour opt-outs."""
