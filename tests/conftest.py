@@ -8,7 +8,9 @@ instead, with the skip's reason: CI must not go green while testing less. Every 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,8 +18,10 @@ import pandas as pd
 import pytest
 
 from features.build import write_parquet_atomic
+from features.embedding.encoder import EMBEDDING_DIM, Encoded, check_texts
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -98,3 +102,31 @@ def write_raw(settings, start: str = "1997-01-06", customers: int = 30, seed: in
     for name, frame in {"transactions": tx, "customers": customers_frame, "sessions": sessions,
                         "reviews": reviews}.items():
         write_parquet_atomic(frame, settings.raw_dir / f"{name}.parquet")
+
+
+class BagOfWordsEncoder:
+    """A fast stand-in encoder: hashed bag of words, so shared words mean nearby vectors."""
+
+    def __init__(self, version: str = "1") -> None:
+        self.version = version
+        self.calls: list[list[str]] = []
+
+    @property
+    def identity(self) -> str:
+        return f"test/bag-of-words|v{self.version}|numpy|f32"
+
+    def encode(self, texts: Sequence[str], progress=None) -> Encoded:
+        check_texts(texts)
+        self.calls.append(list(texts))
+        vectors = np.zeros((len(texts), EMBEDDING_DIM), np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                vectors[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % EMBEDDING_DIM] += 1.0
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        if progress:
+            progress(len(texts))
+        return Encoded(vectors, np.zeros(len(texts), bool))
+
+    @property
+    def embedded(self) -> list[str]:
+        return [t for call in self.calls for t in call]

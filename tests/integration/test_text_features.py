@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,7 +11,7 @@ import pytest
 
 from core.errors import PersonaError
 from core.settings import Settings, load_settings
-from features.embedding.encoder import EMBEDDING_DIM, Encoded, check_texts
+from features.embedding.encoder import EMBEDDING_DIM
 from features.embedding.similarity import SimilarityIndex, similar_customers
 from features.text_build import distinct_texts, embed_reviews
 from features.transforms.text import (
@@ -27,40 +25,14 @@ from features.transforms.text import (
     projection_cutoff,
     training_rows,
 )
+from tests.conftest import BagOfWordsEncoder
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from pathlib import Path
 
 UTC = "UTC"
 
 
-class BagOfWordsEncoder:
-    """A fast stand-in encoder: hashed bag of words, so shared words mean nearby vectors."""
-
-    def __init__(self, version: str = "1") -> None:
-        self.version = version
-        self.calls: list[list[str]] = []
-
-    @property
-    def identity(self) -> str:
-        return f"test/bag-of-words|v{self.version}|numpy|f32"
-
-    def encode(self, texts: Sequence[str], progress=None) -> Encoded:
-        check_texts(texts)
-        self.calls.append(list(texts))
-        vectors = np.zeros((len(texts), EMBEDDING_DIM), np.float32)
-        for row, text in enumerate(texts):
-            for word in re.findall(r"\w+", text.lower()):
-                vectors[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % EMBEDDING_DIM] += 1.0
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        if progress:
-            progress(len(texts))
-        return Encoded(vectors, np.zeros(len(texts), bool))
-
-    @property
-    def embedded(self) -> list[str]:
-        return [t for call in self.calls for t in call]
 
 
 def _ts(text: str) -> pd.Timestamp:

@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import TYPE_CHECKING
 
 from core.settings import PROJECT_ROOT
 from serving.prediction_log import PredictionLog, read_prediction_log
 from serving.wal import WAL_FOLDER, WriteAheadLog, encode
 from tests.unit.serving.conftest import log_batch
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -49,7 +49,7 @@ def _run_loop(settings: Settings, generated: Path) -> dict[str, Path]:
     from store.online_reader import OnlineFeatureReader
     from store.repo import apply_repo, get_store, materialize
     from synthetic.generator import GenerateConfig, generate_dataset
-    from tests.test_text_features import BagOfWordsEncoder
+    from tests.conftest import BagOfWordsEncoder
     from training.config import PersonaParams, TrainConfig, XGBParams
     from training.train import TrainJob
 
