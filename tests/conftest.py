@@ -21,8 +21,7 @@ from features.build import write_parquet_atomic
 from features.embedding.encoder import EMBEDDING_DIM, Encoded, check_texts
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
