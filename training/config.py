@@ -97,7 +97,7 @@ class PersonaParams(_Frozen):
 
 
 class TrainConfig(_Frozen):
-    """Everything one training run depends on besides the data (all logged as MLflow params).
+    """Everything one training run depends on besides the data (what applies is logged as MLflow params).
 
     Attributes:
         as_of: only snapshots whose label window ends on or before this time are used
