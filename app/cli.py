@@ -192,25 +192,45 @@ def similar(
 @_one_line_errors
 def train(
     as_of: Annotated[str | None, typer.Option(help="Use snapshots whose label window ends by this date "
-                                                 "(default: the latest possible).")] = None,
+                                                 "(default: the latest possible; never after the data's "
+                                                 "last event).")] = None,
     horizon_days: Annotated[int | None, typer.Option(min=1, help="Label window in days "
-                                                        "(default PERSONA_HORIZON_DAYS).")] = None,
+                                                        "(default PERSONA_HORIZON_DAYS); needs about twice "
+                                                        "as much history.")] = None,
     feature_service: Annotated[str | None, typer.Option(help="Feast feature service "
                                                            "(default churn_model_v2).")] = None,
     labels: Annotated[Path | None, typer.Option(help="Custom labels file: customer_id, event_timestamp, "
-                                                   "label column.")] = None,
-    target: Annotated[str | None, typer.Option(help="Label column of --labels.")] = None,
+                                                   "label column. The model is registered as "
+                                                   "persona-<target>.")] = None,
+    target: Annotated[str | None, typer.Option(help="Label column of --labels (any name).")] = None,
     task: Annotated[str, typer.Option(help="classification or regression (--labels).")] = "classification",
     ground_truth: Annotated[Path | None, typer.Option(help="Generator ground truth for oracle metrics "
                                                          "(read only when given).")] = None,
-    train_snapshots: Annotated[int | None, typer.Option(min=1, help="Latest eligible snapshots used "
-                                                           "for training.")] = None,
+    train_snapshots: Annotated[int | None, typer.Option(min=1, help="Latest eligible snapshots used for "
+                                                           "training (default 20); the plan shows them.")] = None,
+    holdout_snapshots: Annotated[int | None, typer.Option(min=1, help="Latest label-complete snapshots "
+                                                             "held out in a time split (default 1).")] = None,
+    purge: Annotated[bool, typer.Option(help="Drop training snapshots whose label window reaches past the "
+                                             "holdout's first snapshot (time split).")] = True,
+    holdout_fraction: Annotated[float | None, typer.Option(min=0.01, max=0.99, help="Share of customers "
+                                                              "held out in a customer split (labels at one "
+                                                              "time, or too little history; default 0.2, "
+                                                              "stratified, seeded).")] = None,
+    cv_folds: Annotated[int, typer.Option(min=0, max=20, help="With labels at one time, also report the "
+                                                              "metric's mean and spread over this many "
+                                                              "customer folds (0: off).")] = 0,
     margin: Annotated[float | None, typer.Option(min=0.0, help="Required churn ROC AUC gain over the "
-                                                    "champion.")] = None,
+                                                    "champion and over the run's own baselines.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Action policy YAML "
                                                    "(default model/actions.yaml).")] = None,
 ) -> None:
-    """Train churn, value and persona models, log them to MLflow and gate the `champion` alias."""
+    """Plan, train churn, value and persona models (or --labels' target), log to MLflow and gate `champion`.
+
+    The training plan (data span, snapshots, rows, holdout, purge and any adaptation) prints
+    before fitting. A model becomes champion only when it beats its own run's baselines and the
+    champion; else it is registered as challenger with the reason. Library warnings go to
+    <home>/logs/persona.log.
+    """
     from training.config import GateConfig, TrainConfig
     from training.train import TrainJob
 
@@ -219,6 +239,7 @@ def train(
         "as_of": _parse_date(as_of, "--as-of"),
         "horizon_days": horizon_days or settings.horizon_days,
         "labels_path": labels, "target": target, "task": task, "ground_truth_path": ground_truth,
+        "purge": purge, "cv_folds": cv_folds,
     }
     if task not in ("classification", "regression"):
         raise PersonaError(f"--task must be classification or regression, got {task!r}")
@@ -226,20 +247,28 @@ def train(
         overrides["feature_service"] = feature_service
     if train_snapshots:
         overrides["train_snapshots"] = train_snapshots
+    if holdout_snapshots:
+        overrides["holdout_snapshots"] = holdout_snapshots
+    if holdout_fraction is not None:
+        overrides["holdout_fraction"] = holdout_fraction
     if policy:
         overrides["policy_path"] = policy
     if margin is not None:
         base = GateConfig()
         overrides["gate"] = GateConfig(primary=base.primary.model_copy(update={"threshold": margin}),
-                                       guards=base.guards)
+                                       guards=base.guards, baselines=base.baselines)
     try:
         config = TrainConfig(**overrides)
     except ValueError as exc:
         raise PersonaError(str(exc).splitlines()[-1].strip()) from None
     from app.console import progress
+    from app.quiet import quiet_output
 
-    with progress("train", unit="steps") as on_progress:
-        result = TrainJob(settings, config, on_progress=on_progress).run()
+    def show_plan(plan: Any) -> None:
+        console.print("\n".join(plan.lines()), highlight=False, markup=False, soft_wrap=True)
+
+    with quiet_output(settings), progress("train", unit="steps") as on_progress:
+        result = TrainJob(settings, config, on_progress=on_progress, on_plan=show_plan).run()
     typer.echo(result.summary())
 
 
@@ -250,11 +279,17 @@ def score(
     as_of: Annotated[str | None, typer.Option(help="Score customers known at this date "
                                                  "(default: the newest snapshot).")] = None,
     version: Annotated[str | None, typer.Option(help="Model version (default: the champion).")] = None,
+    model: Annotated[str | None, typer.Option(help="Registered model: `persona` (churn, value, persona, "
+                                                  "action; default PERSONA_REGISTERED_MODEL) or a custom "
+                                                  "target's `persona-<target>` (a prediction column).")] = None,
 ) -> None:
-    """Batch-score every customer known at --as-of with the champion, from offline features."""
+    """Batch-score every customer known at --as-of with a registered model's champion, from offline features."""
+    from app.quiet import quiet_output
     from scoring.score import score as run_score
 
-    report = run_score(_settings(), out=out, as_of=_parse_date(as_of, "--as-of"), version=version)
+    settings = _settings()
+    with quiet_output(settings):
+        report = run_score(settings, out=out, as_of=_parse_date(as_of, "--as-of"), version=version, model=model)
     typer.echo(report.summary())
 
 

@@ -180,6 +180,12 @@ def erasure_lock(s: Settings) -> Path:
     return locks_dir(s) / "erasure.lock"
 
 
+# ---- logs ----
+def log_file(s: Settings) -> Path:
+    """Library warnings and INFO lines kept out of the terminal by ``persona train`` and ``score``."""
+    return s.home / "logs" / "persona.log"
+
+
 # ---- serving ----
 def prediction_log(s: Settings) -> Path:
     """What serving answered, partitioned by date."""

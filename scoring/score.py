@@ -1,4 +1,9 @@
-"""Batch scoring: every customer known at ``as_of``, scored by the champion from offline features."""
+"""Batch scoring: every customer known at ``as_of``, scored by a registered model from offline features.
+
+Any registered Persona model scores: the persona bundle (``persona``, the settings'
+``registered_model``) writes churn, value, persona and action columns; a custom target's model
+(registered as ``<registered_model>-<target>``, e.g. ``persona-upgraded``) writes ``prediction``.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ if TYPE_CHECKING:
 ENTITY_KEY = "customer_id"
 TIMESTAMP = "event_timestamp"
 SCORE_COLUMNS = (ENTITY_KEY, *PREDICTION_COLUMNS, "model_version")
+TARGET_SCORE_COLUMNS = (ENTITY_KEY, "prediction", "model_version")
 
 
 def known_customers(
@@ -57,14 +63,17 @@ class ScoreReport:
     as_of: pd.Timestamp
     seconds: float
     actions: dict[str, int]
+    model: str = "persona"
 
     def summary(self) -> str:
-        """A few lines for the terminal."""
-        acts = ", ".join(f"{k} {v:,}" for k, v in self.actions.items())
-        return (
-            f"scored {self.rows:,} customers at {self.as_of.isoformat()} with model v{self.model_version} "
-            f"in {self.seconds:.1f} s -> {self.path}\nactions: {acts}"
+        """A few lines for the terminal (actions only for a persona bundle)."""
+        line = (
+            f"scored {self.rows:,} customers at {self.as_of.isoformat()} with {self.model} v{self.model_version} "
+            f"in {self.seconds:.1f} s -> {self.path}"
         )
+        if not self.actions:
+            return line
+        return line + "\nactions: " + ", ".join(f"{k} {v:,}" for k, v in self.actions.items())
 
 
 def write_table(frame: pd.DataFrame, out: Path) -> Path:
@@ -79,15 +88,21 @@ def write_table(frame: pd.DataFrame, out: Path) -> Path:
 
 
 def score(
-    settings: Settings, out: Path, as_of: pd.Timestamp | None = None, version: str | None = None
+    settings: Settings,
+    out: Path,
+    as_of: pd.Timestamp | None = None,
+    version: str | None = None,
+    model: str | None = None,
 ) -> ScoreReport:
-    """Score every customer known at ``as_of`` with the champion (or ``version``) and write ``out``.
+    """Score every customer known at ``as_of`` with a model's champion (or ``version``) and write ``out``.
 
     Args:
         settings: Persona settings.
         out: output file (``.parquet`` or ``.csv``).
         as_of: scoring time (default: the newest snapshot).
         version: a registered version instead of the champion.
+        model: the registered model (default ``settings.registered_model``; a custom target's is
+            ``<registered_model>-<target>``).
 
     Raises:
         PersonaError: no champion, no customers known at ``as_of``, or feature retrieval failed.
@@ -99,17 +114,18 @@ def score(
 
     started = time.perf_counter()
     client = configure_mlflow(settings)
-    model = settings.registered_model
+    model = model or settings.registered_model
     if version is None:
         version = alias_version(client, model, CHAMPION)
         if version is None:
-            raise PersonaError(f"model {model!r} has no champion yet; run `persona train` first")
+            raise PersonaError(
+                f"model {model!r} has no champion yet; run `persona train` first, pass --version, or name "
+                f"another model with --model (`persona models list` shows them)"
+            )
     try:
         predictor = load_predictor(f"models:/{model}/{version}", settings)
     except Exception as exc:
         raise PersonaError(f"cannot load {model} v{version}: {exc}") from None
-    if predictor.kind != "persona":
-        raise PersonaError(f"{model} v{version} is not a persona bundle; score a persona model")
     ts = pd.Timestamp(as_of) if as_of is not None else default_as_of(settings)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     customers = known_customers(
@@ -127,9 +143,10 @@ def score(
         [features[[ENTITY_KEY]].reset_index(drop=True), predictions.reset_index(drop=True)], axis=1
     )
     result["model_version"] = str(version)
-    result = result[list(SCORE_COLUMNS)]
+    persona = predictor.kind == "persona"
+    result = result[list(SCORE_COLUMNS if persona else TARGET_SCORE_COLUMNS)]
     path = write_table(result, out)
-    counts = result["action"].value_counts()
+    counts = result["action"].value_counts() if persona else pd.Series(dtype="int64")
     return ScoreReport(
         path,
         len(result),
@@ -137,4 +154,5 @@ def score(
         ts,
         time.perf_counter() - started,
         {str(k): int(v) for k, v in counts.items()},
+        model,
     )

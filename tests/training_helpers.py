@@ -27,12 +27,19 @@ BEHAVIOR = (
 
 
 def make_training_frame(
-    customers: int = 300, snapshots: int = 4, seed: int = 0, start: str = "2024-01-07", every_days: int = 7
+    customers: int = 300,
+    snapshots: int = 4,
+    seed: int = 0,
+    start: str = "2024-01-07",
+    every_days: int = 7,
+    interaction: float = 0.0,
 ) -> pd.DataFrame:
     """Customers x snapshots with profile, behavior and text features and churn/value labels.
 
     Churn falls with activity (latent rate) and rises with negative review sentiment, so both
-    behavior and text carry signal.
+    behavior and text carry signal. ``interaction`` adds that much log-odds of churn for bargain
+    hunters who are unhappy (a rule a tree finds and a linear baseline cannot), so a test can
+    give the boosted model a real edge over the run's logistic baseline.
     """
     rng = np.random.default_rng(seed)
     rate = rng.gamma(2.0, 1.0, customers)  # orders per month
@@ -48,6 +55,7 @@ def make_training_frame(
         orders_365 = rng.poisson(drift * 12)
         spend_365 = orders_365 * rng.gamma(5, 10, customers)
         logit = 1.0 - 1.3 * np.log1p(drift) - 0.8 * mood
+        logit = logit + interaction * ((bargain > 0.3) & (mood < 0)) - interaction / 4
         churn_p = 1 / (1 + np.exp(-logit))
         churned = (rng.random(customers) < churn_p).astype(int)
         future_orders = np.where(churned == 1, 0, rng.poisson(drift * 3) + 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -31,13 +32,35 @@ class MetricRule(_Frozen):
     relative: bool = False
 
 
+class BaselineRule(_Frozen):
+    """A baseline of the same run that the candidate must beat on the holdout, first model included.
+
+    Attributes:
+        metric: the candidate's metric (e.g. ``churn_roc_auc``).
+        baseline: the baseline's metric in the same run (e.g. ``baseline_rfm_roc_auc``).
+        higher_is_better: direction of both metrics.
+        threshold: the required margin; ``None``: the primary rule's margin.
+    """
+
+    metric: str = Field(min_length=1)
+    baseline: str = Field(min_length=1)
+    higher_is_better: bool = True
+    threshold: float | None = Field(default=None, ge=0.0)
+
+
 class GateConfig(_Frozen):
-    """Promotion gate: beat the champion on ``primary`` without regressing any ``guards``."""
+    """Promotion gate: beat the run's own ``baselines``, then the champion on ``primary``, within ``guards``."""
 
     primary: MetricRule = MetricRule(metric="churn_roc_auc", higher_is_better=True, threshold=0.002)
     guards: tuple[MetricRule, ...] = (
         MetricRule(metric="churn_brier", higher_is_better=False, threshold=0.02, relative=True),
         MetricRule(metric="spend_mae", higher_is_better=False, threshold=0.05, relative=True),
+    )
+    baselines: tuple[BaselineRule, ...] = (
+        BaselineRule(metric="churn_roc_auc", baseline="baseline_logreg_roc_auc"),
+        BaselineRule(metric="churn_roc_auc", baseline="baseline_rfm_roc_auc"),
+        BaselineRule(metric="spend_mae", baseline="baseline_constant_spend_mae", higher_is_better=False,
+                     threshold=0.0),
     )
 
 
@@ -74,7 +97,7 @@ class PersonaParams(_Frozen):
 
 
 class TrainConfig(_Frozen):
-    """Everything one training run depends on besides the data (all logged as MLflow params).
+    """Everything one training run depends on besides the data (what applies is logged as MLflow params).
 
     Attributes:
         as_of: only snapshots whose label window ends on or before this time are used
@@ -83,6 +106,13 @@ class TrainConfig(_Frozen):
         feature_service: Feast feature service the models read.
         train_snapshots: how many of the latest eligible snapshots feed training (bounds run time).
         holdout_snapshots: how many of the latest label-complete snapshots form the holdout.
+        holdout_fraction: share of customers held out when the split is by customer (labels at
+            one time, or too little history for a time split); stratified by label and seeded.
+        min_train_snapshots / min_train_rows: below these a time split is not trusted and the
+            plan switches to a customer split at the same dates (see :mod:`training.plan`).
+        min_holdout_rows: below this even a customer split is refused.
+        cv_folds: with labels at one time, also report the mean and spread of the primary metric
+            over this many stratified customer folds (0: off).
         purge: drop training snapshots whose label window overlaps the holdout snapshot, so the
             holdout mimics deployment (no training label looks past the holdout's features).
             Without it the same customers' nearly identical future leaks in: on generated data
@@ -97,6 +127,11 @@ class TrainConfig(_Frozen):
     train_snapshots: int = Field(default=20, ge=1, le=520)
     holdout_snapshots: int = Field(default=1, ge=1, le=52)
     purge: bool = True
+    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    min_train_snapshots: int = Field(default=2, ge=1, le=520)
+    min_train_rows: int = Field(default=100, ge=1)
+    min_holdout_rows: int = Field(default=50, ge=1)
+    cv_folds: int = Field(default=0, ge=0, le=20)
     max_train_rows: int = Field(
         default=200_000,
         ge=100,
@@ -115,8 +150,33 @@ class TrainConfig(_Frozen):
     ground_truth_path: Path | None = None
     experiment: str = "persona-training"
 
+    def logged_params(self) -> dict[str, str]:
+        """The MLflow params of this run: only what applies (no horizon, purge or churn gate for a custom target)."""
+        data = json.loads(self.model_dump_json())
+        if self.labels_path is not None:
+            for key in ("horizon_days", "purge", "train_snapshots", "holdout_snapshots", "min_train_snapshots",
+                        "min_train_rows", "personas", "policy_path", "compare_behavior_only", "gate",
+                        "ground_truth_path", "max_train_rows"):
+                data.pop(key, None)
+        else:
+            for key in ("labels_path", "target", "task", "cv_folds"):
+                data.pop(key, None)
+        return {k: str(v)[:500] for k, v in _flatten(data).items()}
+
     @model_validator(mode="after")
     def _labels_need_target(self) -> TrainConfig:
         if (self.labels_path is None) != (self.target is None):
             raise ValueError("--labels and --target go together: pass both or neither")
         return self
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
+    """Nested config as ``a.b.c`` keys (MLflow params are flat)."""
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out

@@ -1,4 +1,7 @@
-"""The training data step: entities, labels and the point-in-time training frame, split by time.
+"""The training data step: entities, labels and the point-in-time training frame, split by the plan.
+
+The rows are chosen by a :class:`~training.plan.TrainingPlan` (time split or customer split),
+built from the data's facts before any feature is fetched.
 
 Pure helpers (snapshot choice, feature columns, ground-truth join) sit beside the readers of
 the home's raw tables and the Feast join, so the job can say ``data = dataset.build(...)``
@@ -11,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from core import catalog
 from core.errors import PersonaError
 from model.preprocess import TEXT_PROJECTION_PREFIX
+from training import plan as planning
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -171,12 +174,14 @@ class Dataset:
         as_of: the label cutoff used to build it (``None`` when the caller gave the frame).
         from_feast: built from the Feast feature service (so lineage and re-fetches apply).
         dropped_rows: custom labels dropped for unknown customers.
+        plan: the plan the rows were chosen by (``None``: planned at :func:`split`).
     """
 
     frame: pd.DataFrame
     as_of: pd.Timestamp | None = None
     from_feast: bool = False
     dropped_rows: int = 0
+    plan: planning.TrainingPlan | None = None
 
 
 @dataclass
@@ -188,12 +193,14 @@ class Split:
         holdout: evaluation rows (the latest snapshots).
         features: feature columns in model order.
         window: the data window, logged as tags and kept in the bundle's metadata.
+        plan: the plan with its row counts (printed and logged before fitting).
     """
 
     train: pd.DataFrame
     holdout: pd.DataFrame
     features: list[str]
     window: dict[str, str]
+    plan: planning.TrainingPlan
 
 
 def build(settings: Settings, config: TrainConfig) -> Dataset:
@@ -204,18 +211,25 @@ def build(settings: Settings, config: TrainConfig) -> Dataset:
 
     cfg = config
     transactions = read_transactions(settings)
-    as_of = pd.Timestamp(cfg.as_of) if cfg.as_of else latest_label_cutoff(transactions)
-    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    ts = pd.to_datetime(transactions[TIMESTAMP], utc=True)
+    first, last = (ts.min(), ts.max()) if len(ts) else (None, None)
+    as_of = _utc(pd.Timestamp(cfg.as_of)) if cfg.as_of else latest_label_cutoff(transactions)
+    planning.check_as_of(as_of, last)
+    as_of = _utc(as_of)
     snaps = entity_snapshots(settings)
     complete = snaps[label_complete(snaps, as_of, cfg.horizon_days).to_numpy()]
-    train_t, hold_t = choose_snapshots(
-        complete[TIMESTAMP], cfg.holdout_snapshots, cfg.train_snapshots, cfg.horizon_days, cfg.purge
-    )
-    chosen = complete[TIMESTAMP].isin(train_t)
-    train_rows = sample_rows(complete[chosen], cfg.max_train_rows, cfg.seed)
-    entities = pd.concat([train_rows, complete[complete[TIMESTAMP].isin(hold_t)]], ignore_index=True)
+    facts = planning.DataFacts(first, last, as_of, settings.snapshot_every_days)
+    plan = planning.plan_snapshots(complete[TIMESTAMP].value_counts(), facts, cfg)
+    train_mask, hold_mask = planning.assign(complete, plan)
+    train_rows = sample_rows(complete[train_mask.to_numpy()], cfg.max_train_rows, cfg.seed)
+    entities = pd.concat([train_rows, complete[hold_mask.to_numpy()]], ignore_index=True)
     labelled = make_labels(entities, transactions, cfg.horizon_days)
-    return Dataset(build_training_set(settings, labelled, cfg.feature_service), as_of, from_feast=True)
+    frame = build_training_set(settings, labelled, cfg.feature_service)
+    return Dataset(frame, as_of, from_feast=True, plan=plan)
+
+
+def _utc(ts: pd.Timestamp) -> pd.Timestamp:
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def build_custom(settings: Settings, config: TrainConfig) -> Dataset:
@@ -231,6 +245,7 @@ def build_custom(settings: Settings, config: TrainConfig) -> Dataset:
     validated = validate_label_frame(labels, cfg.target, known, cfg.task)
     rows = validated.frame[[ENTITY_KEY, TIMESTAMP, cfg.target]]
     if cfg.as_of is not None:
+        planning.check_as_of(pd.Timestamp(cfg.as_of), rows[TIMESTAMP].max() if len(rows) else None)
         rows = rows[rows[TIMESTAMP] <= pd.Timestamp(cfg.as_of)]
     frame = build_training_set(settings, rows.reset_index(drop=True), cfg.feature_service)
     return Dataset(frame, from_feast=True, dropped_rows=validated.dropped_rows)
@@ -249,50 +264,35 @@ def feature_list(settings: Settings, config: TrainConfig, data: Dataset) -> list
 
 
 def split(settings: Settings, config: TrainConfig, data: Dataset) -> Split:
-    """Split by snapshot time (holdout = latest) and attach ground truth when asked for."""
+    """Split the rows by the plan (made here when the caller gave the frame); attach ground truth if asked."""
     cfg, frame = config, data.frame
-    train_t, hold_t = choose_snapshots(
-        frame[TIMESTAMP], cfg.holdout_snapshots, cfg.train_snapshots, cfg.horizon_days, cfg.purge
-    )
-    train = sample_rows(frame[frame[TIMESTAMP].isin(train_t)], cfg.max_train_rows, cfg.seed)
-    holdout = frame[frame[TIMESTAMP].isin(hold_t)].reset_index(drop=True)
+    plan = data.plan
+    if plan is None:
+        times = pd.to_datetime(frame[TIMESTAMP], utc=True)
+        facts = planning.DataFacts(times.min(), times.max(), data.as_of, None)
+        plan = planning.plan_snapshots(frame[TIMESTAMP].value_counts(), facts, cfg)
+    train_mask, hold_mask = planning.assign(frame, plan)
+    train = sample_rows(frame[train_mask.to_numpy()], cfg.max_train_rows, cfg.seed).reset_index(drop=True)
+    holdout = frame[hold_mask.to_numpy()].reset_index(drop=True)
+    plan = planning.with_counts(plan, train["churned"], holdout["churned"], classifier=True)
     truth = read_ground_truth(cfg.ground_truth_path)
     if truth is not None:
         holdout = attach_ground_truth(holdout, truth)
-    window = {
-        "data.train_start": str(min(train_t)),
-        "data.train_end": str(max(train_t)),
-        "data.holdout_start": str(min(hold_t)),
-        "data.holdout_end": str(max(hold_t)),
-        "data.as_of": str(data.as_of if data.as_of is not None else max(hold_t)),
-    }
-    return Split(train.reset_index(drop=True), holdout, feature_list(settings, cfg, data), window)
+    window = plan.window()
+    window.setdefault("data.as_of", str(max(plan.holdout_times)))
+    return Split(train, holdout, feature_list(settings, cfg, data), window, plan)
 
 
 def split_custom(settings: Settings, config: TrainConfig, data: Dataset) -> Split:
-    """Split custom-label rows by time: the latest ~20% of distinct timestamps are the holdout.
-
-    Raises:
-        PersonaError: fewer than two distinct timestamps.
-    """
-    frame = data.frame
-    times = pd.DatetimeIndex(sorted(pd.unique(frame[TIMESTAMP])))
-    if len(times) < 2:
-        raise PersonaError(
-            f"labels need at least 2 distinct event_timestamp values for a time-based "
-            f"holdout, found {len(times)}"
-        )
-    cut = times[min(len(times) - 1, max(1, int(np.floor(0.8 * len(times)))))]
-    train = frame[frame[TIMESTAMP] < cut]
-    holdout = frame[frame[TIMESTAMP] >= cut].reset_index(drop=True)
-    window = {
-        "data.train_start": str(train[TIMESTAMP].min()),
-        "data.train_end": str(train[TIMESTAMP].max()),
-        "data.holdout_start": str(cut),
-        "data.holdout_end": str(holdout[TIMESTAMP].max()),
-        "data.labels": str(config.labels_path),
-    }
-    return Split(train.reset_index(drop=True), holdout, feature_list(settings, config, data), window)
+    """Split custom-label rows: by time over many label times, else by customer (stratified, seeded)."""
+    frame, target = data.frame, str(config.target)
+    plan = planning.plan_custom(frame[TIMESTAMP].value_counts(), config)
+    train_mask, hold_mask = planning.assign(frame, plan, label=target)
+    train = frame[train_mask.to_numpy()].reset_index(drop=True)
+    holdout = frame[hold_mask.to_numpy()].reset_index(drop=True)
+    plan = planning.with_counts(plan, train[target], holdout[target], classifier=config.task == "classification")
+    window = {**plan.window(), "data.labels": str(config.labels_path)}
+    return Split(train, holdout, feature_list(settings, config, data), window, plan)
 
 
 def frame_for(

@@ -167,6 +167,10 @@ def fit_persona_bundle(
     )
     if value_baseline is not None:
         metrics.update(value_baseline_metrics(holdout, predictions, value_baseline))
+    constant_spend = np.full(len(holdout), float(train["future_spend"].mean()))
+    metrics.update(
+        M.prefixed("baseline_constant_spend", M.regression_metrics(holdout["future_spend"], constant_spend))
+    )
     metrics["persona_k"] = float(pfit.k)
     metrics["persona_silhouette"] = float(pfit.silhouettes[pfit.k])
     metrics["train_rows"] = float(len(train))
@@ -235,7 +239,12 @@ def fit_target_model(
     task: str,
     config: TrainConfig,
 ) -> tuple[PersonaPredictor, dict[str, float]]:
-    """Fit and evaluate one XGBoost model for a custom label column."""
+    """Fit and evaluate one XGBoost model for a custom label column, beside the run's baselines.
+
+    The baselines (``baseline_logreg_<target>_*`` and ``baseline_majority_<target>_*`` for a
+    classifier, ``baseline_constant_<target>_*`` for a regression) are what the gate requires
+    the model to beat.
+    """
     spec = fit_feature_spec(train, features)
     y = train[target].to_numpy(float)
     if task == "classification" and len(np.unique(y)) < 2:
@@ -252,6 +261,54 @@ def fit_target_model(
         task=task,
         metadata={"feature_service": config.feature_service},
     )
-    return predictor, target_metrics(predictor, holdout)
+    metrics = target_metrics(predictor, holdout)
+    y_hold = holdout[target].to_numpy(float)
+    if task == "classification":
+        rows = sample_rows(train, BASELINE_ROWS, config.seed)
+        logreg = fit_logreg(model_matrix(rows, spec, impute=True), rows[target].to_numpy(int), config.seed)
+        p_logreg = logreg.predict_proba(model_matrix(holdout, spec, impute=True))[:, 1]
+        majority = np.full(len(holdout), float(np.mean(y)))
+        metrics.update(M.prefixed(f"baseline_logreg_{target}", M.classification_metrics(y_hold, p_logreg)))
+        metrics.update(M.prefixed(f"baseline_majority_{target}", M.classification_metrics(y_hold, majority)))
+    else:
+        constant = np.full(len(holdout), float(np.mean(y)))
+        metrics.update(M.prefixed(f"baseline_constant_{target}", M.regression_metrics(y_hold, constant)))
+    return predictor, metrics
+
+
+def cross_validate_target(
+    frame: pd.DataFrame, features: list[str], target: str, task: str, config: TrainConfig, folds: int
+) -> dict[str, float]:
+    """Mean and spread of the primary metric over stratified customer folds (labels at one time).
+
+    Returns:
+        ``<target>_<metric>_cv_mean``, ``..._cv_std`` and ``cv_folds``.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    per_customer = frame.drop_duplicates(ENTITY_KEY, keep="last").reset_index(drop=True)
+    ids, y = per_customer[ENTITY_KEY].to_numpy(), per_customer[target].to_numpy()
+    if task == "classification":
+        splits = StratifiedKFold(folds, shuffle=True, random_state=config.seed).split(ids, y)
+        metric = "roc_auc"
+    else:
+        splits = KFold(folds, shuffle=True, random_state=config.seed).split(ids)
+        metric = "mae"
+    values = []
+    for _, test_idx in splits:
+        held = frame[ENTITY_KEY].isin(ids[test_idx])
+        predictor, _ = fit_target_model(frame[~held], frame[held], features, target, task, config)
+        values.append(M.prefixed(target, _primary(predictor, frame[held], task))[f"{target}_{metric}"])
+    return {
+        f"{target}_{metric}_cv_mean": float(np.mean(values)),
+        f"{target}_{metric}_cv_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "cv_folds": float(len(values)),
+    }
+
+
+def _primary(predictor: PersonaPredictor, rows: pd.DataFrame, task: str) -> dict[str, float]:
+    pred = predictor.predict(rows)["prediction"].to_numpy()
+    y = rows[str(predictor.target)].to_numpy(float)
+    return M.classification_metrics(y, pred) if task == "classification" else M.regression_metrics(y, pred)
 
 

@@ -1,6 +1,9 @@
-"""The promotion gate: a pure decision from two sets of metrics on the same holdout.
+"""The promotion gate: a pure decision from the candidate's, its baselines' and the champion's metrics.
 
-The decision is made here; the alias is moved (compare-and-set against the champion the gate
+A candidate must first beat its own run's baselines on the holdout (logistic and RFM for
+churn, a constant for value, a logistic or majority-class baseline for a custom target), by the
+gate's margin, first model included; only then is it compared with the champion. The decision
+is made here; the alias is moved (compare-and-set against the champion the gate
 saw) by :func:`training.register.move`.
 """
 
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from model.registry import CHALLENGER, CHAMPION
-from training.config import GateConfig, MetricRule
+from training.config import BaselineRule, GateConfig, MetricRule
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -115,22 +118,70 @@ def decide_promotion(
     )
 
 
+def baseline_failures(candidate: Mapping[str, float], config: GateConfig) -> list[str]:
+    """Baselines the candidate does not beat by the margin (empty: it beats them all).
+
+    A baseline metric missing from the run, or not finite, cannot be beaten: that is a failure
+    too, so a run that forgot its baselines never promotes silently. The candidate's gain must be
+    at least the margin (exactly at the margin passes; with a zero margin it must be strictly
+    better).
+    """
+    failures = []
+    for rule in config.baselines:
+        margin = config.primary.threshold if rule.threshold is None else rule.threshold
+        cand = float(candidate.get(rule.metric, float("nan")))
+        base = float(candidate.get(rule.baseline, float("nan")))
+        if not (math.isfinite(cand) and math.isfinite(base)):
+            failures.append(f"{rule.metric} {cand:.4f} cannot be compared with {rule.baseline} {base:.4f}")
+            continue
+        gain = _improvement(_as_metric_rule(rule), cand, base)
+        if gain < margin or (margin == 0 and gain <= 0):
+            failures.append(
+                f"{rule.metric} {cand:.4f} does not beat {rule.baseline} {base:.4f} by {margin:.4f}"
+            )
+    return failures
+
+
+def _as_metric_rule(rule: BaselineRule) -> MetricRule:
+    return MetricRule(metric=rule.metric, higher_is_better=rule.higher_is_better)
+
+
 def decide(
     candidate: Mapping[str, float],
     champion: Mapping[str, float] | None,
     champion_version: str | None,
     config: GateConfig,
+    not_comparable: str | None = None,
 ) -> GateDecision:
-    """The gate as a run applies it: a champion that exists but could not be scored is not beaten.
+    """The gate as a run applies it: baselines first, then a champion that could be scored.
 
     Args:
-        candidate: the candidate's holdout metrics.
+        candidate: the candidate's holdout metrics (with its baselines').
         champion: the champion's metrics on the same holdout (``None``: no champion; empty: not
             evaluable, e.g. unreadable or trained on features this holdout lacks).
         champion_version: the champion's version, ``None`` when there is none.
-        config: the primary rule and guard rules.
+        config: the baseline, primary and guard rules.
+        not_comparable: why the champion cannot be compared on this holdout (e.g. the holdout
+            holds no row after the champion's own training window); the gate then decides on
+            the candidate's baselines alone.
     """
+    failures = baseline_failures(candidate, config)
+    if failures:
+        first = "first model; " if champion_version is None else ""
+        return GateDecision(False, CHALLENGER, f"{first}below its own baselines: " + "; ".join(failures))
+    if champion_version is not None and not_comparable:
+        decision = decide_promotion(candidate, None, config)
+        if not decision.promote:
+            return decision
+        return GateDecision(
+            True,
+            CHAMPION,
+            f"champion v{champion_version} not comparable ({not_comparable}); candidate "
+            f"{config.primary.metric}={float(candidate[config.primary.metric]):.4f} beats its baselines",
+        )
     decision = decide_promotion(candidate, champion or None, config)
+    if champion_version is None and decision.promote:
+        return GateDecision(True, CHAMPION, decision.reason + "; beats its baselines")
     if champion_version is not None and not champion:
         return GateDecision(
             False,
@@ -142,15 +193,29 @@ def decide(
 
 
 def target_gate(target: str, task: str, base: GateConfig) -> GateConfig:
-    """The gate for a custom target: ROC AUC (+ Brier guard) or MAE (+ RMSE guard)."""
+    """The gate for a custom target: ROC AUC (+ Brier guard) or MAE (+ RMSE guard).
+
+    The baselines are the run's logistic regression (and the majority class, whose AUC is 0.5)
+    for a classifier, and the training mean for a regression.
+    """
     if task == "classification":
         return GateConfig(
             primary=MetricRule(metric=f"{target}_roc_auc", threshold=base.primary.threshold),
             guards=(
                 MetricRule(metric=f"{target}_brier", higher_is_better=False, threshold=0.02, relative=True),
             ),
+            baselines=(
+                BaselineRule(metric=f"{target}_roc_auc", baseline=f"baseline_logreg_{target}_roc_auc"),
+                BaselineRule(metric=f"{target}_roc_auc", baseline=f"baseline_majority_{target}_roc_auc"),
+            ),
         )
     return GateConfig(
         primary=MetricRule(metric=f"{target}_mae", higher_is_better=False, threshold=0.01, relative=True),
         guards=(MetricRule(metric=f"{target}_rmse", higher_is_better=False, threshold=0.05, relative=True),),
+        baselines=(
+            BaselineRule(
+                metric=f"{target}_mae", baseline=f"baseline_constant_{target}_mae", higher_is_better=False,
+                threshold=0.0,
+            ),
+        ),
     )

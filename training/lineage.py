@@ -184,8 +184,7 @@ def log(
     champion_metrics, champion_version = champion
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
-        params = flatten(json.loads(config.model_dump_json()))
-        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_params(config.logged_params())  # only what applied to this run
         mlflow.set_tags(tags)
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         if champion_metrics:

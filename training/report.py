@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from training.config import TrainConfig
     from training.data import Split
     from training.fit import FitResult
+    from training.plan import TrainingPlan
 
 # Where the reference data (holdout features + predictions) lives in a run; monitoring reads it.
 REFERENCE_ARTIFACT = catalog.REFERENCE_ARTIFACT
@@ -46,6 +47,17 @@ def reference_frame(split: Split, predictions: pd.DataFrame, config: TrainConfig
         axis=1,
     )
     return sample_rows(ref, config.reference_rows, config.seed)
+
+
+def log_plan(plan: TrainingPlan, tmp_dir: Path) -> None:
+    """Log the training plan as ``plan.json`` (the printed plan, with every time and count)."""
+    import json
+
+    import mlflow
+
+    path = tmp_dir / "plan.json"
+    path.write_text(json.dumps(plan.to_dict(), indent=2, default=str))
+    mlflow.log_artifact(str(path))
 
 
 def log_target_report(predictor: PersonaPredictor, split: Split, config: TrainConfig, tmp_dir: Path) -> None:

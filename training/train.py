@@ -1,9 +1,10 @@
-"""The training job: point-in-time training set -> churn, value and persona models -> MLflow -> gate.
+"""The training job: plan -> point-in-time training set -> churn, value and persona models -> MLflow -> gate.
 
 ``TrainJob(settings, config).run()`` reads as its steps, each owned by a collaborator:
-:mod:`training.data` builds the labelled frame and splits it by time (the latest snapshots
-are the holdout), :mod:`training.fit` fits and evaluates the models, :mod:`training.register`
-scores the current champion on the same holdout, :mod:`training.gate` decides,
+:mod:`training.data` builds the labelled frame and splits it by the :mod:`training.plan` (told
+to ``on_plan`` before any fit), :mod:`training.fit` fits and evaluates the models beside their
+baselines, :mod:`training.register` scores the current champion on the holdout rows after its
+own training window, :mod:`training.gate` decides (every metric is known by then),
 :mod:`training.lineage` logs the MLflow run (with :mod:`training.report`'s plots and cards),
 and :mod:`training.register` registers the model and moves ``champion`` or ``challenger``.
 """
@@ -25,6 +26,7 @@ from training import fit, gate, lineage, register, report
 from training.data import choose_snapshots, feature_columns_of
 from training.fit import FIT_STEPS, fit_persona_bundle
 from training.gate import GateDecision
+from training.plan import after_training_window
 from training.report import REFERENCE_ARTIFACT
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
     from model.bundle import PersonaPredictor
     from training.config import GateConfig, TrainConfig
+    from training.plan import TrainingPlan
 
 # Names other packages and notebooks import from here.
 __all__ = [
@@ -64,15 +67,16 @@ class TrainResult:
     champion_metrics: dict[str, float] | None
     cards_html: Path | None = None
     seconds: float = 0.0
+    kind: str = "persona"
 
     def summary(self) -> str:
-        """A few lines for the terminal."""
+        """A few lines for the terminal (chosen by the model's kind, never guessed from metric names)."""
         m = self.metrics
         lines = [
             f"run {self.run_id}: registered {self.model_name} v{self.version} -> {self.decision.alias} "
             f"({self.decision.reason})"
         ]
-        if "churn_roc_auc" in m:
+        if self.kind == "persona":
             parts = [f"churn ROC AUC {m['churn_roc_auc']:.4f}"]
             for key, label in (
                 ("baseline_logreg_roc_auc", "logreg"),
@@ -106,10 +110,17 @@ class TrainJob:
         on_progress: told ``(done, total, note)`` as the run's steps advance (the app draws it).
     """
 
-    def __init__(self, settings: Settings, config: TrainConfig, on_progress: ProgressEvent = silent) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: TrainConfig,
+        on_progress: ProgressEvent = silent,
+        on_plan: Callable[[TrainingPlan], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.config = config
         self.on_progress = on_progress
+        self.on_plan = on_plan or (lambda _plan: None)
 
     def run(self, frame: pd.DataFrame | None = None) -> TrainResult:
         """Train, evaluate, log, register and gate.
@@ -126,6 +137,7 @@ class TrainJob:
         data = dataset.build(settings, config) if frame is None else dataset.Dataset(frame)
         build_seconds = time.perf_counter() - started
         split = dataset.split(settings, config, data)
+        self.on_plan(split.plan)
         reviews = dataset.read_reviews(settings, max(split.holdout[dataset.TIMESTAMP]))
         fitted = fit.fit_persona_bundle(
             split.train,
@@ -167,10 +179,17 @@ class TrainJob:
         step(0, CUSTOM_STEPS, "building training set")
         data = dataset.build_custom(settings, config) if frame is None else dataset.Dataset(frame)
         split = dataset.split_custom(settings, config, data)
+        self.on_plan(split.plan)
         step(1, CUSTOM_STEPS, f"fitting {config.target}")
         predictor, metrics = fit.fit_target_model(
             split.train, split.holdout, split.features, config.target, config.task, config
         )
+        if split.plan.split == "customer" and config.cv_folds >= 2:
+            metrics.update(
+                fit.cross_validate_target(
+                    data.frame, split.features, config.target, config.task, config, config.cv_folds
+                )
+            )
         metrics.update(
             {
                 "train_rows": float(len(split.train)),
@@ -191,6 +210,7 @@ class TrainJob:
         )
         step(CUSTOM_STEPS, CUSTOM_STEPS, "done")
         result.seconds = time.perf_counter() - started
+        result.kind = "target"
         return result
 
     def _log_register_and_gate(
@@ -209,15 +229,31 @@ class TrainJob:
         settings, config = self.settings, self.config
         client = configure_mlflow(settings)
         experiment_id = ensure_experiment(client, settings, config.experiment)
+        not_comparable: list[str] = []
+
+        def champion_rows(champion: PersonaPredictor, holdout: pd.DataFrame) -> pd.DataFrame | None:
+            rows, why = after_training_window(champion, holdout)
+            if why:
+                not_comparable.append(why)
+                return None
+            return dataset.frame_for(settings, config, data, champion, rows)
+
         champion_metrics, champion_version = register.champion_score(
-            client,
-            model,
-            split.holdout,
-            lambda champion, holdout: dataset.frame_for(settings, config, data, champion, holdout),
-            settings,
+            client, model, split.holdout, champion_rows, settings
         )
-        decision = gate.decide(metrics, champion_metrics, champion_version, rules)
-        tags = lineage.lineage_tags(settings, config, split, data.from_feast)
+        decision = gate.decide(
+            metrics, champion_metrics, champion_version, rules, not_comparable[0] if not_comparable else None
+        )
+        tags = {
+            **lineage.lineage_tags(settings, config, split, data.from_feast),
+            **split.plan.tags(),
+            "gate.rules": rules.model_dump_json()[:4000],
+        }
+
+        def log_plan_and_report(tmp: Path) -> None:
+            report.log_plan(split.plan, tmp)
+            log_report(tmp)
+
         run = lineage.log(
             settings,
             config,
@@ -228,7 +264,7 @@ class TrainJob:
             tags,
             decision,
             (champion_metrics, champion_version),
-            log_report,
+            log_plan_and_report,
         )
         gated = (rules.primary.metric, *(g.metric for g in rules.guards))
         version = register.register(client, model, run, metrics, gated, settings)

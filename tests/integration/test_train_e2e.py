@@ -35,9 +35,9 @@ def _history(client, version: str) -> list[dict]:
 
 
 def test_train_registers_champion_gates_a_tie_and_rolls_back(persona_home: Path) -> None:
-    # given a labelled feature frame and an empty registry
+    # given a labelled feature frame where the boosted model beats its baselines, and an empty registry
     settings = load_settings()
-    frame = make_training_frame(customers=300, snapshots=4, seed=1)
+    frame = make_training_frame(customers=300, snapshots=4, seed=1, interaction=3.0)
     config = TrainConfig(**FAST)
 
     # when the first model is trained
@@ -245,7 +245,7 @@ def test_real_chain_on_generated_data(persona_home: Path, tmp_path: Path) -> Non
 def test_a_champion_moved_while_gating_leaves_the_candidate_a_challenger(persona_home: Path, monkeypatch) -> None:
     # given champion v1, and a run whose gate was decided before another process promoted v2
     settings = load_settings()
-    frame = make_training_frame(customers=300, snapshots=4, seed=1)
+    frame = make_training_frame(customers=300, snapshots=4, seed=1, interaction=3.0)
     config = TrainConfig(**FAST)
     TrainJob(settings, config).run(frame)
     TrainJob(settings, config).run(frame)  # v2: a tie, so a challenger

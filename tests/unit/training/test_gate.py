@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from training.config import GateConfig, MetricRule
-from training.gate import CHALLENGER, CHAMPION, decide_promotion
+from training.config import BaselineRule, GateConfig, MetricRule
+from training.gate import CHALLENGER, CHAMPION, decide, decide_promotion
 
 GATE = GateConfig(
     primary=MetricRule(metric="churn_roc_auc", higher_is_better=True, threshold=0.01),
@@ -109,3 +109,72 @@ def test_missing_candidate_metric_is_an_error() -> None:
     # given / when / then
     with pytest.raises(ValueError, match="spend_mae"):
         decide_promotion({"churn_roc_auc": 0.9, "churn_brier": 0.1}, CHAMP, GATE)
+
+
+BASELINED = GateConfig(
+    primary=MetricRule(metric="churn_roc_auc", threshold=0.01),
+    guards=(),
+    baselines=(
+        BaselineRule(metric="churn_roc_auc", baseline="baseline_rfm_roc_auc"),
+        BaselineRule(metric="spend_mae", baseline="baseline_constant_spend_mae", higher_is_better=False, threshold=0),
+    ),
+)
+
+
+def _run(auc: float, rfm: float, mae: float = 10.0, constant_mae: float = 12.0) -> dict[str, float]:
+    return {
+        "churn_roc_auc": auc,
+        "baseline_rfm_roc_auc": rfm,
+        "spend_mae": mae,
+        "baseline_constant_spend_mae": constant_mae,
+    }
+
+
+def test_a_first_model_below_its_baseline_is_a_challenger_with_the_reason() -> None:
+    # given no champion and a candidate worse than its run's RFM baseline (the reported AUC 0.50 vs 0.73)
+    # when
+    decision = decide(_run(0.50, 0.73), None, None, BASELINED)
+    # then
+    assert (decision.promote, decision.alias) == (False, CHALLENGER)
+    assert "first model" in decision.reason
+    assert "baseline_rfm_roc_auc 0.7300" in decision.reason
+
+
+@pytest.mark.parametrize(("auc", "alias"), [(0.75, CHAMPION), (0.7499, CHALLENGER), (0.74, CHALLENGER)])
+def test_baseline_margin_boundary(auc: float, alias: str) -> None:
+    # given an RFM baseline of 0.74 and a margin of 0.01: exactly at the margin passes
+    # when / then
+    assert decide(_run(auc, 0.74), None, None, BASELINED).alias == alias
+
+
+@pytest.mark.parametrize(("mae", "alias"), [(11.99, CHAMPION), (12.0, CHALLENGER)])
+def test_a_zero_margin_baseline_must_be_strictly_beaten(mae: float, alias: str) -> None:
+    # when / then a value model only as good as the constant stays challenger
+    assert decide(_run(0.9, 0.7, mae=mae), None, None, BASELINED).alias == alias
+
+
+def test_a_missing_baseline_never_promotes() -> None:
+    # given a run that did not compute its RFM baseline
+    candidate = _run(0.9, 0.7)
+    del candidate["baseline_rfm_roc_auc"]
+    # when / then
+    assert decide(candidate, None, None, BASELINED).alias == CHALLENGER
+
+
+def test_a_champion_not_comparable_leaves_the_decision_to_the_baselines() -> None:
+    # given a champion trained on this holdout's dates
+    why = "it trained on snapshots up to 2024-01-21, this holdout has none later"
+    # when
+    beats = decide(_run(0.9, 0.7), {}, "3", BASELINED, not_comparable=why)
+    loses = decide(_run(0.7, 0.9), {}, "3", BASELINED, not_comparable=why)
+    # then
+    assert (beats.alias, loses.alias) == (CHAMPION, CHALLENGER)
+    assert "not comparable" in beats.reason
+    assert why in beats.reason
+
+
+def test_a_champion_that_could_not_be_scored_is_not_beaten_silently() -> None:
+    # when / then (unreadable champion: empty metrics, but comparable in principle)
+    decision = decide(_run(0.9, 0.7), {}, "3", BASELINED)
+    assert decision.alias == CHALLENGER
+    assert "could not be evaluated" in decision.reason
