@@ -35,6 +35,7 @@ def metrics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
     from ingest.run import ingest_files
     from store.repo import apply_repo
     from synthetic.generator import GenerateConfig, generate_dataset
+    from core import catalog
     from training.config import TrainConfig
     from training.train import TrainJob
 
@@ -47,10 +48,11 @@ def metrics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
         paths = generate_dataset(config, base / "generated")
         settings = load_settings()
         ingest_files(settings, {name: paths[name] for name in ("customers", "transactions", "sessions", "reviews")})
-        (settings.raw_dir.parent / "ground_truth.parquet").write_bytes(paths["ground_truth"].read_bytes())
+        truth = catalog.ground_truth(settings)
+        truth.write_bytes(paths["ground_truth"].read_bytes())
         build_offline_sources(settings)
         apply_repo(settings)
-        return TrainJob(settings, TrainConfig()).run().metrics
+        return TrainJob(settings, TrainConfig(ground_truth_path=truth)).run().metrics
 
 
 def test_the_churn_model_beats_its_logistic_and_rfm_baselines(metrics: dict[str, float]) -> None:
