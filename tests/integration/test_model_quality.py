@@ -30,12 +30,12 @@ MIN_LEAD_OVER_RFM = 0.03
 @pytest.fixture(scope="module")
 def metrics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, float]:
     """Train once on generated data with its ground truth (the benchmark's path, at 3k customers)."""
+    from core import catalog
     from core.settings import load_settings
     from features.build import build_offline_sources
     from ingest.run import ingest_files
     from store.repo import apply_repo
     from synthetic.generator import GenerateConfig, generate_dataset
-    from core import catalog
     from training.config import TrainConfig
     from training.train import TrainJob
 
