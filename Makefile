@@ -35,8 +35,8 @@ lock:  ## re-resolve requirements.lock from pyproject.toml
 demo: setup  ## the whole loop on the embedded default profile
 	$(PERSONA) demo
 
-test: setup browser  ## all tests (integration ones need Redis/Postgres; with CI=true a missing one fails, never skips)
-	$(PY) -m pytest
+test: setup browser  ## all tests (integration ones need Redis/Postgres; with CI=true a missing one fails, never skips); prints coverage
+	$(PY) -m pytest --cov --cov-report=term:skip-covered
 
 test-unit: setup
 	$(PY) -m pytest -m "not integration"
@@ -50,8 +50,10 @@ serve: setup
 bench: setup  ## benchmark table (printed and written under bench/)
 	$(PY) -m bench.run
 
-lint: setup
+lint: setup  ## ruff, the type checker and the layer contracts (import-linter), all clean
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 prod-up: setup  ## production profile: Postgres databases, Redis check, MLflow server
 	PERSONA_PROFILE=prod $(PERSONA) prod up
