@@ -80,10 +80,18 @@ def build_champion_home(
 
 
 def copy_home(source: Path, target: Path) -> Path:
-    """A copy of a home, without its serving state; the copy's registry can change freely."""
+    """A copy of a home, without its serving state; the copy's registry can change freely.
+
+    A copied home refuses to read the original's files until its features are applied in it
+    (``persona features apply``), as a user would after copying a home.
+    """
+    from core.settings import load_settings
+    from store.repo import apply_repo
+
     shutil.copytree(
         source, target, ignore=lambda folder, names: ["serving"] if Path(folder) == source else []
     )
+    apply_repo(load_settings(home=target))
     return target
 
 
