@@ -91,7 +91,9 @@ def copy_home(source: Path, target: Path) -> Path:
     shutil.copytree(
         source, target, ignore=lambda folder, names: ["serving"] if Path(folder) == source else []
     )
-    apply_repo(load_settings(home=target))
+    settings = load_settings(home=target)
+    if (settings.feast_dir / "registry.db").exists():  # a home with registered features
+        apply_repo(settings)
     return target
 
 
