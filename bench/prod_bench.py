@@ -244,7 +244,7 @@ def run(quick: bool = False) -> list[dict]:
     from core.settings import load_settings
     from features.build import build_offline_sources
     from store.repo import apply_repo, materialize
-    from tests.serving_fixtures import build_champion_home
+    from tests.conftest import build_champion_home
 
     problem = services_problem()
     if problem:

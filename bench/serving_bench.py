@@ -250,7 +250,7 @@ def run(quick: bool = False) -> list[dict]:
     from core.settings import load_settings
     from features.dataset import feature_refs
     from serving.prediction_log import read_prediction_log
-    from tests.serving_fixtures import build_champion_home
+    from tests.conftest import build_champion_home
 
     customers = 2_000 if quick else 20_000
     seconds = 12.0 if quick else 60.0

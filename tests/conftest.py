@@ -1,16 +1,24 @@
-"""Shared fixtures: every test gets its own PERSONA_HOME; nothing touches the repo's .persona.
+"""Shared fixtures and helpers: every test gets its own PERSONA_HOME; nothing touches the repo's .persona.
 
 Under ``CI=true`` a test that would skip because Redis, Postgres or Chromium is missing fails
 instead, with the skip's reason: CI must not go green while testing less. Every such skip in
 ``tests/`` says so with one of :data:`SERVICE_SKIP_PREFIXES` (checked by
-``tests/test_ci_skips.py``), which is how the hook below recognises it.
+``tests/unit/bench/test_ci_skips.py``), which is how the hook below recognises it.
+
+Helpers that tests of several folders share live here and are imported from ``tests.conftest``:
+:func:`make_training_frame` (a labelled feature frame, no Feast needed) and the champion home of
+the serving tests (:func:`build_champion_home`, also used by the benchmarks, and the
+``champion_home`` / ``served_env`` fixtures).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import re
+import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,7 +30,6 @@ from features.embedding.encoder import EMBEDDING_DIM, Encoded, check_texts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -129,3 +136,234 @@ class BagOfWordsEncoder:
     @property
     def embedded(self) -> list[str]:
         return [t for call in self.calls for t in call]
+
+
+# --------------------------------------------------------------------------- training frame
+def make_training_frame(
+    customers: int = 300,
+    snapshots: int = 4,
+    seed: int = 0,
+    start: str = "2024-01-07",
+    every_days: int = 7,
+    interaction: float = 0.0,
+) -> pd.DataFrame:
+    """Customers x snapshots with profile, behavior and text features and churn/value labels.
+
+    Churn falls with activity (latent rate) and rises with negative review sentiment, so both
+    behavior and text carry signal. ``interaction`` adds that much log-odds of churn for bargain
+    hunters who are unhappy (a rule a tree finds and a linear baseline cannot), so a test can
+    give the boosted model a real edge over the run's logistic baseline.
+    """
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(2.0, 1.0, customers)  # orders per month
+    mood = rng.normal(0, 1, customers)  # review sentiment
+    bargain = rng.beta(2, 5, customers)
+    regions = np.array(["north", "south", "east", "west"])[rng.integers(0, 4, customers)]
+    channels = np.array(["organic", "paid_search", "social"])[rng.integers(0, 3, customers)]
+    ages = rng.integers(18, 80, customers)
+    rows = []
+    for s in range(snapshots):
+        t = pd.Timestamp(start, tz="UTC") + pd.Timedelta(days=every_days * s)
+        drift = rate * rng.lognormal(0, 0.2, customers)
+        orders_365 = rng.poisson(drift * 12)
+        spend_365 = orders_365 * rng.gamma(5, 10, customers)
+        logit = 1.0 - 1.3 * np.log1p(drift) - 0.8 * mood
+        logit = logit + interaction * ((bargain > 0.3) & (mood < 0)) - interaction / 4
+        churn_p = 1 / (1 + np.exp(-logit))
+        churned = (rng.random(customers) < churn_p).astype(int)
+        future_orders = np.where(churned == 1, 0, rng.poisson(drift * 3) + 1)
+        frame = pd.DataFrame(
+            {
+                "customer_id": np.arange(1, customers + 1, dtype="int64"),
+                "event_timestamp": t,
+                "region": regions,
+                "acquisition_channel": channels,
+                "age": ages,
+                "recency_days": rng.exponential(30 / (drift + 0.1)),
+                "tenure_days": rng.uniform(30, 900, customers) + every_days * s,
+                "orders_30d": rng.poisson(drift),
+                "orders_90d": rng.poisson(drift * 3),
+                "orders_365d": orders_365,
+                "spend_30d": rng.gamma(1 + drift, 20),
+                "spend_90d": rng.gamma(1 + 3 * drift, 20),
+                "spend_365d": spend_365,
+                "avg_order_value_365d": np.where(
+                    orders_365 > 0, spend_365 / np.maximum(orders_365, 1), np.nan
+                ),
+                "order_trend": rng.normal(0, 1, customers),
+                "mean_days_between_orders": 30 / (drift + 0.05),
+                "return_share_365d": rng.beta(1, 9, customers),
+                "discount_share_365d": bargain,
+                "sessions_30d": rng.poisson(drift * 2),
+                "sessions_90d": rng.poisson(drift * 6),
+                "review_count_365d": rng.poisson(1.5, customers),
+                "mean_rating_365d": np.clip(3 + mood + rng.normal(0, 0.3, customers), 1, 5),
+                "sentiment_mean_365d": np.tanh(mood + rng.normal(0, 0.3, customers)),
+                "churned": churned,
+                "future_orders": future_orders,
+                "future_spend": future_orders * rng.gamma(5, 10, customers),
+            }
+        )
+        for k in range(8):
+            frame[f"text_pca_{k}"] = (mood if k == 0 else rng.normal(0, 1, customers)) * 0.5
+        no_reviews = frame["review_count_365d"] == 0
+        text_cols = [f"text_pca_{k}" for k in range(8)] + ["sentiment_mean_365d", "mean_rating_365d"]
+        frame.loc[no_reviews, text_cols] = np.nan
+        rows.append(frame)
+    return pd.concat(rows, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- champion home
+# A home with a registered champion, for serving tests (and the serving benchmarks).
+# build_champion_home runs the real pipeline on tiny synthetic data: generate, ingest, build the
+# offline sources, feast apply, materialize, train (champion = v1). The session fixture builds it
+# once; tests that move aliases work on a copy (copy_home).
+SERVING_ENV = (
+    "PERSONA_HOME",
+    "PERSONA_PROFILE",
+    "PERSONA_API_KEY",
+    "PERSONA_SERVING_AUTH",
+    "PERSONA_MODEL_POLL_SECONDS",
+    "MLFLOW_TRACKING_URI",
+)
+
+
+def build_champion_home(
+    home: Path,
+    customers: int = 300,
+    days: int = 120,
+    seed: int = 3,
+    n_estimators: int = 20,
+    horizon_days: int = 28,
+) -> Path:
+    """Generate data into ``home`` and train a champion (``PERSONA_HOME`` is set while building).
+
+    Returns:
+        ``home``.
+    """
+    from core.settings import load_settings
+    from features.build import build_offline_sources
+    from ingest.run import ingest_files
+    from store.repo import apply_repo, materialize
+    from synthetic.generator import GenerateConfig, generate_dataset
+    from training.config import PersonaParams, TrainConfig, XGBParams
+    from training.train import TrainJob
+
+    home = Path(home)
+    previous = os.environ.get("PERSONA_HOME")
+    os.environ["PERSONA_HOME"] = str(home)
+    try:
+        settings = load_settings()
+        config = GenerateConfig(
+            customers=customers, days=days, seed=seed, start=dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+        )
+        paths = generate_dataset(config, home / "generated")
+        ingest_files(
+            settings, {name: paths[name] for name in ("customers", "transactions", "sessions", "reviews")}
+        )
+        build_offline_sources(settings)
+        apply_repo(settings)
+        materialize(settings)
+        train = TrainConfig(
+            xgb=XGBParams(n_estimators=n_estimators),
+            personas=PersonaParams(k_min=2, k_max=3),
+            horizon_days=horizon_days,
+            purge=False,
+        )
+        TrainJob(settings, train).run()
+    finally:
+        if previous is None:
+            os.environ.pop("PERSONA_HOME", None)
+        else:
+            os.environ["PERSONA_HOME"] = previous
+    return home
+
+
+def copy_home(source: Path, target: Path) -> Path:
+    """A copy of a home, without its serving state; the copy's registry can change freely.
+
+    A copied home refuses to read the original's files until its features are applied in it
+    (``persona features apply``), as a user would after copying a home.
+    """
+    from core.settings import load_settings
+    from store.repo import apply_repo
+
+    shutil.copytree(
+        source, target, ignore=lambda folder, names: ["serving"] if Path(folder) == source else []
+    )
+    settings = load_settings(home=target)
+    if (settings.feast_dir / "registry.db").exists():  # a home with registered features
+        apply_repo(settings)
+    return target
+
+
+def register_copy_of(home: Path, version: str = "1") -> str:
+    """Register the model of ``version`` again (a new version number, same artifacts), signed.
+
+    Returns:
+        The new version.
+    """
+    from core.settings import load_settings
+    from model.registry import configure_mlflow
+    from model.trust import record_and_sign
+
+    settings = load_settings(home=home)
+    client = configure_mlflow(settings)
+    old = client.get_model_version(settings.registered_model, version)
+    new = client.create_model_version(
+        settings.registered_model,
+        old.source,
+        run_id=old.run_id,
+        tags=dict(old.tags or {}),
+        model_id=getattr(old, "model_id", None),
+    )
+    record_and_sign(client, settings, settings.registered_model, str(new.version))  # signatures name the version
+    return str(new.version)
+
+
+def register_broken_version(home: Path, tmp: Path) -> str:
+    """Register a version whose artifacts are not a loadable model.
+
+    Returns:
+        The new version.
+    """
+    from core.settings import load_settings
+    from model.registry import configure_mlflow
+
+    settings = load_settings(home=home)
+    client = configure_mlflow(settings)
+    junk = tmp / "not-a-model"
+    junk.mkdir(parents=True, exist_ok=True)
+    (junk / "README").write_text("not a model\n")
+    new = client.create_model_version(settings.registered_model, junk.as_uri())
+    return str(new.version)
+
+
+def move_champion(home: Path, version: str) -> None:
+    """Point ``champion`` at ``version`` (recorded in the alias history)."""
+    from core.settings import load_settings
+    from model.registry import configure_mlflow, move_alias
+
+    settings = load_settings(home=home)
+    client = configure_mlflow(settings)
+    move_alias(client, settings.registered_model, "champion", version, "serving test")
+
+
+@pytest.fixture(scope="session")
+def champion_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with data, materialized features and champion v1 (built once per session)."""
+    home = tmp_path_factory.mktemp("serving") / "home"
+    with pytest.MonkeyPatch.context() as patch:
+        for name in SERVING_ENV:
+            patch.delenv(name, raising=False)
+        build_champion_home(home)
+    return home
+
+
+@pytest.fixture
+def served_env(champion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """PERSONA_HOME pointing at the shared champion home (read-only use)."""
+    for name in SERVING_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PERSONA_HOME", str(champion_home))
+    return champion_home

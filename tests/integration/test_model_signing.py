@@ -24,8 +24,7 @@ from model.bundle import UntrustedModelError, load_predictor
 from model.registry import configure_mlflow, ensure_experiment, move_alias
 from model.signing import SIGNATURE_TAG, SigningKeyMissing, signing_key
 from model.trust import ARTIFACT_HASH_TAG, artifact_digest, download_version, record_and_sign
-from tests.serving_fixtures import copy_home
-from tests.training_helpers import make_training_frame
+from tests.conftest import copy_home, make_training_frame
 from training.config import PersonaParams, TrainConfig, XGBParams
 from training.train import TrainJob
 

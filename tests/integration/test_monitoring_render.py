@@ -93,7 +93,7 @@ def test_drift_report_and_summary_render_with_content(tmp_path: Path) -> None:
 
 
 def test_persona_cards_render_with_content(tmp_path: Path) -> None:
-    from tests.training_helpers import make_training_frame
+    from tests.conftest import make_training_frame
     from training.cards import write_cards
     from training.personas import persona_cards, trait_scores
 

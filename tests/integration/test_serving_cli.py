@@ -15,8 +15,6 @@ from serving.launch import serve_command
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytest_plugins = ["tests.serving_fixtures"]
-
 
 def test_serve_in_an_empty_home_fails_with_one_line(persona_home: Path) -> None:
     # given a home with nothing materialized

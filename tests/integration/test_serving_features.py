@@ -11,8 +11,6 @@ import pytest
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytest_plugins = ["tests.serving_fixtures"]
-
 pytestmark = pytest.mark.integration
 
 

@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from tests.serving_fixtures import SERVING_ENV
+from tests.conftest import SERVING_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-
-pytest_plugins = ["tests.serving_fixtures"]
 
 pytestmark = pytest.mark.integration
 
@@ -325,7 +323,7 @@ def test_every_served_row_is_in_the_prediction_log_after_shutdown(
     # given a service on a copy of the home
     from serving.prediction_log import read_prediction_log
     from serving.service import PersonaService
-    from tests.serving_fixtures import copy_home
+    from tests.conftest import copy_home
 
     home = copy_home(champion_home, tmp_path / "home")
     with pytest.MonkeyPatch.context() as patch:

@@ -11,12 +11,10 @@ import pytest
 
 from bench.serving_bench import bento_command, free_port, stop, wait_http
 from core.settings import PROJECT_ROOT
-from tests.serving_fixtures import SERVING_ENV, copy_home, move_champion, register_copy_of
+from tests.conftest import SERVING_ENV, copy_home, move_champion, register_copy_of
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-pytest_plugins = ["tests.serving_fixtures"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

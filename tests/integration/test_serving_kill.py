@@ -21,12 +21,10 @@ import pytest
 
 from bench.serving_bench import free_port, stop, wait_http
 from core.settings import PROJECT_ROOT
-from tests.serving_fixtures import SERVING_ENV, copy_home
+from tests.conftest import SERVING_ENV, copy_home
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-pytest_plugins = ["tests.serving_fixtures"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

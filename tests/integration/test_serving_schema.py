@@ -6,13 +6,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.serving_fixtures import SERVING_ENV
+from tests.conftest import SERVING_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-
-pytest_plugins = ["tests.serving_fixtures"]
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from starlette.testclient import TestClient
 
-from tests.serving_fixtures import (
+from tests.conftest import (
     SERVING_ENV,
     copy_home,
     move_champion,
@@ -18,8 +18,6 @@ from tests.serving_fixtures import (
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-pytest_plugins = ["tests.serving_fixtures"]
 
 pytestmark = pytest.mark.integration
 

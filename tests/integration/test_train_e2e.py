@@ -17,7 +17,7 @@ from core.errors import PersonaError
 from core.settings import load_settings
 from model.bundle import to_model_input
 from model.registry import HISTORY_TAG, alias_version, configure_mlflow, promote, rollback
-from tests.training_helpers import make_training_frame
+from tests.conftest import make_training_frame
 from training import register
 from training.config import PersonaParams, TrainConfig, XGBParams
 from training.train import TrainJob

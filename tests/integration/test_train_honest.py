@@ -14,7 +14,7 @@ import pytest
 
 from core.settings import load_settings
 from model.registry import alias_version, configure_mlflow
-from tests.training_helpers import make_training_frame
+from tests.conftest import make_training_frame
 from training import evaluate
 from training.config import PersonaParams, TrainConfig, XGBParams
 from training.train import TrainJob

@@ -27,8 +27,7 @@ import pandas as pd
 import pytest
 
 from core.settings import load_settings
-from tests.prod.conftest import drop_prod_state, reachable
-from tests.prod_fixtures import free_port
+from tests.prod.conftest import drop_prod_state, free_port, reachable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

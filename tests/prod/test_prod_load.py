@@ -361,7 +361,7 @@ def prod_bento(persona_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     from bench.prod_bench import delete_project_keys, drop_databases, known_customers, services_problem
     from bench.serving_bench import free_port, running
     from core.settings import load_settings
-    from tests.serving_fixtures import build_champion_home
+    from tests.conftest import build_champion_home
 
     problem = services_problem()
     if problem:

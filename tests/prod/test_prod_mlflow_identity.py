@@ -12,7 +12,7 @@ import pytest
 
 from core.errors import PersonaError
 from core.settings import load_settings
-from tests.prod_fixtures import free_port, postgres_unreachable
+from tests.prod.conftest import free_port, postgres_unreachable
 
 if TYPE_CHECKING:
     from pathlib import Path

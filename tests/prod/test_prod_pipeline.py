@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.prod.conftest import drop_prod_state, reachable
-from tests.prod_fixtures import FOREIGN_ENV, free_port
+from tests.prod.conftest import FOREIGN_ENV, drop_prod_state, free_port, reachable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -2,7 +2,7 @@
 a model's stored artifacts were changed after registration.
 
 Every integration test here runs ``persona serve`` (BentoML) as a subprocess over HTTP against a
-stack of its own (tests/prod_fixtures.py): a ``redis-server`` and an MLflow tracking server on
+stack of its own (tests/prod/conftest.py): a ``redis-server`` and an MLflow tracking server on
 free ports that the tests kill, pause and restart, a unique Postgres database and Feast project.
 The stack is built once for the module (tiny data, champion v1) and every test leaves it as it
 found it: Redis and MLflow up, ``champion`` on v1.
@@ -20,7 +20,7 @@ import pytest
 
 from core.settings import PROJECT_ROOT
 from model.bundle import ARTIFACT_HASH_TAG, ArtifactIntegrityError, artifact_digest, verify_artifacts
-from tests.prod_fixtures import ProdStack, build_prod_champion, prod_stack, served_bento, train
+from tests.prod.conftest import ProdStack, build_prod_champion, prod_stack, served_bento, train
 
 FAULT_MARKS = (pytest.mark.integration, pytest.mark.prod, pytest.mark.slow)
 ANSWER_WITHIN_S = 1.0  # a request while the online store is down or hung is answered within this

@@ -16,7 +16,7 @@ import pytest
 from core.settings import load_settings
 from model.bundle import to_model_input
 from model.registry import configure_mlflow, ensure_experiment
-from tests.training_helpers import make_training_frame
+from tests.conftest import make_training_frame
 from training.config import PersonaParams, TrainConfig, XGBParams
 from training.train import TrainJob
 

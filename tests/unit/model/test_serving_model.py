@@ -14,7 +14,7 @@ from model.trees import TreeEnsembles
 from store.codec import decode_value
 from store.fast_decode import PayloadDecoder
 from store.online_sqlite import encode_payload
-from tests.training_helpers import make_training_frame
+from tests.conftest import make_training_frame
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,6 @@ from core.settings import check_setting, load_settings
 from serving.auth import resolve_api_key
 from serving.guard import RequestGuardMiddleware
 
-pytest_plugins = ["tests.serving_fixtures"]
-
 
 @pytest.mark.parametrize("key", [" ", "\t\n", "   \n"])
 def test_a_whitespace_api_key_is_no_key_and_does_not_pass_the_prod_gate(

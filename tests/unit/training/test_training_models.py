@@ -12,7 +12,7 @@ from core.errors import PersonaError
 from model.actions import load_policy
 from model.bundle import PersonaPredictor
 from model.preprocess import fit_feature_spec, model_matrix
-from tests.training_helpers import make_training_frame
+from tests.conftest import make_training_frame
 from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGBParams
 from training.data import choose_snapshots, feature_columns_of
 from training.fit import fit_persona_bundle
