@@ -1,5 +1,7 @@
-"""Faults of the production profile while serving: Redis dies or hangs, the MLflow server is down,
-a model's stored artifacts were changed after registration.
+"""Faults of the production profile while serving.
+
+Redis dies or hangs, the MLflow server is down, a model's stored artifacts were changed after
+registration.
 
 Every integration test here runs ``persona serve`` (BentoML) as a subprocess over HTTP against a
 stack of its own (tests/prod/conftest.py): a ``redis-server`` and an MLflow tracking server on
@@ -74,7 +76,9 @@ def _persona(stack: ProdStack, *args: str, timeout: float = 300) -> subprocess.C
 def test_redis_down_or_hung_answers_503_fast_and_serving_resumes_without_restart(
     stack: ProdStack, tmp_path: Path
 ) -> None:
-    """Given the served champion reading Redis, when Redis is killed or paused, then predict answers
+    """Redis down or hung: 503 within 1 s, and serving resumes without a restart.
+
+    Given the served champion reading Redis, when Redis is killed or paused, then predict answers
     503 naming the online store within 1 s, /readyz fails, bad input is still a 400; when Redis is
     back (restarted with its saved data, or resumed), the same process serves 200 again.
     """
@@ -102,11 +106,13 @@ def test_redis_down_or_hung_answers_503_fast_and_serving_resumes_without_restart
             assert response.headers.get("Retry-After") == "1"
         # and bad input is still the caller's error, not the store's
         bad = served.post("/predict", {"customer_ids": ["x"]})
-        assert bad.status_code == 400 and "customer_ids" in bad.text, bad.text
+        assert bad.status_code == 400, bad.text
+        assert "customer_ids" in bad.text, bad.text
         # and the service reports itself not ready, and why
         served.wait_until(lambda: served.ready_status() != 200, 10, "/readyz fails while Redis is down")
         info = served.info()
-        assert info["ready"] is False and "online store unreachable" in info["ready_reason"], info
+        assert info["ready"] is False, info
+        assert "online store unreachable" in info["ready_reason"], info
         slowest = max(t for _, t in answers)
         print(f"\nRedis killed: 503 after {answers[0][1] * 1000:.0f} ms (max {slowest * 1000:.0f} ms), "
               f"/readyz non-200 {time.monotonic() - died:.1f} s after the kill")
@@ -153,7 +159,9 @@ def test_redis_down_or_hung_answers_503_fast_and_serving_resumes_without_restart
 def test_mlflow_down_at_start_is_not_ready_then_loads_by_itself_and_later_outages_keep_serving(
     stack: ProdStack, tmp_path: Path
 ) -> None:
-    """Given the MLflow server down, when serving starts, then it is not ready and says the tracking
+    """MLflow down: not ready at start, loads by itself once up, keeps serving through later outages.
+
+    Given the MLflow server down, when serving starts, then it is not ready and says the tracking
     server is unreachable; when MLflow comes up, the champion is loaded without a restart; when
     MLflow goes down again, the loaded model keeps serving and model_info shows the watcher's error.
     """
@@ -163,7 +171,8 @@ def test_mlflow_down_at_start_is_not_ready_then_loads_by_itself_and_later_outage
         # when `persona serve` is started plainly, it refuses in one line naming the server
         refused = _persona(stack, "serve", "--port", "1")
         said = refused.stdout + refused.stderr
-        assert refused.returncode == 1 and len(said.strip().splitlines()) == 1, said
+        assert refused.returncode == 1, said
+        assert len(said.strip().splitlines()) == 1, said
         assert f"MLflow tracking server {tracking} unreachable" in said
         assert "--wait-for-model" in said
 
@@ -178,7 +187,8 @@ def test_mlflow_down_at_start_is_not_ready_then_loads_by_itself_and_later_outage
             assert f"MLflow tracking server {tracking} unreachable" in info["ready_reason"], info
             assert f"{tracking} unreachable" in served.log.read_text(errors="replace")
             predict = served.post("/predict", IDS)
-            assert predict.status_code == 503 and "no model loaded" in predict.json()["error"], predict.text
+            assert predict.status_code == 503, predict.text
+            assert "no model loaded" in predict.json()["error"], predict.text
 
             # when MLflow comes up
             stack.start_mlflow()
@@ -188,7 +198,8 @@ def test_mlflow_down_at_start_is_not_ready_then_loads_by_itself_and_later_outage
 
             # then the champion is served
             info = served.info()
-            assert info["model_version"] == "1" and info["last_error"] is None, info
+            assert info["model_version"] == "1", info
+            assert info["last_error"] is None, info
             assert served.post("/predict", IDS).status_code == 200
 
             # when MLflow goes down again
@@ -202,7 +213,8 @@ def test_mlflow_down_at_start_is_not_ready_then_loads_by_itself_and_later_outage
             assert info["ready"] is True
             assert info["ready_reason"] == "serving persona v1"
             response = served.post("/predict", IDS)
-            assert response.status_code == 200 and response.json()["model_version"] == "1", response.text
+            assert response.status_code == 200, response.text
+            assert response.json()["model_version"] == "1", response.text
             assert served.ready_status() == 200
 
             # and when MLflow is back, the error clears
@@ -218,7 +230,9 @@ def test_mlflow_down_at_start_is_not_ready_then_loads_by_itself_and_later_outage
 def test_artifacts_changed_after_registration_are_refused_by_serving_and_score(
     stack: ProdStack, tmp_path: Path
 ) -> None:
-    """Given v2 registered by training (its artifact digest recorded and signed) and then edited on
+    """Artifacts edited after registration are refused by serving and by batch scoring.
+
+    Given v2 registered by training (its artifact digest recorded and signed) and then edited on
     the artifact store's disk, when it becomes champion, then serving refuses it naming version,
     expected and actual digest (not ready without a previous model, else keeps the previous
     one), and `persona score` refuses it too; with the digest tag rewritten to match, the
@@ -276,8 +290,10 @@ def test_artifacts_changed_after_registration_are_refused_by_serving_and_score(
         # and batch scoring refuses it in one line
         scored = _persona(stack, "score", "--out", str(tmp_path / "scores.parquet"))
         said = scored.stdout + scored.stderr
-        assert scored.returncode == 1 and len(said.strip().splitlines()) == 1, said
-        assert f"persona v{version}: artifact sha256 mismatch" in said and registered in said, said
+        assert scored.returncode == 1, said
+        assert len(said.strip().splitlines()) == 1, said
+        assert f"persona v{version}: artifact sha256 mismatch" in said, said
+        assert registered in said, said
         assert not (tmp_path / "scores.parquet").exists()
 
         # and when the digest tag is rewritten to match the edited files, the signature still refuses it
