@@ -25,7 +25,7 @@ app = typer.Typer(
     name="persona",
     help="Persona: customer features, personas, churn and value models, served and watched.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
 )
 features_app = typer.Typer(help="Feast feature repo: build offline sources, apply, materialize, check.",
@@ -37,9 +37,23 @@ from app.keys import keys_app  # noqa: E402  (registered here; the commands live
 app.add_typer(keys_app, name="keys")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"persona {version('persona')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main() -> None:
-    """Persona: customer features, personas, churn and value models, served and watched."""
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Persona: customer features, personas, churn and value models, served and watched.
+
+    Shell completion: `persona --install-completion` (or `--show-completion` to print the script).
+    """
     import os
     import warnings
 
@@ -156,7 +170,11 @@ def features_check(
     """Check that online values equal the latest offline values."""
     from store.repo import check_consistency
 
-    result = check_consistency(_settings(), sample=sample)
+    from app.status import record_check
+
+    settings = _settings()
+    result = check_consistency(settings, sample=sample)
+    record_check(settings, result.summary(), result.ok, result.checked)  # read by `persona status`
     typer.echo(result.summary())
     if not result.ok:
         raise typer.Exit(code=1)
@@ -337,8 +355,12 @@ def serve(
 
     from serving.launch import serve_command
 
-    command, env = serve_command(_settings(), host=host, port=port, poll_seconds=poll_seconds,
+    from app.status import record_serving
+
+    settings = _settings()
+    command, env = serve_command(settings, host=host, port=port, poll_seconds=poll_seconds,
                                  wait_for_model=wait_for_model)
+    record_serving(settings, host, port)  # exec keeps this pid: `persona status` finds the server
     console.print(f"serving on http://{host}:{port} (docs at /, health at /livez and /readyz)", highlight=False)
     os.execvpe(command[0], command, env)
 
@@ -359,6 +381,50 @@ def demo(
     from app.demo import main as run
 
     run(DemoConfig(customers=customers, days=days, shift_days=shift_days, requests=requests, seed=seed))
+
+
+# --------------------------------------------------------------------------- status, models list
+models_app = typer.Typer(help="Registered models: versions, aliases, metrics.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@app.command()
+@_one_line_errors
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    check: Annotated[bool, typer.Option(help="Compare a small live sample of online and offline values "
+                                        "instead of showing the last `features check`.")] = False,
+) -> None:
+    """What this home has: data, snapshots, materialized views, embeddings, champion, serving, monitoring."""
+    from app import status as view
+
+    settings = _settings()
+    sections = view.collect(settings, live_check=check)
+    if as_json:
+        typer.echo(view.to_json(settings, sections))
+        return
+    for line in view.to_text(settings, sections):
+        typer.echo(line)
+
+
+@models_app.command("list")
+@_one_line_errors
+def models_list(
+    model: Annotated[str | None, typer.Option(help="Only this registered model.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Registered models and versions: aliases, created, gated metrics, why each holds its alias."""
+    from app import models_command as listing
+
+    models = listing.collect(_settings(), model)
+    if as_json:
+        typer.echo(listing.to_json(models))
+        return
+    if not any(models.values()):
+        typer.echo("no registered models yet: run `persona train`")
+        return
+    for line in listing.table(listing.rows(models)):
+        typer.echo(line)
 
 
 # --------------------------------------------------------------------------- monitoring
