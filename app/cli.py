@@ -19,6 +19,7 @@ from app.cli_common import settings as _settings
 from app.console import console
 from app.forget_command import forget as _forget_command
 from app.prod_commands import prod_app
+from app.status_commands import models_app, status
 from core.errors import PersonaError
 
 app = typer.Typer(
@@ -35,6 +36,8 @@ app.add_typer(prod_app, name="prod")
 from app.keys import keys_app  # noqa: E402  (registered here; the commands live in app/keys.py)
 
 app.add_typer(keys_app, name="keys")
+app.command()(status)
+app.add_typer(models_app, name="models")
 
 
 def _print_version(value: bool) -> None:
@@ -168,9 +171,8 @@ def features_check(
     sample: Annotated[int, typer.Option(min=1, help="Customers to compare.")] = 1000,
 ) -> None:
     """Check that online values equal the latest offline values."""
-    from store.repo import check_consistency
-
     from app.status import record_check
+    from store.repo import check_consistency
 
     settings = _settings()
     result = check_consistency(settings, sample=sample)
@@ -353,9 +355,8 @@ def serve(
     """Serve the champion over HTTP (BentoML): predict, predict_features, similar, health."""
     import os
 
-    from serving.launch import serve_command
-
     from app.status import record_serving
+    from serving.launch import serve_command
 
     settings = _settings()
     command, env = serve_command(settings, host=host, port=port, poll_seconds=poll_seconds,
@@ -381,50 +382,6 @@ def demo(
     from app.demo import main as run
 
     run(DemoConfig(customers=customers, days=days, shift_days=shift_days, requests=requests, seed=seed))
-
-
-# --------------------------------------------------------------------------- status, models list
-models_app = typer.Typer(help="Registered models: versions, aliases, metrics.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
-
-
-@app.command()
-@_one_line_errors
-def status(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
-    check: Annotated[bool, typer.Option(help="Compare a small live sample of online and offline values "
-                                        "instead of showing the last `features check`.")] = False,
-) -> None:
-    """What this home has: data, snapshots, materialized views, embeddings, champion, serving, monitoring."""
-    from app import status as view
-
-    settings = _settings()
-    sections = view.collect(settings, live_check=check)
-    if as_json:
-        typer.echo(view.to_json(settings, sections))
-        return
-    for line in view.to_text(settings, sections):
-        typer.echo(line)
-
-
-@models_app.command("list")
-@_one_line_errors
-def models_list(
-    model: Annotated[str | None, typer.Option(help="Only this registered model.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
-) -> None:
-    """Registered models and versions: aliases, created, gated metrics, why each holds its alias."""
-    from app import models_command as listing
-
-    models = listing.collect(_settings(), model)
-    if as_json:
-        typer.echo(listing.to_json(models))
-        return
-    if not any(models.values()):
-        typer.echo("no registered models yet: run `persona train`")
-        return
-    for line in listing.table(listing.rows(models)):
-        typer.echo(line)
 
 
 # --------------------------------------------------------------------------- monitoring

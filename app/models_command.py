@@ -41,7 +41,7 @@ def metrics_line(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())[:METRICS_SHOWN]) or "-"
 
 
-def rows(models: dict[str, list[VersionInfo]]) -> list[tuple[str, str, str, str, str, str]]:
+def rows(models: dict[str, list[VersionInfo]]) -> list[tuple[str, ...]]:
     """One row per version: model, version, aliases, created, metrics, reason."""
     return [
         (name, f"v{v.version}", ", ".join(v.aliases) or "-", v.created.strftime("%Y-%m-%d %H:%M"),
