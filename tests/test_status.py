@@ -1,0 +1,121 @@
+"""``persona status``, ``persona models list``, ``--version`` and the Feast-free registry reader."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from app.status import record_check, record_serving
+from core import catalog
+from core.settings import load_settings
+from tests.training_helpers import make_training_frame
+from training.config import PersonaParams, TrainConfig, XGBParams
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FAST = TrainConfig(xgb=XGBParams(n_estimators=20), personas=PersonaParams(k_min=2, k_max=3),
+                   horizon_days=7, purge=False)
+runner = CliRunner()
+
+
+def _status_json() -> dict:
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["sections"]
+
+
+def test_version_and_shell_completion_are_offered() -> None:
+    # when
+    version = runner.invoke(app, ["--version"])
+    helped = runner.invoke(app, ["--help"])
+
+    # then
+    assert version.exit_code == 0
+    assert version.stdout.startswith("persona ")
+    assert "--install-completion" in helped.stdout
+    assert "--show-completion" in helped.stdout
+
+
+def test_status_of_an_empty_home_says_what_to_run_for_every_section(persona_home: Path) -> None:
+    # when
+    result = runner.invoke(app, ["status"])
+    sections = _status_json()
+
+    # then every section answers, none fails, and each unbuilt one names its command
+    assert result.exit_code == 0, result.output
+    assert "could not read" not in result.stdout
+    for name, section in sections.items():
+        if name == "serving":
+            assert section["data"]["running"] is False
+            continue
+        assert section["built"] is False, name
+        assert "run `persona " in section["hint"], name
+    assert not persona_home.exists()  # a status view creates nothing
+
+
+def test_models_list_of_an_empty_registry() -> None:
+    # when
+    result = runner.invoke(app, ["models", "list"])
+
+    # then
+    assert result.exit_code == 0
+    assert "run `persona train`" in result.stdout
+
+
+@pytest.mark.integration
+def test_status_and_models_list_of_a_built_home(persona_home: Path, tmp_path: Path) -> None:
+    from features.build import build_offline_sources
+    from ingest.run import ingest_files
+    from store.registry_read import view_states, view_states_via_feast
+    from store.repo import apply_repo, materialize
+    from synthetic.generator import GenerateConfig, generate_dataset
+    from training.train import TrainJob
+
+    # given a home with data, snapshots, materialized views, a champion, a check, a server and a monitor run
+    paths = generate_dataset(GenerateConfig(customers=150, days=150, seed=3, start=pd.Timestamp("2024-01-01")),
+                             tmp_path / "gen")
+    settings = load_settings()
+    ingest_files(settings, {t: paths[t] for t in ("customers", "transactions", "sessions", "reviews")})
+    build_offline_sources(settings)
+    apply_repo(settings)
+    materialize(settings)
+    TrainJob(settings, FAST).run(make_training_frame(customers=200, snapshots=3, seed=1))
+    record_check(settings, "consistent: 10 customers", ok=True, checked=10)
+    record_serving(settings, "127.0.0.1", 3999, pid=os.getpid())
+    run = catalog.monitoring_reports(settings) / "20250101T000000Z"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"at": "2025-01-01T00:00:00+00:00", "status": "ok",
+                                                  "decision": "ok: no drift", "champion": {"version": "1"}}))
+
+    # when
+    sections = _status_json()
+    text = runner.invoke(app, ["status"])
+    listed = runner.invoke(app, ["models", "list", "--json"])
+
+    # then every section is filled
+    assert text.exit_code == 0, text.output
+    assert sections["data"]["data"]["transactions"]["rows"] > 0
+    assert sections["data"]["data"]["transactions"]["last"] is not None
+    assert sections["snapshots"]["data"]["count"] > 0
+    views = sections["feature views"]["data"]
+    assert views["customer_behavior"]["materialized_until"] is not None
+    assert sections["consistency"]["data"]["ok"] is True
+    assert sections["models"]["data"]["champion"]["version"] == "1"
+    assert sections["models"]["data"]["champion"]["reason"]
+    assert sections["serving"]["data"]["running"] is True
+    assert sections["monitoring"]["data"]["last_run"]["decision"] == "ok: no drift"
+    assert "could not read" not in text.stdout
+    # and the registry reader agrees with Feast's own client
+    assert view_states(settings) == view_states_via_feast(settings)
+    # and models list shows the champion with its metrics
+    assert listed.exit_code == 0, listed.output
+    versions = json.loads(listed.stdout)["persona"]
+    assert versions[0]["aliases"] == ["champion"]
+    assert versions[0]["metrics"]
