@@ -5,6 +5,8 @@ Every alias move is written into model version tags (``persona.alias_history``, 
 and the one that loses it; ``seq`` numbers the moves of one alias (1, 2, ...; the latest number
 is the registered model tag ``persona.alias_moves.<alias>``). A version promoted to ``champion``
 remembers whom it replaced (``persona.previous_champion``); ``rollback`` walks back along that chain.
+The version that gains an alias also gets a description naming the alias, the time and the reason
+(the gate's verdict, or the operator's), which the MLflow UI shows on the version page.
 
 Concurrent moves (two ops promoting at once, a retrain's gate during a manual promotion): moves
 of one alias are serialized by a lock, a Postgres advisory lock in the production profile and a
@@ -236,7 +238,18 @@ def _move_locked(
         client.set_model_version_tag(model, touched, HISTORY_TAG, json.dumps(history))
     if alias == CHAMPION and record_previous and previous and previous != version:
         client.set_model_version_tag(model, version, PREVIOUS_CHAMPION_TAG, previous)
+    client.update_model_version(model, version, description=version_description(entry))
     return entry
+
+
+def version_description(entry: dict) -> str:
+    """The registry description of the version an alias moved to: which alias, since when, and why.
+
+    The MLflow UI shows descriptions on the version page, so the gate's reason (or a manual
+    promotion's) is read there, not only in the JSON history tag.
+    """
+    previous = f", replacing v{entry['from']}" if entry.get("from") and entry["from"] != entry["to"] else ""
+    return f"{entry['alias']} since {entry['at'][:19]}Z (move {entry['seq']}{previous}): {entry['reason']}"
 
 
 def move_alias(

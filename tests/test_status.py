@@ -119,3 +119,6 @@ def test_status_and_models_list_of_a_built_home(persona_home: Path, tmp_path: Pa
     versions = json.loads(listed.stdout)["persona"]
     assert versions[0]["aliases"] == ["champion"]
     assert versions[0]["metrics"]
+    # and the registry's version description carries the gate's reason
+    assert versions[0]["description"].startswith("champion since ")
+    assert sections["models"]["data"]["champion"]["reason"] in versions[0]["description"]
