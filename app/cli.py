@@ -26,7 +26,9 @@ app = typer.Typer(
     name="persona",
     help="Persona: customer features, personas, churn and value models, served and watched.",
     no_args_is_help=True,
-    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
+    add_completion=True,
+    epilog="Shell completion (bash, zsh, fish, PowerShell): persona --install-completion, then restart the shell; "
+    "persona --show-completion prints the script instead.",
     pretty_exceptions_enable=False,
 )
 features_app = typer.Typer(help="Feast feature repo: build offline sources, apply, materialize, check.",
@@ -53,10 +55,7 @@ def _main(
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    """Persona: customer features, personas, churn and value models, served and watched.
-
-    Shell completion: `persona --install-completion` (or `--show-completion` to print the script).
-    """
+    """Persona: customer features, personas, churn and value models, served and watched."""
     import os
     import warnings
 
@@ -377,7 +376,7 @@ def demo(
     requests: Annotated[int, typer.Option(min=10, help="Prediction requests per phase.")] = 200,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
-    """The whole loop on the embedded profile, in a fresh home under PERSONA_HOME/demo."""
+    """The whole loop on the embedded profile, in a new folder PERSONA_HOME/demo/run-<time> (deletes nothing)."""
     from app.demo import DemoConfig
     from app.demo import main as run
 
