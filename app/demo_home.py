@@ -72,9 +72,13 @@ def claim_home(home: Path) -> Path:
 @contextlib.contextmanager
 def library_output_to(log: Path) -> Iterator[None]:
     """Send library warnings and log records to ``log`` instead of the console while the demo runs."""
+    import mlflow  # noqa: F401 - MLflow sets its loggers' handlers when imported: import it before ours apply
+    from mlflow.utils.logging_utils import disable_logging, enable_logging
+
     from store.repo import load_feast
 
     load_feast()  # Feast resets warning filters when imported: import it before ours apply
+    disable_logging()  # MLflow's own prints ("Successfully registered model ...") go to stderr directly
     handler = logging.FileHandler(log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
@@ -90,6 +94,7 @@ def library_output_to(log: Path) -> Iterator[None]:
             yield
         finally:
             logging.captureWarnings(False)
+            enable_logging()
             for name, (handlers, propagate) in saved.items():
                 logger = logging.getLogger(name)
                 logger.handlers[:] = handlers
