@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict
 
@@ -322,5 +323,7 @@ def main(config: DemoConfig | None = None) -> None:
     """Entry point used by ``persona demo``."""
     started = dt.datetime.now(dt.UTC)
     home = run_demo(config or DemoConfig())
+    # files Feast's metrics left open are closed at exit: no warning about them on the console
+    warnings.simplefilter("ignore", ResourceWarning)
     elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
     Console().print(f"[bold]demo finished in {elapsed / 60:.1f} min[/] (home: {home})")

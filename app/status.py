@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -282,9 +283,15 @@ def monitoring_section(settings: Settings) -> Section:
 
 # ---------------------------------------------------------------- the whole view
 def _guarded(name: str, build: Callable[[], Section]) -> Section:
-    """A section, or the one-line reason it could not be read (the others still answer)."""
+    """A section, or the one-line reason it could not be read (the others still answer).
+
+    Library warnings are silenced per section: importing Feast resets warning filters, and a
+    read-only view has nothing to say about a library's deprecations.
+    """
     try:
-        return build()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return build()
     except Exception as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         return Section(name, built=False, hint=f"could not read: {reason}")
