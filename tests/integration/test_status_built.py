@@ -1,4 +1,4 @@
-"""``persona status``, ``persona models list``, ``--version`` and the Feast-free registry reader."""
+"""``persona status`` and ``persona models list`` of a built home; the Feast-free registry reader."""
 
 from __future__ import annotations
 
@@ -29,44 +29,6 @@ def _status_json() -> dict:
     result = runner.invoke(app, ["status", "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["sections"]
-
-
-def test_version_and_shell_completion_are_offered() -> None:
-    # when
-    version = runner.invoke(app, ["--version"])
-    helped = runner.invoke(app, ["--help"])
-
-    # then
-    assert version.exit_code == 0
-    assert version.stdout.startswith("persona ")
-    assert "--install-completion" in helped.stdout
-    assert "--show-completion" in helped.stdout
-
-
-def test_status_of_an_empty_home_says_what_to_run_for_every_section(persona_home: Path) -> None:
-    # when
-    result = runner.invoke(app, ["status"])
-    sections = _status_json()
-
-    # then every section answers, none fails, and each unbuilt one names its command
-    assert result.exit_code == 0, result.output
-    assert "could not read" not in result.stdout
-    for name, section in sections.items():
-        if name == "serving":
-            assert section["data"]["running"] is False
-            continue
-        assert section["built"] is False, name
-        assert "run `persona " in section["hint"], name
-    assert not persona_home.exists()  # a status view creates nothing
-
-
-def test_models_list_of_an_empty_registry() -> None:
-    # when
-    result = runner.invoke(app, ["models", "list"])
-
-    # then
-    assert result.exit_code == 0
-    assert "run `persona train`" in result.stdout
 
 
 @pytest.mark.integration
