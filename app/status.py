@@ -255,12 +255,18 @@ def serving_section(settings: Settings) -> Section:
     return Section("serving", data={"running": running, **doc}, lines=[line])
 
 
+def _run_order(summary: Path) -> tuple[str, int]:
+    """Monitor run folders are ``<UTC time>[-n]`` (``n`` counts runs within one second)."""
+    stamp, _, n = summary.parent.name.partition("-")
+    return stamp, int(n) if n.isdigit() else 1
+
+
 def monitoring_section(settings: Settings) -> Section:
     """The last monitor run's decision and the retrain policy's cooldown."""
     from monitoring.policy import load_policy
     from monitoring.trigger import read_last_retrain
 
-    runs = sorted(catalog.monitoring_reports(settings).glob("*/summary.json"))
+    runs = sorted(catalog.monitoring_reports(settings).glob("*/summary.json"), key=_run_order)
     policy = load_policy()
     last_retrain = read_last_retrain(settings)
     ready_at = last_retrain + dt.timedelta(hours=policy.cooldown_hours) if last_retrain else None
@@ -274,9 +280,10 @@ def monitoring_section(settings: Settings) -> Section:
         section = _missing("monitoring", "persona monitor")
         section.data, section.lines = data, [cooldown]
         return section
-    doc = json.loads(max(runs, key=lambda p: p.parent.name).read_text())
+    latest = runs[-1]
+    doc = json.loads(latest.read_text())
     data["last_run"] = {"at": doc.get("at"), "status": doc.get("status"), "decision": doc.get("decision"),
-                        "champion": (doc.get("champion") or {}).get("version"), "report": str(runs[-1].parent)}
+                        "champion": (doc.get("champion") or {}).get("version"), "report": str(latest.parent)}
     return Section("monitoring", data=data,
                    lines=[f"last run {doc.get('at')}: {doc.get('decision')}", cooldown])
 

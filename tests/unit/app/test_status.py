@@ -57,3 +57,22 @@ def test_models_list_of_an_empty_registry() -> None:
     # then
     assert result.exit_code == 0
     assert "run `persona train`" in result.stdout
+
+
+def test_monitoring_shows_the_newest_run_also_within_one_second() -> None:
+    from app.status import monitoring_section
+    from core import catalog
+    from core.settings import load_settings
+
+    # given two monitor runs in the same second (the second folder gets "-2")
+    settings = load_settings()
+    for name, decision in (("20250101T000000Z", "first"), ("20250101T000000Z-2", "second")):
+        folder = catalog.monitoring_reports(settings) / name
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({"at": name, "decision": decision}))
+
+    # when
+    section = monitoring_section(settings)
+
+    # then
+    assert section.data["last_run"]["decision"] == "second"
