@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict
 
@@ -323,7 +322,9 @@ def main(config: DemoConfig | None = None) -> None:
     """Entry point used by ``persona demo``."""
     started = dt.datetime.now(dt.UTC)
     home = run_demo(config or DemoConfig())
-    # files Feast's metrics left open are closed at exit: no warning about them on the console
-    warnings.simplefilter("ignore", ResourceWarning)
     elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
     Console().print(f"[bold]demo finished in {elapsed / 60:.1f} min[/] (home: {home})")
+    # Feast's metrics module leaves files open that Python reports while it shuts down, after the
+    # summary: what is printed from here on goes to the run's log with the other library output.
+    sys.stderr.flush()
+    sys.stderr = open(catalog.demo_log(home), "a")  # noqa: SIM115 - open until the process exits
