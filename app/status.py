@@ -225,11 +225,14 @@ def models_section(settings: Settings) -> Section:
 def record_serving(settings: Settings, host: str, port: int, pid: int | None = None) -> None:
     """Note the server this home starts (``persona serve``), so ``persona status`` can find it."""
     path = catalog.serving_state(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"pid": pid or os.getpid(), "host": host, "port": port, "started": _iso(dt.datetime.now(dt.UTC))}
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc))
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(doc))
+        tmp.replace(path)
+    except OSError:  # a read-only home still serves; status then says "not running"
+        return
 
 
 def _alive(pid: int) -> bool:
