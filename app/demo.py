@@ -23,7 +23,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from app.demo_home import claim_home, free_port, library_output_to, materialize_summary, new_home
+from app.demo_home import claim_home, free_port, materialize_summary, new_home
 from core import catalog
 from core.errors import PersonaError
 from core.settings import PROJECT_ROOT, Settings, load_settings
@@ -207,9 +207,13 @@ def run_demo(config: DemoConfig, home: Path | None = None) -> Path:
     settings = load_settings()
     log = DemoLog()
     log.console.rule(f"Persona demo in {home}")
-    with library_output_to(catalog.demo_log(home)):
+    from app.quiet import quiet_output
+    from store.repo import load_feast
+
+    load_feast()  # Feast resets warning filters when imported: import it before quiet_output applies its own
+    with quiet_output(settings):
         _run_loop(config, settings, log)
-    log.console.print(f"library warnings and logs: {catalog.demo_log(home)}", highlight=False)
+    log.console.print(f"library warnings and logs: {catalog.log_file(settings)}", highlight=False)
     return home
 
 
@@ -327,4 +331,5 @@ def main(config: DemoConfig | None = None) -> None:
     # Feast's metrics module leaves files open that Python reports while it shuts down, after the
     # summary: what is printed from here on goes to the run's log with the other library output.
     sys.stderr.flush()
-    sys.stderr = open(catalog.demo_log(home), "a")  # noqa: SIM115 - open until the process exits
+    log_file = catalog.log_file(load_settings())  # PERSONA_HOME is the run's home now
+    sys.stderr = open(log_file, "a")  # noqa: SIM115 - open until the process exits

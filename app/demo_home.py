@@ -1,28 +1,23 @@
 """Where a demo run lives and what it prints: a fresh home per run, free ports, a quiet console.
 
 The demo never deletes anything: each run gets a new folder under ``PERSONA_HOME/demo`` (marked
-as the demo's own), ports are picked free and never the prod profile's, and library warnings
-and log records go to a log file in the run's home instead of the console.
+as the demo's own), ports are picked free and never the prod profile's (library output goes to the run's log
+through :func:`app.quiet.quiet_output`, as for ``persona train``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import logging
 import socket
-import warnings
 from typing import TYPE_CHECKING
 
 from core import catalog
 from core.errors import PersonaError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 PROD_PORTS = (3000, 5000)  # serving's and the prod MLflow server's defaults: the demo never prints these
-LIBRARY_LOGGERS = ("mlflow", "feast", "alembic", "bentoml", "evidently", "httpx", "py.warnings")
 
 
 def free_port(avoid: tuple[int, ...] = PROD_PORTS) -> int:
@@ -67,36 +62,3 @@ def claim_home(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     catalog.demo_marker(home).write_text("created by persona demo\n")
     return home
-
-
-@contextlib.contextmanager
-def library_output_to(log: Path) -> Iterator[None]:
-    """Send library warnings and log records to ``log`` instead of the console while the demo runs."""
-    import mlflow  # noqa: F401 - MLflow sets its loggers' handlers when imported: import it before ours apply
-    from mlflow.utils.logging_utils import disable_logging, enable_logging
-
-    from store.repo import load_feast
-
-    load_feast()  # Feast resets warning filters when imported: import it before ours apply
-    disable_logging()  # MLflow's own prints ("Successfully registered model ...") go to stderr directly
-    handler = logging.FileHandler(log)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate)
-             for name in LIBRARY_LOGGERS}
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        logging.captureWarnings(True)
-        for name in LIBRARY_LOGGERS:
-            logger = logging.getLogger(name)
-            logger.handlers[:] = [handler]
-            logger.propagate = False
-        try:
-            yield
-        finally:
-            logging.captureWarnings(False)
-            enable_logging()
-            for name, (handlers, propagate) in saved.items():
-                logger = logging.getLogger(name)
-                logger.handlers[:] = handlers
-                logger.propagate = propagate
-            handler.close()

@@ -208,11 +208,6 @@ def demo_marker(home: Path) -> Path:
     return home / ".persona-demo"
 
 
-def demo_log(home: Path) -> Path:
-    """Library warnings and log lines of a demo run, kept out of its console output."""
-    return home / "demo.log"
-
-
 # ---- serving ----
 def prediction_log(s: Settings) -> Path:
     """What serving answered, partitioned by date."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from app.demo import DemoConfig, run_demo
-from app.demo_home import PROD_PORTS, claim_home, free_port, library_output_to, materialize_summary, new_home
+from app.demo_home import PROD_PORTS, claim_home, free_port, materialize_summary, new_home
 from core import catalog
 from core.errors import PersonaError
 from core.settings import load_settings
@@ -76,29 +76,3 @@ def test_materialize_summary_keeps_whole_numbers() -> None:
         "customer_behavior: materialized 2,743 rows; "
         "customer_text: up to date (materialized until 2025-07-20T00:00:01+00:00)"
     )
-
-
-def test_library_warnings_and_logs_go_to_the_log_file_not_the_console(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import logging
-    import warnings
-
-    from mlflow.utils.logging_utils import eprint
-
-    # given
-    log = tmp_path / "demo.log"
-
-    # when libraries warn, log and print while the demo runs
-    with library_output_to(log):
-        warnings.warn("old api", DeprecationWarning, stacklevel=1)
-        logging.getLogger("mlflow.store.db.utils").warning("creating tables")
-        eprint("Successfully registered model 'persona'.")
-
-    # then the console stays clean and the log keeps the warning and the record
-    captured = capsys.readouterr()
-    assert captured.err == ""
-    assert captured.out == ""
-    written = log.read_text()
-    assert "old api" in written
-    assert "creating tables" in written
