@@ -20,7 +20,7 @@ from training.config import PersonaParams, TrainConfig, XGBParams
 if TYPE_CHECKING:
     from pathlib import Path
 
-FAST = TrainConfig(xgb=XGBParams(n_estimators=20), personas=PersonaParams(k_min=2, k_max=3),
+FAST = TrainConfig(xgb=XGBParams(n_estimators=30), personas=PersonaParams(k_min=2, k_max=4),
                    horizon_days=7, purge=False)
 runner = CliRunner()
 
@@ -48,7 +48,8 @@ def test_status_and_models_list_of_a_built_home(persona_home: Path, tmp_path: Pa
     build_offline_sources(settings)
     apply_repo(settings)
     materialize(settings)
-    TrainJob(settings, FAST).run(make_training_frame(customers=200, snapshots=3, seed=1))
+    # a frame where the boosted model beats its baselines, so the gate makes it champion
+    TrainJob(settings, FAST).run(make_training_frame(customers=300, snapshots=4, seed=1, interaction=3.0))
     record_check(settings, "consistent: 10 customers", ok=True, checked=10)
     record_serving(settings, "127.0.0.1", 3999, pid=os.getpid())
     run = catalog.monitoring_reports(settings) / "20250101T000000Z"
