@@ -207,6 +207,8 @@ def run_demo(config: DemoConfig, home: Path | None = None) -> Path:
     settings = load_settings()
     log = DemoLog()
     log.console.rule(f"Persona demo in {home}")
+    import mlflow.pyfunc  # noqa: F401 - importing it re-enables MLflow's prints: do it before quiet_output
+
     from app.quiet import quiet_output
     from store.repo import load_feast
 
