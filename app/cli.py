@@ -19,13 +19,16 @@ from app.cli_common import settings as _settings
 from app.console import console
 from app.forget_command import forget as _forget_command
 from app.prod_commands import prod_app
+from app.status_commands import models_app, status
 from core.errors import PersonaError
 
 app = typer.Typer(
     name="persona",
     help="Persona: customer features, personas, churn and value models, served and watched.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    epilog="Shell completion (bash, zsh, fish, PowerShell): persona --install-completion, then restart the shell; "
+    "persona --show-completion prints the script instead.",
     pretty_exceptions_enable=False,
 )
 features_app = typer.Typer(help="Feast feature repo: build offline sources, apply, materialize, check.",
@@ -35,10 +38,23 @@ app.add_typer(prod_app, name="prod")
 from app.keys import keys_app  # noqa: E402  (registered here; the commands live in app/keys.py)
 
 app.add_typer(keys_app, name="keys")
+app.command()(status)
+app.add_typer(models_app, name="models")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"persona {version('persona')}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _main() -> None:
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """Persona: customer features, personas, churn and value models, served and watched."""
     import os
     import warnings
@@ -154,9 +170,12 @@ def features_check(
     sample: Annotated[int, typer.Option(min=1, help="Customers to compare.")] = 1000,
 ) -> None:
     """Check that online values equal the latest offline values."""
+    from app.status import record_check
     from store.repo import check_consistency
 
-    result = check_consistency(_settings(), sample=sample)
+    settings = _settings()
+    result = check_consistency(settings, sample=sample)
+    record_check(settings, result.summary(), result.ok, result.checked)  # read by `persona status`
     typer.echo(result.summary())
     if not result.ok:
         raise typer.Exit(code=1)
@@ -335,10 +354,13 @@ def serve(
     """Serve the champion over HTTP (BentoML): predict, predict_features, similar, health."""
     import os
 
+    from app.status import record_serving
     from serving.launch import serve_command
 
-    command, env = serve_command(_settings(), host=host, port=port, poll_seconds=poll_seconds,
+    settings = _settings()
+    command, env = serve_command(settings, host=host, port=port, poll_seconds=poll_seconds,
                                  wait_for_model=wait_for_model)
+    record_serving(settings, host, port)  # exec keeps this pid: `persona status` finds the server
     console.print(f"serving on http://{host}:{port} (docs at /, health at /livez and /readyz)", highlight=False)
     os.execvpe(command[0], command, env)
 
@@ -354,7 +376,7 @@ def demo(
     requests: Annotated[int, typer.Option(min=10, help="Prediction requests per phase.")] = 200,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
-    """The whole loop on the embedded profile, in a fresh home under PERSONA_HOME/demo."""
+    """The whole loop on the embedded profile, in a new folder PERSONA_HOME/demo/run-<time> (deletes nothing)."""
     from app.demo import DemoConfig
     from app.demo import main as run
 

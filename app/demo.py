@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from app.demo_home import claim_home, free_port, materialize_summary, new_home
+from core import catalog
 from core.errors import PersonaError
 from core.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -65,12 +66,6 @@ def split_by_time(frame: pd.DataFrame, column: str, cut: pd.Timestamp) -> tuple[
     return frame[before], frame[~before]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _write_phase(generated: dict[str, Path], out: Path, cut: pd.Timestamp) -> tuple[dict[str, Path], dict[str, Path]]:
     """Split the generated tables at ``cut`` into the history and the shifted period."""
     first, second = out / "history", out / "shifted"
@@ -106,12 +101,11 @@ def _refresh_features(settings: Settings, log: DemoLog, label: str) -> None:
     apply_repo(settings)
     with progress("materialize", unit="rows") as on_progress:
         lines = materialize(settings, on_progress=on_progress)
-    log.step(f"{label}: apply + materialize", started, "; ".join(line.split(",")[0] for line in lines))
+    log.step(f"{label}: apply + materialize", started, materialize_summary(lines))
 
 
 def _train(settings: Settings, log: DemoLog, label: str):
     from app.console import progress
-    from core import catalog
     from training.config import TrainConfig
     from training.train import TrainJob
 
@@ -202,18 +196,31 @@ def _current_version(port: int, customer_id: int) -> str | None:
 def run_demo(config: DemoConfig, home: Path | None = None) -> Path:
     """Run the loop in a fresh home and print a summary.
 
+    Each run gets a new home (``PERSONA_HOME/demo/run-<time>``, or ``home`` if it is new or
+    empty); nothing that existed before the run is deleted or overwritten.
+
     Returns:
         The demo's home directory.
     """
-    base = load_settings()
-    home = (home or base.home / "demo").resolve()
-    if home.exists():
-        shutil.rmtree(home)
-    home.mkdir(parents=True)
+    home = claim_home(home.resolve()) if home is not None else new_home(catalog.demo_runs(load_settings()))
     os.environ["PERSONA_HOME"] = str(home)
     settings = load_settings()
     log = DemoLog()
     log.console.rule(f"Persona demo in {home}")
+    import mlflow.pyfunc  # noqa: F401 - importing it re-enables MLflow's prints: do it before quiet_output
+
+    from app.quiet import quiet_output
+    from store.repo import load_feast
+
+    load_feast()  # Feast resets warning filters when imported: import it before quiet_output applies its own
+    with quiet_output(settings):
+        _run_loop(config, settings, log)
+    log.console.print(f"library warnings and logs: {catalog.log_file(settings)}", highlight=False)
+    return home
+
+
+def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
+    home = settings.home
 
     from app.console import progress
     from ingest.run import ingest_files
@@ -242,7 +249,7 @@ def run_demo(config: DemoConfig, home: Path | None = None) -> Path:
     _refresh_features(settings, log, "history")
     first = _train(settings, log, "train + gate (first champion)")
 
-    port = config.port or _free_port()
+    port = config.port or free_port()
     server = _start_server(settings, port, log)
     try:
         customer_ids = pd.read_parquet(settings.raw_dir / "customers.parquet", columns=["customer_id"])[
@@ -288,7 +295,6 @@ def run_demo(config: DemoConfig, home: Path | None = None) -> Path:
         log.step("stop the server", started)
 
     _summary(settings, log)
-    return home
 
 
 def _champion_version(settings: Settings) -> str | None:
@@ -312,9 +318,9 @@ def _summary(settings: Settings, log: DemoLog) -> None:
 [bold]Where to look[/]
   reports (persona cards, drift):  {reports}
   prediction log:                  {settings.serving_dir}
-  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000
-  Feast UI:      PERSONA_HOME={home} .venv/bin/feast -c feature_repo ui
-  Evidently UI:  .venv/bin/evidently ui --workspace {reports / 'evidently_workspace'} --port 8001
+  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri} --port {free_port()}
+  Feast UI:      PERSONA_HOME={home} .venv/bin/feast -c feature_repo ui --port {free_port()}
+  Evidently UI:  .venv/bin/evidently ui --workspace {reports / 'evidently_workspace'} --port {free_port()}
 """, highlight=False)
 
 
@@ -324,3 +330,8 @@ def main(config: DemoConfig | None = None) -> None:
     home = run_demo(config or DemoConfig())
     elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
     Console().print(f"[bold]demo finished in {elapsed / 60:.1f} min[/] (home: {home})")
+    # Feast's metrics module leaves files open that Python reports while it shuts down, after the
+    # summary: what is printed from here on goes to the run's log with the other library output.
+    sys.stderr.flush()
+    log_file = catalog.log_file(load_settings())  # PERSONA_HOME is the run's home now
+    sys.stderr = open(log_file, "a")  # noqa: SIM115 - open until the process exits

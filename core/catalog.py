@@ -50,6 +50,11 @@ def text_source(s: Settings) -> Path:
     return offline_source(s, TEXT_SOURCE)
 
 
+def feast_registry_db(s: Settings) -> Path:
+    """Feast's SQL registry (local profile; ``feature_repo/feature_store.yaml`` names the same file)."""
+    return s.feast_dir / "registry.db"
+
+
 def online_store_db(s: Settings) -> Path:
     """The SQLite online store (local profile)."""
     return s.feast_dir / "online_store.db"
@@ -186,7 +191,29 @@ def log_file(s: Settings) -> Path:
     return s.home / "logs" / "persona.log"
 
 
+# ---- status ----
+def last_check(s: Settings) -> Path:
+    """The result of the last ``persona features check`` (read by ``persona status``)."""
+    return s.reports_dir / "last_features_check.json"
+
+
+# ---- demo ----
+def demo_runs(s: Settings) -> Path:
+    """The demo's own folder: one fresh home per ``persona demo`` run under it."""
+    return s.home / "demo"
+
+
+def demo_marker(home: Path) -> Path:
+    """The file that marks a home as created by ``persona demo`` (and nothing else)."""
+    return home / ".persona-demo"
+
+
 # ---- serving ----
 def prediction_log(s: Settings) -> Path:
     """What serving answered, partitioned by date."""
     return s.serving_dir / "prediction_log"
+
+
+def serving_state(s: Settings) -> Path:
+    """Process id, host and port of the server ``persona serve`` started from this home."""
+    return s.serving_dir / "server.json"

@@ -5,6 +5,8 @@ Every alias move is written into model version tags (``persona.alias_history``, 
 and the one that loses it; ``seq`` numbers the moves of one alias (1, 2, ...; the latest number
 is the registered model tag ``persona.alias_moves.<alias>``). A version promoted to ``champion``
 remembers whom it replaced (``persona.previous_champion``); ``rollback`` walks back along that chain.
+The version that gains an alias also gets a description naming the alias, the time and the reason
+(the gate's verdict, or the operator's), which the MLflow UI shows on the version page.
 
 Concurrent moves (two ops promoting at once, a retrain's gate during a manual promotion): moves
 of one alias are serialized by a lock, a Postgres advisory lock in the production profile and a
@@ -236,7 +238,18 @@ def _move_locked(
         client.set_model_version_tag(model, touched, HISTORY_TAG, json.dumps(history))
     if alias == CHAMPION and record_previous and previous and previous != version:
         client.set_model_version_tag(model, version, PREVIOUS_CHAMPION_TAG, previous)
+    client.update_model_version(model, version, description=version_description(entry))
     return entry
+
+
+def version_description(entry: dict) -> str:
+    """The registry description of the version an alias moved to: which alias, since when, and why.
+
+    The MLflow UI shows descriptions on the version page, so the gate's reason (or a manual
+    promotion's) is read there, not only in the JSON history tag.
+    """
+    previous = f", replacing v{entry['from']}" if entry.get("from") and entry["from"] != entry["to"] else ""
+    return f"{entry['alias']} since {entry['at'][:19]}Z (move {entry['seq']}{previous}): {entry['reason']}"
 
 
 def move_alias(
@@ -375,3 +388,95 @@ def rollback(settings: Settings, reason: str | None = None) -> AliasMove:
         entry = _move_locked(client, model, CHAMPION, target, reason or f"rollback from v{current}",
                              requested_at, record_previous=False)
     return AliasMove(model, CHAMPION, entry["from"], target, entry["reason"], entry["seq"])
+
+
+# ---------------------------------------------------------------- read-only listing
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered model version as ``persona models list`` and ``persona status`` show it.
+
+    Attributes:
+        model: registered model name.
+        version: the version number (as MLflow's string).
+        aliases: aliases held by this version now.
+        created: registration time (UTC).
+        run_id: the training run.
+        metrics: the gated holdout metrics (``metric.<name>`` version tags).
+        reason: why the version received the alias it holds (else its latest alias move), from
+            the alias history; None when it never held one.
+        description: the version's description in the registry.
+    """
+
+    model: str
+    version: str
+    aliases: tuple[str, ...]
+    created: dt.datetime
+    run_id: str | None
+    metrics: dict[str, float]
+    reason: str | None
+    description: str
+
+
+def move_reason(history: list[dict], version: str, aliases: tuple[str, ...] = ()) -> str | None:
+    """The reason of the latest move that gave ``version`` one of ``aliases`` (any alias if none match)."""
+    moves = [entry for entry in history if str(entry.get("to")) == str(version)]
+    chosen = [entry for entry in moves if entry.get("alias") in aliases] or moves
+    return str(chosen[-1].get("reason")) if chosen else None
+
+
+def _metrics(tags: dict[str, str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in tags.items():
+        if key.startswith("metric."):
+            with contextlib.suppress(ValueError):
+                out[key.removeprefix("metric.")] = float(value)
+    return out
+
+
+def _version_info(model: str, mv, held: dict[str, str] | None = None) -> VersionInfo:
+    tags = dict(mv.tags or {})
+    try:
+        history = list(json.loads(tags.get(HISTORY_TAG, "[]")))
+    except json.JSONDecodeError:
+        history = []
+    aliases = tuple(sorted(getattr(mv, "aliases", None) or ()))
+    if held is not None:  # version searches leave aliases out: take them from the registered model
+        aliases = tuple(sorted(a for a, v in held.items() if str(v) == str(mv.version)))
+    return VersionInfo(
+        model=model,
+        version=str(mv.version),
+        aliases=aliases,
+        created=dt.datetime.fromtimestamp((mv.creation_timestamp or 0) / 1000, dt.UTC),
+        run_id=mv.run_id,
+        metrics=_metrics(tags),
+        reason=move_reason(history, str(mv.version), aliases),
+        description=mv.description or "",
+    )
+
+
+def registered_models(client) -> list[str]:
+    """Names of every registered model of this registry, sorted."""
+    return sorted(m.name for m in client.search_registered_models())
+
+
+def list_versions(client, model: str) -> list[VersionInfo]:
+    """Every version of ``model``, newest first (empty when the model is not registered)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        held = dict(client.get_registered_model(model).aliases or {})
+    except MlflowException:
+        return []
+    versions = client.search_model_versions(f"name = '{model}'")
+    return sorted((_version_info(model, mv, held) for mv in versions), key=lambda v: -int(v.version))
+
+
+def alias_info(client, model: str, alias: str) -> VersionInfo | None:
+    """The version holding ``alias`` with its reason, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = client.get_model_version_by_alias(model, alias)
+    except MlflowException:
+        return None
+    return _version_info(model, mv)
