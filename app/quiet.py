@@ -35,6 +35,7 @@ def quiet_output(settings: Settings) -> Iterator[None]:
     MLflow's own ``eprint`` lines (``Created version '2' of model``) are silenced through its
     public switch; the command's summary says the same.
     """
+    import mlflow.pyfunc  # noqa: F401 - importing it turns MLflow's prints back on: import it before silencing
     from mlflow.utils.logging_utils import disable_logging, enable_logging  # configures mlflow's loggers
 
     path = catalog.log_file(settings)

@@ -14,7 +14,7 @@ from app.cli import app
 from app.status import record_check, record_serving
 from core import catalog
 from core.settings import load_settings
-from tests.training_helpers import make_training_frame
+from tests.conftest import make_training_frame
 from training.config import PersonaParams, TrainConfig, XGBParams
 
 if TYPE_CHECKING:
