@@ -270,7 +270,11 @@ def build_champion_home(
             horizon_days=horizon_days,
             purge=False,
         )
-        TrainJob(settings, train).run()
+        result = TrainJob(settings, train).run()
+        if not result.decision.promote:  # small data: the first model may not beat its own baselines
+            from model.registry import promote
+
+            promote(settings, result.version, reason="test home: serve v1")
     finally:
         if previous is None:
             os.environ.pop("PERSONA_HOME", None)

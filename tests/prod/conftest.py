@@ -388,7 +388,11 @@ def build_prod_champion(
         build_offline_sources(settings)
         apply_repo(settings)
         materialize(settings)
-        train(stack, n_estimators=n_estimators)
+        result = train(stack, n_estimators=n_estimators)
+        if not result.decision.promote:  # tiny data: the first model may not beat its own baselines
+            from model.registry import promote
+
+            promote(settings, result.version, reason="test stack: serve v1")
 
 
 def train(stack: ProdStack, n_estimators: int = 15):

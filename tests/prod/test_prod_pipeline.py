@@ -195,7 +195,13 @@ def test_prod_pipeline_through_the_cli(prod_cli: ProdCli, tmp_path: Path, monkey
 
     # when a model is trained
     trained = cli.run("train", "--horizon-days", "28")
-    assert "registered persona v1 -> champion" in trained.stdout, trained.stdout[-2000:]
+    # (300 customers: the gate may keep the first model a challenger when it does not beat its own
+    # logistic baseline by the margin; an operator then promotes it by hand, as here)
+    if "registered persona v1 -> challenger (first model; below its own baselines" in trained.stdout:
+        promoted = cli.run("promote", "--version", "1", "--reason", "pipeline test: serve v1")
+        assert "champion" in promoted.stdout, promoted.stdout
+    else:
+        assert "registered persona v1 -> champion" in trained.stdout, trained.stdout[-2000:]
 
     # then the MLflow server refuses anonymous calls, and knows the run, version 1 and the champion alias ...
     anonymous = httpx.get(f"{cli.mlflow_url}/api/2.0/mlflow/registered-models/search", timeout=5)
