@@ -376,6 +376,8 @@ def prod_bento(persona_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PERSONA_PROJECT", f"persona_load_{suffix}")
     monkeypatch.setenv("PERSONA_MLFLOW_TRACKING_URI", f"sqlite:///{persona_home / 'mlflow' / 'mlflow.db'}")
     monkeypatch.setenv("PERSONA_API_KEY", api_key)
+    # the prod profile signs and verifies every version with a key it never creates itself
+    monkeypatch.setenv("PERSONA_MODEL_SIGNING_KEY", f"load-test-model-signing-key-{suffix}-{suffix}")
     # a SQLite-backed MLflow store keeps artifacts under ./mlruns: keep them in this test's directory
     monkeypatch.chdir(tmp_path)
     settings = load_settings()

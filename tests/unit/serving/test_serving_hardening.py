@@ -150,13 +150,29 @@ def test_metrics_answer_prometheus_text_and_follow_the_served_version() -> None:
     middleware.metrics.served_version("1")
     middleware.metrics.served_version("2")
     client = TestClient(middleware)
+    # (prometheus may run in multi-process mode, where samples of earlier tests in this process
+    # persist: count what these requests add)
+    before = client.get("/metrics").text
     client.post("/predict", json={})
     client.get("/nowhere")
     # when /metrics is read
     text = client.get("/metrics").text
     # then requests are counted by path and status, latency observed, and only v2 is served
-    assert 'persona_requests_total{path="/predict",status="200"} 1.0' in text
-    assert 'persona_requests_total{path="other",status="404"} 1.0' in text
-    assert 'persona_request_seconds_count{path="/predict"} 1.0' in text
+    ok, missing, timed = (
+        'persona_requests_total{path="/predict",status="200"}',
+        'persona_requests_total{path="other",status="404"}',
+        'persona_request_seconds_count{path="/predict"}',
+    )
+    assert _sample(text, ok) - _sample(before, ok) == 1.0
+    assert _sample(text, missing) - _sample(before, missing) == 1.0
+    assert _sample(text, timed) - _sample(before, timed) == 1.0
     assert 'persona_model_info{version="2"} 1.0' in text
     assert 'persona_model_info{version="1"} 0.0' in text
+
+
+def _sample(text: str, name: str) -> float:
+    """The value of one Prometheus sample in ``text`` (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

@@ -505,12 +505,13 @@ def test_a_policy_yaml_error_names_its_line_and_a_markless_one_does_not(
     assert _error(load_policy, path) == f"monitoring policy {path}: not valid YAML (line 4); fix the syntax"
 
     # and a YAML error without a position says no line
-    import yaml
+    import monitoring.policy as policy_module
 
     def broken(text: str) -> object:
-        raise yaml.YAMLError("no mark")
+        raise policy_module.yaml.YAMLError("no mark")
 
-    monkeypatch.setattr(yaml, "safe_load", broken)
+    # (patched where the policy module looks it up)
+    monkeypatch.setattr(policy_module.yaml, "safe_load", broken)
     assert _error(load_policy, str(path)) == f"monitoring policy {path}: not valid YAML; fix the syntax"
 
 
