@@ -112,7 +112,8 @@ def prod_namespace(name: str) -> Iterator[dict[str, str]]:
     env = {"PERSONA_PROFILE": "prod", "PERSONA_POSTGRES_DB": f"persona_{name}_{suffix}",
            "PERSONA_PROJECT": f"persona_{name}_{suffix}",
            # the prod profile signs and verifies versions with a key it never creates itself
-           "PERSONA_MODEL_SIGNING_KEY": os.environ.get("PERSONA_MODEL_SIGNING_KEY") or f"bench-signing-key-{suffix}-{suffix}"}
+           "PERSONA_MODEL_SIGNING_KEY": (os.environ.get("PERSONA_MODEL_SIGNING_KEY")
+                                         or f"bench-signing-key-{suffix}-{suffix}")}
     with restored_environ():
         os.environ.update(env)
         settings = load_settings()
