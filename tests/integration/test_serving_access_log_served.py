@@ -18,12 +18,11 @@ from starlette.testclient import TestClient
 from bench.serving_bench import free_port, stop, wait_http
 from core.settings import PROJECT_ROOT
 from serving.access_log import ACCESS_LOGGER
-from tests.serving_fixtures import SERVING_ENV
+from tests.conftest import SERVING_ENV
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-pytest_plugins = ["tests.serving_fixtures"]
 pytestmark = pytest.mark.integration
 
 KEY = "k-access-9d2e"
