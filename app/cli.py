@@ -38,6 +38,9 @@ app.add_typer(prod_app, name="prod")
 from app.keys import keys_app  # noqa: E402  (registered here; the commands live in app/keys.py)
 
 app.add_typer(keys_app, name="keys")
+from app.ui_command import ui_app  # noqa: E402  (registered here; the commands live in app/ui_command.py)
+
+app.add_typer(ui_app, name="ui")
 app.command()(status)
 app.add_typer(models_app, name="models")
 

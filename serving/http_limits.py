@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from serving.access_log import log_refused
 
 logger = logging.getLogger("persona.serving")
 
@@ -63,6 +66,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._disarm()
+        self._head_started = time.perf_counter()
         self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
 
     def _disarm(self) -> None:
@@ -76,6 +80,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(raw_error(status, message))
             self.transport.close()
+            log_refused(status, self._head_started)
 
     def _head_timed_out(self) -> None:
         self._head_timer = None

@@ -50,6 +50,11 @@ class ServingMetrics:
         self._version = version
         self.model.labels(version=version).set(1)
 
+    @property
+    def version(self) -> str | None:
+        """The model version now served (None before one is loaded); the access log reads it."""
+        return self._version
+
     def text(self) -> bytes:
         """The Prometheus exposition text."""
         from prometheus_client import generate_latest

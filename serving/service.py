@@ -16,6 +16,9 @@ APIs (JSON in, JSON out; OpenAPI at ``/docs.json``, UI at ``/``):
 - ``GET /metrics``: Prometheus text (requests by path and status, API latency, model version;
   :mod:`serving.metrics`).
 
+Every request, including those the middlewares refuse, leaves one JSON line on stderr (method,
+path, status, latency, request id, model version; never a key or a body): :mod:`serving.access_log`.
+
 Limits (``Settings.serving_*``; :mod:`serving.http_limits`, :mod:`serving.guard`): a request head
 over 16 KiB gets 431, one not complete in 10 s or a body stalled for 10 s gets 408, beyond 1000
 open connections requests get 503.
@@ -39,6 +42,7 @@ import bentoml
 from starlette.responses import Response
 
 from serving import http_limits
+from serving.access_log import AccessLogMiddleware
 from serving.auth import ApiKeyMiddleware
 from serving.guard import RequestGuardMiddleware
 from serving.metrics import MetricsMiddleware
@@ -249,6 +253,7 @@ class PersonaService:
 # Outermost first: the API key is checked before anything reads the body. (The class decorator
 # made PersonaService a bentoml.Service; mypy keeps the class's own type.)
 _service = cast("bentoml.Service[PersonaService]", PersonaService)
+_service.add_asgi_middleware(AccessLogMiddleware)  # outermost: it sees the 401/413/408 of the others
 _service.add_asgi_middleware(ApiKeyMiddleware)
 _service.add_asgi_middleware(MetricsMiddleware, paths=API_PATHS + HOT_PATHS, timed=API_PATHS)
 _service.add_asgi_middleware(RequestGuardMiddleware, api_paths=API_PATHS)
