@@ -318,9 +318,8 @@ def _summary(settings: Settings, log: DemoLog) -> None:
 [bold]Where to look[/]
   reports (persona cards, drift):  {reports}
   prediction log:                  {settings.serving_dir}
-  MLflow UI:     .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri} --port {free_port()}
-  Feast UI:      PERSONA_HOME={home} .venv/bin/feast -c feature_repo ui --port {free_port()}
-  Evidently UI:  .venv/bin/evidently ui --workspace {reports / 'evidently_workspace'} --port {free_port()}
+  MLflow UI:     PERSONA_HOME={home} .venv/bin/persona ui mlflow --port {free_port()}
+  Evidently UI:  PERSONA_HOME={home} .venv/bin/persona ui evidently --port {free_port()}
 """, highlight=False)
 
 
