@@ -45,6 +45,27 @@ def reachable() -> str | None:
     return unreachable(load_settings())
 
 
+@pytest.fixture
+def prod_settings(persona_home, monkeypatch):
+    """Prod settings with this test's own Postgres database and Feast project, dropped afterwards."""
+    reason = reachable()
+    if reason:
+        pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
+    from app.services import ensure_databases
+    from core.settings import load_settings
+
+    suffix = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("PERSONA_PROFILE", "prod")
+    monkeypatch.setenv("PERSONA_POSTGRES_DB", f"persona_test_{suffix}")
+    monkeypatch.setenv("PERSONA_PROJECT", f"persona_test_{suffix}")
+    settings = load_settings()
+    ensure_databases(settings)
+    try:
+        yield settings
+    finally:
+        drop_prod_state(settings)
+
+
 def drop_prod_state(settings) -> None:
     """Remove a test's Redis keys (its Feast project only) and its Postgres databases."""
     import psycopg
@@ -57,8 +78,6 @@ def drop_prod_state(settings) -> None:
                          f"user={settings.postgres_user} dbname=postgres", autocommit=True) as conn:
         for name in (settings.postgres_db, settings.postgres_db + "_mlflow"):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 
 
 @pytest.fixture

@@ -36,24 +36,6 @@ PERSONA = str(Path(sys.executable).with_name("persona"))
 VIEWS = ("customer_behavior", "customer_profile")
 
 
-@pytest.fixture
-def prod_home(persona_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    """Production settings with a Postgres database and Feast project of this test (dropped afterwards)."""
-    reason = reachable()
-    if reason:
-        pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
-    from app.services import ensure_databases
-
-    suffix = uuid.uuid4().hex[:8]
-    monkeypatch.setenv("PERSONA_PROFILE", "prod")
-    monkeypatch.setenv("PERSONA_POSTGRES_DB", f"persona_fault_{suffix}")
-    monkeypatch.setenv("PERSONA_PROJECT", f"persona_fault_{suffix}")
-    settings = load_settings()
-    ensure_databases(settings)
-    try:
-        yield settings
-    finally:
-        drop_prod_state(settings)
 
 
 @pytest.fixture(scope="module")
@@ -180,10 +162,10 @@ def _kill_part_way(env: dict[str, str], rows: RedisRows, log: Path, after: int, 
 @pytest.mark.integration
 @pytest.mark.prod
 @pytest.mark.slow
-def test_materialize_killed_part_way_is_reported_and_a_rerun_converges(prod_home, tmp_path: Path) -> None:
+def test_materialize_killed_part_way_is_reported_and_a_rerun_converges(prod_settings, tmp_path: Path) -> None:
     from store.repo import get_store
 
-    settings = prod_home
+    settings = prod_settings
     # given 300 customers built into Postgres and registered in the project's SQL registry
     _build_sources(settings, tmp_path)
     expected = {view: _latest_offline(settings, view) for view in VIEWS}

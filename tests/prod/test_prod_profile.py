@@ -6,48 +6,20 @@ when a service cannot be reached.
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.settings import load_settings
 from features.build import build_offline_sources
 from features.transforms.behavior import BEHAVIOR_FEATURES
 from store.repo import apply_repo, check_consistency, get_store, materialize
 from tests.conftest import write_raw
-from tests.prod.conftest import reachable
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
 
 
 
 
-@pytest.fixture
-def prod_settings(persona_home, monkeypatch):
-    reason = reachable()
-    if reason:
-        pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
-    from app.services import ensure_databases
-
-    suffix = uuid.uuid4().hex[:8]
-    monkeypatch.setenv("PERSONA_PROFILE", "prod")
-    monkeypatch.setenv("PERSONA_POSTGRES_DB", f"persona_test_{suffix}")
-    monkeypatch.setenv("PERSONA_PROJECT", f"persona_test_{suffix}")
-    settings = load_settings()
-    ensure_databases(settings)
-    yield settings
-    import psycopg
-    import redis
-
-    client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
-    for key in client.scan_iter(match=b"*" + settings.project.encode()):
-        client.delete(key)
-    with psycopg.connect(f"host={settings.postgres_host} port={settings.postgres_port} "
-                         f"user={settings.postgres_user} dbname=postgres", autocommit=True) as conn:
-        for name in (settings.postgres_db, settings.postgres_db + "_mlflow"):
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_prod_build_apply_materialize_online_equals_offline(prod_settings):

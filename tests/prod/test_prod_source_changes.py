@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from core.settings import load_settings
 from features.build import build_offline_sources
 from store.repo import apply_repo, check_consistency, get_store, materialize
 from tests.conftest import write_raw
-from tests.prod.conftest import drop_prod_state, reachable
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
 
 
-@pytest.fixture
-def prod_settings(persona_home, monkeypatch):
-    """Prod settings with this test's own Postgres database and Feast project, dropped afterwards."""
-    reason = reachable()
-    if reason:
-        pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
-    from app.services import ensure_databases
-
-    suffix = uuid.uuid4().hex[:8]
-    monkeypatch.setenv("PERSONA_PROFILE", "prod")
-    monkeypatch.setenv("PERSONA_POSTGRES_DB", f"persona_test_{suffix}")
-    monkeypatch.setenv("PERSONA_PROJECT", f"persona_test_{suffix}")
-    settings = load_settings()
-    ensure_databases(settings)
-    yield settings
-    drop_prod_state(settings)
 
 
 def test_prod_a_corrected_row_in_postgres_reaches_redis(prod_settings):

@@ -9,7 +9,6 @@ the reader with ``store.get_online_features``, value by value and timestamp by t
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,6 @@ import pytest
 from store.codec import decode_timestamp_text
 from store.layout import RedisLayout, ViewPlan
 from tests.conftest import write_raw
-from tests.prod.conftest import reachable
 
 IDS = [0, 1, 7, 127, 128, 300, 2**31, -1, -(2**40), 2**63 - 1, -(2**63)]
 
@@ -191,42 +189,16 @@ def test_an_online_read_result_of_feasts_missing_key_is_no_row():
 
 # --------------------------------------------------------------------------- real Redis
 @pytest.fixture
-def redis_features(persona_home, monkeypatch):
-    """30 customers built into Postgres and materialized into the shared Redis under an own project.
-
-    Yields the settings; the project's keys and the databases are removed afterwards.
-    """
-    from app.services import ensure_databases
-    from core.settings import load_settings
+def redis_features(prod_settings):
+    """30 customers built into Postgres and materialized into the shared Redis under an own project."""
     from features.build import build_offline_sources
     from store.repo import apply_repo, materialize
 
-    reason = reachable()
-    if reason:
-        pytest.skip(f"PRODUCTION SERVICES NOT REACHABLE: {reason}")
-    suffix = uuid.uuid4().hex[:8]
-    monkeypatch.setenv("PERSONA_PROFILE", "prod")
-    monkeypatch.setenv("PERSONA_POSTGRES_DB", f"persona_reader_{suffix}")
-    monkeypatch.setenv("PERSONA_PROJECT", f"persona_reader_{suffix}")
-    settings = load_settings()
-    ensure_databases(settings)
-    try:
-        write_raw(settings)
-        build_offline_sources(settings)
-        apply_repo(settings)
-        materialize(settings)
-        yield settings
-    finally:
-        import psycopg
-        import redis
-
-        client = redis.Redis(host=settings.redis_host, port=settings.redis_port)
-        for key in client.scan_iter(match=b"*" + settings.project.encode()):
-            client.delete(key)
-        with psycopg.connect(f"host={settings.postgres_host} port={settings.postgres_port} "
-                             f"user={settings.postgres_user} dbname=postgres", autocommit=True) as conn:
-            for name in (settings.postgres_db, settings.postgres_db + "_mlflow"):
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    write_raw(prod_settings)
+    build_offline_sources(prod_settings)
+    apply_repo(prod_settings)
+    materialize(prod_settings)
+    return prod_settings
 
 
 class _ConstantModel:
