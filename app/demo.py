@@ -237,8 +237,8 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
     cut = start + pd.Timedelta(days=config.days)
     history, shifted = _write_phase(generated, home / "generated", cut)
     # The generator's ground truth lets training report the oracle AUC next to the model's.
-    settings.raw_dir.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(generated["ground_truth"], settings.raw_dir.parent / "ground_truth.parquet")
+    catalog.ground_truth(settings).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(generated["ground_truth"], catalog.ground_truth(settings))
     log.step("generate customers", started, f"{config.customers:,} customers, {config.days} days + "
              f"{config.shift_days} shifted days")
 
@@ -252,7 +252,7 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
     port = config.port or free_port()
     server = _start_server(settings, port, log)
     try:
-        customer_ids = pd.read_parquet(settings.raw_dir / "customers.parquet", columns=["customer_id"])[
+        customer_ids = pd.read_parquet(catalog.raw_table(settings, "customers"), columns=["customer_id"])[
             "customer_id"].to_numpy()
         started = time.perf_counter()
         sent = _send_requests(port, customer_ids, config.requests, config.seed)

@@ -306,7 +306,7 @@ class ServingRuntime:
             from features.embedding import similarity
         except ImportError as exc:
             raise SimilarityUnavailable(f"similarity search is not installed ({exc})", 501) from None
-        path = self.settings.offline_dir / "customer_text.parquet"
+        path = catalog.text_source(self.settings)
         with self._similarity_lock:
             try:
                 stat = path.stat()
@@ -332,7 +332,7 @@ class ServingRuntime:
 
         try:
             known = set(
-                latest_snapshot(self.settings.offline_dir / "customer_text.parquet")["customer_id"].tolist()
+                latest_snapshot(catalog.text_source(self.settings))["customer_id"].tolist()
             )
         except Exception:
             known = set()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core import catalog
+from store.codec import read_varint
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -59,16 +60,6 @@ class ViewState:
         return max((end for _, end in self.intervals), default=None)
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
 
 def fields(data: bytes) -> list[tuple[int, int | bytes]]:
     """The top-level ``(field number, value)`` pairs of a protobuf message.
@@ -78,13 +69,13 @@ def fields(data: bytes) -> list[tuple[int, int | bytes]]:
     out: list[tuple[int, int | bytes]] = []
     pos = 0
     while pos < len(data):
-        key, pos = _varint(data, pos)
+        key, pos = read_varint(data, pos)
         number, wire = key >> 3, key & 7
         if wire == _VARINT:
-            value, pos = _varint(data, pos)
+            value, pos = read_varint(data, pos)
             out.append((number, value))
         elif wire == _LEN:
-            size, pos = _varint(data, pos)
+            size, pos = read_varint(data, pos)
             out.append((number, data[pos:pos + size]))
             pos += size
         elif wire == _I64:

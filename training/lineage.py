@@ -115,17 +115,6 @@ def lineage_tags(settings: Settings, config: TrainConfig, split: Split, from_fea
     }
 
 
-def flatten(data: dict, prefix: str = "") -> dict[str, object]:
-    """Nested config as ``a.b.c`` keys (MLflow params are flat)."""
-    out: dict[str, object] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
 
 def input_example(holdout: pd.DataFrame, features: list[str], rows: int = 5) -> pd.DataFrame:
     """A few holdout rows as the pyfunc takes them (see :func:`model.bundle.to_model_input`)."""
