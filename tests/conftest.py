@@ -371,3 +371,18 @@ def served_env(champion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PERSONA_HOME", str(champion_home))
     return champion_home
+
+
+def raw_exchange(port: int, data: bytes, wait: float = 10.0) -> bytes:
+    """Send ``data`` on a bare socket and read until the server closes (or ``wait`` passes)."""
+    import contextlib
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+        chunks = []
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)

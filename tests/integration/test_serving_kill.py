@@ -21,7 +21,7 @@ import pytest
 
 from bench.serving_bench import free_port, stop, wait_http
 from core.settings import PROJECT_ROOT
-from tests.conftest import SERVING_ENV, copy_home
+from tests.conftest import SERVING_ENV, copy_home, raw_exchange
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -123,32 +123,21 @@ def test_a_killed_parent_takes_its_worker_with_it(served: Served) -> None:
     assert _logged(served.home) == 1
 
 
-def _raw(port: int, data: bytes, wait: float = 10.0) -> bytes:
-    """Send ``data`` and read until the server closes (or ``wait`` passes)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
-        with contextlib.suppress(OSError):
-            sock.sendall(data)
-        chunks = []
-        with contextlib.suppress(OSError):
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks)
-
 
 def test_big_and_slow_heads_and_slow_bodies_are_cut_off(served: Served) -> None:
     head = b"GET /livez HTTP/1.1\r\nHost: x\r\n"
     # when a 64 KB header is sent: 431
-    big = _raw(served.port, head + b"X-Big: " + b"a" * 65536 + b"\r\n\r\n")
+    big = raw_exchange(served.port, head + b"X-Big: " + b"a" * 65536 + b"\r\n\r\n")
     assert big.startswith(b"HTTP/1.1 431"), big[:200]
     # when a head stalls half-way: 408 after the header timeout, connection closed
     started = time.monotonic()
-    slow = _raw(served.port, head + b"X-Slow: 1\r\n")
+    slow = raw_exchange(served.port, head + b"X-Slow: 1\r\n")
     assert slow.startswith(b"HTTP/1.1 408"), slow[:200]
     assert time.monotonic() - started < 8
     # when a body stalls half-way: 408 after the body timeout
     body = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 100\r\n\r\n{\"customer_ids\": [")
-    stalled = _raw(served.port, body)
+    stalled = raw_exchange(served.port, body)
     assert stalled.startswith(b"HTTP/1.1 408"), stalled[:200]
     # and the server still answers
     assert httpx.get(f"{served.url}/livez", timeout=5).status_code == 200

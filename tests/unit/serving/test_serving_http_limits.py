@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
@@ -13,6 +12,7 @@ import uvicorn
 
 from bench.serving_bench import free_port
 from serving.http_limits import install, limited_protocol
+from tests.conftest import raw_exchange
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -41,39 +41,29 @@ def port() -> Iterator[int]:
     thread.join(10)
 
 
-def _raw(port: int, data: bytes, wait: float = 5.0) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
-        with contextlib.suppress(OSError):
-            sock.sendall(data)
-        chunks = []
-        with contextlib.suppress(OSError):
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks)
-
 
 HEAD = b"GET / HTTP/1.1\r\nHost: x\r\n"
 
 
 def test_a_small_head_is_served(port: int) -> None:
-    assert _raw(port, HEAD + b"Connection: close\r\n\r\n").startswith(b"HTTP/1.1 200")
+    assert raw_exchange(port, HEAD + b"Connection: close\r\n\r\n", wait=5.0).startswith(b"HTTP/1.1 200")
 
 
 @pytest.mark.parametrize("size", [5000, 65536, 1_000_000])
 def test_a_head_over_the_cap_is_431_whether_it_arrives_whole_or_not(port: int, size: int) -> None:
-    answer = _raw(port, HEAD + b"X-Big: " + b"a" * size + b"\r\n\r\n")
+    answer = raw_exchange(port, HEAD + b"X-Big: " + b"a" * size + b"\r\n\r\n", wait=5.0)
     assert answer.startswith(b"HTTP/1.1 431"), answer[:100]
 
 
 def test_an_unfinished_head_is_408_after_the_timeout_and_closed(port: int) -> None:
     started = time.monotonic()
-    answer = _raw(port, HEAD + b"X-Slow: 1\r\n")
+    answer = raw_exchange(port, HEAD + b"X-Slow: 1\r\n", wait=5.0)
     assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
     assert time.monotonic() - started < 3
 
 
 def test_an_idle_connection_is_closed_without_an_answer(port: int) -> None:
-    assert _raw(port, b"") == b""
+    assert raw_exchange(port, b"", wait=5.0) == b""
 
 
 def test_install_configures_every_uvicorn_server_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,7 +92,7 @@ def test_beyond_the_connection_limit_requests_get_503() -> None:
     try:
         time.sleep(0.3)
         # when a fourth client sends a request
-        answer = _raw(number, HEAD + b"Connection: close\r\n\r\n")
+        answer = raw_exchange(number, HEAD + b"Connection: close\r\n\r\n", wait=5.0)
     finally:
         for sock in idle:
             sock.close()
