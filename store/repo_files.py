@@ -174,11 +174,28 @@ def parse_definitions(settings: Settings) -> ParsedRepo:
             or a name is defined twice.
     """
     folders = definition_folders(settings)
-    with using(settings):
-        contents, origins = _parse_folder(folders[0])
-        for folder in folders[1:]:
-            theirs, their_origins = _parse_folder(folder)
-            contents = _merge(contents, theirs, origins, their_origins)
-            for key, path in their_origins.items():
-                origins.setdefault(key, path)
-    return ParsedRepo(contents=contents, origins=origins, folders=folders)
+    for _ in range(2):
+        with using(settings):
+            contents, origins = _parse_folder(folders[0])
+            for folder in folders[1:]:
+                theirs, their_origins = _parse_folder(folder)
+                contents = _merge(contents, theirs, origins, their_origins)
+                for key, path in their_origins.items():
+                    origins.setdefault(key, path)
+        other = _home_of_sources(settings, contents)
+        if other is None:
+            return ParsedRepo(contents=contents, origins=origins, folders=folders)
+    # Import state is process-wide: a definitions module another thread imported for another home
+    # between our drop and our import is caught above and parsed again; twice in a row is a bug.
+    raise PersonaError(
+        f"the feature definitions were read with the settings of another home ({other}) instead of "
+        f"{settings.home}; run the command again, and report it if it repeats"
+    )
+
+
+def _home_of_sources(settings: Settings, contents: Any) -> Path | None:
+    """The other home whose files the parsed Persona sources name (None: this home's)."""
+    from store.home_sources import foreign_home
+
+    sources = list(contents.data_sources) + [view.batch_source for view in contents.feature_views]
+    return foreign_home(settings, {s.name: s.path for s in sources if getattr(s, "path", None)})

@@ -119,3 +119,39 @@ def test_a_user_module_named_like_an_installed_module_is_refused(tmp_path: Path)
     # when / then
     with pytest.raises(PersonaError, match=r"yaml\.py: module name 'yaml' is taken by an installed module"):
         parse_definitions(load_settings(feature_repo=tmp_path))
+
+
+def test_definitions_read_under_another_homes_settings_are_parsed_again_then_refused(tmp_path, monkeypatch):
+    import store.repo_files as repo_files
+
+    # given a parse that first yields the definitions of another home (as when another thread imported them)
+    here = load_settings(home=tmp_path / "here")
+    there = load_settings(home=tmp_path / "there")
+    real_parse = repo_files._parse_folder
+    stale = _parse_under(there, real_parse)
+    calls = []
+
+    def parse_stale_once(folder):
+        calls.append(folder)
+        return stale if len(calls) == 1 else real_parse(folder)
+
+    monkeypatch.setattr(repo_files, "_parse_folder", parse_stale_once)
+
+    # when the definitions are parsed for this home, then the second, fresh parse is used
+    parsed = repo_files.parse_definitions(here)
+    paths = {s.name: s.path for s in parsed.contents.data_sources}
+    assert paths["customer_behavior_source"] == str(catalog.offline_source(here, "customer_behavior"))
+    assert len(calls) == 2
+
+    # and when every parse is stale, the definitions are refused with both homes named
+    monkeypatch.setattr(repo_files, "_parse_folder", lambda folder: stale)
+    with pytest.raises(PersonaError, match=r"settings of another home \(.*there\) instead of .*here"):
+        repo_files.parse_definitions(here)
+
+
+def _parse_under(settings, parse):
+    """What ``parse`` of the packaged folder gives under ``settings``."""
+    from core.runtime import using
+
+    with using(settings):
+        return parse(FEATURE_REPO_DIR.resolve())
