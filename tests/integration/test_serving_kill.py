@@ -54,13 +54,14 @@ class Served:
         return self.log.read_text(errors="replace")[-3000:]
 
 
-@pytest.fixture
-def served(champion_home: Path, tmp_path: Path) -> Iterator[Served]:
-    home = copy_home(champion_home, tmp_path / "home")
+@contextlib.contextmanager
+def _serve(champion_home: Path, folder: Path) -> Iterator[Served]:
+    """A ``persona serve`` on a copy of the champion home in ``folder``, stopped (workers too) afterwards."""
+    home = copy_home(champion_home, folder / "home")
     env = {k: v for k, v in os.environ.items() if k not in SERVING_ENV}
     env.update({"PERSONA_HOME": str(home), "HF_HUB_OFFLINE": "1", **LIMITS})
     port = free_port()
-    log = tmp_path / "serve.log"
+    log = folder / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([PERSONA, "serve", "--port", str(port), "--poll-seconds", "3600"], cwd=ROOT,
                                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -74,6 +75,20 @@ def served(champion_home: Path, tmp_path: Path) -> Iterator[Served]:
         for worker in survivors:
             with contextlib.suppress(psutil.NoSuchProcess):
                 worker.kill()
+
+
+@pytest.fixture
+def served(champion_home: Path, tmp_path: Path) -> Iterator[Served]:
+    """A server of its own, for a test that kills it."""
+    with _serve(champion_home, tmp_path) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def served_shared(champion_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One server for the tests that leave it running (each starts in about 12 s)."""
+    with _serve(champion_home, tmp_path_factory.mktemp("shared")) as server:
+        yield server
 
 
 def _logged(home: Path) -> int:
@@ -124,35 +139,35 @@ def test_a_killed_parent_takes_its_worker_with_it(served: Served) -> None:
 
 
 
-def test_big_and_slow_heads_and_slow_bodies_are_cut_off(served: Served) -> None:
+def test_big_and_slow_heads_and_slow_bodies_are_cut_off(served_shared: Served) -> None:
     head = b"GET /livez HTTP/1.1\r\nHost: x\r\n"
     # when a 64 KB header is sent: 431
-    big = raw_exchange(served.port, head + b"X-Big: " + b"a" * 65536 + b"\r\n\r\n")
+    big = raw_exchange(served_shared.port, head + b"X-Big: " + b"a" * 65536 + b"\r\n\r\n")
     assert big.startswith(b"HTTP/1.1 431"), big[:200]
     # when a head stalls half-way: 408 after the header timeout, connection closed
     started = time.monotonic()
-    slow = raw_exchange(served.port, head + b"X-Slow: 1\r\n")
+    slow = raw_exchange(served_shared.port, head + b"X-Slow: 1\r\n")
     assert slow.startswith(b"HTTP/1.1 408"), slow[:200]
     assert time.monotonic() - started < 8
     # when a body stalls half-way: 408 after the body timeout
     body = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 100\r\n\r\n{\"customer_ids\": [")
-    stalled = raw_exchange(served.port, body)
+    stalled = raw_exchange(served_shared.port, body)
     assert stalled.startswith(b"HTTP/1.1 408"), stalled[:200]
     # and the server still answers
-    assert httpx.get(f"{served.url}/livez", timeout=5).status_code == 200
+    assert httpx.get(f"{served_shared.url}/livez", timeout=5).status_code == 200
 
 
-def test_one_hundred_slow_clients_hold_little_memory(served: Served) -> None:
+def test_one_hundred_slow_clients_hold_little_memory(served_shared: Served) -> None:
     # given the worker's memory at rest
-    (worker,) = served.workers()
+    (worker,) = served_shared.workers()
     before = worker.memory_info().rss
     # when 100 clients each try to send a 2 MB header (never finished) and hold their connection
     sockets = []
     chunk = b"a" * 65536
     try:
         for _ in range(100):
-            sock = socket.create_connection(("127.0.0.1", served.port), timeout=2)
+            sock = socket.create_connection(("127.0.0.1", served_shared.port), timeout=2)
             sockets.append(sock)
             with contextlib.suppress(OSError):  # the server cuts it off (431, closed) or stops reading
                 sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: ")
@@ -166,15 +181,15 @@ def test_one_hundred_slow_clients_hold_little_memory(served: Served) -> None:
     # then the worker holds only a few MB for all of them (each was cut off at 16 KiB)
     print(f"\n100 slow 2 MB-header clients: worker RSS +{held / 2**20:.1f} MiB")
     assert held < 50 * 2**20
-    assert httpx.get(f"{served.url}/livez", timeout=5).status_code == 200
+    assert httpx.get(f"{served_shared.url}/livez", timeout=5).status_code == 200
 
 
-def test_metrics_are_served_in_prometheus_text(served: Served) -> None:
+def test_metrics_are_served_in_prometheus_text(served_shared: Served) -> None:
     # given one prediction and one bad request
-    httpx.post(f"{served.url}/predict", json={"customer_ids": [1]}, timeout=30)
-    httpx.post(f"{served.url}/predict", json={"customer_ids": "x"}, timeout=30)
+    httpx.post(f"{served_shared.url}/predict", json={"customer_ids": [1]}, timeout=30)
+    httpx.post(f"{served_shared.url}/predict", json={"customer_ids": "x"}, timeout=30)
     # when /metrics is read
-    response = httpx.get(f"{served.url}/metrics", timeout=5)
+    response = httpx.get(f"{served_shared.url}/metrics", timeout=5)
     # then it counts requests by path and status, and names the model version
     assert response.status_code == 200
     text = response.text
