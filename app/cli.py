@@ -304,6 +304,9 @@ def score(
     model: Annotated[str | None, typer.Option(help="Registered model: `persona` (churn, value, persona, "
                                                   "action; default PERSONA_REGISTERED_MODEL) or a custom "
                                                   "target's `persona-<target>` (a prediction column).")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Add an `explanation` column (JSON per customer): "
+                                          "top feature contributions (XGBoost TreeSHAP), the persona's traits, "
+                                          "the policy rule behind the action, every version involved.")] = False,
 ) -> None:
     """Batch-score every customer known at --as-of with a registered model's champion, from offline features."""
     from app.quiet import quiet_output
@@ -311,7 +314,8 @@ def score(
 
     settings = _settings()
     with quiet_output(settings):
-        report = run_score(settings, out=out, as_of=_parse_date(as_of, "--as-of"), version=version, model=model)
+        report = run_score(settings, out=out, as_of=_parse_date(as_of, "--as-of"), version=version, model=model,
+                           explain=explain)
     typer.echo(report.summary())
 
 

@@ -76,6 +76,26 @@ class ScoreReport:
         return line + "\nactions: " + ", ".join(f"{k} {v:,}" for k, v in self.actions.items())
 
 
+def explanations(
+    predictor, features: pd.DataFrame, predictions: pd.DataFrame, model: str, version: str, chunk: int = 20_000
+) -> list[str]:
+    """One JSON explanation per scored row (:func:`model.explain.explain`), in chunks to bound memory."""
+    import json
+
+    from model.explain import explain
+
+    frame = features[predictor.feature_columns].reset_index(drop=True)
+    outputs = predictions.reset_index(drop=True)
+    out: list[str] = []
+    for start in range(0, len(frame), chunk):
+        part = slice(start, start + chunk)
+        out += [
+            json.dumps(e, separators=(",", ":"))
+            for e in explain(predictor, frame.iloc[part], outputs.iloc[part], model, version)
+        ]
+    return out
+
+
 def write_table(frame: pd.DataFrame, out: Path) -> Path:
     """Write parquet (``.parquet``) or CSV (anything else)."""
     out = Path(out)
@@ -93,6 +113,7 @@ def score(
     as_of: pd.Timestamp | None = None,
     version: str | None = None,
     model: str | None = None,
+    explain: bool = False,
 ) -> ScoreReport:
     """Score every customer known at ``as_of`` with a model's champion (or ``version``) and write ``out``.
 
@@ -103,9 +124,12 @@ def score(
         version: a registered version instead of the champion.
         model: the registered model (default ``settings.registered_model``; a custom target's is
             ``<registered_model>-<target>``).
+        explain: add an ``explanation`` column (JSON per customer: top contributions, persona
+            traits, the policy rule, the versions; :mod:`model.explain`). Persona bundles only.
 
     Raises:
-        PersonaError: no champion, no customers known at ``as_of``, or feature retrieval failed.
+        PersonaError: no champion, no customers known at ``as_of``, feature retrieval failed, or
+            ``explain`` for a model that is not a persona bundle.
     """
     from features.build import read_raw
     from features.dataset import build_training_set
@@ -126,6 +150,8 @@ def score(
         predictor = load_predictor(f"models:/{model}/{version}", settings)
     except Exception as exc:
         raise PersonaError(f"cannot load {model} v{version}: {exc}") from None
+    if explain and predictor.kind != "persona":
+        raise PersonaError(f"--explain needs a persona bundle; {model} v{version} predicts {predictor.target!r} only")
     ts = pd.Timestamp(as_of) if as_of is not None else default_as_of(settings)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     customers = known_customers(
@@ -145,6 +171,8 @@ def score(
     result["model_version"] = str(version)
     persona = predictor.kind == "persona"
     result = result[list(SCORE_COLUMNS if persona else TARGET_SCORE_COLUMNS)]
+    if explain:
+        result["explanation"] = explanations(predictor, features, predictions, model, str(version))
     path = write_table(result, out)
     counts = result["action"].value_counts() if persona else pd.Series(dtype="int64")
     return ScoreReport(
