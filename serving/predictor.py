@@ -21,7 +21,7 @@ import numpy as np
 
 from model.runner import PREDICTION_COLUMNS, ModelRunner, make_runner
 from serving.bounds import DEFAULT_ABS_MAX, DEFAULT_SIGMA_MARGIN, FeatureBounds
-from serving.prediction_log import LogBatch
+from serving.prediction_log import FEATURES_AT, LogBatch
 from store.feature_batch import FeatureBatch, parse_utc, split_columns, utc_iso
 
 MAX_BATCH = 1000
@@ -310,7 +310,7 @@ class ServingPredictor:
             endpoint=endpoint,
             model_version=self.version,
             customer_ids=list(ids),
-            features={},
+            features={FEATURES_AT: newest_feature_times(batch)} if with_freshness else {},
             predictions=predictions,
             reasons=reasons,
             numeric_columns=batch.numeric_columns,
@@ -370,6 +370,18 @@ class ServingPredictor:
             else:
                 out[column][rows] = values.astype(object)
         return out
+
+
+def newest_feature_times(batch: FeatureBatch) -> np.ndarray:
+    """Per row the newest event time (online store text) of the feature rows served, None when none.
+
+    The online store's text sorts as time does, so the newest is the largest string.
+    """
+    columns = list(batch.event_ts.values())
+    if not columns:
+        return np.full(len(batch), None, dtype=object)
+    newest = [max((t for t in stamps if t is not None), default=None) for stamps in zip(*columns, strict=True)]
+    return np.asarray(newest, dtype=object)
 
 
 def cold_start_reason(missing: tuple[str, ...], found_elsewhere: bool) -> str:
