@@ -307,6 +307,8 @@ def score(
     explain: Annotated[bool, typer.Option("--explain", help="Add an `explanation` column (JSON per customer): "
                                           "top feature contributions (XGBoost TreeSHAP), the persona's traits, "
                                           "the policy rule behind the action, every version involved.")] = False,
+    publish: Annotated[bool, typer.Option(help="Write the persona model's scores to the Feast feature view "
+                                          "`customer_scores` (with the model version) and materialize it.")] = True,
 ) -> None:
     """Batch-score every customer known at --as-of with a registered model's champion, from offline features."""
     from app.quiet import quiet_output
@@ -315,7 +317,7 @@ def score(
     settings = _settings()
     with quiet_output(settings):
         report = run_score(settings, out=out, as_of=_parse_date(as_of, "--as-of"), version=version, model=model,
-                           explain=explain)
+                           explain=explain, publish=publish)
     typer.echo(report.summary())
 
 

@@ -20,6 +20,7 @@ TEXT_SOURCE = "customer_text"
 BUILT_SOURCES = (PROFILE_SOURCE, BEHAVIOR_SOURCE, TEXT_SOURCE)
 # Model outputs written back as features by batch scoring (feature view ``customer_scores``).
 SCORES_SOURCE = "customer_scores"
+OFFLINE_SOURCES = (*BUILT_SOURCES, SCORES_SOURCE)
 
 # Artifact paths inside an MLflow run.
 REFERENCE_ARTIFACT = "reference/reference.parquet"
@@ -137,6 +138,11 @@ def model_signing_key(s: Settings) -> Path:
 def locks_dir(s: Settings) -> Path:
     """File locks (alias moves, single-flight jobs)."""
     return s.home / "locks"
+
+
+def scores_lock(s: Settings) -> Path:
+    """Held by ``persona score`` while it rewrites the ``customer_scores`` source."""
+    return locks_dir(s) / "scores.lock"
 
 
 def ingest_lock(s: Settings, table: str) -> Path:

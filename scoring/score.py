@@ -64,6 +64,7 @@ class ScoreReport:
     seconds: float
     actions: dict[str, int]
     model: str = "persona"
+    published: str | None = None
 
     def summary(self) -> str:
         """A few lines for the terminal (actions only for a persona bundle)."""
@@ -71,6 +72,8 @@ class ScoreReport:
             f"scored {self.rows:,} customers at {self.as_of.isoformat()} with {self.model} v{self.model_version} "
             f"in {self.seconds:.1f} s -> {self.path}"
         )
+        if self.published:
+            line += "\n" + self.published
         if not self.actions:
             return line
         return line + "\nactions: " + ", ".join(f"{k} {v:,}" for k, v in self.actions.items())
@@ -114,6 +117,7 @@ def score(
     version: str | None = None,
     model: str | None = None,
     explain: bool = False,
+    publish: bool = True,
 ) -> ScoreReport:
     """Score every customer known at ``as_of`` with a model's champion (or ``version``) and write ``out``.
 
@@ -126,6 +130,8 @@ def score(
             ``<registered_model>-<target>``).
         explain: add an ``explanation`` column (JSON per customer: top contributions, persona
             traits, the policy rule, the versions; :mod:`model.explain`). Persona bundles only.
+        publish: write a persona bundle's scores to the ``customer_scores`` feature view and
+            materialize it (:mod:`scoring.publish`).
 
     Raises:
         PersonaError: no champion, no customers known at ``as_of``, feature retrieval failed, or
@@ -174,6 +180,11 @@ def score(
     if explain:
         result["explanation"] = explanations(predictor, features, predictions, model, str(version))
     path = write_table(result, out)
+    published = None
+    if persona and publish:
+        from scoring.publish import publish_scores
+
+        published = publish_scores(settings, result, ts, model, str(version)).summary()
     counts = result["action"].value_counts() if persona else pd.Series(dtype="int64")
     return ScoreReport(
         path,
@@ -183,4 +194,5 @@ def score(
         time.perf_counter() - started,
         {str(k): int(v) for k, v in counts.items()},
         model,
+        published,
     )

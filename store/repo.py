@@ -21,7 +21,7 @@ import pandas as pd
 from core.errors import PersonaError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
     from pathlib import Path
 
@@ -131,6 +131,9 @@ def apply_repo(settings: Settings) -> list[str]:
             raise PersonaError(
                 f"offline source {source} is missing ({settings.profile} profile); run `persona features build` first"
             )
+    from store.scores_source import ensure_scores_source
+
+    ensure_scores_source(settings)  # written by `persona score`; empty until then
     store = _open_store(settings)  # applying is how a copied home registers its own files
     parsed = parse_definitions(settings)
     repo = parsed.contents
@@ -190,6 +193,7 @@ def materialize(
     end: datetime | None = None,
     batch_rows: int | None = None,
     on_progress: ProgressEvent | None = None,
+    views: Sequence[str] | None = None,
 ) -> list[str]:
     """Load the latest values of every online feature view into the online store.
 
@@ -209,6 +213,7 @@ def materialize(
             itself is held by one script call of at most ``store.write_redis.REDIS_KEYS_PER_CALL``
             entities at a time, whatever the batch.
         on_progress: hears the rows written so far of the view in progress (``note``: the view).
+        views: only these views (default: every online view).
 
     Returns:
         One line per view.
@@ -224,7 +229,7 @@ def materialize(
     previous = recorded(settings)
     lines: list[str] = []
     for view in store.list_feature_views():
-        if not view.online:
+        if not view.online or (views is not None and view.name not in views):
             continue
         span = _view_span(settings, view)
         if span is None:
