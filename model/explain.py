@@ -27,6 +27,8 @@ from model.actions import describe_rule, matching_rules
 from model.preprocess import model_matrix
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from model.bundle import PersonaPredictor
 
 # Served output -> the booster that made it, and the unit of its contributions.
@@ -45,30 +47,34 @@ class NotExplainable(ValueError):
     """The model is not a Persona bundle with XGBoost models (the message says why)."""
 
 
-def contributions(predictor: PersonaPredictor, frame: pd.DataFrame, model: str) -> tuple[np.ndarray, list[str]]:
-    """XGBoost's TreeSHAP contributions of ``model`` per input feature, plus the bias (last column).
+def contributions(
+    predictor: PersonaPredictor, frame: pd.DataFrame, models: Sequence[str]
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """XGBoost's TreeSHAP contributions of each of ``models`` per input feature, plus the bias (last column).
 
     Returns:
-        ``(n_rows, n_features + 1)`` contributions (one-hot levels summed into their feature)
-        and the feature names in column order (``"bias"`` last).
+        Model -> ``(n_rows, n_features + 1)`` contributions (one-hot levels summed into their
+        feature), and the feature names in column order (``"bias"`` last).
     """
     import xgboost as xgb
 
     spec = predictor.features
     matrix = model_matrix(frame, spec).astype(np.float32)
-    booster = predictor.models[model]
-    raw = booster.predict(
-        xgb.DMatrix(matrix, missing=np.nan, feature_names=booster.feature_names), pred_contribs=True,
-        validate_features=False,
-    )
-    raw = np.asarray(raw, dtype=float).reshape(len(frame), matrix.shape[1] + 1)
+    # One DMatrix for every model, built on one thread: OpenMP workers spinning up cost more than
+    # a request's rows (milliseconds on a shared machine).
+    data = xgb.DMatrix(matrix, missing=np.nan, feature_names=spec.matrix_names, nthread=1)
     owners = list(spec.numeric) + [c for c, levels in spec.categorical.items() for _ in levels]
     names = list(spec.numeric) + list(spec.categorical)
     index = {name: j for j, name in enumerate(names)}
-    out = np.zeros((len(frame), len(names) + 1))
-    for column, owner in enumerate(owners):
-        out[:, index[owner]] += raw[:, column]
-    out[:, -1] = raw[:, -1]
+    out = {}
+    for model in models:
+        raw = predictor.models[model].predict(data, pred_contribs=True, validate_features=False)
+        raw = np.asarray(raw, dtype=float).reshape(len(frame), matrix.shape[1] + 1)
+        summed = np.zeros((len(frame), len(names) + 1))
+        for column, owner in enumerate(owners):
+            summed[:, index[owner]] += raw[:, column]
+        summed[:, -1] = raw[:, -1]
+        out[model] = summed
     return out, [*names, "bias"]
 
 
@@ -128,8 +134,9 @@ def explain(
     tops: dict[str, list[list[dict[str, object]]]] = {}
     bias: dict[str, np.ndarray] = {}
     values = {c: frame[c].to_numpy(dtype=object) for c in predictor.feature_columns}
+    by_model, names = contributions(predictor, frame, [model for model, _ in EXPLAINED_MODELS.values()])
     for output, (model, _unit) in EXPLAINED_MODELS.items():
-        contrib, names = contributions(predictor, frame, model)
+        contrib = by_model[model]
         bias[output] = contrib[:, -1]
         features = contrib[:, :-1]
         order = np.argsort(-np.abs(features), axis=1, kind="stable")[:, :top]

@@ -375,12 +375,15 @@ class ServingPredictor:
 def newest_feature_times(batch: FeatureBatch) -> np.ndarray:
     """Per row the newest event time (online store text) of the feature rows served, None when none.
 
-    The online store's text sorts as time does, so the newest is the largest string.
+    The online store's text sorts as time does, so the newest is the largest string. (Pairwise
+    list merges: a few microseconds per request, on the request path.)
     """
     columns = list(batch.event_ts.values())
     if not columns:
         return np.full(len(batch), None, dtype=object)
-    newest = [max((t for t in stamps if t is not None), default=None) for stamps in zip(*columns, strict=True)]
+    newest = list(columns[0])
+    for stamps in columns[1:]:
+        newest = [b if a is None or (b is not None and b > a) else a for a, b in zip(newest, stamps, strict=True)]
     return np.asarray(newest, dtype=object)
 
 

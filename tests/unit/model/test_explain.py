@@ -27,7 +27,8 @@ def test_contributions_are_xgboosts_own_with_one_hot_levels_summed_into_their_fe
                              pred_contribs=True)
 
     # when explained per input feature
-    mine, names = contributions(persona_bundle, frame, "churn")
+    by_model, names = contributions(persona_bundle, frame, ["churn"])
+    mine = by_model["churn"]
 
     # then numeric features carry XGBoost's value, a categorical the sum over its levels
     matrix_names = spec.matrix_names
