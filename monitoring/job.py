@@ -174,7 +174,9 @@ class MonitorResult:
         if self.decision.reasons and self.decision.status != "ok":
             parts.append(self.decision.reasons[0])
         if self.skew is not None and self.skew.rows:
+            gone = self.skew.counts.get("snapshot_gone", 0)
             parts.append(f"skew {self.skew.mismatch_rate:.1%} max mismatch over {self.skew.rows:,} served rows"
+                         + (f" ({gone:,} with rebuilt snapshots left out)" if gone else "")
                          + (" BLOCKS PROMOTION" if self.skew.blocked else ""))
         if self.retrain is not None:
             parts.append(self.retrain.summary())

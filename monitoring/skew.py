@@ -103,9 +103,9 @@ class SkewReport:
         """A line for the terminal."""
         head = (f"skew replay {self.start or '…'} – {self.end}: {self.rows:,} served rows replayed, "
                 f"{len(self.features)} features, max mismatch {self.mismatch_rate:.1%}")
-        if self.blocked:
-            return f"{head} · BLOCKS PROMOTION · {self.reason()}"
         extra = f" · {'; '.join(self.notes)}" if self.notes else ""
+        if self.blocked:
+            return f"{head} · BLOCKS PROMOTION · {self.reason()}{extra}"
         return f"{head} · clean{extra}"
 
     def table(self, limit: int = 20) -> list[str]:
@@ -138,7 +138,7 @@ def select_replayable(
     Left out (and counted): what-if rows (``predict_features``: their values came from the
     caller, not the store), cold starts, and rows logged without ``features_at``.
     """
-    counts = {"served": 0, "what_if": 0, "cold_start": 0, "no_feature_time": 0, "replayed": 0}
+    counts = {"served": 0, "what_if": 0, "cold_start": 0, "no_feature_time": 0, "not_sampled": 0, "replayed": 0}
     if log.empty or "served_at" not in log:
         return pd.DataFrame(), counts
     served = pd.to_datetime(log["served_at"], utc=True)
@@ -157,6 +157,7 @@ def select_replayable(
     counts["no_feature_time"] = int((~timed).sum())
     rows = rows[timed]
     if len(rows) > sample_rows:
+        counts["not_sampled"] = len(rows) - sample_rows
         rows = rows.sample(sample_rows, random_state=seed)
     counts["replayed"] = len(rows)
     return rows.reset_index(drop=True), counts
@@ -217,6 +218,23 @@ def merge_skews(parts: Sequence[list[FeatureSkew]]) -> list[FeatureSkew]:
     return sorted(out, key=lambda f: f.feature)
 
 
+def still_offline(entities: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
+    """Per entity row, whether the offline store still holds a feature row at exactly its time.
+
+    A served row is replayable only then: its snapshot may since have been rebuilt at other
+    times, and the nearest older row would differ by construction, not by skew.
+    """
+    if entities.empty:
+        return np.zeros(0, dtype=bool)
+    found = keys[[ENTITY_KEY, TIMESTAMP]].drop_duplicates().assign(_found=True)
+    left = entities[[ENTITY_KEY, TIMESTAMP]].astype({ENTITY_KEY: "int64"})
+    found = found.astype({ENTITY_KEY: "int64"})
+    left[TIMESTAMP] = pd.to_datetime(left[TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
+    found[TIMESTAMP] = pd.to_datetime(found[TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
+    merged = left.merge(found, on=[ENTITY_KEY, TIMESTAMP], how="left")
+    return merged["_found"].eq(True).to_numpy(dtype=bool)
+
+
 def feature_service_of(settings: Settings) -> Callable[[str], str]:
     """Model version -> the feature service its training run recorded (MLflow run tag)."""
     from model.registry import configure_mlflow
@@ -258,7 +276,8 @@ def replay(
         now: the report's time (default now).
         seed: the sample's seed.
     """
-    from features.dataset import build_training_set
+    from features.dataset import build_training_set, service_views
+    from store.repo import view_event_keys
 
     now = now or dt.datetime.now(dt.UTC)
     end = pd.Timestamp(end if end is not None else now)
@@ -274,17 +293,28 @@ def replay(
         return report
     service_of = service_of or feature_service_of(settings)
     parts = []
+    counts["snapshot_gone"] = 0
     for version, group in rows.groupby(rows["model_version"].astype(str), sort=True):
         service = service_of(str(version))
         entities = pd.DataFrame({
             ENTITY_KEY: group[ENTITY_KEY].astype("int64").to_numpy(),
-            TIMESTAMP: pd.to_datetime(group[FEATURES_AT], utc=True).to_numpy(),
+            TIMESTAMP: pd.to_datetime(group[FEATURES_AT], utc=True),
         })
+        kept = still_offline(entities, view_event_keys(settings, service_views(settings, service)))
+        counts["snapshot_gone"] += int((~kept).sum())
+        group, entities = group[kept].reset_index(drop=True), entities[kept].reset_index(drop=True)
+        if entities.empty:
+            continue
         offline = build_training_set(settings, entities, service)
         features = [c for c in offline.columns if c not in (ENTITY_KEY, TIMESTAMP) and c in group.columns
                     and c not in META_COLUMNS]
         parts.append(compare(group.reset_index(drop=True), offline, features, policy.rtol, policy.atol))
     report.features = merge_skews(parts)
+    counts["replayed"] -= counts["snapshot_gone"]
+    if counts["snapshot_gone"]:
+        report.notes.append(
+            f"{counts['snapshot_gone']:,} served rows' feature snapshots are no longer in the offline store "
+            "(rebuilt since, e.g. on a snapshot grid re-anchored by newer data); they cannot be replayed")
     return report
 
 

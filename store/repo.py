@@ -170,6 +170,36 @@ def view_source_frame(settings: Settings, view) -> pd.DataFrame:
     return read_source(settings, source.get_table_query_string().strip('"'))
 
 
+def view_event_keys(settings: Settings, view_names: Sequence[str]) -> pd.DataFrame:
+    """``customer_id`` and ``event_timestamp`` (UTC) of every row of these views' offline sources.
+
+    Which feature rows exist offline, without reading their values (the skew replay compares
+    only served rows whose snapshot the offline store still holds).
+    """
+    import pyarrow.parquet as pq
+
+    from store.offline import read_source
+    from store.source_state import source_file
+
+    store = get_store(settings)
+    frames = []
+    for name in view_names:
+        source = store.get_feature_view(name).batch_source
+        columns = [ENTITY_KEY, source.timestamp_field]
+        file = source_file(settings, source)
+        if file is not None:
+            frame = pq.read_table(file, columns=columns).to_pandas()
+        else:
+            frame = read_source(settings, source.get_table_query_string().strip('"'), columns)
+        frame = frame.rename(columns={source.timestamp_field: "event_timestamp"})
+        frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame({ENTITY_KEY: pd.Series(dtype="int64"),
+                             "event_timestamp": pd.Series(dtype="datetime64[us, UTC]")})
+    return pd.concat(frames, ignore_index=True).drop_duplicates()
+
+
 def _view_span(settings: Settings, view) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """Min and max event timestamp of a view's offline source (None when empty)."""
     from store.offline import parquet_span, source_span

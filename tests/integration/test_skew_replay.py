@@ -18,9 +18,13 @@ pytestmark = pytest.mark.integration
 def test_served_rows_replay_clean_and_an_offline_rewrite_is_named_and_holds_promotion(
     champion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app
     from core import catalog
     from core.settings import load_settings
     from features.build import write_parquet_atomic
+    from monitoring.job import MonitorConfig, MonitorJob
     from monitoring.skew import run_skew
     from serving.prediction_log import PredictionLog
     from serving.runtime import ServingRuntime
@@ -51,8 +55,16 @@ def test_served_rows_replay_clean_and_an_offline_rewrite_is_named_and_holds_prom
     frame["orders_90d"] = frame["orders_90d"] + 5
     write_parquet_atomic(frame, path)
     skewed = run_skew(settings, window_days=1)
+    cli = CliRunner().invoke(app, ["skew", "--window-days", "1"])
+    monitored = MonitorJob(settings, MonitorConfig(window_days=1, retrain=False)).run()
 
-    # then that feature is named with its share and size, and promotion is held
+    # then that feature is named with its share and size (command, monitor and its page), and promotion is held
+    assert cli.exit_code == 1, cli.output
+    assert "orders_90d" in cli.output
+    assert "BLOCKS PROMOTION" in cli.output
+    assert monitored.doc["skew"]["blocked"] is True
+    assert "orders_90d" in (monitored.report_dir / "index.html").read_text()
+    assert "BLOCKS PROMOTION" in monitored.summary()
     assert [f.feature for f in skewed.skewed] == ["orders_90d"]
     (orders,) = skewed.skewed
     assert orders.rate == 1.0

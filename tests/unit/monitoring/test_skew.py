@@ -80,7 +80,8 @@ def test_only_served_predict_rows_with_a_feature_time_in_the_window_are_replayed
     rows, counts = select_replayable(log, T - pd.Timedelta(days=7), T, sample_rows=3, seed=1)
 
     # then those are left out and counted, and the rest is sampled
-    assert counts == {"served": 7, "what_if": 1, "cold_start": 1, "no_feature_time": 1, "replayed": 3}
+    assert counts == {"served": 7, "what_if": 1, "cold_start": 1, "no_feature_time": 1, "not_sampled": 1,
+                      "replayed": 3}
     assert set(rows["customer_id"]) <= {4, 5, 6, 7}
 
 
@@ -90,6 +91,7 @@ def test_replay_rebuilds_each_version_through_its_feature_service_as_of_the_serv
     # given rows served by two versions and an offline store that differs for version 4's service
     from core.settings import load_settings
     from features import dataset
+    from store import repo
 
     log = _log()
     log.loc[3:, "model_version"] = "4"
@@ -103,6 +105,11 @@ def test_replay_rebuilds_each_version_through_its_feature_service_as_of_the_serv
         return frame
 
     monkeypatch.setattr(dataset, "build_training_set", historical)
+    monkeypatch.setattr(dataset, "service_views", lambda settings, service: [f"view of {service}"])
+    # customer 6's served snapshot has since been rebuilt away (no offline row at its time)
+    held = pd.DataFrame({"customer_id": [1, 2, 3, 4, 5, 6], "event_timestamp": [
+        pd.Timestamp("2025-05-26", tz="UTC")] * 5 + [pd.Timestamp("2025-05-22", tz="UTC")]})
+    monkeypatch.setattr(repo, "view_event_keys", lambda settings, views: held)
 
     # when replayed
     report = replay(load_settings(), SkewPolicy(), 7, end=T, service_of=lambda v: f"svc{v}", log=log)
@@ -110,8 +117,9 @@ def test_replay_rebuilds_each_version_through_its_feature_service_as_of_the_serv
     # then each version's rows went through its own service as of the logged feature time
     assert sorted(s for s, _ in asked) == ["svc3", "svc4"]
     assert all(t == pd.Timestamp("2025-05-26", tz="UTC") for _, times in asked for t in times)
-    assert [(s.feature, s.mismatches) for s in report.skewed] == [("orders_90d", 3)]
-    assert report.rows == 6
+    assert [(s.feature, s.mismatches) for s in report.skewed] == [("orders_90d", 2)]
+    assert (report.rows, report.counts["snapshot_gone"]) == (5, 1)
+    assert "no longer in the offline store" in report.summary()
 
 
 def test_merged_versions_add_counts_and_weight_sizes_by_mismatches() -> None:
