@@ -19,6 +19,7 @@ from app.cli_common import settings as _settings
 from app.console import console
 from app.forget_command import forget as _forget_command
 from app.prod_commands import prod_app
+from app.skew_command import skew as _skew_command
 from app.status_commands import models_app, status
 from core.errors import PersonaError
 
@@ -423,31 +424,7 @@ def monitor(
         raise typer.Exit(code=1)
 
 
-@app.command()
-@_one_line_errors
-def skew(
-    window_days: Annotated[int, typer.Option(min=1, help="Replay rows served in the last this many days.")] = 7,
-    as_of: Annotated[str | None, typer.Option(help="Window end (default: now).")] = None,
-    policy: Annotated[Path | None, typer.Option(
-        help="Policy YAML whose `skew:` section sets the sample, tolerances and threshold "
-        "(default monitoring/policy.yaml).")] = None,
-) -> None:
-    """Rebuild a sample of served rows offline, as of the feature time they were served, and compare.
-
-    Prints per-feature mismatch share and size. A feature beyond the threshold blocks promotion
-    (the training gate holds new versions as challenger) until a clean replay; exits 1 then.
-    """
-    from app.quiet import quiet_output
-    from monitoring.skew import run_skew
-
-    settings = _settings()
-    with quiet_output(settings):
-        report = run_skew(settings, window_days, _parse_date(as_of, "--as-of"), policy)
-    for line in report.table():
-        typer.echo(line)
-    typer.echo(report.summary())
-    if report.blocked:
-        raise typer.Exit(code=1)
+app.command(name="skew")(_skew_command)
 
 
 # --------------------------------------------------------------------------- privacy
