@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -28,7 +29,7 @@ def test_scores_are_read_back_through_feast_online_and_as_of_any_time(
     settings = load_settings()
     newest = default_as_of(settings)
     older = newest - pd.Timedelta(days=28)
-    new_report = score(settings, tmp_path / "new.parquet", as_of=newest)
+    new_report = score(settings, tmp_path / "new.parquet", as_of=newest, explain=True)
     old_report = score(settings, tmp_path / "old.parquet", as_of=older)
     new_scores = pd.read_parquet(new_report.path).set_index("customer_id")
     old_scores = pd.read_parquet(old_report.path).set_index("customer_id")
@@ -57,3 +58,8 @@ def test_scores_are_read_back_through_feast_online_and_as_of_any_time(
     assert any(old_scores.loc[i, "expected_spend"] != new_scores.loc[i, "expected_spend"] for i in ids)
     assert set(offline["model_version"]) == {"1"}
     assert "customer_scores" in new_report.summary()
+    # and `persona score --explain` gave every scored customer its reasons, naming the version
+    reasons = [json.loads(text) for text in new_scores["explanation"]]
+    assert [r["action"]["action"] for r in reasons] == new_scores["action"].tolist()
+    assert {r["versions"]["model_version"] for r in reasons} == {"1"}
+    assert "explanation" not in old_scores
