@@ -19,6 +19,7 @@ from app.cli_common import settings as _settings
 from app.console import console
 from app.forget_command import forget as _forget_command
 from app.prod_commands import prod_app
+from app.skew_command import skew as _skew_command
 from app.status_commands import models_app, status
 from core.errors import PersonaError
 
@@ -304,6 +305,11 @@ def score(
     model: Annotated[str | None, typer.Option(help="Registered model: `persona` (churn, value, persona, "
                                                   "action; default PERSONA_REGISTERED_MODEL) or a custom "
                                                   "target's `persona-<target>` (a prediction column).")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Add an `explanation` column (JSON per customer): "
+                                          "top feature contributions (XGBoost TreeSHAP), the persona's traits, "
+                                          "the policy rule behind the action, every version involved.")] = False,
+    publish: Annotated[bool, typer.Option(help="Write the persona model's scores to the Feast feature view "
+                                          "`customer_scores` (with the model version) and materialize it.")] = True,
 ) -> None:
     """Batch-score every customer known at --as-of with a registered model's champion, from offline features."""
     from app.quiet import quiet_output
@@ -311,7 +317,8 @@ def score(
 
     settings = _settings()
     with quiet_output(settings):
-        report = run_score(settings, out=out, as_of=_parse_date(as_of, "--as-of"), version=version, model=model)
+        report = run_score(settings, out=out, as_of=_parse_date(as_of, "--as-of"), version=version, model=model,
+                           explain=explain, publish=publish)
     typer.echo(report.summary())
 
 
@@ -415,6 +422,9 @@ def monitor(
     typer.echo(result.summary())
     if result.retrain is not None and result.retrain.status == "failed":
         raise typer.Exit(code=1)
+
+
+app.command(name="skew")(_skew_command)
 
 
 # --------------------------------------------------------------------------- privacy

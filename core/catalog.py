@@ -18,6 +18,9 @@ PROFILE_SOURCE = "customer_profile"
 BEHAVIOR_SOURCE = "customer_behavior"
 TEXT_SOURCE = "customer_text"
 BUILT_SOURCES = (PROFILE_SOURCE, BEHAVIOR_SOURCE, TEXT_SOURCE)
+# Model outputs written back as features by batch scoring (feature view ``customer_scores``).
+SCORES_SOURCE = "customer_scores"
+OFFLINE_SOURCES = (*BUILT_SOURCES, SCORES_SOURCE)
 
 # Artifact paths inside an MLflow run.
 REFERENCE_ARTIFACT = "reference/reference.parquet"
@@ -43,6 +46,11 @@ def ground_truth(s: Settings) -> Path:
 def offline_source(s: Settings, name: str) -> Path:
     """A parquet offline source (local profile); the prod profile keeps a Postgres table ``name``."""
     return s.offline_dir / f"{name}.parquet"
+
+
+def scores_source(s: Settings) -> Path:
+    """Batch scores per customer and scoring time, with the model version (local profile)."""
+    return offline_source(s, SCORES_SOURCE)
 
 
 def text_source(s: Settings) -> Path:
@@ -132,6 +140,11 @@ def locks_dir(s: Settings) -> Path:
     return s.home / "locks"
 
 
+def scores_lock(s: Settings) -> Path:
+    """Held by ``persona score`` while it rewrites the ``customer_scores`` source."""
+    return locks_dir(s) / "scores.lock"
+
+
 def ingest_lock(s: Settings, table: str) -> Path:
     """Held by whoever writes ``table``'s raw store and quarantine files (one writer at a time)."""
     return locks_dir(s) / f"ingest-{table}.lock"
@@ -146,6 +159,11 @@ def persona_cards_html(s: Settings) -> Path:
 def monitoring_reports(s: Settings) -> Path:
     """Drift reports and summaries, one folder per monitor run."""
     return s.reports_dir / "monitoring"
+
+
+def skew_verdict(s: Settings) -> Path:
+    """The latest skew replay's result; the promotion gate holds while it reports skew."""
+    return s.reports_dir / "skew" / "latest.json"
 
 
 def evidently_workspace(s: Settings) -> Path:

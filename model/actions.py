@@ -119,6 +119,37 @@ def value_cutpoints(expected_spend: np.ndarray, policy: ActionPolicy) -> tuple[f
     )
 
 
+def matching_rules(
+    personas: np.ndarray,
+    churn_probability: np.ndarray,
+    expected_spend: np.ndarray,
+    policy: ActionPolicy,
+    spend_cuts: tuple[float, float],
+) -> np.ndarray:
+    """Index into ``policy.rules`` of the first rule that matches each customer (-1: the default).
+
+    :func:`assign_actions` is this index mapped to the rules' actions, so the rule an explanation
+    names is by construction the rule that chose the served action.
+    """
+    names = np.asarray(personas, dtype=object)
+    risk = tier(churn_probability, (policy.churn_risk.medium, policy.churn_risk.high))
+    value = tier(expected_spend, spend_cuts)
+    out = np.full(names.shape, -1, dtype=np.int64)
+    unique_names = set(names.tolist())
+    for index, rule in enumerate(policy.rules):
+        open_ = out == -1
+        if not open_.any():
+            break
+        matching = [n for n in unique_names if fnmatch.fnmatchcase(str(n), rule.segment)]
+        mask = open_ & np.isin(names, matching)
+        if rule.churn_risk != "*":
+            mask &= risk == rule.churn_risk
+        if rule.value_tier != "*":
+            mask &= value == rule.value_tier
+        out[mask] = index
+    return out
+
+
 def assign_actions(
     personas: np.ndarray,
     churn_probability: np.ndarray,
@@ -138,21 +169,26 @@ def assign_actions(
     Returns:
         An object array of action names.
     """
-    names = np.asarray(personas, dtype=object)
-    risk = tier(churn_probability, (policy.churn_risk.medium, policy.churn_risk.high))
-    value = tier(expected_spend, spend_cuts)
-    out = np.full(names.shape, None, dtype=object)
-    unique_names = set(names.tolist())
-    for rule in policy.rules:
-        open_ = out == None  # noqa: E711 - element-wise on an object array
-        if not open_.any():
-            break
-        matching = [n for n in unique_names if fnmatch.fnmatchcase(str(n), rule.segment)]
-        mask = open_ & np.isin(names, matching)
-        if rule.churn_risk != "*":
-            mask &= risk == rule.churn_risk
-        if rule.value_tier != "*":
-            mask &= value == rule.value_tier
-        out[mask] = rule.action
-    out[out == None] = policy.default  # noqa: E711
-    return out
+    rules = matching_rules(personas, churn_probability, expected_spend, policy, spend_cuts)
+    choices = np.array([rule.action for rule in policy.rules] + [policy.default], dtype=object)
+    return choices[rules]  # -1 picks the default, the last entry
+
+
+def describe_rule(
+    policy: ActionPolicy, index: int, churn_probability: float, expected_spend: float,
+    spend_cuts: tuple[float, float],
+) -> dict[str, object]:
+    """The rule at ``index`` (-1: the default) and the customer's tiers it was matched on."""
+    risk = str(tier(np.array([churn_probability]), (policy.churn_risk.medium, policy.churn_risk.high))[0])
+    value = str(tier(np.array([expected_spend]), spend_cuts)[0])
+    if index < 0:
+        return {"rule": "default", "action": policy.default, "churn_risk": risk, "value_tier": value,
+                "matched": "no rule matched; the policy's default"}
+    rule = policy.rules[index]
+    return {
+        "rule": f"rules[{index}]",
+        "action": rule.action,
+        "churn_risk": risk,
+        "value_tier": value,
+        "matched": f"segment {rule.segment!r}, churn_risk {rule.churn_risk}, value_tier {rule.value_tier}",
+    }

@@ -39,6 +39,7 @@ from monitoring.policy import DEFAULT_POLICY_PATH, Decision, MonitoringPolicy, d
 from monitoring.quality import QualityCheck
 from monitoring.records import WORKSPACE_PROJECT
 from monitoring.shares import PersonaShift, persona_shift
+from monitoring.skew import SkewReport
 from monitoring.trigger import RetrainOutcome, read_last_retrain, retrain
 from monitoring.window import clip_to_reference
 from serving.prediction_log import read_prediction_log
@@ -57,7 +58,7 @@ __all__ = ["EXPERIMENT", "WORKSPACE_PROJECT", "Assessment", "Champion", "Monitor
 
 logger = logging.getLogger(__name__)
 
-STEPS = ("loading champion", "reading current window", "matured labels", "drift report")
+STEPS = ("loading champion", "reading current window", "matured labels", "drift report", "skew replay")
 
 
 class MonitorConfig(BaseModel):
@@ -134,6 +135,8 @@ class Observation:
     champion: Champion
     window: dict
     assessment: Assessment
+    skew: SkewReport | None = None
+    skew_error: str | None = None
 
 
 @dataclass
@@ -149,6 +152,7 @@ class MonitorResult:
     champion_version: str
     window: dict
     retrain: RetrainOutcome | None = None
+    skew: SkewReport | None = None
     mlflow_run_id: str | None = None
     workspace_snapshot_id: str | None = None
     seconds: float = 0.0
@@ -169,6 +173,11 @@ class MonitorResult:
             parts.append(f"persona shift {self.personas.max_share_change:.1%}")
         if self.decision.reasons and self.decision.status != "ok":
             parts.append(self.decision.reasons[0])
+        if self.skew is not None and self.skew.rows:
+            gone = self.skew.counts.get("snapshot_gone", 0)
+            parts.append(f"skew {self.skew.mismatch_rate:.1%} max mismatch over {self.skew.rows:,} served rows"
+                         + (f" ({gone:,} with rebuilt snapshots left out)" if gone else "")
+                         + (" BLOCKS PROMOTION" if self.skew.blocked else ""))
         if self.retrain is not None:
             parts.append(self.retrain.summary())
         return " · ".join(parts) + f" -> {self.report_dir}"
@@ -235,6 +244,25 @@ class MonitorJob:
         """Every customer known at ``at``: offline features (point-in-time) and the champion's predictions."""
         return current.score_snapshot(self.settings, champion, at)
 
+    def replay_skew(self, champion: Champion, policy: MonitoringPolicy, end: pd.Timestamp,
+                    log: pd.DataFrame) -> SkewReport:
+        """Served rows of the window rebuilt offline (:func:`monitoring.skew.replay`); the verdict is written."""
+        from monitoring import skew
+
+        lookup: Callable[[str], str] | None = None
+
+        def service_of(version: str) -> str:  # the champion's is known; ask MLflow for others only
+            nonlocal lookup
+            if version == champion.version:
+                return champion.feature_service
+            lookup = lookup or skew.feature_service_of(self.settings)
+            return lookup(version)
+
+        report = skew.replay(self.settings, policy.skew, self.config.window_days, end, service_of, log,
+                             seed=self.config.seed)
+        skew.write_verdict(self.settings, report)
+        return report
+
     # ---- run ----
     def run(self, on_progress: ProgressEvent = silent) -> MonitorResult:
         """Monitor, decide, maybe retrain, and record.
@@ -277,8 +305,15 @@ class MonitorJob:
                         "snapshot_at": str(window["snapshot_at"])}
             assessment = assess(champion.reference, window_rows, champion.features, policy, at,
                                 self.last_retrain_at(), quality, metadata, self.config.seed)
+            on_progress(4, len(STEPS), STEPS[4])
+            skew_report, skew_error = None, None
+            try:  # before any retrain: its gate reads the verdict
+                skew_report = self.replay_skew(champion, policy, end, log)
+            except Exception as exc:  # the drift report stands without it; the summary says why
+                skew_error = f"{type(exc).__name__}: {exc}"
+                logger.warning("skew replay failed: %s", skew_error)
             on_progress(len(STEPS), len(STEPS))
-        return Observation(at, policy, champion, window, assessment)
+        return Observation(at, policy, champion, window, assessment, skew_report, skew_error)
 
     def conclude(self, seen: Observation, on_progress: ProgressEvent = silent) -> MonitorResult:
         """Steps 4-5: retrain when the policy says so (and the config allows), then record everything.
@@ -317,6 +352,7 @@ class MonitorJob:
             self.settings, drift, folder, f"{at:%Y-%m-%d %H:%M:%S} UTC {decision.status}", key_columns)
         doc = records.summary_doc(self.settings, at, seen.champion, seen.window, policy, decision, drift,
                                   assessment.personas, assessment.quality, outcome, files, snapshot_id)
+        doc["skew"] = seen.skew.to_dict() if seen.skew is not None else {"error": seen.skew_error}
         records.write_summary(doc, folder)
         try:
             run_id = records.record_mlflow(self.settings, doc, folder)
@@ -326,4 +362,4 @@ class MonitorJob:
         doc["mlflow_run_id"] = run_id
         records.write_summary(doc, folder, html=False)
         return MonitorResult(at, folder, decision, drift.summary, assessment.personas, assessment.quality,
-                             seen.champion.version, seen.window, outcome, run_id, snapshot_id, doc=doc)
+                             seen.champion.version, seen.window, outcome, seen.skew, run_id, snapshot_id, doc=doc)

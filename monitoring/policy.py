@@ -160,6 +160,22 @@ class MissingPolicy(_Frozen):
     max_increase: float = Field(default=0.2, gt=0.0, le=1.0)
 
 
+class SkewPolicy(_Frozen):
+    """Skew replay (:mod:`monitoring.skew`): served features rebuilt offline and compared.
+
+    Attributes:
+        max_mismatch_rate: a feature whose served values differ from the offline ones in more
+            than this share of replayed rows blocks promotion.
+        sample_rows: served rows replayed at most (a seeded sample).
+        rtol / atol: numbers within these tolerances match (the online store keeps 32-bit floats).
+    """
+
+    max_mismatch_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+    sample_rows: int = Field(default=2000, ge=1)
+    rtol: float = Field(default=1e-4, ge=0.0)
+    atol: float = Field(default=1e-6, ge=0.0)
+
+
 class MonitoringPolicy(_Frozen):
     """The whole policy file (see ``monitoring/policy.yaml``)."""
 
@@ -170,6 +186,7 @@ class MonitoringPolicy(_Frozen):
     predictions: PredictionPolicy = PredictionPolicy()
     quality: QualityPolicy = QualityPolicy()
     missing: MissingPolicy = MissingPolicy()
+    skew: SkewPolicy = SkewPolicy()
 
 
 def load_policy(path: Path | str | None = None) -> MonitoringPolicy:

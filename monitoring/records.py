@@ -157,6 +157,11 @@ def record_mlflow(settings: Settings, doc: dict, folder: Path) -> str | None:
     for name, value in (quality.get("current") or {}).items():
         metrics[f"quality_{name}"] = value
     metrics["quality_drop"] = doc.get("quality_drop")
+    skew = doc.get("skew") or {}
+    if skew.get("rows"):
+        metrics["skew_mismatch_rate"] = skew.get("mismatch_rate")
+        metrics["skew_rows"] = skew.get("rows")
+        tags["skew.blocked"] = str(bool(skew.get("blocked"))).lower()
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitor {folder.name}") as run:
         mlflow.set_tags(tags)
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if _finite(v)})

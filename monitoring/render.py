@@ -115,8 +115,33 @@ def render_summary_html(doc: dict) -> str:
                              for n in names)))
     else:
         parts.append("<p class='muted'>no predictions whose labels have matured yet</p>")
+    parts.append(_skew_section(doc.get("skew")))
     notes = doc.get("notes", [])
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _skew_section(skew: dict | None) -> str:
+    """Served rows rebuilt offline: per-feature mismatch share and size, and whether it blocks."""
+    head = "<h2>Training/serving skew (served rows rebuilt offline)</h2>"
+    if not skew:
+        return head + "<p class='muted'>not replayed</p>"
+    if skew.get("error"):
+        return head + f"<p class='muted'>replay failed: {html.escape(str(skew['error']))}</p>"
+    counts = skew.get("counts", {})
+    left_out = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in counts.items()
+                         if k not in ("served", "replayed") and v)
+    verdict = (f"<span class='status drift'>blocks promotion</span> {html.escape(skew.get('reason', ''))}"
+               if skew.get("blocked") else "<span class='status ok'>clean</span>")
+    text = (f"<p>{verdict}</p><p class='muted'>{skew.get('rows', 0):,} of {counts.get('served', 0):,} served rows "
+            f"replayed (left out: {html.escape(left_out) or 'none'}); threshold {_pct(skew.get('threshold'))} "
+            f"per feature; max mismatch {_pct(skew.get('mismatch_rate'))}</p>")
+    features = sorted(skew.get("features", []), key=lambda f: (-f["rate"], f["feature"]))
+    threshold = float(skew.get("threshold", 0.0))
+    table = _table(["feature", "rows compared", "mismatched", "share", "mean |diff|", "max |diff|"],
+                   ([html.escape(f["feature"]), f"{f['compared']:,}", f"{f['mismatches']:,}", _pct(f["rate"]),
+                     _fmt(f.get("mean_abs_diff")), _fmt(f.get("max_abs_diff"))] for f in features),
+                   ["drift" if f["rate"] > threshold else "ok" for f in features])
+    return head + text + (table if features else "")

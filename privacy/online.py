@@ -110,7 +110,7 @@ def _postgres(settings: Settings, targets: Targets, delete: bool) -> FileCount:
                            f"{str(exc).strip().splitlines()[0]}; run `persona prod up` or set PERSONA_POSTGRES_*"
                            ) from None
     with conn, conn.cursor() as cur:
-        for name in catalog.BUILT_SOURCES:
+        for name in catalog.OFFLINE_SOURCES:
             row = cur.execute("SELECT to_regclass(%s)", (f'public."{name}"',)).fetchone()
             if row is None or row[0] is None:
                 continue

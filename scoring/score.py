@@ -64,6 +64,7 @@ class ScoreReport:
     seconds: float
     actions: dict[str, int]
     model: str = "persona"
+    published: str | None = None
 
     def summary(self) -> str:
         """A few lines for the terminal (actions only for a persona bundle)."""
@@ -71,9 +72,31 @@ class ScoreReport:
             f"scored {self.rows:,} customers at {self.as_of.isoformat()} with {self.model} v{self.model_version} "
             f"in {self.seconds:.1f} s -> {self.path}"
         )
+        if self.published:
+            line += "\n" + self.published
         if not self.actions:
             return line
         return line + "\nactions: " + ", ".join(f"{k} {v:,}" for k, v in self.actions.items())
+
+
+def explanations(
+    predictor, features: pd.DataFrame, predictions: pd.DataFrame, model: str, version: str, chunk: int = 20_000
+) -> list[str]:
+    """One JSON explanation per scored row (:func:`model.explain.explain`), in chunks to bound memory."""
+    import json
+
+    from model.explain import explain
+
+    frame = features[predictor.feature_columns].reset_index(drop=True)
+    outputs = predictions.reset_index(drop=True)
+    out: list[str] = []
+    for start in range(0, len(frame), chunk):
+        part = slice(start, start + chunk)
+        out += [
+            json.dumps(e, separators=(",", ":"))
+            for e in explain(predictor, frame.iloc[part], outputs.iloc[part], model, version)
+        ]
+    return out
 
 
 def write_table(frame: pd.DataFrame, out: Path) -> Path:
@@ -93,6 +116,8 @@ def score(
     as_of: pd.Timestamp | None = None,
     version: str | None = None,
     model: str | None = None,
+    explain: bool = False,
+    publish: bool = True,
 ) -> ScoreReport:
     """Score every customer known at ``as_of`` with a model's champion (or ``version``) and write ``out``.
 
@@ -103,9 +128,14 @@ def score(
         version: a registered version instead of the champion.
         model: the registered model (default ``settings.registered_model``; a custom target's is
             ``<registered_model>-<target>``).
+        explain: add an ``explanation`` column (JSON per customer: top contributions, persona
+            traits, the policy rule, the versions; :mod:`model.explain`). Persona bundles only.
+        publish: write a persona bundle's scores to the ``customer_scores`` feature view and
+            materialize it (:mod:`scoring.publish`).
 
     Raises:
-        PersonaError: no champion, no customers known at ``as_of``, or feature retrieval failed.
+        PersonaError: no champion, no customers known at ``as_of``, feature retrieval failed, or
+            ``explain`` for a model that is not a persona bundle.
     """
     from features.build import read_raw
     from features.dataset import build_training_set
@@ -126,6 +156,8 @@ def score(
         predictor = load_predictor(f"models:/{model}/{version}", settings)
     except Exception as exc:
         raise PersonaError(f"cannot load {model} v{version}: {exc}") from None
+    if explain and predictor.kind != "persona":
+        raise PersonaError(f"--explain needs a persona bundle; {model} v{version} predicts {predictor.target!r} only")
     ts = pd.Timestamp(as_of) if as_of is not None else default_as_of(settings)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     customers = known_customers(
@@ -145,7 +177,14 @@ def score(
     result["model_version"] = str(version)
     persona = predictor.kind == "persona"
     result = result[list(SCORE_COLUMNS if persona else TARGET_SCORE_COLUMNS)]
+    if explain:
+        result["explanation"] = explanations(predictor, features, predictions, model, str(version))
     path = write_table(result, out)
+    published = None
+    if persona and publish:
+        from scoring.publish import publish_scores
+
+        published = publish_scores(settings, result, ts, model, str(version)).summary()
     counts = result["action"].value_counts() if persona else pd.Series(dtype="int64")
     return ScoreReport(
         path,
@@ -155,4 +194,5 @@ def score(
         time.perf_counter() - started,
         {str(k): int(v) for k, v in counts.items()},
         model,
+        published,
     )

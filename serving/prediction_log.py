@@ -9,9 +9,11 @@ shutdown loses nothing; and each request's rows are first appended to a write-ah
 the next start replays what the dead process left.
 
 Columns: ``request_id, served_at`` (UTC), ``endpoint, customer_id, model_version``, every
-feature column of the model that served the row, every prediction column, ``cold_start_reason``
-(null when the model predicted). Rows served by models with different feature columns land in
-separate files; :func:`read_prediction_log` reads them all back.
+feature column of the model that served the row, ``features_at`` (``predict`` only: the newest
+event time of the online feature rows served, the online store's text; what the skew replay
+rebuilds offline), every prediction column, ``cold_start_reason`` (null when the model
+predicted). Rows served by models with different feature columns land in separate files;
+:func:`read_prediction_log` reads them all back.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 META_COLUMNS = ("request_id", "served_at", "endpoint", "customer_id", "model_version")
 REASON_COLUMN = "cold_start_reason"
+FEATURES_AT = "features_at"
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 
 from model.runner import PREDICTION_COLUMNS, ModelRunner, make_runner
 from serving.bounds import DEFAULT_ABS_MAX, DEFAULT_SIGMA_MARGIN, FeatureBounds
-from serving.prediction_log import LogBatch
+from serving.prediction_log import FEATURES_AT, LogBatch
 from store.feature_batch import FeatureBatch, parse_utc, split_columns, utc_iso
 
 MAX_BATCH = 1000
@@ -77,6 +77,7 @@ class ServingPredictor:
             ``feature_columns`` and ``predict(frame)`` returning the prediction columns.
         reader: where customer features come from (None: only ``predict_features`` works).
         version: the registered model version (reported with every prediction).
+        model_name: the registered model's name (reported in explanations).
         clock: current UTC time (injectable for tests).
         max_batch: most rows per request.
         feature_abs_max / sigma_margin: plausible ranges of what-if values
@@ -86,6 +87,7 @@ class ServingPredictor:
     model: object
     reader: FeatureReader | None = None
     version: str = ""
+    model_name: str = ""
     clock: Callable[[], dt.datetime] = utc_now
     max_batch: int = MAX_BATCH
     feature_abs_max: float = DEFAULT_ABS_MAX
@@ -212,8 +214,12 @@ class ServingPredictor:
         return batch, ids
 
     # ---- predictions ----
-    def predict_customers(self, customer_ids: Sequence[int], request_id: str = "") -> Served:
+    def predict_customers(
+        self, customer_ids: Sequence[int], request_id: str = "", explain: bool = False
+    ) -> Served:
         """Predict for customers by id from the online store (cold start for unknown ones).
+
+        With ``explain``, every predicted row also gets its reasons (:mod:`model.explain`).
 
         Raises:
             InputError: bad or oversized ``customer_ids``.
@@ -224,19 +230,29 @@ class ServingPredictor:
         if self.reader is None:
             raise RuntimeError("this predictor has no feature reader; use predict_features")
         batch = self.reader.read(ids)
-        return self._serve(batch, [int(i) for i in ids.tolist()], "predict", request_id, with_freshness=True)
+        return self._serve(
+            batch, [int(i) for i in ids.tolist()], "predict", request_id, with_freshness=True, explain=explain
+        )
 
-    def predict_features(self, rows: Sequence[Mapping[str, object]], request_id: str = "") -> Served:
+    def predict_features(
+        self, rows: Sequence[Mapping[str, object]], request_id: str = "", explain: bool = False
+    ) -> Served:
         """Predict from caller-supplied feature rows (validated field by field).
 
         Raises:
             InputError: naming the offending field.
         """
         batch, ids = self.feature_batch(rows)
-        return self._serve(batch, ids, "predict_features", request_id, with_freshness=False)
+        return self._serve(batch, ids, "predict_features", request_id, with_freshness=False, explain=explain)
 
     def _serve(
-        self, batch: FeatureBatch, ids: list[int | None], endpoint: str, request_id: str, with_freshness: bool
+        self,
+        batch: FeatureBatch,
+        ids: list[int | None],
+        endpoint: str,
+        request_id: str,
+        with_freshness: bool,
+        explain: bool = False,
     ) -> Served:
         served_at = self.clock()
         n = len(batch)
@@ -247,6 +263,7 @@ class ServingPredictor:
                 reasons[i] = cold_start_reason(missing, found)
         ok = np.array([r is None for r in reasons], dtype=bool)
         predictions = self._predict(batch, ok)
+        reasons_of = self._explain(batch, ok, predictions) if explain else None
         results: list[dict[str, object]] = []
         churn, orders, spend, segment, persona, action = (predictions[c].tolist() for c in PREDICTION_COLUMNS)
         flags = ok.tolist()
@@ -284,6 +301,8 @@ class ServingPredictor:
                     "cold_start_reason": reasons[i],
                 }
             )
+            if reasons_of is not None:
+                result["explanation"] = reasons_of.get(i)
             results.append(result)
         log = LogBatch(
             request_id=request_id,
@@ -291,7 +310,7 @@ class ServingPredictor:
             endpoint=endpoint,
             model_version=self.version,
             customer_ids=list(ids),
-            features={},
+            features={FEATURES_AT: batch.newest_event_times()} if with_freshness else {},
             predictions=predictions,
             reasons=reasons,
             numeric_columns=batch.numeric_columns,
@@ -301,6 +320,29 @@ class ServingPredictor:
             feature_order=self.feature_columns,
         )
         return Served(results, log)
+
+    def _explain(
+        self, batch: FeatureBatch, ok: np.ndarray, predictions: dict[str, np.ndarray]
+    ) -> dict[int, dict[str, object]]:
+        """Row index -> explanation of each predicted row (off the plain path: only when asked).
+
+        Raises:
+            InputError: 501 naming ``explain`` when the served model cannot be explained.
+        """
+        from model.explain import NotExplainable, explain
+        from model.runner import batch_frame
+
+        rows = np.flatnonzero(ok)
+        if not len(rows):
+            return {}
+        part = batch if len(rows) == len(batch) else batch.take(rows)
+        frame = batch_frame(part, self.feature_columns)
+        chosen = {c: np.asarray(predictions[c])[rows] for c in PREDICTION_COLUMNS}
+        try:
+            explained = explain(self.model, frame, chosen, self.model_name, self.version)  # type: ignore[arg-type]
+        except NotExplainable as exc:
+            raise InputError("explain", f"model v{self.version or '?'} cannot be explained: {exc}", 501) from None
+        return dict(zip(rows.tolist(), explained, strict=True))
 
     def _predict(self, batch: FeatureBatch, ok: np.ndarray) -> dict[str, np.ndarray]:
         n = len(batch)

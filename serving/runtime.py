@@ -229,7 +229,7 @@ class ServingRuntime:
             timeout=online_store_timeout(self.settings),
         )
         return ServingPredictor(
-            model=model, reader=reader, version=str(version),
+            model=model, reader=reader, version=str(version), model_name=self.model_name,
             feature_abs_max=self.settings.whatif_feature_abs_max,
             sigma_margin=self.settings.whatif_feature_sigma_margin,
         )
@@ -277,15 +277,15 @@ class ServingRuntime:
         return predictor
 
     # ---- requests ----
-    def predict_customers(self, customer_ids: list[int], request_id: str) -> Served:
+    def predict_customers(self, customer_ids: list[int], request_id: str, explain: bool = False) -> Served:
         """Predict by id and log the rows (see :meth:`ServingPredictor.predict_customers`)."""
-        served = self.current().predict_customers(customer_ids, request_id)
+        served = self.current().predict_customers(customer_ids, request_id, explain=explain)
         self.log.append(served.log)
         return served
 
-    def predict_features(self, rows: list[dict], request_id: str) -> Served:
+    def predict_features(self, rows: list[dict], request_id: str, explain: bool = False) -> Served:
         """Predict from supplied features and log the rows."""
-        served = self.current().predict_features(rows, request_id)
+        served = self.current().predict_features(rows, request_id, explain=explain)
         self.log.append(served.log)
         return served
 

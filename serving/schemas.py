@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from serving.predictor import INT64_MAX, INT64_MIN, MAX_BATCH
 
@@ -31,6 +31,12 @@ class PredictRequest(_Request):
         description=f"1 to {MAX_BATCH} customer ids (more: 413).",
         json_schema_extra={"maxItems": MAX_BATCH},
         examples=[[1, 2, 3]],
+    )
+    explain: StrictBool = Field(
+        default=False,
+        description="Also return each prediction's reasons: top feature contributions (XGBoost "
+        "TreeSHAP), the persona's distinguishing traits, the policy rule behind the action and "
+        "every version involved.",
     )
 
 
@@ -57,6 +63,7 @@ class PredictFeaturesRequest(_Request):
         description=f"1 to {MAX_BATCH} rows (more: 413).",
         json_schema_extra={"maxItems": MAX_BATCH},
     )
+    explain: StrictBool = Field(default=False, description="Also return each prediction's reasons (see predict).")
 
 
 class SimilarRequest(_Request):
@@ -68,6 +75,59 @@ class SimilarRequest(_Request):
 
 class EmptyRequest(_Request):
     """No parameters."""
+
+
+class Contribution(BaseModel):
+    """One feature's share of a model's margin (XGBoost TreeSHAP; one-hot levels summed)."""
+
+    feature: str
+    value: float | int | str | None
+    contribution: float
+
+
+class ModelContributions(BaseModel):
+    """The largest contributions to one output; bias plus all contributions is the margin."""
+
+    unit: Literal["log-odds", "log"]
+    bias: float
+    top: list[Contribution]
+
+
+class PersonaTrait(BaseModel):
+    """How far the persona's center sits from the training population, in standard deviations."""
+
+    feature: str
+    z: float
+    direction: Literal["above", "below"]
+
+
+class PersonaReason(BaseModel):
+    """The persona and what distinguishes it."""
+
+    segment: int
+    name: str
+    traits: list[PersonaTrait]
+
+
+class ActionReason(BaseModel):
+    """The action policy rule that chose the action, and the tiers it matched on."""
+
+    rule: str = Field(description="`rules[i]` of the policy, or `default`.")
+    action: str
+    churn_risk: Literal["low", "medium", "high"]
+    value_tier: Literal["low", "medium", "high"]
+    matched: str
+
+
+class Explanation(BaseModel):
+    """Why this prediction: contributions per output, persona traits, the rule, the versions."""
+
+    contributions: dict[str, ModelContributions]
+    persona: PersonaReason
+    action: ActionReason
+    versions: dict[str, str | None] = Field(
+        description="model, model_version, feature_service, text_projection (null when the model has none)."
+    )
 
 
 class CustomerPrediction(BaseModel):
@@ -88,6 +148,9 @@ class CustomerPrediction(BaseModel):
     feature_age_seconds: float | None = Field(description="Age of the oldest feature row served.")
     cold_start_reason: str | None = Field(
         description="Why the customer was not predicted (null when predicted)."
+    )
+    explanation: Explanation | None = Field(
+        default=None, description="Present only when the request asked to explain (null for a cold start)."
     )
 
 

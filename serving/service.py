@@ -5,9 +5,10 @@ project root with ``PERSONA_HOME`` set); build a Bento with ``bentoml build -f s
 
 APIs (JSON in, JSON out; OpenAPI at ``/docs.json``, UI at ``/``):
 
-- ``POST /predict`` ``{"customer_ids": [...]}``: churn probability, expected orders and spend,
-  segment, persona, action, model version and feature freshness per customer; unknown customers
-  get ``status: "cold_start"`` with a reason.
+- ``POST /predict`` ``{"customer_ids": [...], "explain": false}``: churn probability, expected
+  orders and spend, segment, persona, action, model version and feature freshness per customer;
+  unknown customers get ``status: "cold_start"`` with a reason. ``"explain": true`` adds each
+  prediction's reasons (:mod:`model.explain`).
 - ``POST /predict_features`` ``{"rows": [{"customer_id": 1, "features": {...}}]}``: the same
   from caller-supplied features.
 - ``POST /similar`` ``{"customer_id": 1, "k": 10}``: customers with the most similar reviews.
@@ -165,7 +166,7 @@ class PersonaService:
 
         return await anyio.to_thread.run_sync(func, *args)
 
-    async def _predict(self, rows: int, func, payload: Any) -> Response:
+    async def _predict(self, rows: int, func, payload: Any, explain: bool = False) -> Response:
         from serving.predictor import InputError
         from serving.runtime import NotReady
         from store.online_reader import FeatureStoreError, OnlineStoreUnavailable, is_redis_error
@@ -174,7 +175,7 @@ class PersonaService:
         started = time.perf_counter()
 
         def answer() -> bytes:  # predict and encode together: big batches do both off the event loop
-            served = func(payload, request_id)
+            served = func(payload, request_id, explain) if explain else func(payload, request_id)
             version = served.results[0]["model_version"] if served.results else ""
             body = {"request_id": request_id, "model_version": version, "predictions": served.results}
             return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
@@ -202,16 +203,17 @@ class PersonaService:
         )
 
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
-    async def predict(self, customer_ids: list[int]) -> Response:
+    async def predict(self, customer_ids: list[int], explain: bool = False) -> Response:
         """Predict churn, value, persona and action for customers by id (1 to 1000 ids).
 
         Features come from the online store; a customer it does not know gets
-        ``status: "cold_start"`` and a ``cold_start_reason`` instead of a prediction.
+        ``status: "cold_start"`` and a ``cold_start_reason`` instead of a prediction. With
+        ``"explain": true`` each prediction carries its reasons (``explanation``).
         """
-        return await self._predict(len(customer_ids), self.runtime.predict_customers, customer_ids)
+        return await self._predict(len(customer_ids), self.runtime.predict_customers, customer_ids, explain)
 
     @bentoml.api(route="/predict_features", input_spec=PredictFeaturesRequest, output_spec=PredictResponse)
-    async def predict_features(self, rows: list[FeatureRow]) -> Response:
+    async def predict_features(self, rows: list[FeatureRow], explain: bool = False) -> Response:
         """Predict from feature values supplied by the caller (what-if; customers not in the store).
 
         Each row's ``features`` must hold exactly the served model's feature columns
@@ -219,7 +221,7 @@ class PersonaService:
         null for unknown values.
         """
         plain = [{"customer_id": row.customer_id, "features": row.features} for row in rows]
-        return await self._predict(len(plain), self.runtime.predict_features, plain)
+        return await self._predict(len(plain), self.runtime.predict_features, plain, explain)
 
     @bentoml.api(route="/similar", input_spec=SimilarRequest, output_spec=SimilarResponse)
     async def similar(self, customer_id: int, k: int = 10) -> Response:

@@ -73,6 +73,20 @@ class FeatureBatch:
             out[name] = self.strings[i, j]
         return out
 
+    def newest_event_times(self) -> np.ndarray:
+        """Per row the newest event time (online store text) of its views' rows, None when none.
+
+        The online store's text sorts as time does, so the newest is the largest string (pairwise
+        list merges: a few microseconds per request).
+        """
+        columns = list(self.event_ts.values())
+        if not columns:
+            return np.full(len(self), None, dtype=object)
+        newest = list(columns[0])
+        for stamps in columns[1:]:
+            newest = [b if a is None or (b is not None and b > a) else a for a, b in zip(newest, stamps, strict=True)]
+        return np.asarray(newest, dtype=object)
+
     def take(self, rows: np.ndarray) -> FeatureBatch:
         """The rows at positions ``rows`` (event timestamps and missing views follow)."""
         index = rows.tolist()

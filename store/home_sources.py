@@ -28,7 +28,7 @@ def foreign_home(settings: Settings, source_paths: dict[str, str]) -> Path | Non
         settings: the settings of this home.
         source_paths: registered data source name -> path (file sources only).
     """
-    for name in catalog.BUILT_SOURCES:
+    for name in catalog.OFFLINE_SOURCES:
         path = source_paths.get(f"{name}_source")
         if path is None:
             continue

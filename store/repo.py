@@ -21,7 +21,7 @@ import pandas as pd
 from core.errors import PersonaError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
     from pathlib import Path
 
@@ -131,6 +131,9 @@ def apply_repo(settings: Settings) -> list[str]:
             raise PersonaError(
                 f"offline source {source} is missing ({settings.profile} profile); run `persona features build` first"
             )
+    from store.scores_source import ensure_scores_source
+
+    ensure_scores_source(settings)  # written by `persona score`; empty until then
     store = _open_store(settings)  # applying is how a copied home registers its own files
     parsed = parse_definitions(settings)
     repo = parsed.contents
@@ -167,6 +170,36 @@ def view_source_frame(settings: Settings, view) -> pd.DataFrame:
     return read_source(settings, source.get_table_query_string().strip('"'))
 
 
+def view_event_keys(settings: Settings, view_names: Sequence[str]) -> pd.DataFrame:
+    """``customer_id`` and ``event_timestamp`` (UTC) of every row of these views' offline sources.
+
+    Which feature rows exist offline, without reading their values (the skew replay compares
+    only served rows whose snapshot the offline store still holds).
+    """
+    import pyarrow.parquet as pq
+
+    from store.offline import read_source
+    from store.source_state import source_file
+
+    store = get_store(settings)
+    frames = []
+    for name in view_names:
+        source = store.get_feature_view(name).batch_source
+        columns = [ENTITY_KEY, source.timestamp_field]
+        file = source_file(settings, source)
+        if file is not None:
+            frame = pq.read_table(file, columns=columns).to_pandas()
+        else:
+            frame = read_source(settings, source.get_table_query_string().strip('"'), columns)
+        frame = frame.rename(columns={source.timestamp_field: "event_timestamp"})
+        frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame({ENTITY_KEY: pd.Series(dtype="int64"),
+                             "event_timestamp": pd.Series(dtype="datetime64[us, UTC]")})
+    return pd.concat(frames, ignore_index=True).drop_duplicates()
+
+
 def _view_span(settings: Settings, view) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """Min and max event timestamp of a view's offline source (None when empty)."""
     from store.offline import parquet_span, source_span
@@ -190,6 +223,7 @@ def materialize(
     end: datetime | None = None,
     batch_rows: int | None = None,
     on_progress: ProgressEvent | None = None,
+    views: Sequence[str] | None = None,
 ) -> list[str]:
     """Load the latest values of every online feature view into the online store.
 
@@ -209,6 +243,7 @@ def materialize(
             itself is held by one script call of at most ``store.write_redis.REDIS_KEYS_PER_CALL``
             entities at a time, whatever the batch.
         on_progress: hears the rows written so far of the view in progress (``note``: the view).
+        views: only these views (default: every online view).
 
     Returns:
         One line per view.
@@ -224,7 +259,7 @@ def materialize(
     previous = recorded(settings)
     lines: list[str] = []
     for view in store.list_feature_views():
-        if not view.online:
+        if not view.online or (views is not None and view.name not in views):
             continue
         span = _view_span(settings, view)
         if span is None:

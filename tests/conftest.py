@@ -213,6 +213,28 @@ def make_training_frame(
     return pd.concat(rows, ignore_index=True)
 
 
+@pytest.fixture(scope="session")
+def persona_bundle():
+    """A small fitted persona bundle (churn, value, personas, actions), fitted once per session."""
+    from model.actions import load_policy
+    from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGBParams
+    from training.data import feature_columns_of
+    from training.fit import fit_persona_bundle
+
+    frame = make_training_frame(customers=200, snapshots=3, seed=4)
+    times = sorted(frame["event_timestamp"].unique())
+    train, holdout = frame[frame["event_timestamp"] < times[-1]], frame[frame["event_timestamp"] == times[-1]]
+    config = TrainConfig(xgb=XGBParams(n_estimators=40), personas=PersonaParams(k_min=2, k_max=3))
+    fit = fit_persona_bundle(
+        train.reset_index(drop=True),
+        holdout.reset_index(drop=True),
+        feature_columns_of(frame),
+        config,
+        load_policy(DEFAULT_POLICY_PATH),
+    )
+    return fit.predictor
+
+
 # --------------------------------------------------------------------------- champion home
 # A home with a registered champion, for serving tests (and the serving benchmarks).
 # build_champion_home runs the real pipeline on tiny synthetic data: generate, ingest, build the

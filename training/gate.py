@@ -146,12 +146,25 @@ def _as_metric_rule(rule: BaselineRule) -> MetricRule:
     return MetricRule(metric=rule.metric, higher_is_better=rule.higher_is_better)
 
 
+def skew_hold(verdict: Mapping[str, object] | None) -> str | None:
+    """Why promotion is held by the latest skew replay (None: no replay, or a clean one).
+
+    Args:
+        verdict: the replay's result as written by ``monitoring.skew.write_verdict``.
+    """
+    if not verdict or not verdict.get("blocked"):
+        return None
+    why = str(verdict.get("reason") or "training/serving skew above the threshold")
+    return f"{why} (skew replay at {verdict.get('at', '?')}); fix the served features and rerun `persona skew`"
+
+
 def decide(
     candidate: Mapping[str, float],
     champion: Mapping[str, float] | None,
     champion_version: str | None,
     config: GateConfig,
     not_comparable: str | None = None,
+    skew: str | None = None,
 ) -> GateDecision:
     """The gate as a run applies it: baselines first, then a champion that could be scored.
 
@@ -164,7 +177,23 @@ def decide(
         not_comparable: why the champion cannot be compared on this holdout (e.g. the holdout
             holds no row after the champion's own training window); the gate then decides on
             the candidate's baselines alone.
+        skew: why served features differ from offline ones (:func:`skew_hold`); a candidate
+            that would be promoted becomes ``challenger`` instead: it would be served the same
+            skewed features.
     """
+    decision = _decide(candidate, champion, champion_version, config, not_comparable)
+    if skew and decision.promote:
+        return GateDecision(False, CHALLENGER, f"{decision.reason}; held back: {skew}")
+    return decision
+
+
+def _decide(
+    candidate: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    champion_version: str | None,
+    config: GateConfig,
+    not_comparable: str | None,
+) -> GateDecision:
     failures = baseline_failures(candidate, config)
     if failures:
         first = "first model; " if champion_version is None else ""

@@ -242,7 +242,8 @@ class TrainJob:
             client, model, split.holdout, champion_rows, settings
         )
         decision = gate.decide(
-            metrics, champion_metrics, champion_version, rules, not_comparable[0] if not_comparable else None
+            metrics, champion_metrics, champion_version, rules, not_comparable[0] if not_comparable else None,
+            skew=gate.skew_hold(read_skew_verdict(settings)) if model == settings.registered_model else None,
         )
         tags = {
             **lineage.lineage_tags(settings, config, split, data.from_feast),
@@ -279,3 +280,22 @@ class TrainJob:
         for key, value in values.items():
             client.log_metric(result.run_id, key, value)
         result.metrics.update(values)
+
+
+def read_skew_verdict(settings: Settings) -> dict | None:
+    """The latest skew replay's verdict (``monitoring.skew.write_verdict``), None when none ran.
+
+    An unreadable verdict holds promotion too: a check that cannot be read has not passed.
+    """
+    import json
+
+    path = catalog.skew_verdict(settings)
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        return doc
+    except (OSError, ValueError) as exc:
+        return {"blocked": True, "reason": f"the skew verdict {path} cannot be read ({exc})", "at": "?"}

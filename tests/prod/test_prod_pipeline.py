@@ -190,7 +190,7 @@ def test_prod_pipeline_through_the_cli(prod_cli: ProdCli, tmp_path: Path, monkey
     # then every step reports on the production stores
     assert "customers: read 300 · accepted 300" in ingested.stdout, ingested.stdout
     assert f"postgres:{cli.postgres_db}.customer_behavior" in built.stdout, built.stdout
-    assert f"project {cli.project}: 1 entities, 3 feature views" in applied.stdout, applied.stdout
+    assert f"project {cli.project}: 1 entities, 4 feature views" in applied.stdout, applied.stdout
     assert "customer_behavior: materialized 300 rows" in materialized.stdout, materialized.stdout
 
     # when a model is trained

@@ -14,7 +14,6 @@ from model.trees import TreeEnsembles
 from store.codec import decode_value
 from store.fast_decode import PayloadDecoder
 from store.online_sqlite import encode_payload
-from tests.conftest import make_training_frame
 
 
 @pytest.mark.parametrize(
@@ -128,25 +127,9 @@ def test_numpy_trees_equal_xgboost_for_each_objective() -> None:
         np.testing.assert_allclose(mine[name], booster.inplace_predict(test), rtol=1e-5, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def bundle():
-    from model.actions import load_policy
-    from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGBParams
-    from training.data import feature_columns_of
-    from training.fit import fit_persona_bundle
-
-    frame = make_training_frame(customers=200, snapshots=3, seed=4)
-    times = sorted(frame["event_timestamp"].unique())
-    train, holdout = frame[frame["event_timestamp"] < times[-1]], frame[frame["event_timestamp"] == times[-1]]
-    config = TrainConfig(xgb=XGBParams(n_estimators=40), personas=PersonaParams(k_min=2, k_max=3))
-    fit = fit_persona_bundle(
-        train.reset_index(drop=True),
-        holdout.reset_index(drop=True),
-        feature_columns_of(frame),
-        config,
-        load_policy(DEFAULT_POLICY_PATH),
-    )
-    return fit.predictor
+@pytest.fixture
+def bundle(persona_bundle):
+    return persona_bundle
 
 
 def test_fast_runner_equals_persona_predictor_on_many_rows(bundle) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from training.config import BaselineRule, GateConfig, MetricRule
-from training.gate import CHALLENGER, CHAMPION, decide, decide_promotion
+from training.gate import CHALLENGER, CHAMPION, decide, decide_promotion, skew_hold
 
 GATE = GateConfig(
     primary=MetricRule(metric="churn_roc_auc", higher_is_better=True, threshold=0.01),
@@ -178,3 +178,23 @@ def test_a_champion_that_could_not_be_scored_is_not_beaten_silently() -> None:
     decision = decide(_run(0.9, 0.7), {}, "3", BASELINED)
     assert decision.alias == CHALLENGER
     assert "could not be evaluated" in decision.reason
+
+
+@pytest.mark.parametrize("champion", [None, "2"])
+def test_a_skew_replay_that_found_skew_holds_a_promotion_the_gate_would_make(champion: str | None) -> None:
+    # given a candidate that beats its baselines (and the champion), and the latest skew verdicts
+    candidate = {**_run(0.9, 0.7), "churn_brier": 0.1}
+    champion_metrics = {"churn_roc_auc": 0.8} if champion else None
+    blocked = {"blocked": True, "reason": "training/serving skew: orders_90d 50.0% of 6 rows above 1.0%", "at": "t"}
+
+    # when the gate decides under a blocking, a clean and no verdict
+    held = decide(candidate, champion_metrics, champion, BASELINED, skew=skew_hold(blocked))
+    clean = decide(candidate, champion_metrics, champion, BASELINED, skew=skew_hold({"blocked": False}))
+    none = decide(candidate, champion_metrics, champion, BASELINED, skew=skew_hold(None))
+
+    # then only the skew holds it back, as challenger, naming the feature and the fix
+    assert clean.promote
+    assert none.promote
+    assert (held.promote, held.alias) == (False, CHALLENGER)
+    assert "orders_90d 50.0%" in held.reason
+    assert "persona skew" in held.reason
