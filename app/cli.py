@@ -104,6 +104,10 @@ def ingest(
     reviews: Annotated[Path | None, typer.Option(help="Reviews file.")] = None,
     customers: Annotated[Path | None, typer.Option(help="Customers file.")] = None,
     sessions: Annotated[Path | None, typer.Option(help="Sessions file.")] = None,
+    campaigns: Annotated[Path | None, typer.Option(help="Campaigns file: campaign_id, offer, start, end, "
+                                                   "response_days [, cost_per_contact, value_per_conversion].")] = None,
+    exposures: Annotated[Path | None, typer.Option(help="Exposures file: customer_id, campaign_id, "
+                                                   "event_timestamp, group (treatment or control).")] = None,
 ) -> None:
     """Validate files against the data contract; keep good rows, quarantine bad ones."""
     from app.console import progress
@@ -111,10 +115,10 @@ def ingest(
 
     files = {name: path for name, path in
              {"customers": customers, "transactions": transactions, "sessions": sessions,
-              "reviews": reviews}.items() if path is not None}
+              "reviews": reviews, "campaigns": campaigns, "exposures": exposures}.items() if path is not None}
     if not files:
         raise PersonaError("nothing to ingest: pass at least one of --transactions, --reviews, "
-                           "--customers, --sessions")
+                           "--customers, --sessions, --campaigns, --exposures")
     with progress("ingest", unit="steps") as on_progress:
         reports = ingest_files(_settings(), files, on_progress=on_progress)
     for report in reports:
