@@ -83,6 +83,9 @@ def generate(
     shift_days: Annotated[int, typer.Option(min=0, help="Append a shifted period of this many days "
                                             "(price rise, delivery complaints) after the history.")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    campaign_waves: Annotated[int, typer.Option(min=0, help="Past randomized campaign waves (one campaign "
+                                                "per offer each; consent, exposures and the true "
+                                                "uplift per customer are written too).")] = 0,
 ) -> None:
     """Write synthetic customers, transactions, sessions, reviews and ground truth."""
     from app.console import progress
@@ -90,7 +93,7 @@ def generate(
 
     start_ts = _parse_day(start, "--start")
     config = GenerateConfig(customers=customers, days=days, seed=seed, start=start_ts,
-                            shift_days=shift_days, fmt=fmt)
+                            shift_days=shift_days, fmt=fmt, campaign_waves=campaign_waves)
     with progress("generate", unit="steps") as on_progress:
         paths = generate_dataset(config, out, on_progress=on_progress)
     for table, path in paths.items():
