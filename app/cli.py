@@ -252,6 +252,11 @@ def train(
                                                     "champion and over the run's own baselines.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Action policy YAML "
                                                    "(default model/actions.yaml).")] = None,
+    uplift: Annotated[bool, typer.Option("--uplift", help="Train the uplift models instead: per offer, the "
+                                         "effect of a contact on conversion and spend, learned from matured "
+                                         "campaigns (the latest held out; gated on Qini; --feature-service "
+                                         "default churn_model_v1, --ground-truth = the generator's "
+                                         "campaign_truth, --margin = Qini gain over the champion).")] = False,
 ) -> None:
     """Plan, train churn, value and persona models (or --labels' target), log to MLflow and gate `champion`.
 
@@ -260,10 +265,13 @@ def train(
     champion; else it is registered as challenger with the reason. Library warnings go to
     <home>/logs/persona.log.
     """
+    settings = _settings()
+    if uplift:
+        _train_uplift(settings, feature_service, ground_truth, margin)
+        return
     from training.config import GateConfig, TrainConfig
     from training.train import TrainJob
 
-    settings = _settings()
     overrides: dict[str, Any] = {
         "as_of": _parse_date(as_of, "--as-of"),
         "horizon_days": horizon_days or settings.horizon_days,
@@ -298,6 +306,21 @@ def train(
 
     with quiet_output(settings), progress("train", unit="steps") as on_progress:
         result = TrainJob(settings, config, on_progress=on_progress, on_plan=show_plan).run()
+    typer.echo(result.summary())
+
+
+def _train_uplift(settings: Any, feature_service: str | None, ground_truth: Path | None,
+                  margin: float | None) -> None:
+    from app.console import progress
+    from app.quiet import quiet_output
+    from campaign.train import UpliftJob
+    from core.runtime import using
+
+    job = UpliftJob(settings, feature_service=feature_service or "churn_model_v1", truth_path=ground_truth,
+                    margin=margin or 0.0)
+    with quiet_output(settings), using(settings), progress("train --uplift", unit="steps") as on_progress:
+        job.on_progress = on_progress
+        result = job.run()
     typer.echo(result.summary())
 
 
