@@ -43,6 +43,9 @@ from app.ui_command import ui_app  # noqa: E402  (registered here; the commands 
 app.add_typer(ui_app, name="ui")
 app.command()(status)
 app.add_typer(models_app, name="models")
+from app.campaign_command import campaign_app  # noqa: E402  (registered here; the commands live in app/campaign_command.py)
+
+app.add_typer(campaign_app, name="campaign")
 
 
 def _print_version(value: bool) -> None:

@@ -82,7 +82,10 @@ def fit_uplift(train: pd.DataFrame, features: list[str], config: UpliftConfig | 
         for offer in offers:
             rows = treated & (train["offer"] == offer).to_numpy()
             models[f"{outcome}/{offer}"] = _fit_arm(matrix[rows], y[rows], objective, config)
-    return UpliftPredictor(offers=offers, features=spec, models=models)
+    converted = train["converted"].to_numpy(dtype=bool)
+    per_conversion = float(train.loc[converted, "spend"].mean()) if converted.any() else 0.0
+    return UpliftPredictor(offers=offers, features=spec, models=models,
+                           metadata={"spend_per_conversion": per_conversion})
 
 
 def evaluate_uplift(
