@@ -1,4 +1,4 @@
-"""``persona train --uplift``: matured campaigns -> T-learner -> Qini on a held-out campaign -> MLflow -> gate.
+"""``persona train --uplift``: matured campaigns -> X-learner -> Qini on a held-out campaign -> MLflow -> gate.
 
 The job reads as its steps: :mod:`campaign.data` builds the point-in-time rows and holds out the
 latest campaign, :mod:`campaign.uplift` fits and evaluates (beside random, churn-score and, on
@@ -195,7 +195,7 @@ class UpliftJob:
             "gate.rules": rules.model_dump_json()[:4000],
         }
         with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
-            mlflow.log_params({"learner": "T-learner (XGBoost per arm)", "feature_service": self.feature_service,
+            mlflow.log_params({"learner": "X-learner (XGBoost)", "feature_service": self.feature_service,
                                **{f"xgb.{k}": v for k, v in self.config.__dict__.items()}})
             mlflow.set_tags(tags)
             mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})

@@ -1,9 +1,10 @@
 """The servable uplift model: per offer, the expected change in conversion and spend a contact makes.
 
-A T-learner: per outcome, one XGBoost model of the outcome *without* contact (fitted on every
-control group: an uncontacted customer's outcome does not depend on which campaign held them
-out) and one *with* each offer (fitted on that offer's treatment rows); the uplift is their
-difference. Fitting lives in :mod:`campaign.uplift`; this module only predicts and stores, so the
+An X-learner (see :mod:`campaign.uplift` for why): per outcome, one XGBoost model of the outcome
+without contact (:data:`CONTROL_ARM`, the baseline), and per offer two models of the effect
+itself, one learned on treated customers and one on control customers; the uplift is their
+mean (the arms are randomized with equal chance). Fitting lives in :mod:`campaign.uplift`;
+this module only predicts and stores, so the
 registered bundle needs nothing above ``model`` (it is logged with the same entry point, trust
 checks and signature as the persona bundle: :class:`model.bundle.PersonaBundle` loads it when the
 bundle directory holds :data:`UPLIFT_FILE`).
@@ -35,6 +36,11 @@ def uplift_column(outcome: str, offer: str) -> str:
     return f"uplift_{outcome}_{offer}"
 
 
+def effect_key(outcome: str, learned_on: str, offer: str) -> str:
+    """The key of one effect model: ``<outcome>/effect_<treated|control>/<offer>``."""
+    return f"{outcome}/effect_{learned_on}/{offer}"
+
+
 @dataclass
 class UpliftPredictor:
     """Expected uplift of each offer on conversion and spend per row.
@@ -42,7 +48,8 @@ class UpliftPredictor:
     Attributes:
         offers: offers the model knows, in output order.
         features: input columns, category levels and medians.
-        models: boosters by ``<outcome>/<arm>`` (arm: an offer or :data:`CONTROL_ARM`).
+        models: boosters by ``<outcome>/control`` (the baseline) and ``<outcome>/effect_treated/<offer>``,
+            ``<outcome>/effect_control/<offer>`` (the two effect models of each offer).
         metadata: lineage (feature service, campaigns trained on, data window).
     """
 
@@ -56,11 +63,10 @@ class UpliftPredictor:
         """Input feature columns in model order."""
         return list(self.features.columns)
 
-    def _arm(self, outcome: str, arm: str, matrix: np.ndarray) -> np.ndarray:
+    def _raw(self, key: str, matrix: np.ndarray) -> np.ndarray:
         if len(matrix) == 0:
             return np.zeros(0)
-        raw = np.asarray(self.models[f"{outcome}/{arm}"].inplace_predict(matrix), dtype=float)
-        return np.clip(raw, 0.0, 1.0) if outcome == "conversion" else raw
+        return np.asarray(self.models[key].inplace_predict(matrix), dtype=float)
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``uplift_<outcome>_<offer>`` and ``baseline_<outcome>`` columns, same index as ``frame``.
@@ -74,10 +80,12 @@ class UpliftPredictor:
         matrix = model_matrix(frame, self.features).astype(np.float32)
         out: dict[str, np.ndarray] = {}
         for outcome in OUTCOMES:
-            base = self._arm(outcome, CONTROL_ARM, matrix)
-            out[f"baseline_{outcome}"] = base
+            base = self._raw(f"{outcome}/{CONTROL_ARM}", matrix)
+            out[f"baseline_{outcome}"] = np.clip(base, 0.0, 1.0) if outcome == "conversion" else base
             for offer in self.offers:
-                out[uplift_column(outcome, offer)] = self._arm(outcome, offer, matrix) - base
+                effect = 0.5 * (self._raw(effect_key(outcome, "treated", offer), matrix)
+                                + self._raw(effect_key(outcome, "control", offer), matrix))
+                out[uplift_column(outcome, offer)] = effect
         return pd.DataFrame(out, index=frame.index)
 
     # ---- storage (no pickle) ----
@@ -124,4 +132,4 @@ def load_uplift(model_uri: str, settings: Settings | None = None) -> UpliftPredi
     return bundle.uplift
 
 
-__all__ = ["CONTROL_ARM", "OUTCOMES", "UPLIFT_FILE", "UpliftPredictor", "load_uplift", "uplift_column"]
+__all__ = ["CONTROL_ARM", "OUTCOMES", "UPLIFT_FILE", "UpliftPredictor", "effect_key", "load_uplift", "uplift_column"]

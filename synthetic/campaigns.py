@@ -12,9 +12,11 @@ rate is ``m_i * lambda_i(s) + a_io`` instead of ``lambda_i(s)``, where
 * ``a_io = lift_o * w_io * e_i`` extra orders per day: ``w_io`` is the offer's pull on hidden
   traits (a discount pulls discount seekers and price-sensitive customers; free delivery pulls
   the rural region and frequent returners; an apology voucher pulls customers with a delivery
-  problem), and ``e_i = sqrt(min(1, L_i / (R * base_i)))`` is how engaged the customer still
-  is (a lapsed customer rarely reads the message) except that an apology reaches a customer
-  with a delivery problem whatever their engagement;
+  problem), and ``e_i = min(1, L_i / (R * base_i)) ** engagement_power`` is how engaged the
+  customer still is (a lapsed customer rarely reads the message: the customers most likely to
+  leave are mostly not the ones a contact changes), except that an apology reaches a customer
+  whose delivery problem began within ``apology_window_days`` of the contact whatever their
+  engagement (later, they are gone);
 * ``m_i = put_off_factor`` for customers a contact puts off (hidden, more often the satisfied
   ones), who also ignore the offer (``a_io = 0``); ``m_i = 1`` for everyone else.
 
@@ -60,9 +62,11 @@ class CampaignParams:
     lift_per_day: tuple[float, ...] = (0.035, 0.035, 0.025)  # per offer, in OFFERS order
     cost_per_contact: tuple[float, ...] = (1.0, 0.5, 1.5)
     discount_depth: float = 0.15  # a discount's orders are this much cheaper
-    put_off_base: float = -2.2  # logit of being put off by a contact, at average satisfaction
-    put_off_satisfaction: float = 0.8  # per sd of satisfaction: the content are easiest to annoy
+    put_off_base: float = -3.0  # logit of being put off by a contact, at average satisfaction
+    put_off_satisfaction: float = 1.6  # per sd of satisfaction: the content are easiest to annoy
     put_off_factor: float = 0.35  # order-rate multiplier of a put-off customer in the window
+    engagement_power: float = 0.5  # reach = (expected orders / orders at signup rate) ** this
+    apology_window_days: float = 45.0  # an apology reaches a delivery problem this close to its onset
 
 
 def consent_column(n: int, params: CampaignParams, rng: np.random.Generator) -> np.ndarray:
@@ -100,9 +104,11 @@ def true_effects(traits: Traits, config: GenerateConfig, model: ModelParams, par
     lo = cumulative_orders(traits, np.full(n, float(day)), b)
     hi = cumulative_orders(traits, np.full(n, float(day) + window), b)
     baseline = hi - lo
-    engaged = np.sqrt(np.clip(baseline / (window * traits.base_rate), 0.0, 1.0))
-    reach = np.where(traits.delivery_problem[:, None] & (np.arange(len(OFFERS)) == 2)[None, :], 1.0,
-                     engaged[:, None])
+    engaged = np.clip(baseline / (window * traits.base_rate), 0.0, 1.0) ** params.engagement_power
+    since_problem = float(day) - traits.delivery_onset
+    fresh_problem = traits.delivery_problem & (since_problem >= -params.apology_window_days) & (
+        since_problem <= params.apology_window_days)
+    reach = np.where(fresh_problem[:, None] & (np.arange(len(OFFERS)) == 2)[None, :], 1.0, engaged[:, None])
     extra = np.asarray(params.lift_per_day)[None, :] * offer_pull(traits) * reach
     extra = np.where(put_off[:, None], 0.0, extra)
     multiplier = np.where(put_off, params.put_off_factor, 1.0)[:, None] * np.ones((1, len(OFFERS)))

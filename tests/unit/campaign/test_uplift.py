@@ -1,4 +1,4 @@
-"""The T-learner finds whom a contact changes; the gate decides on Qini."""
+"""The X-learner finds whom a contact changes; the gate decides on Qini."""
 
 from __future__ import annotations
 
@@ -81,7 +81,10 @@ def test_control_rows_of_every_campaign_train_the_no_contact_model() -> None:
     # when
     model = fit_uplift(frame, ["x", "noise"], SMALL)
 
-    # then one control model per outcome, one treated model per offer and outcome
-    assert sorted(model.models) == ["conversion/control", "conversion/discount", "conversion/voucher",
-                                    "spend/control", "spend/discount", "spend/voucher"]
+    # then one no-contact model per outcome, two effect models per offer and outcome
+    assert sorted(model.models) == [
+        "conversion/control", "conversion/effect_control/discount", "conversion/effect_control/voucher",
+        "conversion/effect_treated/discount", "conversion/effect_treated/voucher",
+        "spend/control", "spend/effect_control/discount", "spend/effect_control/voucher",
+        "spend/effect_treated/discount", "spend/effect_treated/voucher"]
     assert np.isfinite(model.predict(frame).to_numpy()).all()
