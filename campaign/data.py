@@ -23,7 +23,7 @@ from training.data import read_transactions
 if TYPE_CHECKING:
     from core.settings import Settings
 
-NOT_FEATURES = ("campaign_id", "group", "offer", "response_days", "cost_per_contact", "value_per_conversion",
+NOT_FEATURES = ("campaign_id", "group", "offer", "consent", "response_days", "cost_per_contact", "value_per_conversion",
                 "window_end", "converted", "orders", "spend", "start", "created_timestamp", "_row_id",
                 ENTITY_KEY, TIMESTAMP)
 
