@@ -25,6 +25,10 @@ Poisson with mean ``L = integral_t^{t+H} lambda_i``, a sum of exponential pieces
 Order counts are exact per whole UTC day (the hour of an order is drawn from a daily profile
 inside its day), so every day-aligned window, such as the snapshot windows, follows the model.
 
+With ``campaign_waves``, past randomized campaigns are added (:mod:`synthetic.campaigns`): their
+exposures, a consent column, the transactions of treated windows rewritten to follow each offer's
+effect, and the true effect per customer, offer and campaign (``campaign_truth``).
+
 This module writes a data set; the pieces live by concept: :mod:`synthetic.config` (what to
 generate), :mod:`synthetic.traits`, :mod:`synthetic.orders` (the order process and its ground
 truth) and :mod:`synthetic.activity` (sessions and reviews).
@@ -123,6 +127,9 @@ def _readme(description: dict[str, object]) -> str:
         "",
         "Tables: customers, transactions, sessions, reviews (data-contract columns) and ground_truth",
         "(exact churn probability, expected orders and spend per customer and snapshot).",
+        *(["", "Campaigns: campaigns, exposures (randomized waves) and campaign_truth (true effect of each",
+           "offer on conversion, orders and spend per customer and campaign); see synthetic/campaigns.py."]
+          if "campaigns" in description else []),
         "",
         f"- Order rate: {description['order_rate']}",
         f"- Decay: {description['decay']}",

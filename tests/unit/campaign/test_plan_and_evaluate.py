@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from campaign.data import matured_outcomes
 from campaign.evaluate import evaluate_campaign
 from campaign.plan import EXPERIMENT, PlanRequest, plan_campaign
 from campaign.uplift import UpliftConfig, fit_uplift
@@ -80,6 +81,10 @@ def test_a_plan_respects_consent_writes_the_audience_records_exposures_and_logs(
     assert effect.conversion_control.estimate == 0.0
     assert effect.cost == 100.0
     assert effect.incremental_revenue.estimate == pytest.approx(60 * 20.0)
+    # and the matured outcomes are the next uplift model's labels
+    labels = matured_outcomes(settings)
+    assert set(labels["campaign_id"]) == {"p1"}
+    assert labels["converted"].sum() == 60
     page = evaluation.report.read_text()
     assert "aria-label='Qini curve'" in page
     assert "ROI" in page
@@ -95,7 +100,8 @@ def test_a_campaign_still_in_its_window_is_not_evaluated(tmp_path: Path) -> None
         tmp_path / "tx.csv", index=False)
     ingest_files(settings, {"transactions": tmp_path / "tx.csv"})
 
-    # when / then
+    # when / then: no label yet (an open window is no non-conversion), and no evaluation
+    assert matured_outcomes(settings).empty
     with pytest.raises(PersonaError, match="response window"):
         evaluate_campaign(settings, "p2")
     with pytest.raises(PersonaError, match="unknown campaign 'nope'"):
