@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core.contract import CAMPAIGN_KEY, ENTITY_KEY, TIMESTAMP
+from core.errors import PersonaError
 
 OUTCOMES = ("converted", "orders", "spend")
 WINDOW_END = "window_end"
@@ -26,13 +27,13 @@ def response_windows(exposures: pd.DataFrame, campaigns: pd.DataFrame) -> pd.Dat
     """Exposures with their campaign's offer, costs and window end (``event_timestamp + response_days``).
 
     Raises:
-        ValueError: an exposure names a campaign ``campaigns`` lacks (ingest quarantines those).
+        PersonaError: an exposure names a campaign ``campaigns`` lacks (ingest quarantines those).
     """
     keep = [c for c in ("offer", "response_days", "cost_per_contact", "value_per_conversion") if c in campaigns]
     info = campaigns.drop_duplicates(CAMPAIGN_KEY, keep="last").set_index(CAMPAIGN_KEY)[keep]
     missing = sorted(set(exposures[CAMPAIGN_KEY]) - set(info.index))
     if missing:
-        raise ValueError(f"exposures name unknown campaign(s) {', '.join(map(str, missing[:5]))}; "
+        raise PersonaError(f"exposures name unknown campaign(s) {', '.join(map(str, missing[:5]))}; "
                          "ingest the campaigns table first")
     out = exposures.join(info, on=CAMPAIGN_KEY)
     start = pd.to_datetime(out[TIMESTAMP], utc=True)

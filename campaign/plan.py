@@ -2,8 +2,9 @@
 
 The job reads as its steps: features of every customer as of the latest snapshot (Feast's
 point-in-time join), the uplift champion's expected effect of each offer, consent and the
-contact rules (no contact without consent; nobody contacted again within ``min_days_between``
-days of a treatment, the business rule the action table used to carry), the pure decisions of
+contact rules (no contact without consent; nobody in either group of a campaign whose window is
+still open, which would spoil its control group; nobody contacted again within
+``min_days_between`` days of a treatment, the business rule the action table used to carry), the pure decisions of
 :mod:`campaign.audience`, then the edges: the audience as CSV and parquet for email and ad
 tools, the campaigns and exposures recorded through ``persona ingest``'s own validation (so a
 plan can never write an exposure the contract would refuse), and an MLflow run of the plan.
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from campaign.audience import AUDIENCE_COLUMNS, best_offers, fill_budget, treated_cost
+from campaign.outcomes import WINDOW_END, response_windows
 from core import catalog
 from core.contract import CAMPAIGN_KEY, ENTITY_KEY, GROUP, TIMESTAMP, TREATMENT
 from core.errors import PersonaError
@@ -131,6 +133,21 @@ def recently_treated(settings: Settings, ids: np.ndarray, now: pd.Timestamp, day
     return np.isin(ids, recent[ENTITY_KEY].to_numpy(dtype=np.int64))
 
 
+def in_running_campaign(settings: Settings, ids: np.ndarray, now: pd.Timestamp) -> np.ndarray:
+    """Per id, whether the customer is in either group of a campaign whose response window is still open.
+
+    A control customer contacted by another campaign before the window ends would no longer show
+    what happens without contact, so nobody in a running experiment is planned again.
+    """
+    exposures_path, campaigns_path = catalog.raw_table(settings, "exposures"), catalog.raw_table(settings, "campaigns")
+    if not (exposures_path.exists() and campaigns_path.exists()):
+        return np.zeros(len(ids), dtype=bool)
+    windows = response_windows(pd.read_parquet(exposures_path, columns=[ENTITY_KEY, CAMPAIGN_KEY, TIMESTAMP, GROUP]),
+                               pd.read_parquet(campaigns_path))
+    running = windows[(windows[WINDOW_END] > now) & (pd.to_datetime(windows[TIMESTAMP], utc=True) <= now)]
+    return np.isin(ids, running[ENTITY_KEY].to_numpy(dtype=np.int64))
+
+
 def _campaign_ids(request: PlanRequest, offers: tuple[str, ...], now: pd.Timestamp) -> dict[str, str]:
     base = request.campaign_id or f"plan-{now:%Y%m%dT%H%M%S}"
     return {o: base if len(offers) == 1 else f"{base}-{o}" for o in offers}
@@ -201,7 +218,8 @@ def plan_campaign(settings: Settings, request: PlanRequest, *, predictor: Uplift
     """
     from campaign.train import uplift_model_name
 
-    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    now = now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
     if predictor is None:
         from model.registry import CHAMPION, configure_mlflow
         from model.uplift import load_uplift
@@ -223,10 +241,13 @@ def plan_campaign(settings: Settings, request: PlanRequest, *, predictor: Uplift
         features = latest_features(settings, str(predictor.metadata.get("feature_service", "churn_model_v1")))
     ids = features[ENTITY_KEY].to_numpy(dtype=np.int64)
     agreed = contactable(settings, ids)
-    recent = recently_treated(settings, ids, now, request.min_days_between)
-    allowed = agreed & ~recent
+    running = in_running_campaign(settings, ids, now)
+    recent = recently_treated(settings, ids, now, request.min_days_between) & ~running
+    allowed = agreed & ~recent & ~running
     recent_rule = f"treated in the last {request.min_days_between:g} days"
-    excluded = {k: int(v) for k, v in (("no consent", (~agreed).sum()), (recent_rule, (agreed & recent).sum())) if v}
+    excluded = {k: int(v) for k, v in (("no consent", (~agreed).sum()),
+                                        ("in a running campaign", (agreed & running).sum()),
+                                        (recent_rule, (agreed & recent).sum())) if v}
     rows = features[allowed].reset_index(drop=True)
     uplift = predictor.predict(rows).assign(**{ENTITY_KEY: rows[ENTITY_KEY].to_numpy()})
     values = dict.fromkeys(offers, request.value_per_conversion or predictor.metadata.get("spend_per_conversion"))
@@ -256,4 +277,4 @@ def plan_campaign(settings: Settings, request: PlanRequest, *, predictor: Uplift
 
 
 __all__ = ["EXPERIMENT", "PlanRequest", "PlanResult", "latest_features", "offer_costs", "plan_campaign",
-           "recently_treated"]
+           "in_running_campaign", "recently_treated"]

@@ -65,6 +65,13 @@ def test_a_plan_respects_consent_writes_the_audience_records_exposures_and_logs(
     assert run.data.metrics["cost"] == 100.0
     assert MlflowClient(tracking_uri=settings.tracking_uri).get_experiment(run.info.experiment_id).name == EXPERIMENT
 
+    # when a second plan comes while p1's window is open: nobody of p1, control included, is planned again
+    again = plan_campaign(settings, PlanRequest(offers=("discount",), budget=50.0, out=tmp_path / "again",
+                                                value_per_conversion=50.0, min_days_between=0),
+                          predictor=model, features=features, now=NOW + pd.Timedelta(days=1))
+    assert not set(again.audience["customer_id"]) & set(audience["customer_id"])
+    assert again.excluded["in a running campaign"] == len(audience)
+
     # when the window has passed: treated responders bought, one order came after the window
     treated = audience.loc[audience["group"] == "treatment", "customer_id"].to_numpy()
     orders = pd.DataFrame({"customer_id": [*treated[:60], treated[0], 1],
@@ -83,8 +90,8 @@ def test_a_plan_respects_consent_writes_the_audience_records_exposures_and_logs(
     assert effect.incremental_revenue.estimate == pytest.approx(60 * 20.0)
     # and the matured outcomes are the next uplift model's labels
     labels = matured_outcomes(settings)
-    assert set(labels["campaign_id"]) == {"p1"}
-    assert labels["converted"].sum() == 60
+    assert set(labels["campaign_id"]) == {"p1", again.campaigns[0]}
+    assert labels.loc[labels["campaign_id"] == "p1", "converted"].sum() == 60
     page = evaluation.report.read_text()
     assert "aria-label='Qini curve'" in page
     assert "ROI" in page
