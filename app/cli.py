@@ -44,6 +44,9 @@ from app.ui_command import ui_app  # noqa: E402  (registered here; the commands 
 app.add_typer(ui_app, name="ui")
 app.command()(status)
 app.add_typer(models_app, name="models")
+from app.campaign_command import campaign_app  # noqa: E402  (registered here; the commands live in app/campaign_command.py)
+
+app.add_typer(campaign_app, name="campaign")
 
 
 def _print_version(value: bool) -> None:
@@ -84,6 +87,9 @@ def generate(
     shift_days: Annotated[int, typer.Option(min=0, help="Append a shifted period of this many days "
                                             "(price rise, delivery complaints) after the history.")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    campaign_waves: Annotated[int, typer.Option(min=0, help="Past randomized campaign waves (one campaign "
+                                                "per offer each; consent, exposures and the true "
+                                                "uplift per customer are written too).")] = 0,
 ) -> None:
     """Write synthetic customers, transactions, sessions, reviews and ground truth."""
     from app.console import progress
@@ -91,7 +97,7 @@ def generate(
 
     start_ts = _parse_day(start, "--start")
     config = GenerateConfig(customers=customers, days=days, seed=seed, start=start_ts,
-                            shift_days=shift_days, fmt=fmt)
+                            shift_days=shift_days, fmt=fmt, campaign_waves=campaign_waves)
     with progress("generate", unit="steps") as on_progress:
         paths = generate_dataset(config, out, on_progress=on_progress)
     for table, path in paths.items():
@@ -105,6 +111,10 @@ def ingest(
     reviews: Annotated[Path | None, typer.Option(help="Reviews file.")] = None,
     customers: Annotated[Path | None, typer.Option(help="Customers file.")] = None,
     sessions: Annotated[Path | None, typer.Option(help="Sessions file.")] = None,
+    campaigns: Annotated[Path | None, typer.Option(help="Campaigns file: campaign_id, offer, start, end, "
+                                                   "response_days [, cost_per_contact, value_per_conversion].")] = None,
+    exposures: Annotated[Path | None, typer.Option(help="Exposures file: customer_id, campaign_id, "
+                                                   "event_timestamp, group (treatment or control).")] = None,
 ) -> None:
     """Validate files against the data contract; keep good rows, quarantine bad ones."""
     from app.console import progress
@@ -112,10 +122,10 @@ def ingest(
 
     files = {name: path for name, path in
              {"customers": customers, "transactions": transactions, "sessions": sessions,
-              "reviews": reviews}.items() if path is not None}
+              "reviews": reviews, "campaigns": campaigns, "exposures": exposures}.items() if path is not None}
     if not files:
         raise PersonaError("nothing to ingest: pass at least one of --transactions, --reviews, "
-                           "--customers, --sessions")
+                           "--customers, --sessions, --campaigns, --exposures")
     with progress("ingest", unit="steps") as on_progress:
         reports = ingest_files(_settings(), files, on_progress=on_progress)
     for report in reports:
@@ -246,6 +256,11 @@ def train(
                                                     "champion and over the run's own baselines.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Action policy YAML "
                                                    "(default model/actions.yaml).")] = None,
+    uplift: Annotated[bool, typer.Option("--uplift", help="Train the uplift models instead: per offer, the "
+                                         "effect of a contact on conversion and spend, learned from matured "
+                                         "campaigns (the latest held out; gated on Qini; --feature-service "
+                                         "default churn_model_v1, --ground-truth = the generator's "
+                                         "campaign_truth, --margin = Qini gain over the champion).")] = False,
 ) -> None:
     """Plan, train churn, value and persona models (or --labels' target), log to MLflow and gate `champion`.
 
@@ -254,10 +269,13 @@ def train(
     champion; else it is registered as challenger with the reason. Library warnings go to
     <home>/logs/persona.log.
     """
+    settings = _settings()
+    if uplift:
+        _train_uplift(settings, feature_service, ground_truth, margin)
+        return
     from training.config import GateConfig, TrainConfig
     from training.train import TrainJob
 
-    settings = _settings()
     overrides: dict[str, Any] = {
         "as_of": _parse_date(as_of, "--as-of"),
         "horizon_days": horizon_days or settings.horizon_days,
@@ -292,6 +310,21 @@ def train(
 
     with quiet_output(settings), progress("train", unit="steps") as on_progress:
         result = TrainJob(settings, config, on_progress=on_progress, on_plan=show_plan).run()
+    typer.echo(result.summary())
+
+
+def _train_uplift(settings: Any, feature_service: str | None, ground_truth: Path | None,
+                  margin: float | None) -> None:
+    from app.console import progress
+    from app.quiet import quiet_output
+    from campaign.train import UpliftJob
+    from core.runtime import using
+
+    job = UpliftJob(settings, feature_service=feature_service or "churn_model_v1", truth_path=ground_truth,
+                    margin=margin or 0.0)
+    with quiet_output(settings), using(settings), progress("train --uplift", unit="steps") as on_progress:
+        job.on_progress = on_progress
+        result = job.run()
     typer.echo(result.summary())
 
 

@@ -177,6 +177,16 @@ def audiences_dir(s: Settings) -> Path:
     return s.reports_dir / "audiences"
 
 
+def planned_audience(s: Settings, campaign_id: str) -> Path:
+    """One planned campaign's audience with its expected uplift (the evaluation's Qini curve reads it)."""
+    return audiences_dir(s) / f"{campaign_id}.parquet"
+
+
+def campaign_reports(s: Settings) -> Path:
+    """Campaign evaluations: one HTML page and one JSON file per evaluated campaign."""
+    return s.reports_dir / "campaigns"
+
+
 # ---- privacy (erasure and suppression) ----
 def privacy_dir(s: Settings) -> Path:
     """Erasure state: the salt, the suppression list and erasure reports."""

@@ -62,3 +62,26 @@ LABELS = TableSpec(name="labels", required={ENTITY_KEY: "int", TIMESTAMP: "times
 PREDICTION_COLUMNS = ("churn_probability", "expected_orders", "expected_spend", "segment", "persona", "action")
 
 TABLES: dict[str, TableSpec] = {t.name: t for t in (TRANSACTIONS, SESSIONS, REVIEWS, CUSTOMERS)}
+"""The customer tables: every row belongs to a customer (features, erasure, the generator)."""
+
+# Campaigns: what was offered to whom, and who was held out. Outcomes are never ingested; they
+# are computed from transactions inside each exposure's response window (campaign.outcomes).
+CAMPAIGN_KEY = "campaign_id"
+GROUP = "group"
+TREATMENT = "treatment"
+CONTROL = "control"
+GROUPS = (TREATMENT, CONTROL)
+CAMPAIGNS = TableSpec(
+    name="campaigns",
+    required={CAMPAIGN_KEY: "any", "offer": "any", "start": "timestamp", "end": "timestamp",
+              "response_days": "float>=0"},
+    optional={"name": "any", "channel": "any", "cost_per_contact": "float>=0", "value_per_conversion": "float>=0"},
+    timestamp="start",
+)
+EXPOSURES = TableSpec(
+    name="exposures",
+    required={ENTITY_KEY: "int", CAMPAIGN_KEY: "any", TIMESTAMP: "timestamp", GROUP: "any"},
+)
+CAMPAIGN_TABLES: dict[str, TableSpec] = {t.name: t for t in (CAMPAIGNS, EXPOSURES)}
+INGEST_TABLES: dict[str, TableSpec] = {**TABLES, **CAMPAIGN_TABLES}
+"""Every table ``persona ingest`` accepts (campaigns before exposures: exposures are checked against them)."""

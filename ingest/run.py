@@ -12,6 +12,8 @@ and quarantine files, so two ``persona ingest`` runs at once both keep every row
 an upsert keyed on ``customer_id`` (the later file wins; the report counts ``updated``).
 Amounts and quantities above ``PERSONA_MAX_AMOUNT`` / ``PERSONA_MAX_QUANTITY`` are quarantined.
 Rows of erased customers (:mod:`ingest.suppression`) are quarantined as ``erased``, values blanked.
+Campaigns and exposures also pass rules across rows and tables (:mod:`ingest.campaign_rules`:
+unknown campaign, treatment without a campaign, a customer in both groups, no consent).
 A home that cannot be written (disk full, read-only, a file where a directory belongs) is one
 line naming the path, not a traceback.
 """
@@ -22,13 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from core import catalog
-from core.contract import ENTITY_KEY, TABLES
+from core.contract import CAMPAIGN_KEY, ENTITY_KEY, GROUP, INGEST_TABLES
 from core.errors import PersonaError
 from core.locks import exclusive
 from core.progress import silent
+from ingest.campaign_rules import campaign_reasons, exposure_reasons
+from ingest.consent import contactable
 from ingest.parse import MAX_TEXT_CHARS
 from ingest.raw_store import append_new_rows, append_quarantined, remove_stale_temps, upsert_rows
 from ingest.read import preflight, read_raw
@@ -98,7 +103,7 @@ class IngestReport:
 
 def _check_header(table: str, path: Path) -> None:
     """Fail early (before anything is written) on a file that cannot be ingested at all."""
-    spec = TABLES[table]
+    spec = INGEST_TABLES[table]
     columns, has_rows = preflight(path)
     missing = [c for c in spec.required if c not in columns]
     if missing:
@@ -152,6 +157,31 @@ def _write(settings: Settings, table: str, result: Validation, source: Path, at:
     return _Written(new_rows, updated, present, quarantine_path)
 
 
+def _ingest_order(table: str) -> int:
+    """Exposures last (they are checked against stored campaigns and consent); others as given."""
+    return 1 if table == "exposures" else 0
+
+
+def _stored(path: Path, columns: list[str]) -> pd.DataFrame | None:
+    return pd.read_parquet(path, columns=columns) if path.exists() else None
+
+
+def _cross_table(settings: Settings, table: str, frame: pd.DataFrame, damaged: np.ndarray | None) -> np.ndarray | None:
+    """Reasons from rules across rows and tables (:mod:`ingest.campaign_rules`); earlier reasons win."""
+    if table == "campaigns":
+        found = campaign_reasons(frame)
+    elif table == "exposures":
+        campaigns = _stored(catalog.raw_table(settings, "campaigns"), [CAMPAIGN_KEY])
+        known = [] if campaigns is None else campaigns[CAMPAIGN_KEY].dropna().astype(str).tolist()
+        stored = _stored(catalog.raw_table(settings, "exposures"), [ENTITY_KEY, CAMPAIGN_KEY, GROUP])
+        found = exposure_reasons(frame, known, lambda ids: contactable(settings, ids), stored)
+    else:
+        return damaged
+    if damaged is None:
+        return found if (found != None).any() else None  # noqa: E711 - elementwise
+    return np.where(np.asarray(damaged, dtype=object) == None, found, damaged)  # noqa: E711
+
+
 def ingest_files(
     settings: Settings,
     files: Mapping[str, Path | str],
@@ -168,21 +198,22 @@ def ingest_files(
     Args:
         settings: locates the raw store and quarantine files (:mod:`core.catalog`).
         files: contract table name (``customers``, ``transactions``, ``sessions``,
-            ``reviews``) -> file.
+            ``reviews``, ``campaigns``, ``exposures``) -> file. Exposures are ingested last
+            (they are checked against campaigns and consent).
         now: ingestion time recorded on quarantined rows (default: now, UTC).
         on_progress: told each step (read, validate, write) of each file as it starts.
 
     Returns:
-        One report per file, in the order given.
+        One report per file, in the order given (exposures last).
 
     Raises:
         PersonaError: an unknown table, a file that cannot be ingested at all, or a home that
             cannot be written.
     """
-    unknown = [t for t in files if t not in TABLES]
+    unknown = [t for t in files if t not in INGEST_TABLES]
     if unknown:
-        raise PersonaError(f"unknown table(s) {', '.join(unknown)}; expected one of {', '.join(TABLES)}")
-    paths = {table: Path(p) for table, p in files.items()}
+        raise PersonaError(f"unknown table(s) {', '.join(unknown)}; expected one of {', '.join(INGEST_TABLES)}")
+    paths = {table: Path(files[table]) for table in sorted(files, key=_ingest_order)}
     for table, path in paths.items():
         _check_header(table, path)
 
@@ -199,8 +230,8 @@ def ingest_files(
         done += 1
         on_progress(done, total, f"{table}: {_STEPS[1]} {len(frame):,} rows")
         try:
-            damaged = mark_erased(raw.damaged, erased_rows(settings, frame))
-            result = validate(frame, TABLES[table], max_values=_max_values(settings), damaged=damaged)
+            damaged = _cross_table(settings, table, frame, mark_erased(raw.damaged, erased_rows(settings, frame)))
+            result = validate(frame, INGEST_TABLES[table], max_values=_max_values(settings), damaged=damaged)
         except PersonaError as exc:
             raise PersonaError(f"{path}: {exc}") from None
         result.quarantined = redact_erased(result.quarantined)

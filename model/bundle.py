@@ -34,7 +34,10 @@ from model.trust import (
 )
 
 if TYPE_CHECKING:
+    from mlflow.pyfunc import PyFuncModel
+
     from core.settings import Settings
+    from model.uplift import UpliftPredictor
 
 # Re-exported: where callers have always found them.
 __all__ = [
@@ -204,20 +207,33 @@ class PersonaPredictor:
 
 
 class PersonaBundle(PythonModel):
-    """MLflow pyfunc shell: loads the bundle directory artifact and delegates to the predictor."""
+    """MLflow pyfunc shell: loads the bundle directory artifact and delegates to the predictor.
+
+    One entry point for every Persona model, so every registered version passes the same trust
+    checks: a bundle directory holding ``uplift.json`` is an uplift model (:mod:`model.uplift`).
+    """
 
     predictor: PersonaPredictor | None = None
+    uplift: UpliftPredictor | None = None
 
     def load_context(self, context) -> None:
         """Read the fitted state from the ``bundle`` artifact (JSON + XGBoost JSON, no pickle)."""
-        self.predictor = PersonaPredictor.load(Path(context.artifacts["bundle"]))
+        from model.uplift import UPLIFT_FILE, UpliftPredictor
+
+        directory = Path(context.artifacts["bundle"])
+        if (directory / UPLIFT_FILE).exists():
+            self.uplift = UpliftPredictor.load(directory)
+        else:
+            self.predictor = PersonaPredictor.load(directory)
 
     # The DataFrame hint tells MLflow there is no schema to infer from it (without a hint MLflow
     # warns on every import); input is still accepted as MLflow hands it over.
     def predict(self, context, model_input: pd.DataFrame, params=None):
         """Delegate to :meth:`PersonaPredictor.predict`, taking whatever tabular input MLflow passes."""
-        assert self.predictor is not None, "load_context was not called"
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        if self.uplift is not None:
+            return self.uplift.predict(frame)
+        assert self.predictor is not None, "load_context was not called"
         return self.predictor.predict(frame)
 
 
@@ -261,6 +277,11 @@ def load_predictor(model_uri: str, settings: Settings | None = None) -> PersonaP
         PersonaError: no signing key is configured.
         ValueError: the URI is not a registered version.
     """
+    return _unwrap(load_trusted(model_uri, settings), model_uri)
+
+
+def load_trusted(model_uri: str, settings: Settings | None = None) -> PyFuncModel:
+    """The pyfunc of a registered version, loaded only after every trust check (see :func:`load_predictor`)."""
     from mlflow import MlflowClient
     from mlflow.store.artifact.utils.models import get_model_name_and_version
 
@@ -282,4 +303,4 @@ def load_predictor(model_uri: str, settings: Settings | None = None) -> PersonaP
     with tempfile.TemporaryDirectory(prefix="persona-model-") as tmp:
         local = download_version(name, version, Path(tmp) / "model")
         check_downloaded(local, tags, settings, name, version)
-        return _unwrap(mlflow.pyfunc.load_model(str(local)), model_uri)
+        return mlflow.pyfunc.load_model(str(local))

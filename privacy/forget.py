@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from core import catalog
-from core.contract import ENTITY_KEY, TABLES
+from core.contract import ENTITY_KEY, INGEST_TABLES
 from core.errors import PersonaError
 from core.locks import exclusive
 from core.progress import silent
@@ -126,7 +126,7 @@ def targets_for(settings: Settings, ids: Iterable[int]) -> tuple[Targets, int]:
 @contextlib.contextmanager
 def _ingest_paused(settings: Settings):
     with contextlib.ExitStack() as stack:
-        for table in TABLES:
+        for table in INGEST_TABLES:
             stack.enter_context(exclusive(catalog.ingest_lock(settings, table), what=f"ingest of {table}"))
         yield
 

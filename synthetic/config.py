@@ -34,6 +34,8 @@ class GenerateConfig:
             complaints); 0 for none.
         fmt: ``parquet`` or ``csv``.
         horizon_days: churn horizon H of the ground truth (>= 1).
+        campaign_waves: past randomized campaign waves to generate (:mod:`synthetic.campaigns`);
+            0 for none (the tables stay as without campaigns).
     """
 
     customers: int
@@ -43,11 +45,13 @@ class GenerateConfig:
     shift_days: int = 0
     fmt: str = "parquet"
     horizon_days: int = 90
+    campaign_waves: int = 0
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:
             raise PersonaError(f"unknown format {self.fmt!r}; use one of {', '.join(FORMATS)}")
-        for name, minimum in (("customers", 1), ("days", 1), ("shift_days", 0), ("horizon_days", 1)):
+        for name, minimum in (("customers", 1), ("days", 1), ("shift_days", 0), ("horizon_days", 1),
+                              ("campaign_waves", 0)):
             if getattr(self, name) < minimum:
                 raise PersonaError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
         ts = pd.Timestamp(self.start)

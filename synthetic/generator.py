@@ -25,6 +25,10 @@ Poisson with mean ``L = integral_t^{t+H} lambda_i``, a sum of exponential pieces
 Order counts are exact per whole UTC day (the hour of an order is drawn from a daily profile
 inside its day), so every day-aligned window, such as the snapshot windows, follows the model.
 
+With ``campaign_waves``, past randomized campaigns are added (:mod:`synthetic.campaigns`): their
+exposures, a consent column, the transactions of treated windows rewritten to follow each offer's
+effect, and the true effect per customer, offer and campaign (``campaign_truth``).
+
 This module writes a data set; the pieces live by concept: :mod:`synthetic.config` (what to
 generate), :mod:`synthetic.traits`, :mod:`synthetic.orders` (the order process and its ground
 truth) and :mod:`synthetic.activity` (sessions and reviews).
@@ -43,6 +47,7 @@ import pandas as pd
 from core.errors import PersonaError
 from core.progress import silent
 from synthetic.activity import draw_reviews, draw_sessions
+from synthetic.campaigns import CampaignParams, consent_column, draw_campaigns
 from synthetic.config import SNAPSHOT_EVERY_DAYS, GenerateConfig, ModelParams
 from synthetic.orders import compute_ground_truth, draw_transactions
 from synthetic.traits import customers_frame, draw_traits
@@ -103,6 +108,14 @@ def _describe(config: GenerateConfig, params: ModelParams, counts: dict[str, int
                   "price-sensitive customers), every customer complains about delivery and price more "
                   "often (text drift without extra churn beyond the price effect)"),
         "params": asdict(params),
+        **({"campaigns": {
+            "waves": config.campaign_waves,
+            "model": "treated order rate m_i * lambda_i + a_io in (contact, contact + response_days]; "
+                     "see synthetic.campaigns",
+            "ground_truth": "campaign_truth: true_uplift_conversion / _orders / _spend per customer eligible "
+                            "in a wave and per offer campaign of it",
+            "params": asdict(CampaignParams()),
+        }} if config.campaign_waves else {}),
     }
 
 
@@ -114,6 +127,9 @@ def _readme(description: dict[str, object]) -> str:
         "",
         "Tables: customers, transactions, sessions, reviews (data-contract columns) and ground_truth",
         "(exact churn probability, expected orders and spend per customer and snapshot).",
+        *(["", "Campaigns: campaigns, exposures (randomized waves) and campaign_truth (true effect of each",
+           "offer on conversion, orders and spend per customer and campaign); see synthetic/campaigns.py."]
+          if "campaigns" in description else []),
         "",
         f"- Order rate: {description['order_rate']}",
         f"- Decay: {description['decay']}",
@@ -152,13 +168,14 @@ def generate_dataset(config: GenerateConfig, out_dir: Path, params: ModelParams 
 
     Returns:
         Name -> written file for customers, transactions, sessions, reviews, ground_truth,
-        generator (``generator.json``) and readme.
+        generator (``generator.json``) and readme; with ``config.campaign_waves`` also campaigns,
+        exposures and campaign_truth (and a ``consent`` column in customers).
 
     Raises:
         PersonaError: if ``out_dir`` cannot be written.
     """
     params = params or ModelParams()
-    seeds = np.random.SeedSequence(config.seed).spawn(4)
+    seeds = np.random.SeedSequence(config.seed).spawn(5)  # the fifth draws campaigns only
     rngs = [np.random.default_rng(s) for s in seeds]
     out_dir = Path(out_dir)
     try:
@@ -174,6 +191,13 @@ def generate_dataset(config: GenerateConfig, out_dir: Path, params: ModelParams 
     tables["customers"] = customers_frame(traits, config)
     on_progress(1, steps, "transactions")
     tables["transactions"] = draw_transactions(traits, config, params, rngs[1])
+    if config.campaign_waves:
+        campaign_params = CampaignParams()
+        consent = consent_column(len(traits), campaign_params, rngs[4])
+        tables["customers"]["consent"] = consent
+        drawn = draw_campaigns(traits, tables["transactions"], consent, config, params, campaign_params,
+                               config.campaign_waves, rngs[4])
+        tables.update(drawn)
     on_progress(2, steps, "sessions")
     tables["sessions"] = draw_sessions(traits, config, params, rngs[2])
     on_progress(3, steps, "reviews")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from core import catalog
-from core.contract import TABLES
+from core.contract import INGEST_TABLES, TABLES
 from core.errors import PersonaError
 from core.settings import load_settings
 from ingest.run import ingest_files
@@ -37,7 +37,7 @@ def _tx(n: int = 3) -> pd.DataFrame:
 def test_an_unknown_table_is_named_with_every_known_one(tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path / "home")
     assert _error(ingest_files, settings, {"bogus": tmp_path / "x.csv", "transactions": tmp_path / "x.csv"}) == (
-        f"unknown table(s) bogus; expected one of {', '.join(TABLES)}")
+        f"unknown table(s) bogus; expected one of {', '.join(INGEST_TABLES)}")
 
 
 def test_missing_required_columns_are_named_with_the_contract() -> None:

@@ -1,0 +1,87 @@
+"""``persona campaign plan / evaluate``: audiences with control groups under a budget, and what they changed."""
+
+from __future__ import annotations
+
+from pathlib import Path  # noqa: TC003  (Typer reads the annotation at runtime)
+from typing import Annotated
+
+import typer
+
+from app.cli_common import one_line_errors
+from app.cli_common import settings as _settings
+from core.errors import PersonaError
+
+campaign_app = typer.Typer(help="Plan a campaign from the uplift champion; evaluate one after its window.",
+                           no_args_is_help=True)
+
+
+@campaign_app.command("plan")
+@one_line_errors
+def plan(
+    budget: Annotated[float, typer.Option(min=0.0, help="Money for contacts: treated customers x their offer's "
+                                          "cost per contact; never exceeded.")],
+    out: Annotated[Path, typer.Option(help="Audience file; FILE.csv and FILE.parquet are written "
+                                      "(customer_id, campaign_id, offer, group, expected_uplift, "
+                                      "expected_value, reason).")],
+    offer: Annotated[list[str] | None, typer.Option("--offer", help="An offer to choose from (repeatable).")] = None,
+    offers: Annotated[str | None, typer.Option("--offers", help="'all': every offer the uplift model knows.")] = None,
+    control_share: Annotated[float, typer.Option(min=0.0, max=0.99, help="Share of each offer's audience held "
+                                                 "out at random as the control group.")] = 0.1,
+    min_expected_value: Annotated[float, typer.Option(help="Net expected value (incremental value minus "
+                                                      "cost) an offer must exceed; below it nobody is "
+                                                      "contacted.")] = 0.0,
+    campaign_id: Annotated[str | None, typer.Option(help="Campaign id (default plan-<UTC time>; "
+                                                    "-<offer> is appended per offer).")] = None,
+    cost_per_contact: Annotated[float | None, typer.Option(min=0.0, help="Cost of every contact (default: "
+                                                           "each offer's latest campaign's cost).")] = None,
+    value_per_conversion: Annotated[float | None, typer.Option(min=0.0, help="Value of one conversion "
+                                                               "(default: the mean spend of a converted customer "
+                                                               "in the campaigns learned from).")] = None,
+    response_days: Annotated[float, typer.Option(min=1.0, help="Response window recorded for the campaign.")] = 30.0,
+    min_days_between: Annotated[float, typer.Option(min=0.0, help="Nobody treated within this many days is "
+                                                    "contacted again.")] = 30.0,
+    seed: Annotated[int, typer.Option(help="Seed of the control group draw.")] = 7,
+) -> None:
+    """Plan a campaign under a budget, with a random control group; consent respected.
+
+    Per customer the offer with the highest expected incremental value minus cost (none when
+    nothing pays), filled in that order up to the budget.
+
+    The exposures are recorded (for `persona campaign evaluate` and the next `persona train --uplift`)
+    and the plan is logged to MLflow.
+    """
+    from app.quiet import quiet_output
+    from campaign.plan import PlanRequest, plan_campaign
+
+    if bool(offer) == bool(offers):
+        raise PersonaError("pass --offer X (repeatable) or --offers all")
+    if offers is not None and offers != "all":
+        raise PersonaError(f"--offers takes only 'all', got {offers!r}; use --offer X for one offer")
+    settings = _settings()
+    request = PlanRequest(offers=tuple(offer or ()), budget=budget, out=out, control_share=control_share,
+                          min_expected_value=min_expected_value, campaign_id=campaign_id,
+                          cost_per_contact=cost_per_contact, value_per_conversion=value_per_conversion,
+                          response_days=response_days, min_days_between=min_days_between, seed=seed)
+    with quiet_output(settings):
+        result = plan_campaign(settings, request)
+    typer.echo(result.summary())
+
+
+@campaign_app.command("evaluate")
+@one_line_errors
+def evaluate(
+    campaign_id: Annotated[str, typer.Argument(help="The campaign (its response window must have ended).")],
+    out: Annotated[Path | None, typer.Option(help="HTML report (default <home>/reports/campaigns/<id>.html).")] = None,
+) -> None:
+    """Evaluate a campaign after its response window, as an HTML report.
+
+    Treatment vs control conversion and spend with confidence intervals, incremental
+    conversions and revenue, ROI and the Qini curve of the targeting.
+    """
+    from app.quiet import quiet_output
+    from campaign.evaluate import evaluate_campaign
+
+    settings = _settings()
+    with quiet_output(settings):
+        result = evaluate_campaign(settings, campaign_id, out)
+    typer.echo(result.summary())
