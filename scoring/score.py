@@ -105,10 +105,12 @@ def score(
             ``<registered_model>-<target>``).
 
     Raises:
-        PersonaError: no champion, no customers known at ``as_of``, or feature retrieval failed.
+        PersonaError: no champion, no customers known at ``as_of``, feature retrieval failed, or
+            the text features are in another projection than the model was trained on.
     """
     from features.build import read_raw
     from features.dataset import build_training_set
+    from features.text_version import require_text_version
     from model.bundle import load_predictor
     from model.registry import alias_version, configure_mlflow
 
@@ -126,6 +128,7 @@ def score(
         predictor = load_predictor(f"models:/{model}/{version}", settings)
     except Exception as exc:
         raise PersonaError(f"cannot load {model} v{version}: {exc}") from None
+    require_text_version(settings, f"{model} v{version}", predictor.metadata)
     ts = pd.Timestamp(as_of) if as_of is not None else default_as_of(settings)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     customers = known_customers(

@@ -20,6 +20,7 @@ import numpy as np
 
 from core import catalog
 from core.progress import silent
+from features.text_version import TEXT_VERSION_KEY
 from model.actions import load_policy
 from training import data as dataset
 from training import fit, gate, lineage, register, report
@@ -101,6 +102,18 @@ class TrainResult:
         return "\n".join(lines)
 
 
+def text_version_of(settings: Settings, features: list[str]) -> dict[str, str]:
+    """``{"text_projection_version": v}`` when ``features`` read the text projection, else ``{}``.
+
+    Read from the offline rows the training set was just built from, so the model records the
+    version it saw (bundle metadata and registry tag); every reader of its features checks it.
+    """
+    from features.text_version import source_version, uses_text
+
+    version = source_version(settings) if uses_text(features) else None
+    return {TEXT_VERSION_KEY: version} if version else {}
+
+
 class TrainJob:
     """One training run; services (Feast, MLflow) are opened inside :meth:`run`.
 
@@ -150,6 +163,8 @@ class TrainJob:
             transactions=dataset.read_transactions(settings) if frame is None else None,
         )
         fitted.predictor.metadata.update({**split.window, "features": split.features})
+        pinned = text_version_of(settings, split.features) if frame is None else {}
+        fitted.predictor.metadata.update(pinned)
         fitted.metrics["seconds_build_training_set"] = build_seconds
         step(1 + FIT_STEPS, PERSONA_STEPS, "logging to MLflow")
         log_started = time.perf_counter()
@@ -161,6 +176,7 @@ class TrainJob:
             config.gate,
             settings.registered_model,
             lambda tmp: report.log_persona_report(settings, config, fitted, split, tmp),
+            extra_tags=pinned,
         )
         result.cards_html = catalog.persona_cards_html(settings)
         step(PERSONA_STEPS, PERSONA_STEPS, "done")
@@ -222,6 +238,7 @@ class TrainJob:
         rules: GateConfig,
         model: str,
         log_report: Callable[[Path], None],
+        extra_tags: dict[str, str] | None = None,
     ) -> TrainResult:
         """Score the champion, decide, log the run, register the version and move its alias."""
         from model.registry import configure_mlflow, ensure_experiment
@@ -232,6 +249,11 @@ class TrainJob:
         not_comparable: list[str] = []
 
         def champion_rows(champion: PersonaPredictor, holdout: pd.DataFrame) -> pd.DataFrame | None:
+            trained, current = champion.metadata.get(TEXT_VERSION_KEY), (extra_tags or {}).get(TEXT_VERSION_KEY)
+            if trained and trained != current:  # its text features are not in this holdout's projection
+                not_comparable.append(f"the champion was trained on text projection {trained}, "
+                                      f"this holdout is in {current or 'none'}")
+                return None
             rows, why = after_training_window(champion, holdout)
             if why:
                 not_comparable.append(why)
@@ -248,6 +270,7 @@ class TrainJob:
             **lineage.lineage_tags(settings, config, split, data.from_feast),
             **split.plan.tags(),
             "gate.rules": rules.model_dump_json()[:4000],
+            **(extra_tags or {}),
         }
 
         def log_plan_and_report(tmp: Path) -> None:
