@@ -12,7 +12,7 @@ and :mod:`training.register` registers the model and moves ``champion`` or ``cha
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,7 @@ from model.actions import load_policy
 from training import data as dataset
 from training import fit, gate, lineage, register, report
 from training.data import choose_snapshots, feature_columns_of
-from training.fit import FIT_STEPS, fit_persona_bundle
+from training.fit import FIT_STEPS, PERSONA_MATCHED_TO, fit_persona_bundle
 from training.gate import GateDecision
 from training.plan import after_training_window
 from training.report import REFERENCE_ARTIFACT
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
     from model.bundle import PersonaPredictor
     from training.config import GateConfig, TrainConfig
+    from training.persona_match import PersonaMatch
     from training.plan import TrainingPlan
 
 # Names other packages and notebooks import from here.
@@ -69,6 +70,7 @@ class TrainResult:
     cards_html: Path | None = None
     seconds: float = 0.0
     kind: str = "persona"
+    persona_changes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few lines for the terminal (chosen by the model's kind, never guessed from metric names)."""
@@ -94,6 +96,7 @@ class TrainResult:
                 + (f" · spend corr vs truth {m['spend_corr_truth']:.3f}" if "spend_corr_truth" in m else "")
             )
             lines.append(f"personas: k={int(m['persona_k'])} (silhouette {m['persona_silhouette']:.3f})")
+            lines += [f"  {line}" for line in self.persona_changes]
         else:
             lines.append(" · ".join(f"{k} {v:.4f}" for k, v in sorted(m.items()) if np.isfinite(v)))
         if self.cards_html:
@@ -112,6 +115,27 @@ def text_version_of(settings: Settings, features: list[str]) -> dict[str, str]:
 
     version = source_version(settings) if uses_text(features) else None
     return {TEXT_VERSION_KEY: version} if version else {}
+
+
+def persona_tags(match: PersonaMatch | None, champion_version: str | None) -> dict[str, str]:
+    """Registry tags of the persona matching: ``persona.matched_to`` and one ``persona.<id>`` per persona."""
+    if match is None:
+        return {}
+    tags = {"persona.matched_to": f"v{champion_version}"}
+    for change in match.changes:
+        tags[f"persona.{change.persona_id}"] = change.describe()
+    return tags
+
+
+def persona_lines(match: PersonaMatch | None, champion_version: str | None) -> list[str]:
+    """What changed among the personas since the champion, one line each (empty when all were kept)."""
+    if match is None:
+        return []
+    changed = [c.describe() for c in match.changes if c.status != "kept"]
+    kept = sum(c.status == "kept" for c in match.changes)
+    head = f"personas matched to champion v{champion_version}: {kept} kept" + (
+        f", {len(changed)} changed" if changed else "")
+    return [head, *changed]
 
 
 class TrainJob:
@@ -152,6 +176,7 @@ class TrainJob:
         split = dataset.split(settings, config, data)
         self.on_plan(split.plan)
         reviews = dataset.read_reviews(settings, max(split.holdout[dataset.TIMESTAMP]))
+        champion = self._champion()
         fitted = fit.fit_persona_bundle(
             split.train,
             split.holdout,
@@ -161,10 +186,13 @@ class TrainJob:
             reviews,
             lambda done, _total=None, note="": step(1 + done, PERSONA_STEPS, note),
             transactions=dataset.read_transactions(settings) if frame is None else None,
+            previous=champion[0],
         )
         fitted.predictor.metadata.update({**split.window, "features": split.features})
         pinned = text_version_of(settings, split.features) if frame is None else {}
         fitted.predictor.metadata.update(pinned)
+        if fitted.persona_match is not None:
+            fitted.predictor.metadata[PERSONA_MATCHED_TO] = champion[1]
         fitted.metrics["seconds_build_training_set"] = build_seconds
         step(1 + FIT_STEPS, PERSONA_STEPS, "logging to MLflow")
         log_started = time.perf_counter()
@@ -176,8 +204,10 @@ class TrainJob:
             config.gate,
             settings.registered_model,
             lambda tmp: report.log_persona_report(settings, config, fitted, split, tmp),
-            extra_tags=pinned,
+            extra_tags={**pinned, **persona_tags(fitted.persona_match, champion[1])},
+            champion=champion,
         )
+        result.persona_changes = persona_lines(fitted.persona_match, champion[1])
         result.cards_html = catalog.persona_cards_html(settings)
         step(PERSONA_STEPS, PERSONA_STEPS, "done")
         result.seconds = time.perf_counter() - started
@@ -239,6 +269,7 @@ class TrainJob:
         model: str,
         log_report: Callable[[Path], None],
         extra_tags: dict[str, str] | None = None,
+        champion: tuple[PersonaPredictor | None, str | None] | None = None,
     ) -> TrainResult:
         """Score the champion, decide, log the run, register the version and move its alias."""
         from model.registry import configure_mlflow, ensure_experiment
@@ -261,7 +292,7 @@ class TrainJob:
             return dataset.frame_for(settings, config, data, champion, rows)
 
         champion_metrics, champion_version = register.champion_score(
-            client, model, split.holdout, champion_rows, settings
+            client, model, split.holdout, champion_rows, settings, loaded=champion
         )
         decision = gate.decide(
             metrics, champion_metrics, champion_version, rules, not_comparable[0] if not_comparable else None
@@ -293,6 +324,13 @@ class TrainJob:
         version = register.register(client, model, run, metrics, gated, settings)
         decision = register.move(client, model, version, decision, champion_version)
         return TrainResult(run.run_id, model, version, decision, metrics, champion_metrics)
+
+    def _champion(self) -> tuple[PersonaPredictor | None, str | None]:
+        """The current champion (loaded once: the fit matches personas to it, the gate scores it)."""
+        from model.registry import configure_mlflow
+
+        client = configure_mlflow(self.settings)
+        return register.load_champion(client, self.settings.registered_model, self.settings)
 
     def _log_late_metrics(self, result: TrainResult, values: dict[str, float]) -> None:
         """Metrics known only after the run closed (its own logging time)."""
