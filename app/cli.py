@@ -196,8 +196,7 @@ def embed(
 ) -> None:
     """Embed new review texts (incremental cache) and build the customer_text feature source.
 
-    The text projection is fitted once and pinned: later runs project new data with the same
-    version, so a model keeps receiving the coordinates it was trained on.
+    The projection is fitted once and pinned: later runs project new data with the same version.
     """
     from app.console import progress
     from features.text_build import embed_reviews
