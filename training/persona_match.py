@@ -9,10 +9,12 @@ clustering space, on the same customers:
   new centroids to the champion's centers, accepted when the new centroid lies within half the
   distance from that center to its nearest other center, or when most of the persona's customers
   are in that cluster; the cluster keeps the persona's id and name;
-- **split**: an unmatched cluster that holds at least ``min_part`` of one persona's customers and
-  lies nearer to it than that persona's nearest neighbour (the matched part keeps the id);
+- **split**: an unmatched cluster whose customers mostly belonged to one persona and whose centroid
+  lies nearer to that persona than the persona's nearest neighbour does; the part matched to the
+  persona keeps its id, and a persona matched to no part retires its id (share after 0);
 - **merged**: an unmatched persona whose customers went mostly (over half) into one matched cluster;
-- **new**: any other unmatched cluster (a fresh id, never reused);
+- **new**: any other unmatched cluster, one farther from every persona than personas are from
+  each other (a fresh id, never reused);
 - **vanished**: any other unmatched persona.
 
 Shares before and after are both measured on the same rows: the champion's assignment and the
@@ -49,11 +51,14 @@ class PersonaChange:
     related: tuple[int, ...] = ()
 
     def describe(self) -> str:
-        """One line: ``3 "loyal fans": split into 3, 7 (share 40.0% -> 22.0%)``."""
+        """One line: ``3 "loyal fans": split into 8, 9 (share 40.0% -> 0.0%)``."""
         links = ", ".join(str(i) for i in self.related)
-        what = {"split": f"split (with {links})" if links else "split",
-                "merged": f"merged into {links}" if self.share_after == 0 and links else f"merged (with {links})",
-                }.get(self.status, self.status)
+        what = self.status
+        if self.status == "split":
+            what = (f"split from {links}" if self.share_before == 0 else f"split into {links}"
+                    if self.share_after == 0 else f"kept its id, split off {links}")
+        elif self.status == "merged":
+            what = f"merged into {links}" if self.share_after == 0 else f"kept its id, merged with {links}"
         return f'{self.persona_id} "{self.name}": {what} (share {self.share_before:.1%} -> {self.share_after:.1%})'
 
     def to_dict(self) -> dict:
@@ -102,7 +107,6 @@ def match_personas(
     new_of_row: np.ndarray,
     fresh_names: dict[int, str],
     next_id: int | None = None,
-    min_part: float = 0.2,
 ) -> PersonaMatch:
     """Give each new cluster a persona id: the champion's when it is the same group, else a fresh one.
 
@@ -115,7 +119,6 @@ def match_personas(
         new_of_row: the new cluster (index) of each shared row.
         fresh_names: new cluster index -> the name the retrain gave it (used when it gets a fresh id).
         next_id: the first id never used by the champion's lineage (default: max old id + 1).
-        min_part: the least share of a persona's customers that makes a cluster one of its parts.
 
     Returns:
         The ids, names and changes.
@@ -153,21 +156,20 @@ def match_personas(
         if ids[j] >= 0:
             continue
         parent = int(np.argmax(counts[:, j])) if k_old else -1
-        if (parent >= 0 and parent in partner_of_old and old_size[parent] > 0
-                and counts[parent, j] >= min_part * old_size[parent] and distance[parent, j] <= 2 * radius[parent]):
+        if parent >= 0 and counts[parent, j] > 0.5 * new_size[j] and distance[parent, j] <= 2 * radius[parent]:
             split_from[j] = parent
         ids[j] = fresh
         fresh += 1
     merged_into: dict[int, int] = {}
     for i in range(k_old):
-        if i in partner_of_old or old_size[i] == 0:
+        if i in partner_of_old or old_size[i] == 0 or i in split_from.values():
             continue
         target = int(np.argmax(counts[i])) if k_new else -1
         if target >= 0 and target in partner_of_new and counts[i, target] > 0.5 * old_size[i]:
             merged_into[i] = target
 
     names: dict[int, str] = {}
-    used = {old_names.get(old_ids[i], "") for i in partner_of_old}
+    used = set(old_names.values())  # a fresh group never takes a name the champion gave another group
     for j in range(k_new):
         if j in partner_of_new:
             names[ids[j]] = old_names.get(ids[j], f"segment {ids[j]}")
@@ -198,7 +200,10 @@ def match_personas(
         if i in partner_of_old:
             continue
         pid, name = old_ids[i], old_names.get(old_ids[i], f"segment {old_ids[i]}")
-        if i in merged_into:
+        parts = tuple(sorted(ids[s] for s, p in split_from.items() if p == i))
+        if parts:
+            changes.append(PersonaChange(pid, name, "split", before[pid], 0.0, parts))
+        elif i in merged_into:
             changes.append(PersonaChange(pid, name, "merged", before[pid], 0.0, (ids[merged_into[i]],)))
         else:
             changes.append(PersonaChange(pid, name, "vanished", before[pid], 0.0))

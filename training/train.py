@@ -118,12 +118,12 @@ def text_version_of(settings: Settings, features: list[str]) -> dict[str, str]:
 
 
 def persona_tags(match: PersonaMatch | None, champion_version: str | None) -> dict[str, str]:
-    """Registry tags of the persona matching: ``persona.matched_to`` and one ``persona.<id>`` per persona."""
+    """Registry tags of the persona matching: ``personas.matched_to`` and one ``personas.<id>`` per persona."""
     if match is None:
         return {}
-    tags = {"persona.matched_to": f"v{champion_version}"}
+    tags = {"personas.matched_to": f"v{champion_version}"}
     for change in match.changes:
-        tags[f"persona.{change.persona_id}"] = change.describe()
+        tags[f"personas.{change.persona_id}"] = change.describe()
     return tags
 
 

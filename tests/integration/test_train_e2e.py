@@ -102,8 +102,8 @@ def test_train_registers_champion_gates_a_tie_and_rolls_back(persona_home: Path)
     assert v2.persona_names == v1.persona_names
     assert second.persona_changes[0].startswith(f"personas matched to champion v1: {len(v1.persona_names)} kept")
     tags = client.get_model_version("persona", "2").tags
-    assert tags["persona.matched_to"] == "v1"
-    assert all(f"persona.{i}" in tags for i in v1.persona_names)
+    assert tags["personas.matched_to"] == "v1"
+    assert all(f"personas.{i}" in tags for i in v1.persona_names)
     cards = json.loads((persona_home / "reports" / "persona_cards.json").read_text())
     assert cards["changes"]["champion"] == "1"
     assert {c["status"] for c in cards["changes"]["personas"]} == {"kept"}

@@ -65,8 +65,24 @@ def test_a_split_persona_keeps_its_id_on_one_part_and_names_the_other() -> None:
     kept = match.change_of(4)
     assert kept is not None
     assert kept.related == (part,)
+    assert kept.describe().startswith('4 "steady browsers": kept its id, split off 5')
     assert kept.share_before == 0.5
     assert kept.share_after == 0.25
+
+
+def test_a_persona_split_into_parts_unlike_itself_retires_its_id_and_the_parts_say_where_from() -> None:
+    # given: persona 4's customers now form two groups, each farther from its centre than half a gap
+    rows = _rows([(0, 0), (10, 0), (-6, 10), (6, 10)])
+    new_labels = np.repeat([0, 1, 2, 3], 100)
+
+    # when
+    match = _match(rows, new_labels, 4)
+
+    # then
+    assert match.ids == (0, 1, 5, 6)
+    retired = next(c for c in match.changes if c.persona_id == 4)
+    assert retired.describe() == '4 "steady browsers": split into 5, 6 (share 50.0% -> 0.0%)'
+    assert match.change_of(5).describe() == '5 "fresh 2": split from 4 (share 0.0% -> 25.0%)'  # type: ignore[union-attr]
 
 
 def test_merged_personas_are_named_with_their_shares() -> None:
