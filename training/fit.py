@@ -145,6 +145,8 @@ def fit_persona_bundle(
         config.personas.k_max,
         seed,
         config.personas.silhouette_sample,
+        prefer_k=len(previous.centers) if previous is not None and previous.centers is not None else None,
+        prefer_margin=config.personas.keep_k_margin,
     )
     seg_fit = nearest_center(cluster_matrix(fit_rows, cluster_spec), pfit.centers)
     traits = trait_scores(fit_rows, seg_fit)

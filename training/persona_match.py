@@ -6,9 +6,10 @@ A retrain therefore compares its clusters with the champion's in the champion's 
 clustering space, on the same customers:
 
 - **kept**: a one-to-one assignment (Hungarian, :func:`scipy.optimize.linear_sum_assignment`) of
-  new centroids to the champion's centers, accepted when the new centroid lies within half the
-  distance from that center to its nearest other center, or when most of the persona's customers
-  are in that cluster; the cluster keeps the persona's id and name;
+  new centroids to the champion's centers over the acceptable pairs only: the new centroid lies
+  within half the distance from that center to its nearest other center, or most of the persona's
+  customers are in that cluster. As many personas as possible are matched, then the nearest; a
+  matched cluster keeps the persona's id and name;
 - **split**: an unmatched cluster whose customers mostly belonged to one persona and whose centroid
   lies nearer to that persona than the persona's nearest neighbour does; the part matched to the
   persona keeps its id, and a persona matched to no part retires its id (share after 0);
@@ -41,6 +42,7 @@ class PersonaChange:
         share_before: its share of the rows under the champion (0 for a new persona).
         share_after: its share under the retrain (0 for a vanished or merged-away persona).
         related: ids it split into or from, or merged into or with.
+        absorbed: personas merged into it while it also split (a kept id can do both).
     """
 
     persona_id: int
@@ -49,6 +51,7 @@ class PersonaChange:
     share_before: float
     share_after: float
     related: tuple[int, ...] = ()
+    absorbed: tuple[int, ...] = ()
 
     def describe(self) -> str:
         """One line: ``3 "loyal fans": split into 8, 9 (share 40.0% -> 0.0%)``."""
@@ -59,13 +62,15 @@ class PersonaChange:
                     if self.share_after == 0 else f"kept its id, split off {links}")
         elif self.status == "merged":
             what = f"merged into {links}" if self.share_after == 0 else f"kept its id, merged with {links}"
+        if self.absorbed:
+            what += f", merged with {', '.join(str(i) for i in self.absorbed)}"
         return f'{self.persona_id} "{self.name}": {what} (share {self.share_before:.1%} -> {self.share_after:.1%})'
 
     def to_dict(self) -> dict:
         """JSON-ready form (for the cards and the registry)."""
         return {"persona_id": self.persona_id, "name": self.name, "status": self.status,
                 "share_before": round(self.share_before, 4), "share_after": round(self.share_after, 4),
-                "related": list(self.related)}
+                "related": list(self.related), "absorbed": list(self.absorbed)}
 
 
 @dataclass(frozen=True)
@@ -140,11 +145,15 @@ def match_personas(
 
     from scipy.optimize import linear_sum_assignment
 
-    rows, cols = linear_sum_assignment(distance)
+    # Only acceptable pairs compete on distance; any other pair costs more than all of them together,
+    # so the assignment first matches as many personas as it can, then the nearest ones.
+    acceptable = (distance <= radius[:, None]) | (counts > 0.5 * old_size[:, None])
+    cost = np.where(acceptable, distance, float(distance[acceptable].sum()) + 1.0)
+    rows, cols = linear_sum_assignment(cost)
     partner_of_old: dict[int, int] = {}
     partner_of_new: dict[int, int] = {}
     for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
-        if distance[i, j] <= radius[i] or counts[i, j] > 0.5 * old_size[i]:
+        if acceptable[i, j]:
             partner_of_old[i], partner_of_new[j] = j, i
 
     ids = [-1] * k_new
@@ -190,7 +199,8 @@ def match_personas(
             parts = tuple(sorted(ids[s] for s, p in split_from.items() if p == i))
             absorbed = tuple(sorted(old_ids[m] for m, t in merged_into.items() if t == j))
             status = "split" if parts else "merged" if absorbed else "kept"
-            changes.append(PersonaChange(pid, names[pid], status, before[pid], after[pid], parts or absorbed))
+            changes.append(PersonaChange(pid, names[pid], status, before[pid], after[pid], parts or absorbed,
+                                         absorbed if parts else ()))
         elif j in split_from:
             parent = old_ids[split_from[j]]
             changes.append(PersonaChange(pid, names[pid], "split", 0.0, after[pid], (parent,)))

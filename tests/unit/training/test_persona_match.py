@@ -192,3 +192,23 @@ def test_a_retrain_takes_the_champion_ids_and_names_into_its_bundle_and_fast_run
     slow = bundle.predict(pd.DataFrame({c: batch.column(c) for c in bundle.feature_columns}))["segment"]
     np.testing.assert_array_equal(fast, slow.to_numpy())
     assert PersonaPredictor.load(bundle.save(tmp_path / "bundle")).persona_ids == bundle.persona_ids
+
+
+def test_a_persona_that_split_and_absorbed_another_says_both() -> None:
+    # given: persona 0 loses a far part while persona 4's few customers join its core
+    rng = np.random.default_rng(1)
+    rows = np.concatenate([np.asarray(p) + rng.normal(0, 0.3, (n, 2))
+                           for p, n in [((0, 0), 150), ((-3, -6), 50), ((10, 0), 100), ((0, 2), 50)]])
+    champion = np.repeat([0, 0, 1, 4], [150, 50, 100, 50])
+    new_labels = np.repeat([0, 2, 1, 0], [150, 50, 100, 50])
+
+    # when
+    match = match_personas(OLD_CENTERS, OLD_IDS, OLD_NAMES, centroids_in(rows, new_labels, 3), champion,
+                           new_labels, {0: "a", 1: "b", 2: "c"})
+
+    # then
+    assert match.ids == (0, 1, 5)
+    kept = match.change_of(0)
+    assert kept is not None
+    assert kept.describe() == '0 "loyal fans": kept its id, split off 5, merged with 4 (share 57.1% -> 57.1%)'
+    assert _status(match, 4) == "merged"
