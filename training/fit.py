@@ -19,6 +19,8 @@ from core.progress import silent
 from model.actions import ActionPolicy, value_cutpoints
 from model.bundle import PersonaPredictor
 from model.preprocess import (
+    TEXT_PROJECTION_PREFIX,
+    ClusterSpec,
     cluster_matrix,
     fit_cluster_spec,
     fit_feature_spec,
@@ -85,6 +87,7 @@ def fit_persona_bundle(
     on_progress: ProgressEvent = silent,
     transactions: pd.DataFrame | None = None,
     previous: PersonaPredictor | None = None,
+    previous_same_text: bool = True,
 ) -> FitResult:
     """Fit churn, value, baseline and persona models and evaluate them on the holdout.
 
@@ -101,6 +104,7 @@ def fit_persona_bundle(
             fitted on the holdout's calibration window and logged beside the value model.
         previous: the champion; the new clusters take its persona ids and names where they are
             the same groups (:func:`stable_personas`).
+        previous_same_text: whether the rows' text features are in the champion's projection.
     """
     timings: dict[str, float] = {}
     started, current, done = time.perf_counter(), "prepare", 0
@@ -153,7 +157,7 @@ def fit_persona_bundle(
     churn_by_seg = fit_rows["churned"].groupby(seg_fit).mean()
     recency_z = traits.get("recency_days")
     persona_names = name_segments(traits, churn_by_seg, recency_z)
-    match = stable_personas(previous, fit_rows, seg_fit, pfit.centers, persona_names)
+    match = stable_personas(previous, fit_rows, seg_fit, pfit.centers, persona_names, previous_same_text)
 
     spend_cuts = value_cutpoints(predict_xgb(spend, x_hold), policy)
     predictor = PersonaPredictor(
@@ -254,19 +258,34 @@ def stable_personas(
     labels: np.ndarray,
     centers: np.ndarray,
     names: dict[int, str],
+    same_text: bool = True,
 ) -> PersonaMatch | None:
     """Match the new clusters to the previous champion's personas on the same rows (None: nothing to match).
 
     Both sides are compared in the champion's standardized clustering space: its centers, and the
-    new clusters' centroids over ``rows`` (see :mod:`training.persona_match`).
+    new clusters' centroids over ``rows`` (see :mod:`training.persona_match`). When ``rows`` hold
+    text features of another projection than the champion's (``same_text`` False), its text axes
+    mean something else: the comparison then leaves them out.
     """
     if previous is None or previous.kind != "persona" or previous.cluster is None or previous.centers is None:
         return None
-    shared = cluster_matrix(rows, previous.cluster)
+    spec, old_centers = previous.cluster, np.asarray(previous.centers, float)
+    if not same_text:
+        keep = [j for j, c in enumerate(spec.columns) if not c.startswith(TEXT_PROJECTION_PREFIX)]
+        spec = ClusterSpec(
+            columns=tuple(spec.columns[j] for j in keep),
+            log_columns=tuple(c for c in spec.log_columns if not c.startswith(TEXT_PROJECTION_PREFIX)),
+            medians=tuple(spec.medians[j] for j in keep),
+            mean=tuple(spec.mean[j] for j in keep),
+            scale=tuple(spec.scale[j] for j in keep),
+        )
+        old_centers = old_centers[:, keep]
+    shared = cluster_matrix(rows, spec)
+    old_of_row = previous.segment_ids[nearest_center(shared, old_centers)]
     next_id = previous.metadata.get(PERSONA_NEXT_ID)
     return match_personas(
-        previous.centers, previous.segment_ids.tolist(), previous.persona_names,
-        centroids_in(shared, labels, len(centers)), previous.segments(rows), labels, names,
+        old_centers, previous.segment_ids.tolist(), previous.persona_names,
+        centroids_in(shared, labels, len(centers)), old_of_row, labels, names,
         next_id=int(next_id) if next_id is not None else None,
     )
 

@@ -177,6 +177,8 @@ class TrainJob:
         self.on_plan(split.plan)
         reviews = dataset.read_reviews(settings, max(split.holdout[dataset.TIMESTAMP]))
         champion = self._champion()
+        pinned = text_version_of(settings, split.features) if frame is None else {}
+        champion_text = champion[0].metadata.get(TEXT_VERSION_KEY) if champion[0] is not None else None
         fitted = fit.fit_persona_bundle(
             split.train,
             split.holdout,
@@ -187,10 +189,9 @@ class TrainJob:
             lambda done, _total=None, note="": step(1 + done, PERSONA_STEPS, note),
             transactions=dataset.read_transactions(settings) if frame is None else None,
             previous=champion[0],
+            previous_same_text=champion_text in (None, pinned.get(TEXT_VERSION_KEY)),
         )
-        fitted.predictor.metadata.update({**split.window, "features": split.features})
-        pinned = text_version_of(settings, split.features) if frame is None else {}
-        fitted.predictor.metadata.update(pinned)
+        fitted.predictor.metadata.update({**split.window, "features": split.features, **pinned})
         if fitted.persona_match is not None:
             fitted.predictor.metadata[PERSONA_MATCHED_TO] = champion[1]
         fitted.metrics["seconds_build_training_set"] = build_seconds

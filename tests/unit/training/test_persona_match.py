@@ -212,3 +212,34 @@ def test_a_persona_that_split_and_absorbed_another_says_both() -> None:
     assert kept is not None
     assert kept.describe() == '0 "loyal fans": kept its id, split off 5, merged with 4 (share 57.1% -> 57.1%)'
     assert _status(match, 4) == "merged"
+
+
+def test_text_axes_of_another_projection_are_left_out_of_the_match() -> None:
+    import pandas as pd
+
+    from model.bundle import PersonaPredictor
+    from model.preprocess import ClusterSpec, FeatureSpec
+    from training.fit import stable_personas
+
+    # given: a champion whose personas 7 and 8 differ in orders and text; the rows' text axis is
+    # now another projection's (its sign flipped)
+    columns = ("orders_365d", "text_pca_0")
+    spec = ClusterSpec(columns, (), (0.0, 0.0), (0.0, 0.0), (1.0, 1.0))
+    champion = PersonaPredictor(kind="persona", features=FeatureSpec(columns), models={}, cluster=spec,
+                                centers=np.array([[-2.0, -2.0], [2.0, 2.0]]), persona_ids=(7, 8),
+                                persona_names={7: "occasional buyers", 8: "frequent buyers"})
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame({"orders_365d": np.repeat([-2.0, 2.0], 100) + rng.normal(0, 0.2, 200),
+                         "text_pca_0": np.repeat([3.0, -3.0], 100) + rng.normal(0, 0.2, 200)})
+    labels = np.repeat([0, 1], 100)
+    centers = np.array([[-2.0, 3.0], [2.0, -3.0]])
+
+    # when
+    apart = stable_personas(champion, rows, labels, centers, {0: "a", 1: "b"}, same_text=False)
+    mixed = stable_personas(champion, rows, labels, centers, {0: "a", 1: "b"}, same_text=True)
+
+    # then: on behavior alone the groups keep their ids; the flipped text axis would swap them
+    assert apart is not None
+    assert mixed is not None
+    assert apart.ids == (7, 8)
+    assert mixed.ids == (8, 7)
