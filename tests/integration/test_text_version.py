@@ -39,6 +39,8 @@ def test_the_champion_is_served_text_features_of_its_own_projection(
 ) -> None:
     from ingest.run import ingest_files
     from model.registry import promote
+    from monitoring.champion import load_champion
+    from scoring.score import score
     from serving.runtime import ServingRuntime
     from store.repo import materialize
     from training.config import PersonaParams, TrainConfig, XGBParams
@@ -74,7 +76,7 @@ def test_the_champion_is_served_text_features_of_its_own_projection(
     online = np.stack([batch.column(c) for c in columns], axis=1)
     np.testing.assert_allclose(online, expected, rtol=1e-5, atol=1e-5)
 
-    # and: a refitted projection is a new version that the champion refuses, naming both
+    # and: a refitted projection is a new version that serving, scoring and monitoring refuse, naming both
     refit = embed_reviews(settings, encoder=BagOfWordsEncoder(), refit_projection=True)
     assert refit.projection_version != first.projection_version
     with pytest.raises(TextVersionMismatch) as refused:
@@ -83,3 +85,7 @@ def test_the_champion_is_served_text_features_of_its_own_projection(
     assert first.projection_version in message
     assert refit.projection_version in message
     assert "\n" not in message
+    with pytest.raises(TextVersionMismatch, match=refit.projection_version):
+        score(settings, tmp_path / "scores.parquet")
+    with pytest.raises(TextVersionMismatch, match=refit.projection_version):
+        load_champion(settings)
