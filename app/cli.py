@@ -197,13 +197,24 @@ def features_check(
 
 @app.command()
 @_one_line_errors
-def embed() -> None:
-    """Embed new review texts (incremental cache) and build the customer_text feature source."""
+def embed(
+    refit_projection: Annotated[bool, typer.Option(
+        "--refit-projection",
+        help="Fit a new text projection (a new version; models trained on the pinned one then refuse "
+        "these features until retrained). Default: reuse the pinned projection.")] = False,
+    projection: Annotated[str | None, typer.Option(
+        help="Project with this stored version (e.g. the one a registered model was trained on).")] = None,
+) -> None:
+    """Embed new review texts (incremental cache) and build the customer_text feature source.
+
+    The projection is fitted once and pinned: later runs project new data with the same version.
+    """
     from app.console import progress
     from features.text_build import embed_reviews
 
     with progress("embed", unit="texts") as on_progress:
-        report = embed_reviews(_settings(), on_progress=on_progress)
+        report = embed_reviews(_settings(), on_progress=on_progress, refit_projection=refit_projection,
+                               projection_version=projection)
     typer.echo(report.summary())
 
 

@@ -193,11 +193,14 @@ def embeddings_section(settings: Settings) -> Section:
     table = pq.read_table(text, columns=["embedding_model", "text_projection_version"])
     models = sorted(str(v) for v in pc.unique(table.column("embedding_model")).to_pylist() if v)
     versions = sorted(str(v) for v in pc.unique(table.column("text_projection_version")).to_pylist() if v)
-    data = {"embedding_model": models, "projection_version": versions,
+    from features.text_version import pinned_version
+
+    pinned = pinned_version(settings)
+    data = {"embedding_model": models, "projection_version": versions, "pinned_projection": pinned,
             "projections_kept": [p.stem for p in projections], "built": _iso(_mtime(text))}
     return Section("embeddings", data=data, lines=[
         f"model {', '.join(models) or '-'}; projection {', '.join(versions) or '-'} "
-        f"({len(projections)} kept); built {data['built']}"])
+        f"(pinned {pinned or '-'}, {len(projections)} kept); built {data['built']}"])
 
 
 def models_section(settings: Settings) -> Section:

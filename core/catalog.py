@@ -89,6 +89,11 @@ def projections_dir(s: Settings) -> Path:
     return s.embeddings_dir / "projections"
 
 
+def pinned_projection(s: Settings) -> Path:
+    """The version of the projection ``persona embed`` reuses until it is explicitly refitted."""
+    return projections_dir(s) / "pinned"
+
+
 def encoder_models_dir(s: Settings) -> Path:
     """Exported fast encoders (derived from the packaged model)."""
     return s.embeddings_dir / "models"

@@ -7,8 +7,9 @@ Steps (I/O at the edges, the aggregation is :mod:`features.transforms.text`):
 2. deduplicate, look every distinct text up in the hash-keyed cache of the current model
    identity and embed only the texts not cached (progress reported in texts, with texts/s);
 3. score sentiment (VADER, its own cache);
-4. aggregate per customer as of every entity snapshot of the behavior view, fit the 8-dim PCA
-   on the training region only and save it versioned under ``embeddings/projections``;
+4. aggregate per customer as of every entity snapshot of the behavior view and project with the
+   pinned 8-dim PCA (:mod:`features.text_version`); only the first embed, an explicit refit or a
+   new encoder fits one (on the training region only), a new version saved beside the others;
 5. write the ``customer_text`` source (``catalog.text_source``) in chunks, atomically, unless
    its content fingerprint is unchanged (then nothing is rewritten and Feast sees no new rows).
 """
@@ -34,6 +35,7 @@ from core.progress import silent
 from features.embedding.cache import VectorCache, normalize_text, text_key
 from features.embedding.encoder import EMBEDDING_DIM, TextEncoder, default_encoder
 from features.embedding.sentiment import SentimentScorer
+from features.text_version import SOURCE_VERSION_METADATA, choose_projection, pin
 from features.transforms.text import (
     ENTITY_KEY,
     PCA_COLUMNS,
@@ -44,9 +46,7 @@ from features.transforms.text import (
     TextProjection,
     TextWindows,
     compute_text_windows,
-    fit_windows_projection,
     project_windows,
-    projection_cutoff,
     recent_columns,
 )
 
@@ -78,6 +78,8 @@ class EmbedReport:
         model_identity: encoder identity that made the vectors.
         projection_version: version of the PCA projection.
         path: the offline source written.
+        projection_refitted: why a new projection was fitted this run ("" when the pinned or
+            requested one was reused).
     """
 
     texts_seen: int
@@ -93,6 +95,7 @@ class EmbedReport:
     model_identity: str
     projection_version: str
     path: Path
+    projection_refitted: str = ""
 
     @property
     def texts_per_second(self) -> float:
@@ -116,6 +119,7 @@ class EmbedReport:
             f"{self.texts_per_second:,.0f} texts/s, {written}"
             + (f", {', '.join(extra)}" if extra else "")
             + f"; model {self.model_identity}; projection {self.projection_version}"
+            + (f" (new: {self.projection_refitted})" if self.projection_refitted else " (pinned)")
         )
 
 
@@ -226,16 +230,22 @@ def _existing_fingerprint(path: Path) -> tuple[str | None, int]:
     return (value.decode() if value else None), meta.metadata.num_rows
 
 
-def text_schema(fingerprint: str | None = None) -> pa.Schema:
-    """Arrow schema of ``customer_text.parquet`` (also of the empty source ``features build`` writes)."""
+def text_schema(fingerprint: str | None = None, version: str | None = None) -> pa.Schema:
+    """Arrow schema of ``customer_text.parquet`` (also of the empty source ``features build`` writes).
+
+    ``version`` (the projection every row is in) is kept in the schema metadata, so readers learn
+    it without scanning the rows (:func:`features.text_version.source_version`).
+    """
     kinds = {"float": pa.float32(), "str": pa.string(), "float_list": pa.list_(pa.float32())}
     fields = [
         pa.field(ENTITY_KEY, pa.int64()),
         pa.field(TIMESTAMP, pa.timestamp("ns", tz="UTC")),
         pa.field("created_timestamp", pa.timestamp("ns", tz="UTC")),
     ] + [pa.field(name, kinds[kind]) for name, kind in TEXT_FEATURES.items()]
-    metadata = {_FINGERPRINT_KEY: fingerprint.encode()} if fingerprint else None
-    return pa.schema(fields, metadata=metadata)
+    metadata = {_FINGERPRINT_KEY: fingerprint.encode()} if fingerprint else {}
+    if version:
+        metadata[SOURCE_VERSION_METADATA] = version.encode()
+    return pa.schema(fields, metadata=metadata or None)
 
 
 def write_text_source(
@@ -252,7 +262,7 @@ def write_text_source(
     Returns:
         Rows written.
     """
-    schema = text_schema(fingerprint)
+    schema = text_schema(fingerprint, projection.version)
     frame = windows.frame
     pca = project_windows(windows, projection).to_numpy(np.float32)
     recent_sentiment, recent_pca = recent_columns(recent, projection, len(frame))
@@ -295,6 +305,8 @@ def embed_reviews(
     encoder: TextEncoder | None = None,
     entities: pd.DataFrame | None = None,
     on_progress: ProgressEvent = silent,
+    refit_projection: bool = False,
+    projection_version: str | None = None,
 ) -> EmbedReport:
     """Embed new review texts and write ``offline/customer_text.parquet``.
 
@@ -303,13 +315,18 @@ def embed_reviews(
         encoder: the text encoder (default: the fast OpenVINO/ONNX encoder).
         entities: snapshot rows to fill (default: the behavior view's entity snapshots).
         on_progress: told how embedding the new texts advances (see :func:`embed_texts`).
+        refit_projection: fit a new projection (a new version) instead of reusing the pinned one.
+        projection_version: project with this stored version (what an older model was trained on).
 
     Returns:
         What was done (``.summary()`` is the CLI line).
 
     Raises:
-        PersonaError: when no reviews (or no transactions, for the snapshot grid) were ingested.
+        PersonaError: when no reviews (or no transactions, for the snapshot grid) were ingested,
+            or ``projection_version`` is unknown or belongs to another embedding model.
     """
+    if refit_projection and projection_version:
+        raise PersonaError("--refit-projection and --projection exclude each other; pass one")
     reviews = read_reviews(settings)
     text_row, texts, refused = distinct_texts(reviews["text"])
     if refused:
@@ -334,9 +351,7 @@ def embed_reviews(
     windows = compute_text_windows(entities[[ENTITY_KEY, TIMESTAMP]], reviews, vectors, sentiment)
     recent = compute_text_windows(entities[[ENTITY_KEY, TIMESTAMP]], reviews, vectors, sentiment,
                                   window_days=RECENT_DAYS)
-    cutoff = projection_cutoff(windows.frame[TIMESTAMP], settings.horizon_days) if len(windows) else None
-    projection = fit_windows_projection(windows, identity, cutoff)
-    projection.save(catalog.projections_dir(settings))
+    projection, refitted = choose_projection(settings, windows, identity, refit_projection, projection_version)
 
     path = catalog.text_source(settings)
     fingerprint = _fingerprint(windows, identity, projection)
@@ -349,9 +364,10 @@ def embed_reviews(
             from store.offline import write_source
 
             write_source(settings, catalog.TEXT_SOURCE, pq.read_table(path))
+    pin(settings, projection)  # pinned once its rows are written: the next embed reuses it
     return EmbedReport(
         texts_seen=len(reviews), unique_texts=len(texts), new_embedded=new, cache_hits=len(texts) - new,
         refused_empty=refused, truncated=truncated, invalidated=invalidated, embed_seconds=seconds,
         rows_written=written, rows_total=written or existing_rows, model_identity=identity,
-        projection_version=projection.version, path=path,
+        projection_version=projection.version, path=path, projection_refitted=refitted,
     )

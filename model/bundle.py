@@ -73,7 +73,10 @@ class PersonaPredictor:
         models: XGBoost boosters by name (``churn``, ``orders``, ``spend``; or ``target``).
         cluster: clustering space (persona bundles only).
         centers: KMeans centers in that space.
-        persona_names: segment -> persona name.
+        persona_names: persona id -> persona name.
+        persona_ids: the stable persona id of each center (empty: the center's index). A retrain
+            matched to its champion keeps the champion's ids for the same groups
+            (:mod:`training.persona_match`), so ``segment`` means the same persona across versions.
         policy: the validated action policy.
         spend_cuts: absolute expected-spend cut points for the value tier.
         target / task: the custom label's column and task (target bundles only).
@@ -86,6 +89,7 @@ class PersonaPredictor:
     cluster: ClusterSpec | None = None
     centers: np.ndarray | None = None
     persona_names: dict[int, str] = field(default_factory=dict)
+    persona_ids: tuple[int, ...] = ()
     policy: ActionPolicy | None = None
     spend_cuts: tuple[float, float] = (float("inf"), float("inf"))
     target: str | None = None
@@ -115,11 +119,17 @@ class PersonaPredictor:
                 f"feature frame lacks columns {missing}; the model expects {self.feature_columns}"
             )
 
+    @property
+    def segment_ids(self) -> np.ndarray:
+        """The persona id of each center (int64), the center's index when none were recorded."""
+        count = 0 if self.centers is None else len(self.centers)
+        return np.asarray(self.persona_ids if self.persona_ids else range(count), dtype=np.int64)
+
     def segments(self, frame: pd.DataFrame) -> np.ndarray:
-        """Segment (nearest KMeans center) per row."""
+        """Persona id (of the nearest KMeans center) per row."""
         assert self.cluster is not None
         assert self.centers is not None
-        return nearest_center(cluster_matrix(frame, self.cluster), self.centers)
+        return self.segment_ids[nearest_center(cluster_matrix(frame, self.cluster), self.centers)]
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Predict for a feature frame (extra columns ignored, NaN allowed).
@@ -168,6 +178,7 @@ class PersonaPredictor:
             "cluster": self.cluster.to_dict() if self.cluster else None,
             "centers": self.centers.tolist() if self.centers is not None else None,
             "persona_names": {str(k): v for k, v in self.persona_names.items()},
+            "persona_ids": [int(i) for i in self.persona_ids],
             "policy": self.policy.model_dump(mode="json") if self.policy else None,
             "spend_cuts": list(self.spend_cuts),
             "target": self.target,
@@ -198,6 +209,7 @@ class PersonaPredictor:
             cluster=ClusterSpec.from_dict(doc["cluster"]) if doc["cluster"] else None,
             centers=np.asarray(doc["centers"], dtype=float) if doc["centers"] is not None else None,
             persona_names={int(k): v for k, v in doc["persona_names"].items()},
+            persona_ids=tuple(int(i) for i in doc.get("persona_ids") or ()),
             policy=ActionPolicy.model_validate(doc["policy"]) if doc["policy"] else None,
             spend_cuts=(float(doc["spend_cuts"][0]), float(doc["spend_cuts"][1])),
             target=doc.get("target"),

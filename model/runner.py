@@ -114,6 +114,7 @@ class FastPersonaRunner:
         self._cluster_scale = np.asarray(cluster.scale, dtype=float)
         self._centers = np.asarray(predictor.centers, dtype=float)
         self._center_norms = np.square(self._centers).sum(1)
+        self._segment_ids = predictor.segment_ids
         self._names = predictor.persona_names
         self.small_batch = small_batch
         for booster in predictor.models.values():
@@ -176,7 +177,7 @@ class FastPersonaRunner:
         distance = (
             np.square(matrix).sum(1)[:, None] - 2 * matrix @ self._centers.T + self._center_norms[None, :]
         )
-        return np.argmin(distance, axis=1).astype(int)
+        return self._segment_ids[np.argmin(distance, axis=1)].astype(int)
 
     def predict(self, batch: FeatureBatch) -> dict[str, np.ndarray]:
         """The bundle's outputs from numpy trees (or ``inplace_predict``), without a DataFrame."""

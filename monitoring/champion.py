@@ -86,10 +86,12 @@ def load_champion(settings: Settings) -> Champion:
     """The champion version, its predictor, training metrics and reference data.
 
     Raises:
-        PersonaError: no champion, not a persona bundle, or no reference data logged.
+        PersonaError: no champion, not a persona bundle, no reference data logged, or the text
+            features are in another projection than the champion was trained on.
     """
     import mlflow
 
+    from features.text_version import require_text_version
     from model.bundle import load_predictor
     from model.registry import CHAMPION, alias_version, configure_mlflow
     from training.train import REFERENCE_ARTIFACT
@@ -109,6 +111,7 @@ def load_champion(settings: Settings) -> Champion:
     if predictor.kind != "persona":
         raise PersonaError(f"champion {model} v{version} is a custom-target model; monitoring needs a "
                            "persona bundle (train one with `persona train`)")
+    require_text_version(settings, f"champion {model} v{version}", predictor.metadata)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = mlflow.artifacts.download_artifacts(run_id=model_version.run_id,

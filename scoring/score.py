@@ -135,10 +135,12 @@ def score(
 
     Raises:
         PersonaError: no champion, no customers known at ``as_of``, feature retrieval failed, or
-            ``explain`` for a model that is not a persona bundle.
+            ``explain`` for a model that is not a persona bundle, or the text features are in
+            another projection than the model was trained on.
     """
     from features.build import read_raw
     from features.dataset import build_training_set
+    from features.text_version import require_text_version
     from model.bundle import load_predictor
     from model.registry import alias_version, configure_mlflow
 
@@ -158,6 +160,7 @@ def score(
         raise PersonaError(f"cannot load {model} v{version}: {exc}") from None
     if explain and predictor.kind != "persona":
         raise PersonaError(f"--explain needs a persona bundle; {model} v{version} predicts {predictor.target!r} only")
+    require_text_version(settings, f"{model} v{version}", predictor.metadata)
     ts = pd.Timestamp(as_of) if as_of is not None else default_as_of(settings)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     customers = known_customers(

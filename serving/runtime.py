@@ -216,6 +216,7 @@ class ServingRuntime:
             UntrustedModelError / ValueError / FeatureStoreError / MlflowException: the version
             cannot serve.
         """
+        from features.text_version import require_text_version
         from model.bundle import load_predictor
 
         self._mlflow()
@@ -224,6 +225,8 @@ class ServingRuntime:
             raise ValueError(
                 f"v{version} is a {model.kind!r} bundle; serving needs churn, value and personas"
             )
+        # features of another text projection than it learned would be silently wrong: refuse the version
+        require_text_version(self.settings, f"{self.model_name} v{version}", model.metadata)
         reader = OnlineFeatureReader.from_store(
             self.store(), model.feature_columns, model.metadata.get("feature_service"),
             timeout=online_store_timeout(self.settings),

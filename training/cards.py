@@ -27,17 +27,43 @@ def _fmt(value: object) -> str:
     return html.escape(str(value))
 
 
-def render_cards_json(cards: list[dict], meta: dict) -> str:
-    """The cards and run metadata as pretty JSON."""
-    return json.dumps({"meta": meta, "personas": cards}, indent=2, default=str)
+def render_cards_json(cards: list[dict], meta: dict, changes: dict | None = None) -> str:
+    """The cards and run metadata (and the diff against the previous champion) as pretty JSON."""
+    doc = {"meta": meta, "personas": cards, **({"changes": changes} if changes else {})}
+    return json.dumps(doc, indent=2, default=str)
 
 
-def render_cards_html(cards: list[dict], meta: dict) -> str:
+def _share(value: object) -> str:
+    return f"{value:.1%}" if isinstance(value, int | float) else "–"
+
+
+def render_changes_html(changes: dict) -> str:
+    """A table: each persona's status against the previous champion, with its share before and after.
+
+    Args:
+        changes: ``{"champion": version, "personas": [PersonaChange.to_dict(), ...]}``.
+    """
+    rows = "".join(
+        f"<tr><td>{c['persona_id']}</td><td>{html.escape(str(c['name']))}</td>"
+        f"<td class='status-{html.escape(c['status'])}'>{html.escape(c['status'])}"
+        + (f" ({', '.join(str(r) for r in c['related'])})" if c.get("related") else "")
+        + f"</td><td>{_share(c['share_before'])}</td><td>{_share(c['share_after'])}</td></tr>"
+        for c in changes.get("personas", [])
+    )
+    return (
+        f"<h2>Changes since champion v{html.escape(str(changes.get('champion')))}</h2>"
+        "<table class='changes'><tr><th>id</th><th>persona</th><th>status</th>"
+        "<th>share before</th><th>share after</th></tr>" + rows + "</table>"
+    )
+
+
+def render_cards_html(cards: list[dict], meta: dict, changes: dict | None = None) -> str:
     """A self-contained HTML page: a persona chart (inline PNG) and one card per persona.
 
     Args:
         cards: output of :func:`training.personas.persona_cards`.
         meta: run metadata shown in the header (as-of, model version, feature service, ...).
+        changes: the diff against the previous champion (see :func:`render_changes_html`), if any.
     """
     fig = persona_figure(cards)
     chart = figure_png_base64(fig)
@@ -49,6 +75,7 @@ def render_cards_html(cards: list[dict], meta: dict) -> str:
         f"<p class='muted'>{header}</p>",
         f"<img alt='persona share, churn rate and expected spend' src='data:image/png;base64,{chart}' "
         "style='max-width:100%'>",
+        render_changes_html(changes) if changes else "",
         "<div class='cards'>",
     ]
     for card in cards:
@@ -72,7 +99,8 @@ def render_cards_html(cards: list[dict], meta: dict) -> str:
         parts += [
             "<div class='card'>",
             f"<h2>{html.escape(card['name'])}</h2>",
-            f"<p class='muted'>segment {card['segment']} · distinguished by {html.escape(marks) or '–'}</p>",
+            f"<p class='muted'>persona {card['segment']} · distinguished by {html.escape(marks) or '–'}</p>",
+            _change_line(card.get("change")),
             "<table>"
             + "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in rows)
             + "</table>",
@@ -84,12 +112,20 @@ def render_cards_html(cards: list[dict], meta: dict) -> str:
     return "\n".join(parts)
 
 
-def write_cards(cards: list[dict], meta: dict, directory: Path) -> tuple[Path, Path]:
+def _change_line(change: dict | None) -> str:
+    if not change:
+        return ""
+    related = ", ".join(str(r) for r in change.get("related") or ())
+    return (f"<p class='muted'>{html.escape(change['status'])}{f' ({related})' if related else ''} since the "
+            f"previous champion · share {_share(change['share_before'])} → {_share(change['share_after'])}</p>")
+
+
+def write_cards(cards: list[dict], meta: dict, directory: Path, changes: dict | None = None) -> tuple[Path, Path]:
     """Write ``persona_cards.html`` and ``persona_cards.json`` into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     html_path = directory / "persona_cards.html"
     json_path = directory / "persona_cards.json"
-    html_path.write_text(render_cards_html(cards, meta))
-    json_path.write_text(render_cards_json(cards, meta))
+    html_path.write_text(render_cards_html(cards, meta, changes))
+    json_path.write_text(render_cards_json(cards, meta, changes))
     return html_path, json_path

@@ -80,7 +80,11 @@ class XGBParams(_Frozen):
 
 
 class PersonaParams(_Frozen):
-    """KMeans personas: k is chosen by silhouette within ``[k_min, k_max]``."""
+    """KMeans personas: k is chosen by silhouette within ``[k_min, k_max]``.
+
+    A retrain keeps the champion's k unless another k's silhouette beats it by ``keep_k_margin``:
+    on weakly clustered customers silhouettes differ by noise, and a new k splits every persona.
+    """
 
     k_min: int = Field(default=3, ge=2, le=30)
     k_max: int = Field(default=7, ge=2, le=30)
@@ -88,6 +92,8 @@ class PersonaParams(_Frozen):
     silhouette_sample: int = Field(default=4_000, ge=100, description="Rows used to score silhouette.")
     top_terms: int = Field(default=8, ge=1, le=50)
     max_reviews_per_segment: int = Field(default=4_000, ge=10)
+    keep_k_margin: float = Field(default=0.02, ge=0.0, le=1.0,
+                                 description="Silhouette gain needed to leave the champion's k.")
 
     @model_validator(mode="after")
     def _ordered(self) -> PersonaParams:

@@ -19,6 +19,8 @@ from core.progress import silent
 from model.actions import ActionPolicy, value_cutpoints
 from model.bundle import PersonaPredictor
 from model.preprocess import (
+    TEXT_PROJECTION_PREFIX,
+    ClusterSpec,
     cluster_matrix,
     fit_cluster_spec,
     fit_feature_spec,
@@ -44,6 +46,7 @@ from training.models import (
     predict_xgb,
     rfm_score,
 )
+from training.persona_match import PersonaMatch, centroids_in, match_personas
 from training.personas import fit_personas, name_segments, persona_cards, segment_terms, trait_scores
 
 if TYPE_CHECKING:
@@ -51,6 +54,8 @@ if TYPE_CHECKING:
     from training.config import TrainConfig
 
 BASELINE_ROWS = 60_000
+PERSONA_NEXT_ID = "persona_next_id"  # bundle metadata: the first persona id never given out
+PERSONA_MATCHED_TO = "persona_matched_to"  # bundle metadata: the champion version personas were matched to
 # The named steps of a persona fit, in order (progress notes and ``seconds_<step>`` metrics).
 FIT_STEPS = 8
 
@@ -68,6 +73,8 @@ class FitResult:
     silhouettes: dict[int, float] = field(default_factory=dict)
     # the BTYD baseline per holdout row (expected_orders, expected_spend, p_alive); None without transactions
     value_baseline: pd.DataFrame | None = None
+    # how the personas map to the previous champion's (None: no champion to match)
+    persona_match: PersonaMatch | None = None
 
 
 def fit_persona_bundle(
@@ -79,6 +86,8 @@ def fit_persona_bundle(
     reviews: pd.DataFrame | None = None,
     on_progress: ProgressEvent = silent,
     transactions: pd.DataFrame | None = None,
+    previous: PersonaPredictor | None = None,
+    previous_same_text: bool = True,
 ) -> FitResult:
     """Fit churn, value, baseline and persona models and evaluate them on the holdout.
 
@@ -93,6 +102,9 @@ def fit_persona_bundle(
         transactions: ``customer_id``, ``event_timestamp``, ``amount`` up to the holdout's
             labels; when given, the BTYD value baseline (BG/NBD + Gamma-Gamma, P(alive)) is
             fitted on the holdout's calibration window and logged beside the value model.
+        previous: the champion; the new clusters take its persona ids and names where they are
+            the same groups (:func:`stable_personas`).
+        previous_same_text: whether the rows' text features are in the champion's projection.
     """
     timings: dict[str, float] = {}
     started, current, done = time.perf_counter(), "prepare", 0
@@ -137,12 +149,15 @@ def fit_persona_bundle(
         config.personas.k_max,
         seed,
         config.personas.silhouette_sample,
+        prefer_k=len(previous.centers) if previous is not None and previous.centers is not None else None,
+        prefer_margin=config.personas.keep_k_margin,
     )
     seg_fit = nearest_center(cluster_matrix(fit_rows, cluster_spec), pfit.centers)
     traits = trait_scores(fit_rows, seg_fit)
     churn_by_seg = fit_rows["churned"].groupby(seg_fit).mean()
     recency_z = traits.get("recency_days")
     persona_names = name_segments(traits, churn_by_seg, recency_z)
+    match = stable_personas(previous, fit_rows, seg_fit, pfit.centers, persona_names, previous_same_text)
 
     spend_cuts = value_cutpoints(predict_xgb(spend, x_hold), policy)
     predictor = PersonaPredictor(
@@ -151,10 +166,12 @@ def fit_persona_bundle(
         models={"churn": churn, "orders": orders, "spend": spend},
         cluster=cluster_spec,
         centers=pfit.centers,
-        persona_names=persona_names,
+        persona_names=match.names if match else persona_names,
+        persona_ids=match.ids if match else (),
         policy=policy,
         spend_cuts=spend_cuts,
-        metadata={"feature_service": config.feature_service},
+        metadata={"feature_service": config.feature_service,
+                  PERSONA_NEXT_ID: match.next_id if match else len(pfit.centers)},
     )
 
     step("evaluating")
@@ -214,8 +231,12 @@ def fit_persona_bundle(
             reviews, segment_of, config.personas.top_terms, config.personas.max_reviews_per_segment, seed
         )
     cards = persona_cards(
-        described, predictions["segment"].to_numpy(), persona_names, terms, described_traits
+        described, predictions["segment"].to_numpy(), predictor.persona_names, terms, described_traits
     )
+    if match is not None:
+        for card in cards:
+            change = match.change_of(card["segment"])
+            card["change"] = change.to_dict() if change else None
     step("done")
     metrics.update(timings)
     return FitResult(
@@ -227,6 +248,45 @@ def fit_persona_bundle(
         roc_curves=curves,
         silhouettes=pfit.silhouettes,
         value_baseline=value_baseline,
+        persona_match=match,
+    )
+
+
+def stable_personas(
+    previous: PersonaPredictor | None,
+    rows: pd.DataFrame,
+    labels: np.ndarray,
+    centers: np.ndarray,
+    names: dict[int, str],
+    same_text: bool = True,
+) -> PersonaMatch | None:
+    """Match the new clusters to the previous champion's personas on the same rows (None: nothing to match).
+
+    Both sides are compared in the champion's standardized clustering space: its centers, and the
+    new clusters' centroids over ``rows`` (see :mod:`training.persona_match`). When ``rows`` hold
+    text features of another projection than the champion's (``same_text`` False), its text axes
+    mean something else: the comparison then leaves them out.
+    """
+    if previous is None or previous.kind != "persona" or previous.cluster is None or previous.centers is None:
+        return None
+    spec, old_centers = previous.cluster, np.asarray(previous.centers, float)
+    if not same_text:
+        keep = [j for j, c in enumerate(spec.columns) if not c.startswith(TEXT_PROJECTION_PREFIX)]
+        spec = ClusterSpec(
+            columns=tuple(spec.columns[j] for j in keep),
+            log_columns=tuple(c for c in spec.log_columns if not c.startswith(TEXT_PROJECTION_PREFIX)),
+            medians=tuple(spec.medians[j] for j in keep),
+            mean=tuple(spec.mean[j] for j in keep),
+            scale=tuple(spec.scale[j] for j in keep),
+        )
+        old_centers = old_centers[:, keep]
+    shared = cluster_matrix(rows, spec)
+    old_of_row = previous.segment_ids[nearest_center(shared, old_centers)]
+    next_id = previous.metadata.get(PERSONA_NEXT_ID)
+    return match_personas(
+        old_centers, previous.segment_ids.tolist(), previous.persona_names,
+        centroids_in(shared, labels, len(centers)), old_of_row, labels, names,
+        next_id=int(next_id) if next_id is not None else None,
     )
 
 

@@ -61,9 +61,18 @@ class PersonaFit:
 
 
 def fit_personas(
-    matrix: np.ndarray, k_min: int, k_max: int, seed: int = 7, silhouette_sample: int = 4000
+    matrix: np.ndarray,
+    k_min: int,
+    k_max: int,
+    seed: int = 7,
+    silhouette_sample: int = 4000,
+    prefer_k: int | None = None,
+    prefer_margin: float = 0.0,
 ) -> PersonaFit:
     """KMeans for each k in ``[k_min, k_max]``; keep the k with the best silhouette.
+
+    With ``prefer_k`` (the champion's k) that k is kept unless the best silhouette beats it by more
+    than ``prefer_margin``, so personas stay comparable across retrains.
 
     Args:
         matrix: standardized clustering matrix (rows = customers).
@@ -71,6 +80,8 @@ def fit_personas(
         k_max: largest k tried.
         seed: random seed for KMeans and the silhouette sample.
         silhouette_sample: rows used to score silhouette.
+        prefer_k: the k to keep unless clearly beaten (None: the best silhouette wins).
+        prefer_margin: silhouette gain needed to leave ``prefer_k``.
 
     Raises:
         ValueError: with fewer rows than ``k_min + 1``.
@@ -81,6 +92,7 @@ def fit_personas(
     rng = np.random.default_rng(seed)
     sample = matrix[rng.choice(n, size=min(n, silhouette_sample), replace=False)]
     best: tuple[float, KMeans] | None = None
+    preferred: tuple[float, KMeans] | None = None
     scores: dict[int, float] = {}
     for k in range(k_min, min(k_max, n - 1) + 1):
         with threadpool_limits(limits=1 if n < 50_000 else None):
@@ -92,8 +104,10 @@ def fit_personas(
         scores[k] = score
         if best is None or score > best[0]:
             best = (score, km)
+        if k == prefer_k:
+            preferred = (score, km)
     assert best is not None
-    km = best[1]
+    km = preferred[1] if preferred is not None and best[0] - preferred[0] <= prefer_margin else best[1]
     sizes = np.bincount(nearest_center(matrix, km.cluster_centers_), minlength=km.n_clusters)
     order = np.argsort(-sizes, kind="stable")
     return PersonaFit(centers=km.cluster_centers_[order], k=km.n_clusters, silhouettes=scores)

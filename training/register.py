@@ -26,17 +26,38 @@ logger = logging.getLogger(__name__)
 ChampionScore = tuple[dict[str, float] | None, str | None]
 
 
+def load_champion(client, model: str, settings: Settings) -> tuple[PersonaPredictor | None, str | None]:
+    """The champion's predictor (None when there is none or it fails a check) and its version.
+
+    Loaded once per run: the fit matches its personas to it and the gate scores it.
+    """
+    from model.bundle import load_predictor
+    from model.registry import alias_version
+
+    version = alias_version(client, model, CHAMPION)
+    if version is None:
+        return None, None
+    try:
+        return load_predictor(f"models:/{model}/{version}", settings), version
+    except Exception as exc:  # an unreadable champion must not block training
+        logger.warning("could not load champion v%s: %s", version, exc)
+        return None, version
+
+
 def champion_score(
     client,
     model: str,
     holdout: pd.DataFrame,
     frame_for: Callable[[PersonaPredictor, pd.DataFrame], pd.DataFrame | None],
     settings: Settings | None = None,
+    loaded: tuple[PersonaPredictor | None, str | None] | None = None,
 ) -> ChampionScore:
     """The champion's metrics on this holdout and its version.
 
     The champion is loaded only if it passes every trust check (see :func:`model.bundle.load_predictor`;
     ``settings`` name the signing key, default: the active job's).
+
+    ``loaded`` is what :func:`load_champion` returned earlier in the run (default: load it now).
 
     Returns:
         ``(None, None)`` with no champion; ``({}, version)`` when it cannot be evaluated here
@@ -46,11 +67,20 @@ def champion_score(
     from model.registry import alias_version
     from training.evaluate import bundle_metrics
 
-    version = alias_version(client, model, CHAMPION)
-    if version is None:
-        return None, None
+    if loaded is not None:
+        predictor, version = loaded
+        if version is None:
+            return None, None
+        if predictor is None:
+            return {}, version
+    else:
+        version = alias_version(client, model, CHAMPION)
+        if version is None:
+            return None, None
     try:
-        predictor = load_predictor(f"models:/{model}@{CHAMPION}", settings)
+        if loaded is None:
+            predictor = load_predictor(f"models:/{model}@{CHAMPION}", settings)
+        assert predictor is not None
         frame = frame_for(predictor, holdout)
     except Exception as exc:  # an unreadable champion must not block training
         logger.warning("could not evaluate champion v%s: %s", version, exc)

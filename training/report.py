@@ -72,6 +72,7 @@ def log_persona_report(
     import mlflow
 
     from training.cards import write_cards
+    from training.fit import PERSONA_MATCHED_TO
     from training.plots import calibration_figure, importance_figure, persona_figure, roc_figure
 
     y = split.holdout["churned"].to_numpy(int)
@@ -88,10 +89,14 @@ def log_persona_report(
         "k": len(fit.cards),
         "silhouette": round(fit.silhouettes.get(len(fit.cards), float("nan")), 3),
     }
-    html_path, json_path = write_cards(fit.cards, meta, tmp_dir / "cards")
+    changes = None
+    if fit.persona_match is not None:
+        changes = {"champion": str(fit.predictor.metadata.get(PERSONA_MATCHED_TO)),
+                   "personas": [c.to_dict() for c in fit.persona_match.changes]}
+    html_path, json_path = write_cards(fit.cards, meta, tmp_dir / "cards", changes)
     mlflow.log_artifact(str(html_path), artifact_path="persona_cards")
     mlflow.log_artifact(str(json_path), artifact_path="persona_cards")
-    write_cards(fit.cards, meta, settings.reports_dir)
+    write_cards(fit.cards, meta, settings.reports_dir, changes)
     mlflow.log_dict(
         {"silhouette_by_k": {str(k): v for k, v in fit.silhouettes.items()}}, "personas/silhouette.json"
     )

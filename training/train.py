@@ -12,7 +12,7 @@ and :mod:`training.register` registers the model and moves ``champion`` or ``cha
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,11 +20,12 @@ import numpy as np
 
 from core import catalog
 from core.progress import silent
+from features.text_version import TEXT_VERSION_KEY
 from model.actions import load_policy
 from training import data as dataset
 from training import fit, gate, lineage, register, report
 from training.data import choose_snapshots, feature_columns_of
-from training.fit import FIT_STEPS, fit_persona_bundle
+from training.fit import FIT_STEPS, PERSONA_MATCHED_TO, fit_persona_bundle
 from training.gate import GateDecision
 from training.plan import after_training_window
 from training.report import REFERENCE_ARTIFACT
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from core.settings import Settings
     from model.bundle import PersonaPredictor
     from training.config import GateConfig, TrainConfig
+    from training.persona_match import PersonaMatch
     from training.plan import TrainingPlan
 
 # Names other packages and notebooks import from here.
@@ -68,6 +70,7 @@ class TrainResult:
     cards_html: Path | None = None
     seconds: float = 0.0
     kind: str = "persona"
+    persona_changes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few lines for the terminal (chosen by the model's kind, never guessed from metric names)."""
@@ -93,12 +96,46 @@ class TrainResult:
                 + (f" · spend corr vs truth {m['spend_corr_truth']:.3f}" if "spend_corr_truth" in m else "")
             )
             lines.append(f"personas: k={int(m['persona_k'])} (silhouette {m['persona_silhouette']:.3f})")
+            lines += [f"  {line}" for line in self.persona_changes]
         else:
             lines.append(" · ".join(f"{k} {v:.4f}" for k, v in sorted(m.items()) if np.isfinite(v)))
         if self.cards_html:
             lines.append(f"persona cards: {self.cards_html}")
         lines.append(f"took {self.seconds:.1f} s")
         return "\n".join(lines)
+
+
+def text_version_of(settings: Settings, features: list[str]) -> dict[str, str]:
+    """``{"text_projection_version": v}`` when ``features`` read the text projection, else ``{}``.
+
+    Read from the offline rows the training set was just built from, so the model records the
+    version it saw (bundle metadata and registry tag); every reader of its features checks it.
+    """
+    from features.text_version import source_version, uses_text
+
+    version = source_version(settings) if uses_text(features) else None
+    return {TEXT_VERSION_KEY: version} if version else {}
+
+
+def persona_tags(match: PersonaMatch | None, champion_version: str | None) -> dict[str, str]:
+    """Registry tags of the persona matching: ``personas.matched_to`` and one ``personas.<id>`` per persona."""
+    if match is None:
+        return {}
+    tags = {"personas.matched_to": f"v{champion_version}"}
+    for change in match.changes:
+        tags[f"personas.{change.persona_id}"] = change.describe()
+    return tags
+
+
+def persona_lines(match: PersonaMatch | None, champion_version: str | None) -> list[str]:
+    """What changed among the personas since the champion, one line each (empty when all were kept)."""
+    if match is None:
+        return []
+    changed = [c.describe() for c in match.changes if c.status != "kept"]
+    kept = sum(c.status == "kept" for c in match.changes)
+    head = f"personas matched to champion v{champion_version}: {kept} kept" + (
+        f", {len(changed)} changed" if changed else "")
+    return [head, *changed]
 
 
 class TrainJob:
@@ -139,6 +176,9 @@ class TrainJob:
         split = dataset.split(settings, config, data)
         self.on_plan(split.plan)
         reviews = dataset.read_reviews(settings, max(split.holdout[dataset.TIMESTAMP]))
+        champion = self._champion()
+        pinned = text_version_of(settings, split.features) if frame is None else {}
+        champion_text = champion[0].metadata.get(TEXT_VERSION_KEY) if champion[0] is not None else None
         fitted = fit.fit_persona_bundle(
             split.train,
             split.holdout,
@@ -148,8 +188,12 @@ class TrainJob:
             reviews,
             lambda done, _total=None, note="": step(1 + done, PERSONA_STEPS, note),
             transactions=dataset.read_transactions(settings) if frame is None else None,
+            previous=champion[0],
+            previous_same_text=champion_text in (None, pinned.get(TEXT_VERSION_KEY)),
         )
-        fitted.predictor.metadata.update({**split.window, "features": split.features})
+        fitted.predictor.metadata.update({**split.window, "features": split.features, **pinned})
+        if fitted.persona_match is not None:
+            fitted.predictor.metadata[PERSONA_MATCHED_TO] = champion[1]
         fitted.metrics["seconds_build_training_set"] = build_seconds
         step(1 + FIT_STEPS, PERSONA_STEPS, "logging to MLflow")
         log_started = time.perf_counter()
@@ -161,7 +205,10 @@ class TrainJob:
             config.gate,
             settings.registered_model,
             lambda tmp: report.log_persona_report(settings, config, fitted, split, tmp),
+            extra_tags={**pinned, **persona_tags(fitted.persona_match, champion[1])},
+            champion=champion,
         )
+        result.persona_changes = persona_lines(fitted.persona_match, champion[1])
         result.cards_html = catalog.persona_cards_html(settings)
         step(PERSONA_STEPS, PERSONA_STEPS, "done")
         result.seconds = time.perf_counter() - started
@@ -222,6 +269,8 @@ class TrainJob:
         rules: GateConfig,
         model: str,
         log_report: Callable[[Path], None],
+        extra_tags: dict[str, str] | None = None,
+        champion: tuple[PersonaPredictor | None, str | None] | None = None,
     ) -> TrainResult:
         """Score the champion, decide, log the run, register the version and move its alias."""
         from model.registry import configure_mlflow, ensure_experiment
@@ -232,6 +281,11 @@ class TrainJob:
         not_comparable: list[str] = []
 
         def champion_rows(champion: PersonaPredictor, holdout: pd.DataFrame) -> pd.DataFrame | None:
+            trained, current = champion.metadata.get(TEXT_VERSION_KEY), (extra_tags or {}).get(TEXT_VERSION_KEY)
+            if trained and trained != current:  # its text features are not in this holdout's projection
+                not_comparable.append(f"the champion was trained on text projection {trained}, "
+                                      f"this holdout is in {current or 'none'}")
+                return None
             rows, why = after_training_window(champion, holdout)
             if why:
                 not_comparable.append(why)
@@ -239,7 +293,7 @@ class TrainJob:
             return dataset.frame_for(settings, config, data, champion, rows)
 
         champion_metrics, champion_version = register.champion_score(
-            client, model, split.holdout, champion_rows, settings
+            client, model, split.holdout, champion_rows, settings, loaded=champion
         )
         decision = gate.decide(
             metrics, champion_metrics, champion_version, rules, not_comparable[0] if not_comparable else None,
@@ -249,6 +303,7 @@ class TrainJob:
             **lineage.lineage_tags(settings, config, split, data.from_feast),
             **split.plan.tags(),
             "gate.rules": rules.model_dump_json()[:4000],
+            **(extra_tags or {}),
         }
 
         def log_plan_and_report(tmp: Path) -> None:
@@ -271,6 +326,13 @@ class TrainJob:
         version = register.register(client, model, run, metrics, gated, settings)
         decision = register.move(client, model, version, decision, champion_version)
         return TrainResult(run.run_id, model, version, decision, metrics, champion_metrics)
+
+    def _champion(self) -> tuple[PersonaPredictor | None, str | None]:
+        """The current champion (loaded once: the fit matches personas to it, the gate scores it)."""
+        from model.registry import configure_mlflow
+
+        client = configure_mlflow(self.settings)
+        return register.load_champion(client, self.settings.registered_model, self.settings)
 
     def _log_late_metrics(self, result: TrainResult, values: dict[str, float]) -> None:
         """Metrics known only after the run closed (its own logging time)."""

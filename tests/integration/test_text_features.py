@@ -280,6 +280,38 @@ def test_model_change_invalidates_the_cache_and_reembeds_everything(persona_home
     assert set(out["embedding_model"]) == {upgraded.identity}
 
 
+def test_later_embeds_reuse_the_pinned_projection_and_an_older_version_can_be_rebuilt(persona_home: Path) -> None:
+    # given: a first embed pins its projection
+    settings = load_settings()
+    _write_raw(settings, _reviews(BASE_REVIEWS))
+    first = embed_reviews(settings, encoder=BagOfWordsEncoder())
+
+    # when: new reviews arrive (a refit would move the projection's centre)
+    more = BASE_REVIEWS + [(3, "2023-03-05", "Support never answered my emails, awful service.")]
+    _write_raw(settings, _reviews(more))
+    second = embed_reviews(settings, encoder=BagOfWordsEncoder())
+
+    # then: the same version projects the new rows
+    assert second.projection_version == first.projection_version
+    assert "(pinned)" in second.summary()
+    second_rows = pd.read_parquet(second.path)
+    assert set(second_rows["text_projection_version"]) == {first.projection_version}
+
+    # when: refitted explicitly, then projected again with the first version
+    refit = embed_reviews(settings, encoder=BagOfWordsEncoder(), refit_projection=True)
+    back = embed_reviews(settings, encoder=BagOfWordsEncoder(), projection_version=first.projection_version)
+
+    # then: the refit is a new version, and the first one rebuilds the same coordinates
+    assert refit.projection_version != first.projection_version
+    assert "(new: refit requested)" in refit.summary()
+    rebuilt = pd.read_parquet(back.path).merge(second_rows, on=["customer_id", "event_timestamp"], suffixes=("", "_0"))
+    assert len(rebuilt) == len(second_rows)
+    assert (rebuilt["text_projection_version"] == first.projection_version).all()
+    np.testing.assert_array_equal(rebuilt["text_pca_0"].to_numpy(), rebuilt["text_pca_0_0"].to_numpy())
+    with pytest.raises(PersonaError, match="pca8-000000000000 is not stored"):
+        embed_reviews(settings, encoder=BagOfWordsEncoder(), projection_version="pca8-000000000000")
+
+
 def test_missing_reviews_file_says_to_ingest(persona_home: Path) -> None:
     # given
     settings = load_settings()

@@ -15,7 +15,7 @@ from app.cli import app
 from core import catalog
 from core.errors import PersonaError
 from core.settings import load_settings
-from model.bundle import to_model_input
+from model.bundle import load_predictor, to_model_input
 from model.registry import HISTORY_TAG, alias_version, configure_mlflow, promote, rollback
 from tests.conftest import make_training_frame
 from training import register
@@ -96,7 +96,20 @@ def test_train_registers_champion_gates_a_tie_and_rolls_back(persona_home: Path)
     # when the same data is trained again, the champion is re-scored on the same holdout: a tie
     second = TrainJob(settings, config).run(frame)
 
-    # then the candidate becomes challenger and the champion stays
+    # then its personas were matched to the champion's: ids, names and the diff in cards and tags
+    v1 = load_predictor("models:/persona/1", settings)
+    v2 = load_predictor("models:/persona/2", settings)
+    assert v2.persona_names == v1.persona_names
+    assert second.persona_changes[0].startswith(f"personas matched to champion v1: {len(v1.persona_names)} kept")
+    tags = client.get_model_version("persona", "2").tags
+    assert tags["personas.matched_to"] == "v1"
+    assert all(f"personas.{i}" in tags for i in v1.persona_names)
+    cards = json.loads((persona_home / "reports" / "persona_cards.json").read_text())
+    assert cards["changes"]["champion"] == "1"
+    assert {c["status"] for c in cards["changes"]["personas"]} == {"kept"}
+    assert "Changes since champion v1" in (persona_home / "reports" / "persona_cards.html").read_text()
+
+    # and the candidate becomes challenger and the champion stays
     assert (second.version, second.decision.alias) == ("2", "challenger")
     assert second.champion_metrics["churn_roc_auc"] == pytest.approx(second.metrics["churn_roc_auc"])
     assert alias_version(client, "persona", "champion") == "1"
@@ -250,7 +263,7 @@ def test_a_champion_moved_while_gating_leaves_the_candidate_a_challenger(persona
     TrainJob(settings, config).run(frame)
     TrainJob(settings, config).run(frame)  # v2: a tie, so a challenger
     client = configure_mlflow(settings)
-    decided_against_empty_registry = lambda client, model, holdout, frame_for, settings=None: (None, None)  # noqa: E731
+    decided_against_empty_registry = lambda client, model, holdout, frame_for, settings=None, loaded=None: (None, None)  # noqa: E731
     monkeypatch.setattr(register, "champion_score", decided_against_empty_registry)
 
     # when v3's gate (which saw no champion) tries to take the alias that v1 holds

@@ -29,6 +29,23 @@ def test_silhouette_picks_the_true_number_of_blobs() -> None:
     assert sizes.tolist() == [200, 150, 100, 50]  # segment 0 is the largest
 
 
+def test_a_retrain_keeps_the_champions_k_unless_another_is_clearly_better() -> None:
+    # given four blobs where two pairs nearly touch: k=2 and k=4 score close silhouettes
+    matrix = _blobs([[0, 0], [1.6, 0], [8, 0], [9.6, 0]], [100, 100, 100, 100])
+    free = fit_personas(matrix, k_min=2, k_max=4, seed=1, silhouette_sample=400)
+    other = 2 if free.k == 4 else 4
+    gap = free.silhouettes[free.k] - free.silhouettes[other]
+
+    # when the champion had the other k, and the margin covers / does not cover the gap
+    kept = fit_personas(matrix, 2, 4, 1, 400, prefer_k=other, prefer_margin=gap + 0.01)
+    left = fit_personas(matrix, 2, 4, 1, 400, prefer_k=other, prefer_margin=gap / 2)
+
+    # then
+    assert 0 < gap < 0.3
+    assert kept.k == other
+    assert left.k == free.k
+
+
 def test_names_come_from_churn_and_the_strongest_trait() -> None:
     # given segment 0 spends a lot and rarely churns; segment 1 buys on discount and churns often
     traits = pd.DataFrame(
