@@ -17,6 +17,7 @@ from app.cli_common import parse_date as _parse_date
 from app.cli_common import parse_day as _parse_day
 from app.cli_common import settings as _settings
 from app.console import console
+from app.features_command import features_app
 from app.forget_command import forget as _forget_command
 from app.prod_commands import prod_app
 from app.skew_command import skew as _skew_command
@@ -32,8 +33,6 @@ app = typer.Typer(
     "persona --show-completion prints the script instead.",
     pretty_exceptions_enable=False,
 )
-features_app = typer.Typer(help="Feast feature repo: build offline sources, apply, materialize, check.",
-                           no_args_is_help=True)
 app.add_typer(features_app, name="features")
 app.add_typer(prod_app, name="prod")
 from app.keys import keys_app  # noqa: E402  (registered here; the commands live in app/keys.py)
@@ -130,69 +129,6 @@ def ingest(
         reports = ingest_files(_settings(), files, on_progress=on_progress)
     for report in reports:
         typer.echo(report.summary())
-
-
-# --------------------------------------------------------------------------- features
-@features_app.command("build")
-@_one_line_errors
-def features_build(
-    every_days: Annotated[int | None, typer.Option(min=1, help="Days between snapshots "
-                                                      "(default PERSONA_SNAPSHOT_EVERY_DAYS).")] = None,
-) -> None:
-    """Compute behavior (and profile) feature snapshots from ingested data into the offline store."""
-    from app.console import progress
-    from features.build import build_offline_sources
-
-    with progress("features build", unit="rows") as on_progress:
-        built = build_offline_sources(_settings(), every_days=every_days, on_progress=on_progress)
-    for name, (path, rows) in built.items():
-        typer.echo(f"{name:<20} {rows:>10,} rows  {path}")
-
-
-@features_app.command("apply")
-@_one_line_errors
-def features_apply() -> None:
-    """Register Persona's feature views plus your own (PERSONA_FEATURE_REPO) in Feast; lists each with its file."""
-    from store.repo import apply_repo
-
-    for line in apply_repo(_settings()):
-        typer.echo(line)
-
-
-@features_app.command("materialize")
-@_one_line_errors
-def features_materialize(
-    end: Annotated[str | None, typer.Option(help="Materialize up to this time (default: latest data).")] = None,
-    batch_rows: Annotated[int | None, typer.Option(
-        min=1,
-        help="Entity rows per online-store write (default: PERSONA_MATERIALIZE_BATCH_ROWS, else 20,000 for "
-        "Redis, 100,000 for SQLite).")] = None,
-) -> None:
-    """Load the latest feature values into the online store (incremental; a killed run converges when rerun)."""
-    from app.console import progress
-    from store.repo import materialize
-
-    with progress("materialize", unit="rows") as on_progress:  # batch rows default: the settings'
-        lines = materialize(_settings(), end=_parse_date(end, "--end"), batch_rows=batch_rows, on_progress=on_progress)
-    for line in lines:
-        typer.echo(line)
-
-
-@features_app.command("check")
-@_one_line_errors
-def features_check(
-    sample: Annotated[int, typer.Option(min=1, help="Customers to compare.")] = 1000,
-) -> None:
-    """Check that online values equal the latest offline values."""
-    from app.status import record_check
-    from store.repo import check_consistency
-
-    settings = _settings()
-    result = check_consistency(settings, sample=sample)
-    record_check(settings, result.summary(), result.ok, result.checked)  # read by `persona status`
-    typer.echo(result.summary())
-    if not result.ok:
-        raise typer.Exit(code=1)
 
 
 @app.command()
