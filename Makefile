@@ -35,8 +35,18 @@ lock:  ## re-resolve requirements.lock from pyproject.toml
 demo: setup  ## the whole loop on the embedded default profile
 	$(PERSONA) demo
 
+# The production-profile tests mostly wait on servers and subprocesses, so they run in a second
+# pytest beside the others (their output is printed after); coverage of both is combined.
 test: setup browser  ## all tests (integration ones need Redis/Postgres; with CI=true a missing one fails, never skips); prints coverage
-	$(PY) -m pytest --cov --cov-report=term:skip-covered
+	@rm -f .coverage .coverage.*
+	@log=$$(mktemp); \
+	COVERAGE_FILE=.coverage.prod $(PY) -m pytest tests/prod --cov --cov-report= >"$$log" 2>&1 & prod=$$!; \
+	COVERAGE_FILE=.coverage.rest $(PY) -m pytest tests/unit tests/integration --cov --cov-report=; rest=$$?; \
+	wait $$prod; prodrc=$$?; \
+	echo; echo "================ tests/prod (ran beside the tests above) ================"; cat "$$log"; rm -f "$$log"; \
+	$(PY) -m coverage combine -q .coverage.prod .coverage.rest && $(PY) -m coverage report --skip-covered; \
+	echo "tests: unit+integration exit $$rest, prod exit $$prodrc"; \
+	test $$rest -eq 0 && test $$prodrc -eq 0
 
 test-unit: setup
 	$(PY) -m pytest -m "not integration"
