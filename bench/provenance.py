@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,18 @@ def utc_stamp(when: dt.datetime | None = None) -> str:
 
 
 class LoadSampler:
-    """Samples the 1-minute load average every ``interval_s`` while a suite runs (a daemon thread)."""
+    """Samples the 1-minute load average every ``interval_s`` while a suite runs (a daemon thread).
+
+    It also takes the suite's wall time and CPU time (this process and the children it waited
+    for: servers, CLI subprocesses), so a figure can be read against how busy the run itself was.
+    """
 
     def __init__(self, interval_s: float = 1.0) -> None:
         self.interval_s = interval_s
         self.samples: list[float] = []
+        self.wall_s = 0.0
+        self.cpu_s = 0.0
+        self._began: tuple[float, float] = (0.0, 0.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-load", daemon=True)
 
@@ -59,6 +67,7 @@ class LoadSampler:
                 return
 
     def __enter__(self) -> LoadSampler:
+        self._began = (time.perf_counter(), _cpu_seconds())
         self._thread.start()
         return self
 
@@ -66,6 +75,8 @@ class LoadSampler:
         self._stop.set()
         self._thread.join()
         self.samples.append(os.getloadavg()[0])
+        self.wall_s = time.perf_counter() - self._began[0]
+        self.cpu_s = _cpu_seconds() - self._began[1]
 
     @property
     def peak(self) -> float:
@@ -73,7 +84,14 @@ class LoadSampler:
         return max(self.samples) if self.samples else os.getloadavg()[0]
 
 
-def stamp(rows: list[dict], suite: str, commit: str, measured_at: str, load_peak: float, cpus: int) -> list[dict]:
+def _cpu_seconds() -> float:
+    """User plus system CPU seconds of this process and its waited-for children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def stamp(rows: list[dict], suite: str, commit: str, measured_at: str, load_peak: float, cpus: int,
+          wall_s: float | None = None, cpu_s: float | None = None) -> list[dict]:
     """Rows of one suite run with their provenance; a target met under overload does not count.
 
     Correctness counts (``load_sensitive`` False: rows lost, 5xx answers) are exempt: load does
@@ -84,6 +102,8 @@ def stamp(rows: list[dict], suite: str, commit: str, measured_at: str, load_peak
     for r in rows:
         out = {**r, "suite": suite, "commit": commit, "measured_at": measured_at,
                "load_peak": round(load_peak, 2), "cpus": cpus, "noisy": noisy, "provenance": "harness"}
+        if wall_s is not None and cpu_s is not None:
+            out["suite_wall_s"], out["suite_cpu_s"] = round(wall_s, 1), round(cpu_s, 1)
         if noisy and r.get("ok") is True and r.get("load_sensitive", True):
             # shown as "noisy": a timing or memory figure from an overloaded machine never meets a target
             out["ok"] = None

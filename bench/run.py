@@ -64,14 +64,21 @@ def _load(r: dict) -> str:
     return f"{load}/{r['cpus'] if r.get('cpus') else '?'}"
 
 
+def _suite_time(r: dict) -> str:
+    if "suite_wall_s" not in r:
+        return ""
+    return f"{r['suite_wall_s']:,.0f} / {r['suite_cpu_s']:,.0f}"
+
+
 def render(rows: list[dict], header: str) -> str:
     """A Markdown table of benchmark rows, each with when, at which commit and under what load."""
-    lines = [header, "", "| issue | area | metric | value | unit | target | ok | measured (UTC) | commit | load/CPUs |",
-             "|---|---|---|---:|---|---|---|---|---|---|"]
+    lines = [header, "", "| issue | area | metric | value | unit | target | ok | measured (UTC) | commit | load/CPUs "
+             "| suite wall / CPU s |", "|---|---|---|---:|---|---|---|---|---|---|---|"]
     for r in rows:
         commit = r.get("commit") or ("legacy" if r.get("provenance", "").startswith("legacy") else "")
         lines.append(f"| {r['issue']} | {r['area']} | {r['metric']} | {_fmt(r['value'])} | {r['unit']} | "
-                     f"{r['target']} | {_ok(r)} | {r.get('measured_at', '')} | {commit} | {_load(r)} |")
+                     f"{r['target']} | {_ok(r)} | {r.get('measured_at', '')} | {commit} | {_load(r)} | "
+                     f"{_suite_time(r)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -135,7 +142,7 @@ def main() -> None:
                 measured = [{"issue": 0, "area": suite, "metric": "suite failed (see log)", "value": float("nan"),
                              "unit": "", "target": "", "ok": False}]
         when[suite] = utc_stamp()
-        rows.extend(stamp(measured, suite, commit, when[suite], load.peak, cpus))
+        rows.extend(stamp(measured, suite, commit, when[suite], load.peak, cpus, load.wall_s, load.cpu_s))
     rows, when = merge_previous(RESULTS / f"{name}.json", rows, when)
     print(_write(name, rows, _header(commit, args.quick), when))
 

@@ -120,3 +120,23 @@ def test_legacy_rows_name_what_was_not_comparable(suite: str) -> None:
     # then their provenance says so
     assert rows
     assert all("different batch sizes" in r["provenance"] for r in rows)
+
+
+def test_each_suite_records_its_wall_and_cpu_time_beside_the_load() -> None:
+    from bench.provenance import LoadSampler
+
+    # given a suite that burns CPU for a moment
+    with LoadSampler(interval_s=0.05) as load:
+        total = 0
+        for i in range(2_000_000):
+            total += i
+
+    # when its rows are stamped and rendered
+    [r] = stamp([{"issue": 2, "area": "data", "metric": "m", "value": 1.0, "unit": "s", "target": "", "ok": None}],
+                "foundation", "abc1234", "2026-11-27 18:00", load.peak, 2, load.wall_s, load.cpu_s)
+
+    # then the row carries both times and the table shows them
+    assert load.wall_s > 0
+    assert load.cpu_s > 0
+    assert (r["suite_wall_s"], r["suite_cpu_s"]) == (round(load.wall_s, 1), round(load.cpu_s, 1))
+    assert f"| {r['suite_wall_s']:,.0f} / {r['suite_cpu_s']:,.0f} |" in render([r], "h")
