@@ -87,16 +87,18 @@ class UpliftPredictor:
         matrix = model_matrix(frame, self.features).astype(np.float32)
         return pd.DataFrame(self.combine(lambda key: self._raw(key, matrix)), index=frame.index)
 
-    def combine(self, raw: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
+    def combine(self, raw: Callable[[str], np.ndarray], baselines: bool = True) -> dict[str, np.ndarray]:
         """The output columns from each booster's raw predictions (``raw(key)``).
 
         One place for the X-learner's arithmetic, shared by :meth:`predict` and the serving
-        runner that evaluates the same boosters without a DataFrame (:mod:`model.uplift_runner`).
+        runner that evaluates the same boosters without a DataFrame (:mod:`model.uplift_runner`),
+        which leaves out the ``baseline_*`` columns (two boosters fewer per request).
         """
         out: dict[str, np.ndarray] = {}
         for outcome in OUTCOMES:
-            base = raw(f"{outcome}/{CONTROL_ARM}")
-            out[f"baseline_{outcome}"] = np.clip(base, 0.0, 1.0) if outcome == "conversion" else base
+            if baselines:
+                base = raw(f"{outcome}/{CONTROL_ARM}")
+                out[f"baseline_{outcome}"] = np.clip(base, 0.0, 1.0) if outcome == "conversion" else base
             for offer in self.offers:
                 out[uplift_column(outcome, offer)] = 0.5 * (raw(effect_key(outcome, "treated", offer))
                                                             + raw(effect_key(outcome, "control", offer)))

@@ -107,8 +107,8 @@ class UpliftRunner:
             blocks.append((column[:, None] == values[None, :]).astype(float))
         return np.hstack(blocks).astype(np.float32)
 
-    def outputs(self, batch: FeatureBatch) -> dict[str, np.ndarray]:
-        """The uplift model's columns (``uplift_<outcome>_<offer>``, ``baseline_<outcome>``) per row."""
+    def outputs(self, batch: FeatureBatch, baselines: bool = True) -> dict[str, np.ndarray]:
+        """The uplift model's columns (``uplift_<outcome>_<offer>``, and ``baseline_<outcome>`` if asked) per row."""
         matrix = self._matrix(batch)
         raw: Callable[[str], np.ndarray]
         if len(matrix) == 0:
@@ -122,17 +122,17 @@ class UpliftRunner:
 
             def raw(key: str) -> np.ndarray:
                 return np.asarray(models[key].inplace_predict(matrix), dtype=float)
-        return self.predictor.combine(raw)
+        return self.predictor.combine(raw, baselines)
 
     def predict(self, batch: FeatureBatch) -> dict[str, np.ndarray]:
         """Per row: the uplift columns of every offer and the next best action.
 
         Returns:
-            :meth:`outputs` plus ``next_best_offer`` (None when no offer pays),
+            The uplift columns plus ``next_best_offer`` (None when no offer pays),
             ``next_best_value`` (expected incremental value minus cost of the best offer) and
             ``next_best_uplift`` (its expected conversion uplift).
         """
-        out = self.outputs(batch)
+        out = self.outputs(batch, baselines=False)
         n = len(batch)
         if not self.offers:
             out.update({NEXT_OFFER: np.full(n, None, dtype=object), NEXT_VALUE: np.full(n, np.nan),

@@ -21,8 +21,13 @@ if TYPE_CHECKING:
     from store.feature_batch import FeatureBatch
 
 
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+def _plain(values: np.ndarray) -> list[float | None]:
+    """Floats as a list, non-finite values as None (JSON allows no NaN)."""
+    array = np.asarray(values, dtype=float)
+    out: list[float | None] = array.tolist()
+    if not np.isfinite(array).all():
+        out = [v if math.isfinite(v) else None for v in out]  # type: ignore[arg-type]
+    return out
 
 
 def uplift_fields(
@@ -34,29 +39,27 @@ def uplift_fields(
     churn champion and the uplift champion are promoted separately, and a churn answer must not
     fail because of the other model. Cold starts get null fields.
     """
-    from model.uplift import OUTCOMES, uplift_column
+    from model.uplift import uplift_column
     from model.uplift_runner import NEXT_OFFER, NEXT_UPLIFT, NEXT_VALUE
 
     if not uplift.serves(batch):
         return None
     rows = np.flatnonzero(ok)
-    predicted = uplift.predict(batch if len(rows) == len(batch) else batch.take(rows)) if len(rows) else {}
-    where = {int(r): j for j, r in enumerate(rows.tolist())}
-    offers = uplift.predictor.offers
-    columns = {(o, outcome): np.asarray(predicted[uplift_column(outcome, o)], dtype=float).tolist()
-               for o in offers for outcome in OUTCOMES} if len(rows) else {}
     version = uplift.version
-
-    def fields(i: int) -> dict[str, object]:
-        j = where.get(i)
-        if j is None:
-            return {"uplift": None, "next_best_action": None, "uplift_model_version": version}
-        offer = predicted[NEXT_OFFER][j]
-        value = _finite_or_none(float(predicted[NEXT_VALUE][j]))
-        gain = _finite_or_none(float(predicted[NEXT_UPLIFT][j]))
-        return {
-            "uplift": {o: {outcome: _finite_or_none(columns[(o, outcome)][j]) for outcome in OUTCOMES}
-                       for o in offers},
+    empty: dict[str, object] = {"uplift": None, "next_best_action": None, "uplift_model_version": version}
+    if not len(rows):
+        return lambda _i: empty
+    predicted = uplift.predict(batch if len(rows) == len(batch) else batch.take(rows))
+    offers = uplift.predictor.offers
+    # Plain Python values built column by column (a 1000-customer batch stays a few milliseconds).
+    per_offer = [(o, _plain(predicted[uplift_column("conversion", o)]), _plain(predicted[uplift_column("spend", o)]))
+                 for o in offers]
+    values, gains = _plain(predicted[NEXT_VALUE]), _plain(predicted[NEXT_UPLIFT])
+    answers: list[dict[str, object]] = []
+    for j, offer in enumerate(predicted[NEXT_OFFER].tolist()):
+        value, gain = values[j], gains[j]
+        answers.append({
+            "uplift": {o: {"conversion": conversion[j], "spend": spend[j]} for o, conversion, spend in per_offer},
             "next_best_action": {
                 "offer": offer,
                 "expected_uplift": gain,
@@ -65,7 +68,11 @@ def uplift_fields(
                 else "no offer pays for its contact",
             },
             "uplift_model_version": version,
-        }
+        })
+    where = dict(zip(rows.tolist(), answers, strict=True))
+
+    def fields(i: int) -> dict[str, object]:
+        return where.get(i, empty)
 
     return fields
 
