@@ -4,7 +4,7 @@ generate (with past randomized campaign waves) -> ingest -> build -> embed -> ap
 -> train (gate -> champion) -> train uplift -> serve in the background -> requests (with the next
 best action) -> plan a campaign with a control group -> shifted period arrives (the customers
 answer the campaign) -> ingest/build/embed/materialize -> requests -> evaluate the campaign ->
-retrain uplift on its outcomes -> monitor (drift -> policy -> retrain -> gate) -> serving
+retrain uplift on its outcomes -> monitor uplift -> monitor (drift -> policy -> retrain -> gate) -> serving
 switches champion -> stop the server -> summary (the campaign against a churn-score targeting of
 the same budget, :mod:`app.demo_campaign`). Each step calls the same functions as the CLI commands.
 """
@@ -340,6 +340,7 @@ def _measure_campaign(settings: Settings, log: DemoLog, generate, planned, cut: 
     log.step("evaluate the campaign", started, f"+{conversions.estimate:,.1f} conversions "
              f"({conversions.low:,.1f} to {conversions.high:,.1f}), ROI {e.roi.estimate:+.2f}")
     demo_campaign.train_uplift(settings, log, "retrain uplift on the outcomes", None)
+    demo_campaign.monitor(settings, log)
     started = time.perf_counter()
     figures = demo_campaign.compare(settings, generate, planned, cut, budget)
     log.step("same budget on churn scores", started, "both scored on the generator's true effects")

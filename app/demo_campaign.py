@@ -4,10 +4,11 @@ Steps (each the function the CLI command calls): ``persona train --uplift`` on t
 past waves, ``persona campaign plan`` at the start of the next period (a budget, a random
 control group), the generated customers' response to exactly that plan written into the
 period's transactions (:class:`synthetic.respond.World`) before they are ingested, ``persona
-campaign evaluate`` once the window has passed, and ``persona train --uplift`` again with the
-campaign's outcomes as labels. The comparison in the summary uses the generator's true effects:
-the plan's treated contacts against the same budget spent on the highest churn scores (each given
-the offer the plan uses most), so neither side carries measurement noise.
+campaign evaluate`` once the window has passed, ``persona train --uplift`` again with the
+campaign's outcomes as labels, and ``persona campaign monitor``. The comparison in the summary uses
+the generator's true effects: the plan's treated contacts against the same budget spent on the
+highest churn scores (each given the offer the plan uses most), so neither side carries
+measurement noise.
 """
 
 from __future__ import annotations
@@ -87,6 +88,19 @@ def answer(generated: GenerateConfig, shifted_transactions: Path, result: PlanRe
     World.of(generated).respond(frame, treated, seed=seed).to_parquet(shifted_transactions, index=False)
 
 
+def monitor(settings: Settings, log: DemoLog) -> None:
+    """``persona campaign monitor``: drift of the uplift champion's predictions, realized vs predicted."""
+    from campaign.monitor import monitor_uplift
+
+    started = time.perf_counter()
+    result = monitor_uplift(settings)
+    drift = result.drift.sort_values("psi", ascending=False).iloc[0]
+    held = sum(int(b["covers"].sum()) for b in result.realized.values())
+    bins = sum(len(b) for b in result.realized.values())
+    log.step("monitor uplift", started, f"v{result.version}: largest PSI {drift['psi']:.3f} ({drift['column']}), "
+             f"realized uplift within its interval in {held}/{bins} predicted-uplift bins")
+
+
 def compare(settings: Settings, generated: GenerateConfig, result: PlanResult, at: pd.Timestamp,
             budget: float) -> list[PolicyFigures]:
     """The plan and a churn-score targeting of the same budget, scored on the true effects at ``at``."""
@@ -119,4 +133,4 @@ def compare(settings: Settings, generated: GenerateConfig, result: PlanResult, a
     return figures
 
 
-__all__ = ["CAMPAIGN_ID", "PolicyFigures", "answer", "compare", "plan", "train_uplift"]
+__all__ = ["CAMPAIGN_ID", "PolicyFigures", "answer", "compare", "monitor", "plan", "train_uplift"]

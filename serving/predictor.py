@@ -12,6 +12,7 @@ features: the answer is an explicit cold start with the reason.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from store.feature_batch import FeatureBatch, parse_utc, split_columns, utc_iso
 
 if TYPE_CHECKING:
     from model.uplift_runner import UpliftRunner
+
+logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -225,7 +228,7 @@ class ServingPredictor:
 
         With ``explain``, every predicted row also gets its reasons (:mod:`model.explain`); with
         an ``uplift`` model, each offer's expected uplift and the next best action
-        (:func:`uplift_fields`).
+        (:func:`serving.uplift.uplift_fields`).
 
         Raises:
             InputError: bad or oversized ``customer_ids``.
@@ -278,7 +281,11 @@ class ServingPredictor:
         if uplift is not None:
             from serving.uplift import uplift_fields
 
-            uplift_of = uplift_fields(uplift, batch, ok)
+            try:
+                uplift_of = uplift_fields(uplift, batch, ok)
+            except Exception:  # the uplift model never fails a churn answer: its fields are left out
+                logger.exception("uplift v%s failed on request %s; answering without uplift", uplift.version,
+                                 request_id)
         results: list[dict[str, object]] = []
         churn, orders, spend, segment, persona, action = (predictions[c].tolist() for c in PREDICTION_COLUMNS)
         flags = ok.tolist()

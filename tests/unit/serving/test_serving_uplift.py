@@ -81,3 +81,18 @@ def test_an_uplift_model_needing_features_the_reader_lacks_leaves_the_churn_answ
     # then the customer is predicted as before, without uplift fields
     assert result["status"] == "ok"
     assert not UPLIFT_KEYS & set(result)
+
+
+def test_a_failing_uplift_model_leaves_the_churn_answer_alone(predictor, runner, monkeypatch) -> None:
+    # given an uplift model that raises on this batch
+    def broken(_batch):
+        raise RuntimeError("corrupt booster")
+
+    monkeypatch.setattr(runner, "predict", broken)
+
+    # when
+    result = predictor.predict_customers([1], "r1", uplift=runner).results[0]
+
+    # then the customer is still predicted, without uplift fields
+    assert result["status"] == "ok"
+    assert not UPLIFT_KEYS & set(result)
