@@ -85,3 +85,21 @@ def evaluate(
     with quiet_output(settings):
         result = evaluate_campaign(settings, campaign_id, out)
     typer.echo(result.summary())
+
+
+@campaign_app.command("monitor")
+@one_line_errors
+def monitor() -> None:
+    """Watch the uplift champion: drift of its predictions, uplift per persona, realized vs predicted.
+
+    Compares its uplift per offer at the latest snapshot with the snapshot before its held-out
+    campaign, per persona too, and bins every matured exposure of a campaign it did not learn
+    from by the uplift it predicted. Writes reports/monitoring/uplift.json.
+    """
+    from app.quiet import quiet_output
+    from campaign.monitor import monitor_uplift
+
+    settings = _settings()
+    with quiet_output(settings):
+        result = monitor_uplift(settings)
+    typer.echo(result.summary())

@@ -1,9 +1,12 @@
 """``persona demo``: the whole loop on the embedded profile, from an empty home.
 
-generate -> ingest -> build -> embed -> apply -> materialize -> train (gate -> champion) ->
-serve in the background -> requests -> shifted period arrives -> ingest/build/embed/materialize
--> requests -> monitor (drift -> policy -> retrain -> gate) -> serving switches champion ->
-stop the server -> summary. Each step calls the same functions as the CLI commands.
+generate (with past randomized campaign waves) -> ingest -> build -> embed -> apply -> materialize
+-> train (gate -> champion) -> train uplift -> serve in the background -> requests (with the next
+best action) -> plan a campaign with a control group -> shifted period arrives (the customers
+answer the campaign) -> ingest/build/embed/materialize -> requests -> evaluate the campaign ->
+retrain uplift on its outcomes -> monitor uplift -> monitor (drift -> policy -> retrain -> gate) -> serving
+switches champion -> stop the server -> summary (the campaign against a churn-score targeting of
+the same budget, :mod:`app.demo_campaign`). Each step calls the same functions as the CLI commands.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ class DemoConfig:
     seed: int = 7
     requests: int = 200
     port: int = 0  # 0: pick a free port
+    campaign_waves: int = 3
+    campaign_budget: float = 300.0
+    control_share: float = 0.2
 
 
 @dataclass
@@ -71,7 +77,11 @@ def _write_phase(generated: dict[str, Path], out: Path, cut: pd.Timestamp) -> tu
     first, second = out / "history", out / "shifted"
     first.mkdir(parents=True, exist_ok=True)
     second.mkdir(parents=True, exist_ok=True)
-    history, shifted = {}, {}
+    history: dict[str, Path] = {}
+    shifted: dict[str, Path] = {}
+    for table in ("campaigns", "exposures"):  # the generated waves all lie in the history
+        if table in generated:
+            history[table] = generated[table]
     for table in TABLES:
         frame = pd.read_parquet(generated[table])
         column = "signup_date" if table == "customers" else "event_timestamp"
@@ -154,11 +164,12 @@ def _stop_server(process: subprocess.Popen) -> None:
 
 
 class Sent(TypedDict):
-    """What a batch of demo requests got back: count per status, model versions, bad-input statuses."""
+    """What demo requests got back: count per status, model versions, bad-input statuses, next best offers."""
 
     statuses: dict[int, int]
     versions: list[str]
     bad: list[int]
+    offers: dict[str, int]
 
 
 def _send_requests(port: int, customer_ids: np.ndarray, count: int, seed: int) -> Sent:
@@ -169,6 +180,7 @@ def _send_requests(port: int, customer_ids: np.ndarray, count: int, seed: int) -
     url = f"http://127.0.0.1:{port}"
     statuses: dict[int, int] = {}
     versions: set[str] = set()
+    offers: dict[str, int] = {}
     with httpx.Client(base_url=url, timeout=10) as client:
         for i in range(count):
             size = 1 if i % 10 else 50
@@ -176,11 +188,16 @@ def _send_requests(port: int, customer_ids: np.ndarray, count: int, seed: int) -
             response = client.post("/predict", json={"customer_ids": ids})
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             if response.status_code == 200:
-                versions.update(str(p.get("model_version")) for p in response.json().get("predictions", []))
+                predictions = response.json().get("predictions", [])
+                versions.update(str(p.get("model_version")) for p in predictions)
+                for p in predictions:
+                    if p.get("next_best_action"):
+                        offer = str(p["next_best_action"]["offer"] or "none pays")
+                        offers[offer] = offers.get(offer, 0) + 1
         bad = [client.post("/predict", json={"customer_ids": []}),
                client.post("/predict", json={"customer_ids": ["x"]}),
                client.post("/predict", json={"customer_id": 1})]
-    return {"statuses": statuses, "versions": sorted(versions), "bad": [r.status_code for r in bad]}
+    return {"statuses": statuses, "versions": sorted(versions), "bad": [r.status_code for r in bad], "offers": offers}
 
 
 def _current_version(port: int, customer_id: int) -> str | None:
@@ -228,19 +245,18 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
 
     started = time.perf_counter()
     start = pd.Timestamp("2025-01-01", tz="UTC")
+    generate = GenerateConfig(customers=config.customers, days=config.days, seed=config.seed,
+                              start=start.to_pydatetime(), shift_days=config.shift_days,
+                              campaign_waves=config.campaign_waves)
     with progress("generate", unit="steps") as on_progress:
-        generated = generate_dataset(
-            GenerateConfig(customers=config.customers, days=config.days, seed=config.seed,
-                           start=start.to_pydatetime(), shift_days=config.shift_days),
-            home / "generated", on_progress=on_progress,
-        )
+        generated = generate_dataset(generate, home / "generated", on_progress=on_progress)
     cut = start + pd.Timedelta(days=config.days)
     history, shifted = _write_phase(generated, home / "generated", cut)
     # The generator's ground truth lets training report the oracle AUC next to the model's.
     catalog.ground_truth(settings).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(generated["ground_truth"], catalog.ground_truth(settings))
     log.step("generate customers", started, f"{config.customers:,} customers, {config.days} days + "
-             f"{config.shift_days} shifted days")
+             f"{config.shift_days} shifted days, {config.campaign_waves} campaign waves")
 
     started = time.perf_counter()
     with progress("ingest history", unit="steps") as on_progress:
@@ -248,6 +264,11 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
     log.step("ingest history", started, ", ".join(f"{r.table} {r.accepted:,}" for r in reports))
     _refresh_features(settings, log, "history")
     first = _train(settings, log, "train + gate (first champion)")
+    from app import demo_campaign
+
+    truth = generated.get("campaign_truth")
+    if truth is not None:
+        demo_campaign.train_uplift(settings, log, "train uplift + gate (past waves)", truth)
 
     port = config.port or free_port()
     server = _start_server(settings, port, log)
@@ -257,7 +278,12 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
         started = time.perf_counter()
         sent = _send_requests(port, customer_ids, config.requests, config.seed)
         log.step("requests before the shift", started, f"statuses {sent['statuses']}, bad input -> {sent['bad']}, "
-                 f"model v{','.join(sent['versions'])}")
+                 f"model v{','.join(sent['versions'])}, next best offers {sent['offers']}")
+        planned = None
+        if truth is not None:
+            planned = demo_campaign.plan(settings, log, cut, config.campaign_budget, config.control_share,
+                                         home / "campaign" / "audience")
+            demo_campaign.answer(generate, shifted["transactions"], planned, cut, config.seed)
 
         started = time.perf_counter()
         with progress("ingest shifted period", unit="steps") as on_progress:
@@ -267,6 +293,9 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
         started = time.perf_counter()
         sent = _send_requests(port, customer_ids, config.requests, config.seed + 1)
         log.step("requests after the shift", started, f"statuses {sent['statuses']}")
+        campaign = None
+        if planned is not None:
+            campaign = _measure_campaign(settings, log, generate, planned, cut, config.campaign_budget)
 
         from app.console import progress
         from monitoring.job import MonitorJob
@@ -295,6 +324,42 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
         log.step("stop the server", started)
 
     _summary(settings, log)
+    if campaign is not None:
+        _campaign_summary(log, *campaign)
+
+
+def _measure_campaign(settings: Settings, log: DemoLog, generate, planned, cut: pd.Timestamp, budget: float):
+    """Evaluate the campaign, retrain uplift on its outcomes, score it and the churn-score targeting."""
+    from app import demo_campaign
+    from campaign.evaluate import evaluate_campaign
+
+    started = time.perf_counter()
+    evaluated = evaluate_campaign(settings, demo_campaign.CAMPAIGN_ID)
+    e = evaluated.effect
+    conversions = e.incremental_conversions
+    log.step("evaluate the campaign", started, f"+{conversions.estimate:,.1f} conversions "
+             f"({conversions.low:,.1f} to {conversions.high:,.1f}), ROI {e.roi.estimate:+.2f}")
+    demo_campaign.train_uplift(settings, log, "retrain uplift on the outcomes", None)
+    demo_campaign.monitor(settings, log)
+    started = time.perf_counter()
+    figures = demo_campaign.compare(settings, generate, planned, cut, budget)
+    log.step("same budget on churn scores", started, "both scored on the generator's true effects")
+    return evaluated, figures
+
+
+def _campaign_summary(log: DemoLog, evaluated, figures) -> None:
+    e = evaluated.effect
+    table = Table(title=f"Campaign {evaluated.campaign}: the same budget, two targetings (true effects)")
+    for column in ("targeting", "contacts", "cost", "incremental conversions", "incremental revenue", "ROI"):
+        table.add_column(column, justify="left" if column == "targeting" else "right")
+    for f in figures:
+        table.add_row(f.name, f"{f.contacts:,}", f"{f.cost:,.2f}", f"{f.conversions:,.1f}", f"{f.revenue:,.2f}",
+                      f"{f.roi:+.2f}")
+    log.console.print(table)
+    log.console.print(
+        f"measured on the control group: +{e.incremental_conversions.estimate:,.1f} conversions "
+        f"(95 % {e.incremental_conversions.low:,.1f} to {e.incremental_conversions.high:,.1f}), ROI "
+        f"{e.roi.estimate:+.2f}; report {evaluated.report}", highlight=False)
 
 
 def _champion_version(settings: Settings) -> str | None:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from core.contract import CONTROL, ENTITY_KEY, TREATMENT
-from model.uplift import uplift_column
+from model.uplift import net_values, uplift_column
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -48,15 +48,8 @@ def best_offers(
         ``customer_id, offer`` (None when nothing pays), ``expected_uplift`` (conversion),
         ``expected_value`` (net of cost), ``reason``; ordered by ``expected_value`` descending.
     """
-    if not costs:
-        raise ValueError("no offer to choose from")
-    values = value_per_conversion or {}
     offers = list(costs)
-    net = np.column_stack([
-        (uplift[uplift_column("conversion", o)] * values[o] if values.get(o) is not None
-         else uplift[uplift_column("spend", o)]).to_numpy(dtype=float) - float(costs[o])
-        for o in offers
-    ])
+    net = net_values(uplift, offers, costs, value_per_conversion)
     best = np.argmax(net, axis=1)
     rows = np.arange(len(uplift))
     best_net = net[rows, best] if len(uplift) else np.zeros(0)

@@ -26,6 +26,7 @@ from core import catalog
 from core.contract import CAMPAIGN_KEY, ENTITY_KEY, GROUP, TIMESTAMP, TREATMENT
 from core.errors import PersonaError
 from ingest.consent import contactable
+from model.uplift import latest_offer_costs
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -113,9 +114,7 @@ def offer_costs(settings: Settings, offers: tuple[str, ...], override: float | N
     if override is not None:
         return dict.fromkeys(offers, float(override))
     path = catalog.raw_table(settings, "campaigns")
-    known = pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=["offer", "start", "cost_per_contact"])
-    latest = known.dropna(subset=["cost_per_contact"]).sort_values("start").drop_duplicates("offer", keep="last")
-    costs = dict(zip(latest["offer"].astype(str), latest["cost_per_contact"].astype(float), strict=True))
+    costs = latest_offer_costs(pd.read_parquet(path)) if path.exists() else {}
     missing = [o for o in offers if o not in costs]
     if missing:
         raise PersonaError(f"no cost per contact known for offer(s) {', '.join(missing)}; pass --cost-per-contact")

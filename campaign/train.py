@@ -26,7 +26,8 @@ from campaign.uplift import PRIMARY, UpliftConfig, evaluate_uplift, fit_uplift, 
 from core.contract import CAMPAIGN_KEY, ENTITY_KEY
 from core.progress import silent
 from model.registry import CHAMPION
-from model.uplift import UpliftPredictor
+from model.uplift import UpliftPredictor, latest_offer_costs
+from model.uplift import uplift_model_name as model_uplift_name
 from training import gate, register
 from training.gate import GateDecision
 from training.lineage import LoggedRun, bundle_code_paths, feast_lineage, git_sha, pip_requirements
@@ -43,7 +44,7 @@ STEPS = 4
 
 def uplift_model_name(settings: Settings) -> str:
     """The registered uplift model: ``<registered_model>-uplift``."""
-    return f"{settings.registered_model}-uplift"
+    return model_uplift_name(settings.registered_model)
 
 
 @dataclass
@@ -138,7 +139,8 @@ class UpliftJob:
         predictor = fit_uplift(split.train, split.features, self.config)
         predictor.metadata.update({"feature_service": self.feature_service, "features": split.features,
                                    "holdout_campaigns": split.holdout_campaigns,
-                                   "train_campaigns": sorted(split.train[CAMPAIGN_KEY].astype(str).unique())})
+                                   "train_campaigns": sorted(split.train[CAMPAIGN_KEY].astype(str).unique()),
+                                   "offer_costs": latest_offer_costs(rows)})
         step(2, STEPS, "evaluating on the held-out campaign")
         if churn is None and from_feast:
             churn = churn_scores(settings, split.holdout, self.feature_service)

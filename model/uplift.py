@@ -24,11 +24,18 @@ import xgboost as xgb
 from model.preprocess import FeatureSpec, model_matrix
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
     from core.settings import Settings
 
 UPLIFT_FILE = "uplift.json"
 OUTCOMES = ("conversion", "spend")
 CONTROL_ARM = "control"
+
+
+def uplift_model_name(registered_model: str) -> str:
+    """The registered uplift model beside the persona model ``registered_model``: ``<name>-uplift``."""
+    return f"{registered_model}-uplift"
 
 
 def uplift_column(outcome: str, offer: str) -> str:
@@ -78,15 +85,24 @@ class UpliftPredictor:
         if missing:
             raise ValueError(f"feature frame lacks columns {missing}; the uplift model expects {self.feature_columns}")
         matrix = model_matrix(frame, self.features).astype(np.float32)
+        return pd.DataFrame(self.combine(lambda key: self._raw(key, matrix)), index=frame.index)
+
+    def combine(self, raw: Callable[[str], np.ndarray], baselines: bool = True) -> dict[str, np.ndarray]:
+        """The output columns from each booster's raw predictions (``raw(key)``).
+
+        One place for the X-learner's arithmetic, shared by :meth:`predict` and the serving
+        runner that evaluates the same boosters without a DataFrame (:mod:`model.uplift_runner`),
+        which leaves out the ``baseline_*`` columns (two boosters fewer per request).
+        """
         out: dict[str, np.ndarray] = {}
         for outcome in OUTCOMES:
-            base = self._raw(f"{outcome}/{CONTROL_ARM}", matrix)
-            out[f"baseline_{outcome}"] = np.clip(base, 0.0, 1.0) if outcome == "conversion" else base
+            if baselines:
+                base = raw(f"{outcome}/{CONTROL_ARM}")
+                out[f"baseline_{outcome}"] = np.clip(base, 0.0, 1.0) if outcome == "conversion" else base
             for offer in self.offers:
-                effect = 0.5 * (self._raw(effect_key(outcome, "treated", offer), matrix)
-                                + self._raw(effect_key(outcome, "control", offer), matrix))
-                out[uplift_column(outcome, offer)] = effect
-        return pd.DataFrame(out, index=frame.index)
+                out[uplift_column(outcome, offer)] = 0.5 * (raw(effect_key(outcome, "treated", offer))
+                                                            + raw(effect_key(outcome, "control", offer)))
+        return out
 
     # ---- storage (no pickle) ----
     def save(self, directory: Path) -> Path:
@@ -117,6 +133,35 @@ class UpliftPredictor:
                    metadata=doc.get("metadata") or {})
 
 
+def latest_offer_costs(campaigns: pd.DataFrame) -> dict[str, float]:
+    """Cost per contact of each offer: its latest campaign's (by ``start``) that states one."""
+    if campaigns.empty or not {"offer", "start", "cost_per_contact"} <= set(campaigns.columns):
+        return {}
+    known = campaigns.dropna(subset=["cost_per_contact"])
+    latest = known.sort_values("start", kind="stable").drop_duplicates("offer", keep="last")
+    return dict(zip(latest["offer"].astype(str), latest["cost_per_contact"].astype(float), strict=True))
+
+
+def net_values(uplift: Mapping[str, np.ndarray] | pd.DataFrame, offers: Sequence[str], costs: Mapping[str, float],
+               value_per_conversion: Mapping[str, float | None] | None = None) -> np.ndarray:
+    """Expected incremental value minus cost per contact, one column per offer (rows x offers).
+
+    Incremental value is the predicted incremental conversions times the offer's value per
+    conversion when one is known, else the predicted incremental spend (see
+    :class:`campaign.plan.PlanRequest` for why conversions times a value rank more stably).
+    """
+    values = value_per_conversion or {}
+    columns = []
+    for offer in offers:
+        value = values.get(offer)
+        gain = (np.asarray(uplift[uplift_column("conversion", offer)], dtype=float) * float(value)
+                if value is not None else np.asarray(uplift[uplift_column("spend", offer)], dtype=float))
+        columns.append(gain - float(costs[offer]))
+    if not columns:
+        raise ValueError("no offer to choose from")
+    return np.column_stack(columns)
+
+
 def load_uplift(model_uri: str, settings: Settings | None = None) -> UpliftPredictor:
     """Load a registered uplift version after the same trust checks as any Persona model.
 
@@ -132,4 +177,5 @@ def load_uplift(model_uri: str, settings: Settings | None = None) -> UpliftPredi
     return bundle.uplift
 
 
-__all__ = ["CONTROL_ARM", "OUTCOMES", "UPLIFT_FILE", "UpliftPredictor", "effect_key", "load_uplift", "uplift_column"]
+__all__ = ["CONTROL_ARM", "OUTCOMES", "UPLIFT_FILE", "UpliftPredictor", "effect_key", "latest_offer_costs",
+           "load_uplift", "net_values", "uplift_column", "uplift_model_name"]

@@ -48,6 +48,7 @@ class ChampionWatcher(Generic[T]):
         install: make a loaded object the one that serves (called with object and version).
         interval_seconds: time between polls.
         retry_seconds: wait before retrying a version that failed to load.
+        absent: what ``last_error`` says while no version holds the alias.
     """
 
     def __init__(
@@ -57,8 +58,10 @@ class ChampionWatcher(Generic[T]):
         install: Callable[[T, str], None],
         interval_seconds: float = 10.0,
         retry_seconds: float = 300.0,
+        absent: str = "no champion registered yet; run `persona train`",
     ) -> None:
         self.resolve = resolve
+        self.absent = absent
         self.load = load
         self.install = install
         self.interval_seconds = interval_seconds
@@ -84,7 +87,7 @@ class ChampionWatcher(Generic[T]):
             status.champion_version = version
             if version is None:
                 if status.served_version is None:
-                    status.last_error = "no champion registered yet; run `persona train`"
+                    status.last_error = self.absent
                 return "no champion"
             if version == status.served_version:
                 status.last_error = None  # the registry answers again and the champion is what we serve

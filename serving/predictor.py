@@ -12,10 +12,11 @@ features: the answer is an explicit cold start with the reason.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -23,6 +24,11 @@ from model.runner import PREDICTION_COLUMNS, ModelRunner, make_runner
 from serving.bounds import DEFAULT_ABS_MAX, DEFAULT_SIGMA_MARGIN, FeatureBounds
 from serving.prediction_log import FEATURES_AT, LogBatch
 from store.feature_batch import FeatureBatch, parse_utc, split_columns, utc_iso
+
+if TYPE_CHECKING:
+    from model.uplift_runner import UpliftRunner
+
+logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -215,11 +221,14 @@ class ServingPredictor:
 
     # ---- predictions ----
     def predict_customers(
-        self, customer_ids: Sequence[int], request_id: str = "", explain: bool = False
+        self, customer_ids: Sequence[int], request_id: str = "", explain: bool = False,
+        uplift: UpliftRunner | None = None,
     ) -> Served:
         """Predict for customers by id from the online store (cold start for unknown ones).
 
-        With ``explain``, every predicted row also gets its reasons (:mod:`model.explain`).
+        With ``explain``, every predicted row also gets its reasons (:mod:`model.explain`); with
+        an ``uplift`` model, each offer's expected uplift and the next best action
+        (:func:`serving.uplift.uplift_fields`).
 
         Raises:
             InputError: bad or oversized ``customer_ids``.
@@ -231,11 +240,13 @@ class ServingPredictor:
             raise RuntimeError("this predictor has no feature reader; use predict_features")
         batch = self.reader.read(ids)
         return self._serve(
-            batch, [int(i) for i in ids.tolist()], "predict", request_id, with_freshness=True, explain=explain
+            batch, [int(i) for i in ids.tolist()], "predict", request_id, with_freshness=True, explain=explain,
+            uplift=uplift,
         )
 
     def predict_features(
-        self, rows: Sequence[Mapping[str, object]], request_id: str = "", explain: bool = False
+        self, rows: Sequence[Mapping[str, object]], request_id: str = "", explain: bool = False,
+        uplift: UpliftRunner | None = None,
     ) -> Served:
         """Predict from caller-supplied feature rows (validated field by field).
 
@@ -243,7 +254,8 @@ class ServingPredictor:
             InputError: naming the offending field.
         """
         batch, ids = self.feature_batch(rows)
-        return self._serve(batch, ids, "predict_features", request_id, with_freshness=False, explain=explain)
+        return self._serve(batch, ids, "predict_features", request_id, with_freshness=False, explain=explain,
+                           uplift=uplift)
 
     def _serve(
         self,
@@ -253,6 +265,7 @@ class ServingPredictor:
         request_id: str,
         with_freshness: bool,
         explain: bool = False,
+        uplift: UpliftRunner | None = None,
     ) -> Served:
         served_at = self.clock()
         n = len(batch)
@@ -264,6 +277,15 @@ class ServingPredictor:
         ok = np.array([r is None for r in reasons], dtype=bool)
         predictions = self._predict(batch, ok)
         reasons_of = self._explain(batch, ok, predictions) if explain else None
+        uplift_of = None
+        if uplift is not None:
+            from serving.uplift import uplift_fields
+
+            try:
+                uplift_of = uplift_fields(uplift, batch, ok)
+            except Exception:  # the uplift model never fails a churn answer: its fields are left out
+                logger.exception("uplift v%s failed on request %s; answering without uplift", uplift.version,
+                                 request_id)
         results: list[dict[str, object]] = []
         churn, orders, spend, segment, persona, action = (predictions[c].tolist() for c in PREDICTION_COLUMNS)
         flags = ok.tolist()
@@ -303,6 +325,8 @@ class ServingPredictor:
             )
             if reasons_of is not None:
                 result["explanation"] = reasons_of.get(i)
+            if uplift_of is not None:
+                result.update(uplift_of(i))
             results.append(result)
         log = LogBatch(
             request_id=request_id,

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from core.settings import Settings
     from features.embedding.similarity import SimilarityIndex
+    from model.uplift_runner import UpliftRunner
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ class ServingRuntime:
         self.options = options or RuntimeOptions()
         self.model_name = settings.registered_model
         self.predictor: ServingPredictor | None = None
+        self.uplift: UpliftRunner | None = None
         self.log = PredictionLog(
             catalog.prediction_log(settings), flush_seconds=self.options.log_flush_seconds,
             fsync=settings.prediction_log_fsync,
@@ -168,6 +170,19 @@ class ServingRuntime:
             interval_seconds=self.options.poll_seconds,
             retry_seconds=self.options.retry_seconds,
         )
+        # The uplift champion is a second registered model, promoted on its own gate: watched apart,
+        # so a churn answer never waits for it and never fails because of it.
+        from model.uplift import uplift_model_name
+
+        self.uplift_name = uplift_model_name(self.model_name)
+        self.uplift_watcher: ChampionWatcher[UpliftRunner] = ChampionWatcher(
+            lambda: resolve_alias(self._mlflow(), self.uplift_name, self.settings.tracking_uri),
+            self.load_uplift,
+            self._install_uplift,
+            interval_seconds=self.options.poll_seconds,
+            retry_seconds=self.options.retry_seconds,
+            absent="no uplift champion registered; run `persona train --uplift`",
+        )
 
     # ---- lifecycle ----
     def start(self) -> ServingRuntime:
@@ -175,13 +190,16 @@ class ServingRuntime:
         self.log.start()
         outcome = self.watcher.check_once()
         logger.info("champion check at start: %s", outcome)
+        logger.info("uplift champion check at start: %s", self.uplift_watcher.check_once())
         freeze_heap(collect=True)
         self.watcher.start()
+        self.uplift_watcher.start()
         return self
 
     def stop(self) -> None:
         """Stop watching and write every pending prediction-log row."""
         self.watcher.stop()
+        self.uplift_watcher.stop()
         self.log.close()
         self._environ.close()
 
@@ -237,6 +255,16 @@ class ServingRuntime:
             sigma_margin=self.settings.whatif_feature_sigma_margin,
         )
 
+    def load_uplift(self, version: str) -> UpliftRunner:
+        """Load a registered uplift version ready to serve (:func:`serving.uplift.load_runner`)."""
+        from serving.uplift import load_runner
+
+        self._mlflow()
+        return load_runner(self.settings, self.uplift_name, version)
+
+    def _install_uplift(self, runner: UpliftRunner, version: str) -> None:
+        self.uplift = runner  # one reference swap, as for the churn champion
+
     def _install(self, predictor: ServingPredictor, version: str) -> None:
         self.predictor = predictor  # one reference swap: in-flight requests keep the old one
         serving_metrics().served_version(version)
@@ -282,13 +310,13 @@ class ServingRuntime:
     # ---- requests ----
     def predict_customers(self, customer_ids: list[int], request_id: str, explain: bool = False) -> Served:
         """Predict by id and log the rows (see :meth:`ServingPredictor.predict_customers`)."""
-        served = self.current().predict_customers(customer_ids, request_id, explain=explain)
+        served = self.current().predict_customers(customer_ids, request_id, explain=explain, uplift=self.uplift)
         self.log.append(served.log)
         return served
 
     def predict_features(self, rows: list[dict], request_id: str, explain: bool = False) -> Served:
         """Predict from supplied features and log the rows."""
-        served = self.current().predict_features(rows, request_id, explain=explain)
+        served = self.current().predict_features(rows, request_id, explain=explain, uplift=self.uplift)
         self.log.append(served.log)
         return served
 
@@ -344,6 +372,17 @@ class ServingRuntime:
         return f"unknown customer {customer_id}: not in the newest text snapshot"
 
     # ---- introspection ----
+    def _uplift_info(self, predictor: ServingPredictor | None) -> dict[str, object]:
+        from serving.uplift import unserved_reason
+
+        runner, status = self.uplift, self.uplift_watcher.status
+        info: dict[str, object] = {"model_name": self.uplift_name, "champion_version": status.champion_version,
+                                   "last_error": status.last_error}
+        if runner is not None:
+            info.update(runner.describe())
+            info["last_error"] = status.last_error or unserved_reason(runner, predictor)
+        return info
+
     def info(self) -> dict[str, object]:
         """What is served and the watcher's state (the ``model_info`` API)."""
         predictor = self.predictor
@@ -370,6 +409,7 @@ class ServingRuntime:
             "loaded_at": iso(status.loaded_at),
             "last_checked_at": iso(status.last_checked_at),
             "last_error": status.last_error,
+            "uplift": self._uplift_info(predictor),
             "prediction_log": {
                 "directory": _home_relative(self.log.directory, self.settings.home),
                 "rows_written": self.log.rows_written,

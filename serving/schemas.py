@@ -130,6 +130,25 @@ class Explanation(BaseModel):
     )
 
 
+class OfferUplift(BaseModel):
+    """One offer's expected effect of a contact on this customer (X-learner; negative: it puts them off)."""
+
+    conversion: float | None = Field(description="Change in the probability of converting in the response window.")
+    spend: float | None = Field(description="Change in spend in the response window.")
+
+
+class NextBestAction(BaseModel):
+    """The offer worth most for this customer: expected incremental value minus its cost per contact."""
+
+    offer: str | None = Field(description="The offer; null when no offer pays for its contact.")
+    expected_uplift: float | None = Field(description="The best offer's expected conversion uplift.")
+    expected_value: float | None = Field(
+        description="Expected incremental value minus cost per contact of the best offer (the same "
+        "decision as `persona campaign plan`, before its budget)."
+    )
+    reason: str
+
+
 class CustomerPrediction(BaseModel):
     """One customer's prediction (or cold start, with the reason)."""
 
@@ -152,6 +171,15 @@ class CustomerPrediction(BaseModel):
     explanation: Explanation | None = Field(
         default=None, description="Present only when the request asked to explain (null for a cold start)."
     )
+    uplift: dict[str, OfferUplift] | None = Field(
+        default=None,
+        description="Offer -> expected uplift; present only when an uplift champion is served "
+        "(`persona train --uplift`), null for a cold start.",
+    )
+    next_best_action: NextBestAction | None = Field(
+        default=None, description="Present only with an uplift champion; null for a cold start."
+    )
+    uplift_model_version: str | None = Field(default=None, description="The uplift version that answered.")
 
 
 class PredictResponse(BaseModel):
@@ -191,6 +219,11 @@ class ModelInfo(BaseModel):
     loaded_at: str | None
     last_checked_at: str | None
     last_error: str | None = Field(description="Why the latest champion could not be loaded, if so.")
+    uplift: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The uplift champion: model_name, champion_version, version served, offers, costs, "
+        "value_per_conversion, last_error (why none is served, if so).",
+    )
     prediction_log: dict[str, Any]
 
 

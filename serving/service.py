@@ -8,7 +8,9 @@ APIs (JSON in, JSON out; OpenAPI at ``/docs.json``, UI at ``/``):
 - ``POST /predict`` ``{"customer_ids": [...], "explain": false}``: churn probability, expected
   orders and spend, segment, persona, action, model version and feature freshness per customer;
   unknown customers get ``status: "cold_start"`` with a reason. ``"explain": true`` adds each
-  prediction's reasons (:mod:`model.explain`).
+  prediction's reasons (:mod:`model.explain`). With an uplift champion (``persona train --uplift``)
+  each prediction also carries ``uplift`` per offer and the ``next_best_action``
+  (:mod:`serving.uplift`).
 - ``POST /predict_features`` ``{"rows": [{"customer_id": 1, "features": {...}}]}``: the same
   from caller-supplied features.
 - ``POST /similar`` ``{"customer_id": 1, "k": 10}``: customers with the most similar reviews.

@@ -84,8 +84,12 @@ def offer_pull(traits: Traits) -> np.ndarray:
 
 
 def wave_days(config: GenerateConfig, params: CampaignParams, waves: int) -> np.ndarray:
-    """Start day of each wave, oldest first; the last window ends before the history does."""
-    last = int(config.total_days - params.response_days - 1)
+    """Start day of each wave, oldest first; the last window ends before the history does.
+
+    With a shifted period (``shift_days``) the waves stay in the history before it: the shifted
+    period is where a campaign is planned and its outcomes arrive (:func:`respond_to_plan`).
+    """
+    last = int(config.days - params.response_days - 1)
     days = last - params.wave_every_days * np.arange(waves)[::-1]
     return days[days >= params.min_tenure_days]
 
@@ -135,6 +139,34 @@ def _campaigns_frame(config: GenerateConfig, params: CampaignParams, days: np.nd
                          "offer": offer, "channel": "email", "start": begin, "end": begin + pd.Timedelta(days=1),
                          "response_days": params.response_days, "cost_per_contact": params.cost_per_contact[k]})
     return pd.DataFrame(rows)
+
+
+def rewrite_windows(tx: pd.DataFrame, tx_ns: np.ndarray, row_of: pd.Series, traits: Traits,
+                    effects: dict[str, np.ndarray], t_rows: np.ndarray, t_offer: np.ndarray, t_contact: np.ndarray,
+                    params: CampaignParams, value: np.ndarray,
+                    rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
+    """Treated customers' response windows as the effect model has them.
+
+    Baseline orders in a window are kept with probability ``m_i`` (returned: the mask of rows to
+    drop) and ``a_io * R`` extra orders are added on average (returned: the new rows).
+    """
+    window_ns = int(params.response_days * NS_PER_DAY)
+    contact_of = pd.Series(t_contact, index=traits.customer_id[t_rows])
+    tx_contact = contact_of.reindex(tx["customer_id"]).to_numpy(dtype=np.float64)
+    in_window = (tx_ns > tx_contact) & (tx_ns <= tx_contact + window_ns)
+    rows = row_of.reindex(tx["customer_id"]).to_numpy()
+    drop = in_window & (rng.random(len(tx)) >= effects["multiplier"][rows, 0])
+    count = rng.poisson(effects["extra_rate"][t_rows, t_offer] * params.response_days)
+    who = np.repeat(np.arange(len(t_rows)), count)
+    when = t_contact[who] + (rng.random(len(who)) * window_ns).astype(np.int64) + 1
+    depth = np.where(t_offer[who] == 0, params.discount_depth, 0.0)
+    category = np.asarray(CATEGORIES, dtype=object)[traits.favorite_category[t_rows][who]]
+    return drop, pd.DataFrame({
+        "customer_id": traits.customer_id[t_rows][who],
+        "event_timestamp": pd.DatetimeIndex(when.astype("datetime64[ns]")).tz_localize("UTC"),
+        "amount": np.round(rng.gamma(4.0, value[t_rows][who] / 4.0) * (1.0 - depth), 2),
+        "quantity": 1, "category": category, "channel": "web", "discount": depth, "returned": False,
+    })
 
 
 def draw_campaigns(traits: Traits, transactions: pd.DataFrame, consent: np.ndarray, config: GenerateConfig,
@@ -189,25 +221,10 @@ def draw_campaigns(traits: Traits, transactions: pd.DataFrame, consent: np.ndarr
                 "true_uplift_spend": effects["uplift_spend"][eligible, k],
                 "true_baseline_conversion": -np.expm1(-effects["baseline_orders"][eligible]),
             }))
-        window_ns = int(params.response_days * NS_PER_DAY)
-        t_rows, t_offer, t_contact = eligible[treated], offer[treated], contact_ns[treated]
-        contact_of = pd.Series(t_contact, index=traits.customer_id[t_rows])
-        tx_contact = contact_of.reindex(tx["customer_id"]).to_numpy(dtype=np.float64)
-        in_window = (tx_ns > tx_contact) & (tx_ns <= tx_contact + window_ns)
-        rows = row_of.reindex(tx["customer_id"]).to_numpy()
-        drop = in_window & (rng.random(len(tx)) >= effects["multiplier"][rows, 0])
+        drop, added = rewrite_windows(tx, tx_ns, row_of, traits, effects, eligible[treated], offer[treated],
+                               contact_ns[treated], params, value, rng)
         keep &= ~drop
-        count = rng.poisson(effects["extra_rate"][t_rows, t_offer] * params.response_days)
-        who = np.repeat(np.arange(len(t_rows)), count)
-        when = t_contact[who] + (rng.random(len(who)) * window_ns).astype(np.int64) + 1
-        depth = np.where(t_offer[who] == 0, params.discount_depth, 0.0)
-        category = np.asarray(CATEGORIES, dtype=object)[traits.favorite_category[t_rows][who]]
-        extras.append(pd.DataFrame({
-            "customer_id": traits.customer_id[t_rows][who],
-            "event_timestamp": pd.DatetimeIndex(when.astype("datetime64[ns]")).tz_localize("UTC"),
-            "amount": np.round(rng.gamma(4.0, value[t_rows][who] / 4.0) * (1.0 - depth), 2),
-            "quantity": 1, "category": category, "channel": "web", "discount": depth, "returned": False,
-        }))
+        extras.append(added)
     extra = pd.concat(extras, ignore_index=True) if extras else tx.iloc[:0]
     if len(extra):
         extra["order_id"] = np.arange(len(extra), dtype=np.int64) + int(tx["order_id"].max() if len(tx) else 0) + 1
@@ -221,5 +238,5 @@ def draw_campaigns(traits: Traits, transactions: pd.DataFrame, consent: np.ndarr
     }
 
 
-__all__ = ["OFFERS", "CampaignParams", "consent_column", "draw_campaigns", "offer_pull", "true_effects",
-           "wave_days"]
+__all__ = ["OFFERS", "CampaignParams", "consent_column", "draw_campaigns", "offer_pull", "rewrite_windows",
+           "true_effects", "wave_days"]

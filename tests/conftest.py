@@ -235,6 +235,32 @@ def persona_bundle():
     return fit.predictor
 
 
+def make_uplift_predictor(n: int = 1500, seed: int = 5, region: str = "region"):
+    """A small fitted uplift model over ``orders_90d, spend_365d, region`` with offers ``discount`` and ``voucher``.
+
+    Planted effects: a discount adds 0.4 to conversion for customers with 2+ orders in 90 days
+    and puts the others off (-0.1); a voucher adds 0.3 in the south and nothing elsewhere.
+    ``region`` renames the region column (a model needing a feature a reader lacks).
+    """
+    from campaign.uplift import UpliftConfig, fit_uplift
+
+    rng = np.random.default_rng(seed)
+    orders = rng.integers(0, 5, n).astype(float)
+    region_of = rng.choice(["north", "south", "west"], n)
+    arm = rng.choice(["control", "discount", "voucher"], n)
+    effect = np.where(arm == "discount", np.where(orders >= 2, 0.4, -0.1),
+                      np.where((arm == "voucher") & (region_of == "south"), 0.3, 0.0))
+    converted = (rng.random(n) < 0.2 + effect).astype(np.int64)
+    frame = pd.DataFrame({
+        "orders_90d": orders, "spend_365d": rng.uniform(0, 500, n), "region": region_of,
+        "group": np.where(arm == "control", "control", "treatment"),
+        "offer": np.where(arm == "control", rng.choice(["discount", "voucher"], n), arm),
+        "converted": converted, "spend": 50.0 * converted,
+    })
+    frame = frame.rename(columns={"region": region})
+    return fit_uplift(frame, ["orders_90d", "spend_365d", region], UpliftConfig(n_estimators=30))
+
+
 # --------------------------------------------------------------------------- champion home
 # A home with a registered champion, for serving tests (and the serving benchmarks).
 # build_champion_home runs the real pipeline on tiny synthetic data: generate, ingest, build the

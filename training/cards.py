@@ -27,6 +27,13 @@ def _fmt(value: object) -> str:
     return html.escape(str(value))
 
 
+def _uplift(effect: dict) -> str:
+    conversion, spend = effect.get("conversion"), effect.get("spend")
+    if conversion is None:
+        return "–"
+    return f"{conversion:+.1%} conversion, {spend or 0:+,.2f} spend"
+
+
 def render_cards_json(cards: list[dict], meta: dict, changes: dict | None = None) -> str:
     """The cards and run metadata (and the diff against the previous champion) as pretty JSON."""
     doc = {"meta": meta, "personas": cards, **({"changes": changes} if changes else {})}
@@ -86,6 +93,8 @@ def render_cards_html(cards: list[dict], meta: dict, changes: dict | None = None
             ("future spend (observed)", _fmt(card.get("future_spend"))),
             ("expected spend (predicted)", _fmt(card.get("expected_spend"))),
         ]
+        rows += [(f"uplift of a {offer.replace('_', ' ')} contact", _uplift(effect))
+                 for offer, effect in (card.get("uplift") or {}).items()]
         rows += [(k.replace("_", " "), _fmt(v)) for k, v in card.get("stats", {}).items()]
         marks = ", ".join(
             f"{d['feature'].replace('_', ' ')} {d['z']:+.2f}σ"

@@ -304,6 +304,32 @@ def persona_cards(
     return cards
 
 
+def cards_with_uplift(cards: list[dict], segments: np.ndarray, uplift: pd.DataFrame,
+                      offers: tuple[str, ...]) -> list[dict]:
+    """Each card with ``uplift``: offer -> its customers' mean expected conversion and spend uplift.
+
+    Tells a marketer which offer moves which persona (and which persona a contact puts off),
+    from the uplift champion's predictions on the same rows the cards describe.
+
+    Args:
+        cards: :func:`persona_cards` output.
+        segments: segment per row of ``uplift``.
+        uplift: ``uplift_<outcome>_<offer>`` columns (:class:`model.uplift.UpliftPredictor`), one row per customer.
+        offers: offers to show.
+    """
+    by_segment = uplift.reset_index(drop=True).groupby(pd.Series(segments, name="segment"))
+    means = by_segment.mean(numeric_only=True)
+    out = []
+    for card in cards:
+        seg = card["segment"]
+        row = means.loc[seg] if seg in means.index else None
+        card = {**card, "uplift": {
+            o: {outcome: _round(row[f"uplift_{outcome}_{o}"]) if row is not None else None
+                for outcome in ("conversion", "spend")} for o in offers}}
+        out.append(card)
+    return out
+
+
 def _round(value: object, digits: int = 4) -> float | None:
     try:
         f = float(value)  # type: ignore[arg-type]

@@ -138,6 +138,29 @@ def persona_lines(match: PersonaMatch | None, champion_version: str | None) -> l
     return [head, *changed]
 
 
+def uplift_cards(settings: Settings, cards: list[dict], rows: pd.DataFrame, segments: np.ndarray) -> list[dict]:
+    """The persona cards with each persona's mean uplift per offer, when an uplift champion exists.
+
+    The uplift champion is the registered ``<model>-uplift@champion``; without one (or when it
+    needs features these rows lack) the cards are returned unchanged.
+    """
+    import logging
+
+    from model.registry import CHAMPION, alias_version, configure_mlflow
+    from model.uplift import load_uplift, uplift_model_name
+    from training.personas import cards_with_uplift
+
+    name = uplift_model_name(settings.registered_model)
+    try:
+        if alias_version(configure_mlflow(settings), name, CHAMPION) is None:
+            return cards
+        uplift = load_uplift(f"models:/{name}@{CHAMPION}", settings)
+        return cards_with_uplift(cards, segments, uplift.predict(rows), uplift.offers)
+    except Exception as exc:  # the cards never fail a training run
+        logging.getLogger(__name__).warning("persona cards without uplift: %s", exc)
+        return cards
+
+
 class TrainJob:
     """One training run; services (Feast, MLflow) are opened inside :meth:`run`.
 
@@ -194,6 +217,10 @@ class TrainJob:
         fitted.predictor.metadata.update({**split.window, "features": split.features, **pinned})
         if fitted.persona_match is not None:
             fitted.predictor.metadata[PERSONA_MATCHED_TO] = champion[1]
+
+
+        fitted.predictor.metadata.update({**split.window, "features": split.features})
+        fitted.cards = uplift_cards(settings, fitted.cards, split.holdout, fitted.predictions["segment"].to_numpy())
         fitted.metrics["seconds_build_training_set"] = build_seconds
         step(1 + FIT_STEPS, PERSONA_STEPS, "logging to MLflow")
         log_started = time.perf_counter()

@@ -131,3 +131,25 @@ def test_cards_hold_size_stats_churn_value_terms_and_render() -> None:
     assert "loyal high spenders" in page
     assert "data:image/png;base64," in page
     assert doc["personas"][0]["name"] == "at-risk light buyers"
+
+
+def test_cards_show_each_personas_mean_uplift_per_offer() -> None:
+    from training.personas import cards_with_uplift
+
+    # given two personas: a discount moves the first and puts the second off
+    cards = [{"segment": 0, "name": "bargain hunters", "size": 2, "share": 0.5},
+             {"segment": 1, "name": "loyal", "size": 2, "share": 0.5}]
+    uplift = pd.DataFrame({"uplift_conversion_discount": [0.3, 0.1, -0.1, -0.05],
+                           "uplift_spend_discount": [12.0, 4.0, -3.0, -1.0]}, index=[7, 3, 9, 1])
+    segments = np.array([0, 0, 1, 1])
+
+    # when
+    shown = cards_with_uplift(cards, segments, uplift, ("discount",))
+    page = render_cards_html(shown, {"as_of": "2025-01-01"})
+
+    # then
+    assert shown[0]["uplift"] == {"discount": {"conversion": 0.2, "spend": 8.0}}
+    assert shown[1]["uplift"] == {"discount": {"conversion": -0.075, "spend": -2.0}}
+    assert "uplift of a discount contact" in page
+    assert "-7.5% conversion" in page
+    assert "uplift" not in cards[0]  # the cards passed in are left as they were
