@@ -341,7 +341,9 @@ class MonitorJob:
             if seen.assessment.decision.retrain and self.config.retrain:
                 scope = self.retrain_scope(seen)
                 if scope is not None and not scope.supervised:  # it would train on pre-shift labels only
-                    outcome = RetrainOutcome("waiting_for_labels", message=scope.summary())
+                    outcome = RetrainOutcome("waiting_for_labels", message=(
+                        f"{scope.summary()}; then post-shift training snapshots from {scope.train_from:%Y-%m-%d}, "
+                        f"holdout from {scope.holdout_from:%Y-%m-%d}"))
                 else:
                     train = self._train or self._default_train(seen.champion, on_progress)
                     outcome = retrain(self.settings, train, seen.policy.cooldown_hours, self.mlflow_last_retrain,

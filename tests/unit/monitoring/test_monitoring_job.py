@@ -234,7 +234,8 @@ def test_drift_before_labels_mature_trains_nothing_and_prints_the_date_then_retr
     # then the policy wanted a retrain, but churn and value wait for labels until the printed date
     assert early.decision.status == "retrain"
     assert calls == []
-    assert early.retrain is not None and early.retrain.status == "waiting_for_labels"
+    assert early.retrain is not None
+    assert early.retrain.status == "waiting_for_labels"
     assert "churn and value wait for labels until 1997-08-05" in early.summary()
     doc = json.loads((early.report_dir / "summary.json").read_text())
     assert doc["retrain_scope"]["supervised"] is False
@@ -242,14 +243,17 @@ def test_drift_before_labels_mature_trains_nothing_and_prints_the_date_then_retr
     page = (early.report_dir / "index.html").read_text()
     assert "wait for labels until 1997-08-05" in page
     assert "holdout from 1997-07-06" in page
+    assert "training snapshots from 1997-06-01, holdout from 1997-07-06" in early.summary()
 
     # when labels have matured up to 5 August (no cooldown: nothing was trained)
     late = LabelledJob("1997-08-05", drifted, NOW + dt.timedelta(hours=1), calls).run()
 
     # then it retrains, and the summary says labels cover the drift and names the windows trained on
     assert calls == [NOW + dt.timedelta(hours=1)]
-    assert late.retrain is not None and late.retrain.status == "trained"
-    assert late.scope is not None and late.scope.supervised
+    assert late.retrain is not None
+    assert late.retrain.status == "trained"
+    assert late.scope is not None
+    assert late.scope.supervised
     assert late.scope.train_from == SNAPSHOT_AT
     assert "labels cover the drift since 1997-06-01" in late.summary()
     assert "trained on 1997-04-27 – 1997-06-01, holdout 1997-07-06 – 1997-07-06" in late.summary()
