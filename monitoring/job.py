@@ -40,7 +40,7 @@ from monitoring.drift import DriftRun, DriftSummary, run_drift
 from monitoring.policy import DEFAULT_POLICY_PATH, Decision, MonitoringPolicy, decide, load_policy
 from monitoring.quality import QualityCheck
 from monitoring.records import WORKSPACE_PROJECT
-from monitoring.retrain_scope import RetrainScope, drift_onset, retrain_scope
+from monitoring.retrain_scope import RetrainScope, drift_onset, retrain_scope, waits_for_labels
 from monitoring.shares import PersonaShift, persona_shift
 from monitoring.skew import SkewReport
 from monitoring.trigger import RetrainOutcome, read_last_retrain, retrain
@@ -340,7 +340,7 @@ class MonitorJob:
             outcome, scope = None, None
             if seen.assessment.decision.retrain and self.config.retrain:
                 scope = self.retrain_scope(seen)
-                if scope is not None and not scope.supervised:  # it would train on pre-shift labels only
+                if scope is not None and waits_for_labels(scope, seen.assessment.decision.triggers):
                     outcome = RetrainOutcome("waiting_for_labels", message=(
                         f"{scope.summary()}; then post-shift training snapshots from {scope.train_from:%Y-%m-%d}, "
                         f"holdout from {scope.holdout_from:%Y-%m-%d}"))

@@ -160,6 +160,10 @@ def record_mlflow(settings: Settings, doc: dict, folder: Path) -> str | None:
                 "holdout_window"):
         if outcome.get(key) not in (None, ""):
             tags[f"retrain.{key}"] = str(outcome[key])[:4000]
+    scope = doc.get("retrain_scope") or {}
+    if scope:
+        tags["retrain.scope"] = "labels_cover_drift" if scope.get("supervised") else "waiting_for_labels"
+        tags["retrain.labels_ready_at"] = str(scope.get("ready_at"))
     metrics = {"window_rows": doc["window"]["rows"], "reference_rows": doc["reference"]["rows"],
                "retrain": float(bool(doc["retrain"])),
                "retrained": float(outcome.get("status") == "trained"),

@@ -149,3 +149,11 @@ def drift_onset(current: object, history: Iterable[tuple[object, bool]] = ()) ->
     last_clean = max(clean) if clean else None
     drifted = [t for t, d in seen if d and (last_clean is None or t > last_clean)]
     return min([at, *drifted])
+
+
+def waits_for_labels(scope: RetrainScope | None, triggers: Sequence[str]) -> bool:
+    """Whether a retrain the policy asked for must wait for labels (no scope known: it does not wait).
+
+    A quality trigger is measured on matured labels, so they already hold the change: it retrains now.
+    """
+    return scope is not None and not scope.supervised and "quality" not in triggers

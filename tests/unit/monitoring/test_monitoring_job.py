@@ -223,6 +223,8 @@ class LabelledJob(FakeJob):
 
 def test_drift_before_labels_mature_trains_nothing_and_prints_the_date_then_retrains_on_the_shift(
         persona_home: Path) -> None:
+    import mlflow
+
     # given drift seen at the 1 June snapshot, a 30-day horizon and weekly snapshots: training from
     # 1 June, a purged holdout from 6 July, whose labels mature on 5 August
     calls: list = []
@@ -243,6 +245,9 @@ def test_drift_before_labels_mature_trains_nothing_and_prints_the_date_then_retr
     page = (early.report_dir / "index.html").read_text()
     assert "wait for labels until 1997-08-05" in page
     assert "holdout from 1997-07-06" in page
+    tags = mlflow.get_run(early.mlflow_run_id).data.tags
+    assert (tags["retrain.status"], tags["retrain.scope"]) == ("waiting_for_labels", "waiting_for_labels")
+    assert tags["retrain.labels_ready_at"].startswith("1997-08-05")
     assert "training snapshots from 1997-06-01, holdout from 1997-07-06" in early.summary()
 
     # when labels have matured up to 5 August (no cooldown: nothing was trained)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from monitoring.retrain_scope import LABEL_FREE, drift_onset, retrain_scope
+from monitoring.retrain_scope import LABEL_FREE, drift_onset, retrain_scope, waits_for_labels
 
 
 def _day(text: str) -> pd.Timestamp:
@@ -85,3 +85,14 @@ def test_a_summary_without_label_free_refresh_names_only_the_wait() -> None:
     # then
     assert scope.summary().startswith("churn and value wait for labels until 2025-04-26")
     assert scope.to_dict()["ready_at"].startswith("2025-04-26")
+
+
+def test_only_a_quality_drop_retrains_before_labels_cover_the_drift() -> None:
+    # given drift seen on 1 March, labels known to 10 March
+    early = retrain_scope("2025-03-01", "2025-03-10", 28, 7)
+
+    # when / then: feature drift waits; a drop measured on matured labels does not; nor does an unknown scope
+    assert waits_for_labels(early, ("feature_share", "key_feature:recency_days"))
+    assert not waits_for_labels(early, ("feature_share", "quality"))
+    assert not waits_for_labels(None, ("feature_share",))
+    assert not waits_for_labels(retrain_scope("2025-03-01", "2025-04-26", 28, 7), ("feature_share",))
