@@ -137,7 +137,7 @@ def _scope_section(scope: dict | None, outcome: dict) -> str:
     else:
         case = (f"matured labels do not cover the drift yet (drift since {day('drift_start')}, labels matured up "
                 f"to {day('labels_until')}): churn and value wait for labels until {day('ready_at')}")
-        windows = f"then: training snapshots from {day('train_from')}, holdout from {day('holdout_from')}"
+        windows = f"then: post-shift training snapshots from {day('train_from')}, holdout from {day('holdout_from')}"
     return f"<p><b>Retrain scope:</b> {case}</p><p class='muted'>{windows}</p>"
 
 

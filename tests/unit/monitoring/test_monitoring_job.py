@@ -264,4 +264,6 @@ def test_drift_before_labels_mature_trains_nothing_and_prints_the_date_then_retr
     assert "trained on 1997-04-27 – 1997-06-01, holdout 1997-07-06 – 1997-07-06" in late.summary()
     doc = json.loads((late.report_dir / "summary.json").read_text())
     assert doc["retrain_outcome"]["holdout_window"] == "1997-07-06 – 1997-07-06"
-    assert "matured labels cover the drift since 1997-06-01" in (late.report_dir / "index.html").read_text()
+    page = (late.report_dir / "index.html").read_text()
+    assert "matured labels cover the drift since 1997-06-01" in page
+    assert "training snapshots 1997-04-27 – 1997-06-01, holdout 1997-07-06 – 1997-07-06" in page
