@@ -386,14 +386,23 @@ def monitor(
                                                    "(default monitoring/policy.yaml).")] = None,
     retrain: Annotated[bool, typer.Option(help="Retrain when the policy says so; --no-retrain only "
                                           "reports.")] = True,
+    drift_since: Annotated[str | None, typer.Option(help="When the drift began, if known (default: the "
+                                                       "first snapshot a run found drifted since the last "
+                                                       "clean run); churn and value retrain once matured "
+                                                       "labels cover it.")] = None,
 ) -> None:
-    """Drift of features, predictions and personas vs the champion's training data -> policy -> retrain."""
+    """Drift of features, predictions and personas vs the champion's training data -> policy -> retrain.
+
+    Until matured labels cover the drifted period, a drift alert does not retrain churn and value
+    (they would learn from pre-shift labels only) and prints the date they wait for.
+    """
     from app.console import progress
     from monitoring.job import MonitorConfig, MonitorJob
     from monitoring.policy import DEFAULT_POLICY_PATH
 
     config = MonitorConfig(window_days=window_days, as_of=_parse_date(as_of, "--as-of"), retrain=retrain,
-                           policy_path=policy or DEFAULT_POLICY_PATH)
+                           policy_path=policy or DEFAULT_POLICY_PATH,
+                           drift_since=_parse_date(drift_since, "--drift-since"))
     job = MonitorJob(_settings(), config)
     with progress("monitor", unit="steps") as on_progress:
         seen = job.observe(on_progress)

@@ -4,9 +4,11 @@ generate (with past randomized campaign waves) -> ingest -> build -> embed -> ap
 -> train (gate -> champion) -> train uplift -> serve in the background -> requests (with the next
 best action) -> plan a campaign with a control group -> shifted period arrives (the customers
 answer the campaign) -> ingest/build/embed/materialize -> requests -> evaluate the campaign ->
-retrain uplift on its outcomes -> monitor uplift -> monitor (drift -> policy -> retrain -> gate) -> serving
-switches champion -> stop the server -> summary (the campaign against a churn-score targeting of
-the same budget, :mod:`app.demo_campaign`). Each step calls the same functions as the CLI commands.
+retrain uplift on its outcomes -> monitor uplift -> monitor (drift -> policy: labels do not cover
+the shift yet, churn and value wait) -> time passes until they do -> monitor (drift -> retrain on
+the shifted period -> gate) -> serving switches champion -> stop the server -> summary (the
+campaign against a churn-score targeting of the same budget, :mod:`app.demo_campaign`). Each step
+calls the same functions as the CLI commands.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from core.settings import PROJECT_ROOT, Settings, load_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from monitoring.job import MonitorResult
 
 TABLES = ("customers", "transactions", "sessions", "reviews")
 
@@ -245,18 +249,21 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
 
     started = time.perf_counter()
     start = pd.Timestamp("2025-01-01", tz="UTC")
+    # the later days follow the shifted period, so matured labels come to cover the shift
     generate = GenerateConfig(customers=config.customers, days=config.days, seed=config.seed,
-                              start=start.to_pydatetime(), shift_days=config.shift_days,
+                              start=start.to_pydatetime(), shift_days=config.shift_days + _later_days(config, settings),
                               campaign_waves=config.campaign_waves)
     with progress("generate", unit="steps") as on_progress:
         generated = generate_dataset(generate, home / "generated", on_progress=on_progress)
     cut = start + pd.Timedelta(days=config.days)
     history, shifted = _write_phase(generated, home / "generated", cut)
+    later = _hold_back_later(shifted, home / "generated" / "later", cut + pd.Timedelta(days=config.shift_days))
     # The generator's ground truth lets training report the oracle AUC next to the model's.
     catalog.ground_truth(settings).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(generated["ground_truth"], catalog.ground_truth(settings))
     log.step("generate customers", started, f"{config.customers:,} customers, {config.days} days + "
-             f"{config.shift_days} shifted days, {config.campaign_waves} campaign waves")
+             f"{config.shift_days} shifted days + {_later_days(config, settings)} later days, "
+             f"{config.campaign_waves} campaign waves")
 
     started = time.perf_counter()
     with progress("ingest history", unit="steps") as on_progress:
@@ -298,15 +305,16 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
             campaign = _measure_campaign(settings, log, generate, planned, cut, config.campaign_budget)
 
         from app.console import progress
-        from monitoring.job import MonitorJob
+        from monitoring.job import MonitorConfig, MonitorJob
 
         started = time.perf_counter()
-        job = MonitorJob(settings)
+        job = MonitorJob(settings, MonitorConfig(drift_since=cut.to_pydatetime()))  # the price rise's date
         with progress("monitor", unit="steps") as on_progress:
             seen = job.observe(on_progress)
         with progress("retrain and record", unit="steps") as on_progress:  # a retrain reports its steps
             outcome = job.conclude(seen, on_progress)
         log.step("monitor: drift -> policy -> retrain", started, outcome.summary())
+        _until_labels_cover_the_shift(settings, log, later, cut, outcome)
 
         started = time.perf_counter()
         champion_now = _champion_version(settings)
@@ -360,6 +368,61 @@ def _campaign_summary(log: DemoLog, evaluated, figures) -> None:
         f"measured on the control group: +{e.incremental_conversions.estimate:,.1f} conversions "
         f"(95 % {e.incremental_conversions.low:,.1f} to {e.incremental_conversions.high:,.1f}), ROI "
         f"{e.roi.estimate:+.2f}; report {evaluated.report}", highlight=False)
+
+
+def _later_days(config: DemoConfig, settings: Settings) -> int:
+    """Days generated after the shifted period so matured labels cover it: two horizons and two cadences.
+
+    A retrain that learns the shift needs a post-shift training snapshot whose label window has
+    closed before a purged post-shift holdout snapshot, whose own labels have matured.
+    """
+    return max(0, 2 * (settings.horizon_days + settings.snapshot_every_days) - config.shift_days)
+
+
+def _hold_back_later(shifted: dict[str, Path], out: Path, cut: pd.Timestamp) -> dict[str, Path]:
+    """Move the rows of ``shifted`` from ``cut`` on into ``out`` (the data that arrives later)."""
+    out.mkdir(parents=True, exist_ok=True)
+    later = {}
+    for table, path in shifted.items():
+        frame = pd.read_parquet(path)
+        before, after = split_by_time(frame, "signup_date" if table == "customers" else "event_timestamp", cut)
+        before.to_parquet(path, index=False)
+        later[table] = out / f"{table}.parquet"
+        after.to_parquet(later[table], index=False)
+    return later
+
+
+def _until_labels_cover_the_shift(settings: Settings, log: DemoLog, later: dict[str, Path], shift_start: pd.Timestamp,
+                                  first: MonitorResult) -> None:
+    """Let time pass until matured labels cover the shift, monitor again, and print the retrain's windows.
+
+    The first monitor run after the shift finds drift but cannot retrain churn and value on it (no
+    post-shift label has matured); it prints the date they wait for. The data up to that date arrive
+    here, and the next run retrains and gates on the freshest matured window, which holds the shift.
+    """
+    from app.console import progress
+    from ingest.run import ingest_files
+    from monitoring.job import MonitorConfig, MonitorJob
+
+    result = first
+    if first.retrain is None or first.retrain.status == "waiting_for_labels":
+        started = time.perf_counter()
+        with progress("later period arrives", unit="steps") as on_progress:
+            reports = ingest_files(settings, later, on_progress=on_progress)
+        log.step("time passes: labels mature (ingest)", started,
+                 ", ".join(f"{r.table} +{r.new_rows:,}" for r in reports))
+        _refresh_features(settings, log, "later")
+        started = time.perf_counter()
+        job = MonitorJob(settings, MonitorConfig(drift_since=shift_start.to_pydatetime()))
+        with progress("monitor", unit="steps") as on_progress:
+            seen = job.observe(on_progress)
+        with progress("retrain and record", unit="steps") as on_progress:
+            result = job.conclude(seen, on_progress)
+        log.step("monitor again: retrain on the shift", started, result.summary())
+    outcome = result.retrain
+    if outcome is not None and outcome.status == "trained":
+        log.console.print(f"  final retrain v{outcome.version}: training snapshots {outcome.train_window}, holdout "
+                          f"{outcome.holdout_window} (shift began {shift_start:%Y-%m-%d})", highlight=False)
 
 
 def _champion_version(settings: Settings) -> str | None:

@@ -7,7 +7,9 @@
    snapshot scored by the champion, and quality where labels have matured
    (:mod:`monitoring.current`);
 3. drift, persona shifts and the policy decision (:func:`assess`: pure, no files, no MLflow);
-4. a single-flight retrain if the policy says so (:mod:`monitoring.trigger`);
+4. a single-flight retrain if the policy says so (:mod:`monitoring.trigger`) and matured labels
+   cover the drifted period (:mod:`monitoring.retrain_scope`); until then the run says which
+   date the supervised models wait for;
 5. the records: HTML and JSON under ``reports/monitoring/<UTC timestamp>/``, a run in the local
    Evidently workspace and a run in the ``persona-monitoring`` MLflow experiment
    (:mod:`monitoring.records`).
@@ -38,6 +40,7 @@ from monitoring.drift import DriftRun, DriftSummary, run_drift
 from monitoring.policy import DEFAULT_POLICY_PATH, Decision, MonitoringPolicy, decide, load_policy
 from monitoring.quality import QualityCheck
 from monitoring.records import WORKSPACE_PROJECT
+from monitoring.retrain_scope import RetrainScope, drift_onset, retrain_scope, waits_for_labels
 from monitoring.shares import PersonaShift, persona_shift
 from monitoring.skew import SkewReport
 from monitoring.trigger import RetrainOutcome, read_last_retrain, retrain
@@ -45,6 +48,7 @@ from monitoring.window import clip_to_reference
 from serving.prediction_log import read_prediction_log
 from store.repo import load_feast
 from training.config import TrainConfig
+from training.labels import latest_label_cutoff
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -71,7 +75,9 @@ class MonitorConfig(BaseModel):
         policy_path: the retraining policy YAML.
         retrain: act on a retrain decision (False: report only).
         train: the training configuration of a retrain (default: the champion's horizon and
-            feature service, other settings at their defaults).
+            feature service, labels known by ``as_of``, other settings at their defaults).
+        drift_since: when the drift began, if known (default: the first snapshot a run found
+            drifted since the last run that found none, see :func:`monitoring.retrain_scope.drift_onset`).
         seed: sampling seed of the drift tests.
     """
 
@@ -82,6 +88,7 @@ class MonitorConfig(BaseModel):
     policy_path: Path = DEFAULT_POLICY_PATH
     retrain: bool = True
     train: TrainConfig | None = None
+    drift_since: dt.datetime | None = None
     seed: int = 0
 
 
@@ -137,6 +144,8 @@ class Observation:
     assessment: Assessment
     skew: SkewReport | None = None
     skew_error: str | None = None
+    label_cutoff: pd.Timestamp | None = None
+    snapshots: pd.DatetimeIndex | None = None
 
 
 @dataclass
@@ -157,6 +166,7 @@ class MonitorResult:
     workspace_snapshot_id: str | None = None
     seconds: float = 0.0
     doc: dict = field(default_factory=dict)
+    scope: RetrainScope | None = None
 
     def summary(self) -> str:
         """One line: status, the main numbers, what happened and where the report is."""
@@ -178,6 +188,8 @@ class MonitorResult:
             parts.append(f"skew {self.skew.mismatch_rate:.1%} max mismatch over {self.skew.rows:,} served rows"
                          + (f" ({gone:,} with rebuilt snapshots left out)" if gone else "")
                          + (" BLOCKS PROMOTION" if self.skew.blocked else ""))
+        if self.scope is not None and self.scope.supervised:
+            parts.append(f"labels cover the drift since {self.scope.drift_start:%Y-%m-%d}")
         if self.retrain is not None:
             parts.append(self.retrain.summary())
         return " · ".join(parts) + f" -> {self.report_dir}"
@@ -298,7 +310,8 @@ class MonitorJob:
                 window["clipped_values"] = clipped
                 logger.warning("clipped extreme served values to the reference range before drift: %s", clipped)
             on_progress(2, len(STEPS), STEPS[2])
-            quality = current.matured_quality(champion, as_of, log, times, self._transactions(as_of),
+            transactions = self._transactions(as_of)
+            quality = current.matured_quality(champion, as_of, log, times, transactions,
                                               self.score_snapshot, self.settings.horizon_days)
             on_progress(3, len(STEPS), STEPS[3])
             metadata = {"champion_version": champion.version, "window_end": window["end"],
@@ -313,7 +326,8 @@ class MonitorJob:
                 skew_error = f"{type(exc).__name__}: {exc}"
                 logger.warning("skew replay failed: %s", skew_error)
             on_progress(len(STEPS), len(STEPS))
-        return Observation(at, policy, champion, window, assessment, skew_report, skew_error)
+        cutoff = latest_label_cutoff(transactions) if transactions is not None and len(transactions) else None
+        return Observation(at, policy, champion, window, assessment, skew_report, skew_error, cutoff, times)
 
     def conclude(self, seen: Observation, on_progress: ProgressEvent = silent) -> MonitorResult:
         """Steps 4-5: retrain when the policy says so (and the config allows), then record everything.
@@ -323,27 +337,51 @@ class MonitorJob:
             on_progress: told as a retrain advances (training's own steps).
         """
         with _quiet():
-            outcome = None
+            outcome, scope = None, None
             if seen.assessment.decision.retrain and self.config.retrain:
-                train = self._train or self._default_train(seen.champion, on_progress)
-                outcome = retrain(self.settings, train, seen.policy.cooldown_hours, self.mlflow_last_retrain,
-                                  self._clock)
-            result = self._record(seen, outcome)
+                scope = self.retrain_scope(seen)
+                if scope is not None and waits_for_labels(scope, seen.assessment.decision.triggers):
+                    outcome = RetrainOutcome("waiting_for_labels", message=(
+                        f"{scope.summary()}; then post-shift training snapshots from {scope.train_from:%Y-%m-%d}, "
+                        f"holdout from {scope.holdout_from:%Y-%m-%d}"))
+                else:
+                    train = self._train or self._default_train(seen.champion, on_progress)
+                    outcome = retrain(self.settings, train, seen.policy.cooldown_hours, self.mlflow_last_retrain,
+                                      self._clock)
+            result = self._record(seen, outcome, scope)
         result.seconds = (self._clock() - seen.at).total_seconds()
         return result
+
+    def retrain_scope(self, seen: Observation) -> RetrainScope | None:
+        """Whether matured labels cover the drifted period (None: no labels or snapshot to tell).
+
+        The supervised models train on the freshest matured window; this says whether that window
+        holds post-shift snapshots for training and holdout, or the date it will.
+        """
+        snapshot_at = seen.window.get("snapshot_at")
+        if seen.label_cutoff is None or snapshot_at is None:
+            return None
+        onset = self.config.drift_since or drift_onset(
+            snapshot_at, records.drift_history(self.settings, seen.champion.version))
+        train = self.config.train
+        horizon = train.horizon_days if train else seen.champion.horizon_days(self.settings.horizon_days)
+        return retrain_scope(onset, seen.label_cutoff, horizon, self.settings.snapshot_every_days,
+                             seen.snapshots if seen.snapshots is not None else (),
+                             purge=train.purge if train else True, refresh=())
 
     def _default_train(self, champion: Champion, on_progress: ProgressEvent = silent) -> Callable[[], Trained]:
         def train() -> Trained:
             from training.train import TrainJob
 
             horizon = champion.horizon_days(self.settings.horizon_days)
-            config = self.config.train or TrainConfig(horizon_days=horizon,
+            config = self.config.train or TrainConfig(horizon_days=horizon, as_of=self.config.as_of,
                                                       feature_service=champion.feature_service)
             return TrainJob(self.settings, config, on_progress=on_progress).run()
 
         return train
 
-    def _record(self, seen: Observation, outcome: RetrainOutcome | None) -> MonitorResult:
+    def _record(self, seen: Observation, outcome: RetrainOutcome | None,
+                scope: RetrainScope | None = None) -> MonitorResult:
         at, policy, assessment = seen.at, seen.policy, seen.assessment
         decision, drift = assessment.decision, assessment.drift
         folder = records.report_dir(self.settings, at)
@@ -351,7 +389,7 @@ class MonitorJob:
         files, snapshot_id = records.save_drift_report(
             self.settings, drift, folder, f"{at:%Y-%m-%d %H:%M:%S} UTC {decision.status}", key_columns)
         doc = records.summary_doc(self.settings, at, seen.champion, seen.window, policy, decision, drift,
-                                  assessment.personas, assessment.quality, outcome, files, snapshot_id)
+                                  assessment.personas, assessment.quality, outcome, files, snapshot_id, scope)
         doc["skew"] = seen.skew.to_dict() if seen.skew is not None else {"error": seen.skew_error}
         records.write_summary(doc, folder)
         try:
@@ -362,4 +400,5 @@ class MonitorJob:
         doc["mlflow_run_id"] = run_id
         records.write_summary(doc, folder, html=False)
         return MonitorResult(at, folder, decision, drift.summary, assessment.personas, assessment.quality,
-                             seen.champion.version, seen.window, outcome, seen.skew, run_id, snapshot_id, doc=doc)
+                             seen.champion.version, seen.window, outcome, seen.skew, run_id, snapshot_id, doc=doc,
+                             scope=scope)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from monitoring.drift import DriftRun
     from monitoring.policy import Decision, MonitoringPolicy
     from monitoring.quality import QualityCheck
+    from monitoring.retrain_scope import RetrainScope
     from monitoring.shares import PersonaShift
     from monitoring.trigger import RetrainOutcome
 
@@ -88,9 +89,27 @@ def save_drift_report(settings: Settings, drift: DriftRun, folder: Path, name: s
         return files, None
 
 
+def drift_history(settings: Settings, champion_version: str) -> list[tuple[str, bool]]:
+    """``(snapshot_at, drifted)`` of the recorded runs against ``champion_version`` (a trigger fired = drifted).
+
+    Read from the ``summary.json`` of each run folder; an unreadable one is skipped (it is history,
+    not a fact the run depends on).
+    """
+    out: list[tuple[str, bool]] = []
+    for path in sorted(catalog.monitoring_reports(settings).glob("*/summary.json")):
+        try:
+            doc = json.loads(path.read_text())
+            if str(doc["champion"]["version"]) == champion_version and doc["window"].get("snapshot_at"):
+                out.append((doc["window"]["snapshot_at"], bool(doc.get("triggers"))))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
 def summary_doc(settings: Settings, at: dt.datetime, champion: Champion, window: dict, policy: MonitoringPolicy,
                 decision: Decision, drift: DriftRun, personas: PersonaShift | None, quality: QualityCheck | None,
-                outcome: RetrainOutcome | None, files: dict[str, str], snapshot_id: str | None) -> dict:
+                outcome: RetrainOutcome | None, files: dict[str, str], snapshot_id: str | None,
+                scope: RetrainScope | None = None) -> dict:
     """The run as plain data: decision, window, drift per column, personas, quality, retrain, files."""
     return {
         "at": at.isoformat(timespec="seconds"),
@@ -106,6 +125,7 @@ def summary_doc(settings: Settings, at: dt.datetime, champion: Champion, window:
         "quality": quality.to_dict() if quality is not None else None,
         "quality_drop": quality_drop(quality, policy.quality.metric) if quality is not None else None,
         "retrain_outcome": {**outcome.to_dict(), "summary": outcome.summary()} if outcome is not None else None,
+        "retrain_scope": scope.to_dict() if scope is not None else None,
         "policy": policy.model_dump(mode="json"),
         "files": {**files, "summary_html": "index.html", "summary_json": "summary.json"},
         "workspace": {"path": str(catalog.evidently_workspace(settings)),
@@ -136,9 +156,14 @@ def record_mlflow(settings: Settings, doc: dict, folder: Path) -> str | None:
         "window.end": doc["window"]["end"], "window.snapshot_at": str(doc["window"]["snapshot_at"]),
         "retrain.status": outcome.get("status", "none"),
     }
-    for key in ("version", "promoted", "alias", "gate_reason", "started_at", "message"):
+    for key in ("version", "promoted", "alias", "gate_reason", "started_at", "message", "train_window",
+                "holdout_window"):
         if outcome.get(key) not in (None, ""):
             tags[f"retrain.{key}"] = str(outcome[key])[:4000]
+    scope = doc.get("retrain_scope") or {}
+    if scope:
+        tags["retrain.scope"] = "labels_cover_drift" if scope.get("supervised") else "waiting_for_labels"
+        tags["retrain.labels_ready_at"] = str(scope.get("ready_at"))
     metrics = {"window_rows": doc["window"]["rows"], "reference_rows": doc["reference"]["rows"],
                "retrain": float(bool(doc["retrain"])),
                "retrained": float(outcome.get("status") == "trained"),

@@ -67,6 +67,7 @@ def render_summary_html(doc: dict) -> str:
     if outcome:
         text = outcome.get("summary", outcome.get("status", ""))
         parts.append(f"<p><b>Retrain:</b> {html.escape(text)}</p>")
+    parts.append(_scope_section(doc.get("retrain_scope"), outcome or {}))
     window = doc.get("window", {})
     parts.append(f"<p class='muted'>window: {window.get('rows', 0):,} rows "
                  f"({html.escape(', '.join(f'{k} {v:,}' for k, v in window.get('sources', {}).items()))}); "
@@ -121,6 +122,23 @@ def render_summary_html(doc: dict) -> str:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _scope_section(scope: dict | None, outcome: dict) -> str:
+    """Which case applied: labels cover the drift (retrained, with its windows) or the date they will."""
+    if not scope:
+        return ""
+    day = lambda key: html.escape(str(scope.get(key, ""))[:10])  # noqa: E731 - ISO date of a stamp
+    if scope.get("supervised"):
+        case = (f"matured labels cover the drift since {day('drift_start')}: churn and value retrained on the "
+                "freshest matured window")
+        windows = (f"training snapshots {html.escape(outcome.get('train_window') or '–')}, holdout "
+                   f"{html.escape(outcome.get('holdout_window') or '–')}")
+    else:
+        case = (f"matured labels do not cover the drift yet (drift since {day('drift_start')}, labels matured up "
+                f"to {day('labels_until')}): churn and value wait for labels until {day('ready_at')}")
+        windows = f"then: post-shift training snapshots from {day('train_from')}, holdout from {day('holdout_from')}"
+    return f"<p><b>Retrain scope:</b> {case}</p><p class='muted'>{windows}</p>"
 
 
 def _skew_section(skew: dict | None) -> str:

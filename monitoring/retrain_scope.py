@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
 LABEL_FREE = ("personas", "text projection", "value baseline", "calibration on matured rows")
 """What a retrain refreshes while the supervised models wait for labels."""
@@ -56,11 +56,17 @@ class RetrainScope:
         day = "%Y-%m-%d"
         if self.supervised:
             return (f"labels cover the drift since {self.drift_start:{day}}: retrain churn and value on "
-                    f"snapshots from {self.train_from:{day}}, holdout from {self.holdout_from:{day}}, and "
-                    f"refresh {', '.join(self.refresh)}")
-        return (f"refresh {', '.join(self.refresh)} now; churn and value wait for labels until "
-                f"{self.ready_at:{day}} (labels have matured up to {self.labels_until:{day}}, the drift "
-                f"began {self.drift_start:{day}})")
+                    f"snapshots from {self.train_from:{day}}, holdout from {self.holdout_from:{day}}"
+                    + (f", and refresh {', '.join(self.refresh)}" if self.refresh else ""))
+        return ((f"refresh {', '.join(self.refresh)} now; " if self.refresh else "")
+                + f"churn and value wait for labels until {self.ready_at:{day}} (labels have matured up to "
+                f"{self.labels_until:{day}}, the drift began {self.drift_start:{day}})")
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data for the monitoring summary (dates as ISO strings)."""
+        stamps = {k: getattr(self, k).isoformat() for k in ("drift_start", "labels_until", "ready_at",
+                                                             "train_from", "holdout_from")}
+        return {"supervised": self.supervised, "refresh": list(self.refresh), **stamps, "summary": self.summary()}
 
 
 def _utc(value: object) -> pd.Timestamp:
@@ -89,6 +95,7 @@ def retrain_scope(
     train_snapshots: int = 1,
     holdout_snapshots: int = 1,
     purge: bool = True,
+    refresh: tuple[str, ...] = LABEL_FREE,
 ) -> RetrainScope:
     """Decide whether the supervised models can learn the drift now, or the date they wait for.
 
@@ -101,6 +108,7 @@ def retrain_scope(
         train_snapshots: post-shift snapshots the training window must hold.
         holdout_snapshots: post-shift snapshots the holdout must hold.
         purge: training labels must end by the holdout's first snapshot (the training default).
+        refresh: what the caller refreshes without labels (default :data:`LABEL_FREE`).
 
     Returns:
         The scope; ``supervised`` is True once ``label_cutoff`` reaches ``ready_at``.
@@ -118,6 +126,34 @@ def retrain_scope(
     holdout_from = _on_grid(last_train + (horizon if purge else every), grid, every)
     last_holdout = _on_grid(holdout_from + (holdout_snapshots - 1) * every, grid, every)
     ready_at = last_holdout + horizon
-    return RetrainScope(supervised=cutoff >= ready_at, refresh=LABEL_FREE, drift_start=start,
+    return RetrainScope(supervised=cutoff >= ready_at, refresh=tuple(refresh), drift_start=start,
                         labels_until=cutoff - horizon, ready_at=ready_at, train_from=train_from,
                         holdout_from=holdout_from)
+
+
+def drift_onset(current: object, history: Iterable[tuple[object, bool]] = ()) -> pd.Timestamp:
+    """When the drift began, as far as the monitor runs can tell: never earlier than it was seen.
+
+    The onset is the first snapshot a run found drifted after the last snapshot a run found
+    clean (``current`` when no earlier run saw it). It errs late on purpose: a supervised retrain
+    planned from it has post-shift snapshots on both sides of its split, at the cost of waiting
+    up to one monitoring interval longer. Monitoring at the snapshot cadence makes it sharp.
+
+    Args:
+        current: the snapshot this run found drifted.
+        history: ``(snapshot_at, drifted)`` of earlier runs against the same champion.
+    """
+    at = _utc(current)
+    seen = [(_utc(t), bool(drifted)) for t, drifted in history if t is not None and _utc(t) <= at]
+    clean = [t for t, drifted in seen if not drifted]
+    last_clean = max(clean) if clean else None
+    drifted = [t for t, d in seen if d and (last_clean is None or t > last_clean)]
+    return min([at, *drifted])
+
+
+def waits_for_labels(scope: RetrainScope | None, triggers: Sequence[str]) -> bool:
+    """Whether a retrain the policy asked for must wait for labels (no scope known: it does not wait).
+
+    A quality trigger is measured on matured labels, so they already hold the change: it retrains now.
+    """
+    return scope is not None and not scope.supervised and "quality" not in triggers

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from core.settings import Settings
 
-RetrainStatus = Literal["trained", "already_running", "cooldown", "failed"]
+RetrainStatus = Literal["trained", "already_running", "cooldown", "failed", "waiting_for_labels"]
 
 
 class Gate(Protocol):
@@ -75,6 +75,8 @@ class RetrainOutcome:
         run_id: the training MLflow run.
         message: why it did not train.
         started_at: when the retrain started (trained and failed).
+        train_window / holdout_window: the snapshots the retrain trained and was gated on
+            (``first – last``; trained only, when the training plan is known).
     """
 
     status: RetrainStatus
@@ -85,17 +87,32 @@ class RetrainOutcome:
     run_id: str | None = None
     message: str = ""
     started_at: str | None = None
+    train_window: str = ""
+    holdout_window: str = ""
 
     def summary(self) -> str:
         """One short phrase."""
         if self.status == "trained":
             verdict = "promoted to champion" if self.promoted else f"kept as {self.alias}"
-            return f"retrained v{self.version}, {verdict} ({self.gate_reason})"
+            windows = (f"; trained on {self.train_window}, holdout {self.holdout_window}"
+                       if self.train_window else "")
+            return f"retrained v{self.version}, {verdict} ({self.gate_reason}){windows}"
+        if self.status == "waiting_for_labels":
+            return f"no supervised retrain: {self.message}"
         return f"retrain {self.status.replace('_', ' ')}: {self.message}"
 
     def to_dict(self) -> dict:
         """Plain data for the summary JSON and the MLflow tags."""
         return asdict(self)
+
+
+def plan_windows(plan: object) -> tuple[str, str]:
+    """``("first – last", "first – last")`` of a training plan's training and holdout snapshots ("" unknown)."""
+    def span(times: object) -> str:
+        stamps = sorted(times) if times else []  # type: ignore[call-overload]
+        return f"{stamps[0]:%Y-%m-%d} – {stamps[-1]:%Y-%m-%d}" if stamps else ""
+
+    return span(getattr(plan, "train_times", None)), span(getattr(plan, "holdout_times", None))
 
 
 def lock_path(settings: Settings) -> Path:
@@ -162,8 +179,9 @@ def retrain(
             except PersonaError as exc:
                 return RetrainOutcome("failed", message=str(exc), started_at=stamp)
             gate = result.decision
+            train_window, holdout_window = plan_windows(getattr(result, "plan", None))
             return RetrainOutcome("trained", version=str(result.version), promoted=bool(gate.promote),
                                   alias=gate.alias, gate_reason=gate.reason, run_id=result.run_id,
-                                  started_at=stamp)
+                                  started_at=stamp, train_window=train_window, holdout_window=holdout_window)
     except AlreadyRunning as exc:
         return RetrainOutcome("already_running", message=str(exc))

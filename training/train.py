@@ -27,7 +27,7 @@ from training import fit, gate, lineage, register, report
 from training.data import choose_snapshots, feature_columns_of
 from training.fit import FIT_STEPS, PERSONA_MATCHED_TO, fit_persona_bundle
 from training.gate import GateDecision
-from training.plan import after_training_window
+from training.plan import TrainingPlan, after_training_window
 from training.report import REFERENCE_ARTIFACT
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from model.bundle import PersonaPredictor
     from training.config import GateConfig, TrainConfig
     from training.persona_match import PersonaMatch
-    from training.plan import TrainingPlan
 
 # Names other packages and notebooks import from here.
 __all__ = [
@@ -71,6 +70,7 @@ class TrainResult:
     seconds: float = 0.0
     kind: str = "persona"
     persona_changes: list[str] = field(default_factory=list)
+    plan: TrainingPlan | None = None  # the rows it trained and was gated on (a monitor retrain reports them)
 
     def summary(self) -> str:
         """A few lines for the terminal (chosen by the model's kind, never guessed from metric names)."""
@@ -236,6 +236,7 @@ class TrainJob:
             champion=champion,
         )
         result.persona_changes = persona_lines(fitted.persona_match, champion[1])
+        result.plan = split.plan
         result.cards_html = catalog.persona_cards_html(settings)
         step(PERSONA_STEPS, PERSONA_STEPS, "done")
         result.seconds = time.perf_counter() - started

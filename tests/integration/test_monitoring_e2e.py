@@ -1,9 +1,11 @@
-"""The loop on generated data: no retrain before the injected shift, a retrain after it.
+"""The loop on generated data: no retrain before the injected shift, a retrain that learns it after.
 
 One home, one generated history with a shifted period appended (``persona generate
 --shift-days``: a price rise lowers order frequency, delivery complaints surge). The champion
 is trained on label windows that end before the shift. Monitoring as of the last pre-shift
-day finds nothing to act on; monitoring the latest (shifted) snapshot retrains.
+day finds nothing to act on; monitoring the latest (shifted) snapshot finds drift, but labels
+have not matured over the shift since it was first seen, so churn and value wait for the date
+it prints; told when the shift began, labels cover it and the retrain trains and gates on it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 START = pd.Timestamp("1997-03-01", tz="UTC")
-DAYS, SHIFT_DAYS = 240, 60
+DAYS, SHIFT_DAYS = 240, 75  # horizon 30: labels cover a training and a purged holdout snapshot after ~70 days
 
 
 def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_path: Path) -> None:
@@ -59,14 +61,33 @@ def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_pa
     assert not before.decision.triggers
 
     # when monitoring the latest snapshot, inside the shifted period
-    after = MonitorJob(settings, MonitorConfig(train=retrain_config)).run()
+    seen = MonitorJob(settings, MonitorConfig(train=retrain_config)).run()
 
-    # then drift triggered a retrain that registered a new version through the gate
+    # then drift is found, but it was first seen at that snapshot: no label after it has matured
+    assert seen.decision.status == "retrain", seen.decision
+    assert seen.retrain is not None
+    assert seen.retrain.status == "waiting_for_labels", seen.retrain
+    assert seen.scope is not None
+    assert seen.scope.drift_start == pd.Timestamp(seen.window["snapshot_at"])
+    assert f"churn and value wait for labels until {seen.scope.ready_at:%Y-%m-%d}" in seen.summary()
+    assert {str(v.version) for v in configure_mlflow(settings).search_model_versions("name='persona'")} == {"1"}
+
+    # when told the shift began on its first day
+    after = MonitorJob(settings, MonitorConfig(train=retrain_config, drift_since=shift_start)).run()
+
+    # then drift triggered a retrain that trained and was gated on post-shift snapshots
     assert after.decision.status == "retrain", after.decision
     assert {"key_feature:recency_days", "prediction:churn_probability"} & set(after.decision.triggers)
     assert after.retrain is not None
     assert after.retrain.status == "trained", after.retrain
     assert after.retrain.version == "2"
+    assert after.scope is not None
+    assert after.scope.supervised
+    train_from, train_to = after.retrain.train_window.split(" – ")
+    holdout_from, _ = after.retrain.holdout_window.split(" – ")
+    assert train_to >= f"{shift_start:%Y-%m-%d}", after.retrain
+    assert holdout_from > train_to, after.retrain
+    assert f"trained on {train_from} – {train_to}" in after.summary()
     assert after.retrain.alias in ("champion", "challenger")
     client = configure_mlflow(settings)
     assert {str(v.version) for v in client.search_model_versions("name='persona'")} == {"1", "2"}

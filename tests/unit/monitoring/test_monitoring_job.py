@@ -51,7 +51,9 @@ class FakeJob(MonitorJob):
         def train() -> SimpleNamespace:
             calls.append(clock)
             gate = SimpleNamespace(promote=True, alias="champion", reason="beats v3")
-            return SimpleNamespace(run_id="train-run", version="4", decision=gate)
+            plan = SimpleNamespace(train_times=[SNAPSHOT_AT - pd.Timedelta(days=35), SNAPSHOT_AT],
+                                   holdout_times=[SNAPSHOT_AT + pd.Timedelta(days=35)])
+            return SimpleNamespace(run_id="train-run", version="4", decision=gate, plan=plan)
 
         super().__init__(load_settings(), MonitorConfig(**config), train=train, clock=lambda: clock)
         self.snapshot = snapshot
@@ -205,3 +207,63 @@ def test_an_extreme_logged_row_is_clipped_and_counted_instead_of_stopping_monito
     # then it concludes (no "Too many bins" crash) and reports what it clipped
     assert result.decision.status in ("ok", "retrain")
     assert result.window["clipped_values"] == {"recency_days": 2, "orders_90d": 2}
+
+
+class LabelledJob(FakeJob):
+    """The fake job with transactions up to ``labels_to`` (the labels matured so far)."""
+
+    def __init__(self, labels_to: str, *args: object, **config: object) -> None:
+        super().__init__(*args, **config)  # type: ignore[arg-type]
+        self.labels_to = pd.Timestamp(labels_to, tz="UTC")
+
+    def _transactions(self, end: pd.Timestamp | None) -> pd.DataFrame:  # type: ignore[override]
+        return pd.DataFrame({"customer_id": [1, 2], "event_timestamp": [SNAPSHOT_AT, self.labels_to],
+                             "amount": [10.0, 12.0]})
+
+
+def test_drift_before_labels_mature_trains_nothing_and_prints_the_date_then_retrains_on_the_shift(
+        persona_home: Path) -> None:
+    import mlflow
+
+    # given drift seen at the 1 June snapshot, a 30-day horizon and weekly snapshots: training from
+    # 1 June, a purged holdout from 6 July, whose labels mature on 5 August
+    calls: list = []
+    drifted = population(1500, seed=2, slowdown=0.8)
+
+    # when monitoring with labels known up to 10 June
+    early = LabelledJob("1997-06-10", drifted, NOW, calls).run()
+
+    # then the policy wanted a retrain, but churn and value wait for labels until the printed date
+    assert early.decision.status == "retrain"
+    assert calls == []
+    assert early.retrain is not None
+    assert early.retrain.status == "waiting_for_labels"
+    assert "churn and value wait for labels until 1997-08-05" in early.summary()
+    doc = json.loads((early.report_dir / "summary.json").read_text())
+    assert doc["retrain_scope"]["supervised"] is False
+    assert doc["retrain_scope"]["ready_at"].startswith("1997-08-05")
+    page = (early.report_dir / "index.html").read_text()
+    assert "wait for labels until 1997-08-05" in page
+    assert "holdout from 1997-07-06" in page
+    tags = mlflow.get_run(early.mlflow_run_id).data.tags
+    assert (tags["retrain.status"], tags["retrain.scope"]) == ("waiting_for_labels", "waiting_for_labels")
+    assert tags["retrain.labels_ready_at"].startswith("1997-08-05")
+    assert "training snapshots from 1997-06-01, holdout from 1997-07-06" in early.summary()
+
+    # when labels have matured up to 5 August (no cooldown: nothing was trained)
+    late = LabelledJob("1997-08-05", drifted, NOW + dt.timedelta(hours=1), calls).run()
+
+    # then it retrains, and the summary says labels cover the drift and names the windows trained on
+    assert calls == [NOW + dt.timedelta(hours=1)]
+    assert late.retrain is not None
+    assert late.retrain.status == "trained"
+    assert late.scope is not None
+    assert late.scope.supervised
+    assert late.scope.train_from == SNAPSHOT_AT
+    assert "labels cover the drift since 1997-06-01" in late.summary()
+    assert "trained on 1997-04-27 – 1997-06-01, holdout 1997-07-06 – 1997-07-06" in late.summary()
+    doc = json.loads((late.report_dir / "summary.json").read_text())
+    assert doc["retrain_outcome"]["holdout_window"] == "1997-07-06 – 1997-07-06"
+    page = (late.report_dir / "index.html").read_text()
+    assert "matured labels cover the drift since 1997-06-01" in page
+    assert "training snapshots 1997-04-27 – 1997-06-01, holdout 1997-07-06 – 1997-07-06" in page

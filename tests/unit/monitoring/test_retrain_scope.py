@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from monitoring.retrain_scope import LABEL_FREE, retrain_scope
+from monitoring.retrain_scope import LABEL_FREE, drift_onset, retrain_scope, waits_for_labels
 
 
 def _day(text: str) -> pd.Timestamp:
@@ -66,3 +66,33 @@ def test_a_zero_horizon_is_refused() -> None:
     # when / then
     with pytest.raises(ValueError, match="horizon_days"):
         retrain_scope("2025-03-01", "2025-03-10", 0, 7)
+
+
+def test_the_onset_is_the_first_drifted_snapshot_since_the_last_clean_run() -> None:
+    # given runs that found 3 Feb clean, 10 and 17 Feb drifted, and a run of another era before
+    history = [("2025-01-06", True), ("2025-02-03", False), ("2025-02-10", True), ("2025-02-17", True)]
+
+    # when / then: the onset is 10 Feb, never earlier than drift was seen
+    assert drift_onset("2025-02-24", history) == _day("2025-02-10")
+    assert drift_onset("2025-02-24", []) == _day("2025-02-24")
+    assert drift_onset("2025-02-24", [("2025-02-24", False)]) == _day("2025-02-24")
+
+
+def test_a_summary_without_label_free_refresh_names_only_the_wait() -> None:
+    # when
+    scope = retrain_scope("2025-03-01", "2025-03-10", 28, 7, refresh=())
+
+    # then
+    assert scope.summary().startswith("churn and value wait for labels until 2025-04-26")
+    assert scope.to_dict()["ready_at"].startswith("2025-04-26")
+
+
+def test_only_a_quality_drop_retrains_before_labels_cover_the_drift() -> None:
+    # given drift seen on 1 March, labels known to 10 March
+    early = retrain_scope("2025-03-01", "2025-03-10", 28, 7)
+
+    # when / then: feature drift waits; a drop measured on matured labels does not; nor does an unknown scope
+    assert waits_for_labels(early, ("feature_share", "key_feature:recency_days"))
+    assert not waits_for_labels(early, ("feature_share", "quality"))
+    assert not waits_for_labels(None, ("feature_share",))
+    assert not waits_for_labels(retrain_scope("2025-03-01", "2025-04-26", 28, 7), ("feature_share",))
