@@ -51,7 +51,7 @@ class DemoConfig:
     seed: int = 7
     requests: int = 200
     port: int = 0  # 0: pick a free port
-    campaign_waves: int = 3
+    campaign_waves: int = 5
     campaign_budget: float = 300.0
     control_share: float = 0.2
 
@@ -274,8 +274,10 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
     from app import demo_campaign
 
     truth = generated.get("campaign_truth")
-    if truth is not None:
-        demo_campaign.train_uplift(settings, log, "train uplift + gate (past waves)", truth)
+    if truth is not None and not demo_campaign.train_uplift(settings, log, "train uplift + gate (past waves)", truth):
+        # the gate kept the uplift model a challenger: no campaign is planned with a model that lost
+        log.console.print("no campaign this run: the uplift model did not beat its baselines", highlight=False)
+        truth = None
 
     port = config.port or free_port()
     server = _start_server(settings, port, log)

@@ -49,8 +49,8 @@ class PolicyFigures:
         return (self.revenue - self.cost) / self.cost if self.cost else float("nan")
 
 
-def train_uplift(settings: Settings, log: DemoLog, label: str, truth: Path | None) -> str:
-    """``persona train --uplift``; returns the registered version."""
+def train_uplift(settings: Settings, log: DemoLog, label: str, truth: Path | None) -> bool:
+    """``persona train --uplift``; True when the gate made the new version champion."""
     from app.console import progress
     from campaign.train import UpliftJob
     from campaign.uplift import UpliftConfig
@@ -59,9 +59,11 @@ def train_uplift(settings: Settings, log: DemoLog, label: str, truth: Path | Non
     with progress(label, unit="steps") as on_progress:
         result = UpliftJob(settings, truth_path=truth, config=UpliftConfig(n_estimators=80),
                            on_progress=on_progress).run()
+    churn = result.metrics.get("baseline_churn_uplift_qini")
     log.step(label, started, f"v{result.version} -> {result.decision.alias} (Qini "
-             f"{result.metrics['uplift_qini']:.4f}, random {result.metrics['baseline_random_uplift_qini']:.4f})")
-    return result.version
+             f"{result.metrics['uplift_qini']:.4f}, random {result.metrics['baseline_random_uplift_qini']:.4f}"
+             + (f", churn score {churn:.4f}" if churn is not None else "") + ")")
+    return bool(result.decision.promote)
 
 
 def plan(settings: Settings, log: DemoLog, at: pd.Timestamp, budget: float, control_share: float,
