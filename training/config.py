@@ -169,6 +169,7 @@ class TrainConfig(_Frozen):
                         "min_train_rows", "personas", "policy_path", "compare_behavior_only", "gate",
                         "ground_truth_path", "max_train_rows"):
                 data.pop(key, None)
+            data["xgb"].pop("monotone", None)  # the churn and value directions; a custom target has none
         else:
             for key in ("labels_path", "target", "task", "cv_folds"):
                 data.pop(key, None)

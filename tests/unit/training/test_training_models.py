@@ -266,3 +266,15 @@ def test_the_persona_fit_constrains_churn_and_value_in_recency(fitted) -> None:
     assert np.all(np.diff(predicted["churn_probability"]) >= -1e-6)
     assert np.all(np.diff(predicted["expected_orders"]) <= 1e-6)
     assert np.all(np.diff(predicted["expected_spend"]) <= 1e-6)
+
+
+def test_the_monotone_switch_is_logged_only_where_it_applies(tmp_path: Path) -> None:
+    # given a persona run and a custom-target run
+    persona = TrainConfig()
+    custom = TrainConfig(labels_path=tmp_path / "labels.csv", target="upgraded")
+    # when
+    persona_params, custom_params = persona.logged_params(), custom.logged_params()
+    # then the churn and value directions show on the persona run, never on a custom target's
+    assert persona_params["xgb.monotone"] == "True"
+    assert "xgb.monotone" not in custom_params
+    assert "xgb.max_depth" in custom_params
