@@ -74,6 +74,11 @@ class XGBParams(_Frozen):
     colsample_bytree: float = Field(default=0.9, gt=0.0, le=1.0)
     min_child_weight: float = Field(default=5.0, ge=0.0)
     tweedie_variance_power: float = Field(default=1.5, gt=1.0, lt=2.0)
+    monotone: bool = Field(
+        default=True,
+        description="Constrain churn and value to the buy-till-you-die directions in recency, tenure and "
+        "recent orders (training.models.VALUE_MONOTONE); False: every feature free.",
+    )
     n_jobs: int | None = Field(
         default=None, ge=1, description="Threads; None: the cores other processes leave idle (at least 1)."
     )
@@ -164,6 +169,7 @@ class TrainConfig(_Frozen):
                         "min_train_rows", "personas", "policy_path", "compare_behavior_only", "gate",
                         "ground_truth_path", "max_train_rows"):
                 data.pop(key, None)
+            data["xgb"].pop("monotone", None)  # the churn and value directions; a custom target has none
         else:
             for key in ("labels_path", "target", "task", "cv_folds"):
                 data.pop(key, None)

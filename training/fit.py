@@ -38,7 +38,9 @@ from training.evaluate import (
     value_baseline_metrics,
 )
 from training.models import (
+    CHURN_MONOTONE,
     OBJECTIVES,
+    VALUE_MONOTONE,
     feature_importance,
     fit_calibrator,
     fit_logreg,
@@ -125,10 +127,14 @@ def fit_persona_bundle(
         raise PersonaError("the training rows hold only one churn class; use more history or another --as-of")
 
     step("churn model")
-    churn = fit_xgb(x_train, y_train, OBJECTIVES["churn"], xgbp, seed, names)
+    churn = fit_xgb(x_train, y_train, OBJECTIVES["churn"], xgbp, seed, names, CHURN_MONOTONE)
     step("value models")
-    orders = fit_xgb(x_train, train["future_orders"].to_numpy(float), OBJECTIVES["orders"], xgbp, seed, names)
-    spend = fit_xgb(x_train, train["future_spend"].to_numpy(float), OBJECTIVES["spend"], xgbp, seed, names)
+    orders = fit_xgb(
+        x_train, train["future_orders"].to_numpy(float), OBJECTIVES["orders"], xgbp, seed, names, VALUE_MONOTONE
+    )
+    spend = fit_xgb(
+        x_train, train["future_spend"].to_numpy(float), OBJECTIVES["spend"], xgbp, seed, names, VALUE_MONOTONE
+    )
 
     step("baselines")
     baseline_rows = sample_rows(train, BASELINE_ROWS, seed)  # a baseline needs no more
@@ -203,7 +209,9 @@ def fit_persona_bundle(
     behavior = [c for c in features if not is_text_feature(c)]
     if config.compare_behavior_only and len(behavior) < len(features):
         bspec = fit_feature_spec(train, behavior)
-        b_churn = fit_xgb(model_matrix(train, bspec), y_train, OBJECTIVES["churn"], xgbp, seed)
+        b_churn = fit_xgb(
+            model_matrix(train, bspec), y_train, OBJECTIVES["churn"], xgbp, seed, bspec.matrix_names, CHURN_MONOTONE
+        )
         p_behavior = predict_xgb(b_churn, model_matrix(holdout, bspec))
         metrics.update(M.prefixed("behavior_only_churn", M.classification_metrics(y_hold, p_behavior)))
         metrics["text_lift_roc_auc"] = metrics["churn_roc_auc"] - metrics["behavior_only_churn_roc_auc"]

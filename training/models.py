@@ -25,6 +25,20 @@ OBJECTIVES = {
     "spend": "reg:tweedie",
     "regression": "reg:squarederror",
 }
+# Shape priors of the value models, as in buy-till-you-die models: other features held fixed, a
+# longer time since the last order and a longer life with the same recent orders mean a lower
+# purchase rate, and more recent orders a higher one. Trees extrapolate flat past the training
+# range; without these directions they also fit bumps there, and a customer dormant longer than
+# any training row gets a rate no training row supports (on CDNOW the predicted total over the
+# holdout fell from 15% to 5% above the actual one). Churn takes the opposite directions.
+VALUE_MONOTONE: dict[str, int] = {
+    "recency_days": -1,
+    "tenure_days": -1,
+    "orders_30d": 1,
+    "orders_90d": 1,
+    "orders_365d": 1,
+}
+CHURN_MONOTONE: dict[str, int] = {name: -sign for name, sign in VALUE_MONOTONE.items()}
 
 
 def threads(requested: int | None, rows: int) -> int:
@@ -53,6 +67,7 @@ def fit_xgb(
     params: XGBParams,
     seed: int,
     feature_names: list[str] | None = None,
+    monotone: dict[str, int] | None = None,
 ) -> xgb.Booster:
     """Fit one XGBoost booster with the hist method.
 
@@ -63,6 +78,8 @@ def fit_xgb(
         params: shared hyper-parameters.
         seed: random seed.
         feature_names: names shown in feature importance.
+        monotone: ``{feature: +1 or -1}``, the direction the prediction must follow in each named
+            feature (others are free); needs ``feature_names`` and ``params.monotone``.
     """
     dtrain = xgb.DMatrix(
         matrix.astype(np.float32), label=np.asarray(y, dtype=float), feature_names=feature_names
@@ -79,12 +96,25 @@ def fit_xgb(
         "seed": seed,
         "verbosity": 0,
     }
+    constraints = monotone_constraints(feature_names, monotone if params.monotone else None)
+    if constraints:
+        booster_params["monotone_constraints"] = constraints
     if objective == "reg:tweedie":
         booster_params["tweedie_variance_power"] = params.tweedie_variance_power
     if objective == "binary:logistic":
         rate = float(np.clip(np.mean(y), 1e-3, 1 - 1e-3)) if len(y) else 0.5
         booster_params["base_score"] = rate
     return xgb.train(booster_params, dtrain, num_boost_round=params.n_estimators)
+
+
+def monotone_constraints(feature_names: list[str] | None, monotone: dict[str, int] | None) -> str | None:
+    """XGBoost's ``(d1,d2,...)`` constraint string in matrix order; None when no named feature is constrained."""
+    if not feature_names or not monotone:
+        return None
+    signs = [int(monotone.get(name, 0)) for name in feature_names]
+    if not any(signs):
+        return None
+    return "(" + ",".join(str(sign) for sign in signs) + ")"
 
 
 def predict_xgb(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:

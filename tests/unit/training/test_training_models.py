@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +18,14 @@ from training.config import DEFAULT_POLICY_PATH, PersonaParams, TrainConfig, XGB
 from training.data import choose_snapshots, feature_columns_of
 from training.fit import fit_persona_bundle
 from training.metrics import classification_metrics, expected_calibration_error, regression_metrics
-from training.models import rfm_score
+from training.models import (
+    CHURN_MONOTONE,
+    OBJECTIVES,
+    VALUE_MONOTONE,
+    fit_xgb,
+    monotone_constraints,
+    rfm_score,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -209,3 +217,64 @@ def test_fit_reports_each_named_step() -> None:
     assert {t for _, t, _ in seen} == {len(seen)}
     assert seen[0][2] == "churn model"
     assert seen[-1][2] == "done"
+
+
+def test_monotone_constraints_follow_the_matrix_order() -> None:
+    # given matrix names with two constrained features among free ones
+    names = ["age", "tenure_days", "region=north", "recency_days"]
+    # when
+    constraints = monotone_constraints(names, VALUE_MONOTONE)
+    # then each constrained feature gets its direction in its own place, the rest stay free
+    assert constraints == "(0,-1,0,-1)"
+    assert monotone_constraints(["age"], VALUE_MONOTONE) is None
+    assert monotone_constraints(names, None) is None
+
+
+def test_expected_orders_never_rise_with_recency_even_past_a_bump_in_the_data() -> None:
+    # given orders that fall with recency, except a bump of busy customers at 100-130 days
+    rng = np.random.default_rng(0)
+    recency = rng.uniform(0, 200, 3_000)
+    rate = np.exp(-recency / 60) + 2.0 * ((recency > 100) & (recency < 130))
+    y = rng.poisson(rate).astype(float)
+    grid = np.linspace(0, 200, 81).reshape(-1, 1)
+    params = XGBParams(n_estimators=60)
+    # when the orders model is fitted with the value directions, and without them
+    constrained = fit_xgb(recency.reshape(-1, 1), y, OBJECTIVES["orders"], params, 7, ["recency_days"], VALUE_MONOTONE)
+    free = fit_xgb(
+        recency.reshape(-1, 1), y, OBJECTIVES["orders"], params.model_copy(update={"monotone": False}), 7,
+        ["recency_days"], VALUE_MONOTONE,
+    )
+    # then the constrained prediction never rises with recency; the free one follows the bump
+    assert np.all(np.diff(constrained.inplace_predict(grid)) <= 1e-6)
+    assert np.diff(free.inplace_predict(grid)).max() > 0.1
+
+
+def test_the_persona_fit_constrains_churn_and_value_in_recency(fitted) -> None:
+    # given the fitted bundle and one holdout row repeated over a range of recencies
+    fit, holdout = fitted
+    rows = pd.concat([holdout.iloc[[0]]] * 50, ignore_index=True)
+    rows["recency_days"] = np.linspace(0, 400, 50)
+    # when
+    predicted = fit.predictor.predict(rows)
+    # then each model carries its directions, churn never falls and expected orders and spend never
+    # rise as the last order recedes
+    names = fit.predictor.features.matrix_names
+    for model, directions in (("churn", CHURN_MONOTONE), ("orders", VALUE_MONOTONE), ("spend", VALUE_MONOTONE)):
+        config = json.loads(fit.predictor.models[model].save_config())
+        found = config["learner"]["gradient_booster"]["tree_train_param"]["monotone_constraints"]
+        assert found == monotone_constraints(names, directions), model
+    assert np.all(np.diff(predicted["churn_probability"]) >= -1e-6)
+    assert np.all(np.diff(predicted["expected_orders"]) <= 1e-6)
+    assert np.all(np.diff(predicted["expected_spend"]) <= 1e-6)
+
+
+def test_the_monotone_switch_is_logged_only_where_it_applies(tmp_path: Path) -> None:
+    # given a persona run and a custom-target run
+    persona = TrainConfig()
+    custom = TrainConfig(labels_path=tmp_path / "labels.csv", target="upgraded")
+    # when
+    persona_params, custom_params = persona.logged_params(), custom.logged_params()
+    # then the churn and value directions show on the persona run, never on a custom target's
+    assert persona_params["xgb.monotone"] == "True"
+    assert "xgb.monotone" not in custom_params
+    assert "xgb.max_depth" in custom_params
