@@ -244,7 +244,6 @@ class ServingRuntime:
             UntrustedModelError / ValueError / FeatureStoreError / MlflowException: the version
             cannot serve.
         """
-        from features.text_version import require_text_version
         from model.bundle import load_predictor
 
         self._mlflow()
@@ -262,6 +261,8 @@ class ServingRuntime:
         logger.info("serving the Bento's packaged %s v%s", packaged.registered_model, packaged.version)
 
     def _servable(self, model: PersonaPredictor, version: str) -> ServingPredictor:
+        from features.text_version import require_text_version
+
         if model.kind != "persona":
             raise ValueError(
                 f"v{version} is a {model.kind!r} bundle; serving needs churn, value and personas"
