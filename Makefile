@@ -10,7 +10,7 @@ export UV_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell python3 -m pip config get
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup browser lock demo test test-unit mutate serve bench lint prod-up prod-down clean
+.PHONY: setup browser lock serving-lock demo test test-unit mutate serve bench lint prod-up prod-down clean
 
 setup: $(VENV)/.installed  ## create .venv and install Persona with its dev tools (locked versions)
 
@@ -29,8 +29,12 @@ browser:  ## headless Chromium (Debian packages) for the report-rendering test; 
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 		echo "error: chromium is still not on PATH after installing it" >&2; exit 1; }
 
-lock:  ## re-resolve requirements.lock from pyproject.toml
+lock:  ## re-resolve requirements.lock from pyproject.toml, then the Bento's serving lock from it
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(MAKE) serving-lock
+
+serving-lock:  ## the Bento's environment: serving/requirements.in resolved with requirements.lock as constraints
+	$(UV) pip compile serving/requirements.in -c requirements.lock --python-version 3.11 --no-header -o serving/requirements.lock
 
 demo: setup  ## the whole loop on the embedded default profile
 	$(PERSONA) demo

@@ -46,6 +46,9 @@ app.add_typer(models_app, name="models")
 from app.campaign_command import campaign_app  # noqa: E402  (registered here; the commands live in app/campaign_command.py)
 
 app.add_typer(campaign_app, name="campaign")
+from app.bento_command import bento_app  # noqa: E402  (registered here; the commands live in app/bento_command.py)
+
+app.add_typer(bento_app, name="bento")
 
 
 def _print_version(value: bool) -> None:

@@ -450,6 +450,7 @@ def _summary(settings: Settings, log: DemoLog) -> None:
   prediction log:                  {settings.serving_dir}
   MLflow UI:     PERSONA_HOME={home} .venv/bin/persona ui mlflow --port {free_port()}
   Evidently UI:  PERSONA_HOME={home} .venv/bin/persona ui evidently --port {free_port()}
+  Feast UI:      PERSONA_HOME={home} .venv/bin/persona ui feast --port {free_port()}
 """, highlight=False)
 
 

@@ -6,8 +6,10 @@ The UIs are the tools' own servers, started as child processes with this home's 
   artifact folder). In the prod profile the tracking server started by ``persona prod up`` is
   the UI already; its URL is printed and nothing is started.
 - Feast: ``feast ui`` on the feature repo with the ``PERSONA_*`` variables its yaml expands
-  (:meth:`core.settings.Settings.feast_env`), so ``PERSONA_HOME`` alone is enough. It needs
-  ``grpcio`` (Feast's UI serves the registry through a gRPC handler).
+  (:meth:`core.settings.Settings.feast_env`); plain ``feast ui`` in ``feature_repo/`` needs
+  ``PERSONA_HOME`` alone. It needs ``grpcio`` (Feast's UI serves the registry through a gRPC
+  handler), and the home's ``feast`` folder to exist (SQLite cannot create a file's folder): on a
+  fresh home it starts on an empty registry.
 - Evidently: ``evidently ui`` on the home's workspace (:func:`core.catalog.evidently_workspace`).
 
 Default ports stay clear of prod's MLflow server (``Settings.mlflow_port``, 5000) and of
@@ -82,7 +84,8 @@ def ui_launch(settings: Settings, tool: Tool, port: int | None = None) -> UiLaun
         return UiLaunch(tool, url, [
             _script("feast"), "-c", str(settings.feature_repo), "-f", str(settings.feature_store_yaml),
             "ui", "--host", HOST, "--port", str(port),
-        ], env=settings.feast_env(), cwd=settings.feature_repo)
+        ], env=settings.feast_env(), cwd=settings.feature_repo,
+            folders=(settings.feast_dir,) if settings.profile == "local" else ())
     return UiLaunch(tool, url, [
         _script("evidently"), "ui", "--workspace", str(catalog.evidently_workspace(settings)),
         "--host", HOST, "--port", str(port),
@@ -96,8 +99,8 @@ def check_runnable(launch: UiLaunch) -> None:
         PersonaError: Feast's UI without ``grpcio`` installed.
     """
     if launch.tool == "feast" and importlib.util.find_spec("grpc") is None:
-        raise PersonaError("Feast's UI needs grpcio and grpcio-health-checking, which this environment lacks: "
-                           "add them to the project's dependencies (uv add grpcio grpcio-health-checking)")
+        raise PersonaError("Feast's UI needs grpcio, which this environment lacks: "
+                           "reinstall the locked environment (make setup), which holds feast[grpcio]")
 
 
 def start(launch: UiLaunch, log: Path | None = None) -> subprocess.Popen[bytes]:

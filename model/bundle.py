@@ -316,3 +316,20 @@ def load_trusted(model_uri: str, settings: Settings | None = None) -> PyFuncMode
         local = download_version(name, version, Path(tmp) / "model")
         check_downloaded(local, tags, settings, name, version)
         return mlflow.pyfunc.load_model(str(local))
+
+
+def load_packaged(
+    directory: Path, tags: dict[str, str], settings: Settings, name: str, version: str
+) -> PersonaPredictor:
+    """The predictor of a version's files packaged elsewhere (a Bento's model store), after the same checks.
+
+    The files carry the version's registry tags with them, so Persona's loader, the digest and the
+    signature are checked exactly as for a download (:func:`model.trust.check_downloaded`).
+
+    Raises:
+        UntrustedModelError: a check failed.
+    """
+    from model.trust import check_downloaded
+
+    check_downloaded(directory, tags, settings, name, version)
+    return _unwrap(mlflow.pyfunc.load_model(str(directory)), f"{name} v{version} ({directory})")

@@ -10,6 +10,7 @@ champion watcher and the prediction log, and answers requests through the curren
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import threading
 import time
@@ -27,11 +28,11 @@ from serving.predictor import Served, ServingPredictor
 from store.online_reader import FeatureStoreError, OnlineFeatureReader, OnlineStoreUnavailable, online_store_timeout
 
 if TYPE_CHECKING:
-    import datetime as dt
-
     from core.settings import Settings
     from features.embedding.similarity import SimilarityIndex
+    from model.bundle import PersonaPredictor
     from model.uplift_runner import UpliftRunner
+    from serving.bento import PackagedModel
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ def freeze_heap(collect: bool) -> None:
     if collect:
         gc.collect()
     gc.freeze()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 class NotReady(RuntimeError):
@@ -144,9 +149,12 @@ class ServingRuntime:
         options: polling and logging knobs.
     """
 
-    def __init__(self, settings: Settings, options: RuntimeOptions | None = None) -> None:
+    def __init__(
+        self, settings: Settings, options: RuntimeOptions | None = None, packaged: PackagedModel | None = None
+    ) -> None:
         self.settings = settings
         self.options = options or RuntimeOptions()
+        self.packaged = packaged  # a Bento's own champion, served first (registry optional)
         self.model_name = settings.registered_model
         self.predictor: ServingPredictor | None = None
         self.uplift: UpliftRunner | None = None
@@ -186,8 +194,10 @@ class ServingRuntime:
 
     # ---- lifecycle ----
     def start(self) -> ServingRuntime:
-        """Load the champion (if there is one), then start the watcher and the log writer."""
+        """Load the packaged champion (in a Bento) and the registry's (if it answers), then start watching."""
         self.log.start()
+        if self.packaged is not None:
+            self._serve_packaged(self.packaged)
         outcome = self.watcher.check_once()
         logger.info("champion check at start: %s", outcome)
         logger.info("uplift champion check at start: %s", self.uplift_watcher.check_once())
@@ -234,11 +244,25 @@ class ServingRuntime:
             UntrustedModelError / ValueError / FeatureStoreError / MlflowException: the version
             cannot serve.
         """
-        from features.text_version import require_text_version
         from model.bundle import load_predictor
 
         self._mlflow()
-        model = load_predictor(f"models:/{self.model_name}/{version}", self.settings)
+        return self._servable(load_predictor(f"models:/{self.model_name}/{version}", self.settings), version)
+
+    def _serve_packaged(self, packaged: PackagedModel) -> None:
+        """Serve the Bento's packaged version (checked as a download is) before asking the registry."""
+        from model.bundle import load_packaged
+
+        model = load_packaged(packaged.directory, packaged.tags, self.settings, packaged.registered_model,
+                              packaged.version)
+        self._install(self._servable(model, packaged.version), packaged.version)
+        status = self.watcher.status
+        status.served_version, status.loaded_at = packaged.version, _now()
+        logger.info("serving the Bento's packaged %s v%s", packaged.registered_model, packaged.version)
+
+    def _servable(self, model: PersonaPredictor, version: str) -> ServingPredictor:
+        from features.text_version import require_text_version
+
         if model.kind != "persona":
             raise ValueError(
                 f"v{version} is a {model.kind!r} bundle; serving needs churn, value and personas"

@@ -133,7 +133,10 @@ class PersonaService:
     """Persona predictions from the MLflow champion and Feast online features."""
 
     def __init__(self) -> None:
+        from pathlib import Path
+
         from core.settings import load_settings
+        from serving.bento import in_bento, packaged_model
         from serving.lifetime import exit_with_parent
         from serving.runtime import RuntimeOptions, ServingRuntime
 
@@ -144,7 +147,8 @@ class PersonaService:
             bentoml_http.addFilter(_ClientErrorsAreNotServerErrors())
         self.request_ids = _RequestIds()
         self._last_readiness: str | None = None
-        self.runtime = ServingRuntime(settings, RuntimeOptions.from_settings(settings)).start()
+        packaged = packaged_model() if in_bento(Path(__file__)) else None  # a built Bento serves its own champion
+        self.runtime = ServingRuntime(settings, RuntimeOptions.from_settings(settings), packaged).start()
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:

@@ -65,6 +65,8 @@ def repo_config(settings: Settings):
 
     values = {**os.environ, **settings.feast_env()}
     raw = yaml.safe_load(expand_variables(settings.feature_store_yaml.read_text(), values))
+    if raw.get("project") == type(settings).model_fields["project"].default:  # the local yaml names the default,
+        raw["project"] = settings.project  # so plain `feast` needs no PERSONA_PROJECT; a renamed project goes here
     config = RepoConfig(**raw)
     config.repo_path = settings.feature_repo
     return config

@@ -1,7 +1,8 @@
 """The lineage step: one MLflow run holding everything needed to trust and reproduce a model.
 
-Params (the config), tags (data window, code version, Feast lineage, the gate's verdict),
-metrics (the candidate's and the champion's), the report and the logged model, not yet
+A readable run name (:func:`run_name`), the train and holdout sets as inputs with their digests
+(:func:`log_datasets`), params (the config), tags (data window, code version, Feast lineage, the
+gate's verdict), metrics (the candidate's and the champion's), the report and the logged model, not yet
 registered.
 
 The model is logged with its own code (:func:`bundle_code_paths`), so ``mlflow.pyfunc.load_model``
@@ -116,6 +117,36 @@ def lineage_tags(settings: Settings, config: TrainConfig, split: Split, from_fea
 
 
 
+def run_name(config: TrainConfig, split: Split, decision: GateDecision) -> str:
+    """A name a person can read in MLflow's run list: the features, the data's end and the verdict.
+
+    MLflow's own names are random words (``bold-owl-42``) that say nothing of what a run was.
+    """
+    as_of = split.window.get("data.as_of") or split.window.get("data.holdout_end", "")
+    verdict = "promoted" if decision.promote else decision.alias
+    return f"{config.feature_service} to {as_of[:10]} {verdict}"
+
+
+def log_datasets(split: Split) -> dict[str, str]:
+    """Log the train and holdout sets as the run's inputs (name, schema, row count, digest).
+
+    So MLflow's UI shows what each run was trained and evaluated on, and two runs on the same rows
+    show the same digest.
+
+    Returns:
+        The digest of each logged set by name.
+    """
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+
+    digests = {}
+    for name, frame, context in (("train", split.train, "training"), ("holdout", split.holdout, "evaluation")):
+        dataset = from_pandas(frame, name=name)
+        mlflow.log_input(dataset, context=context)
+        digests[name] = dataset.digest
+    return digests
+
+
 def input_example(holdout: pd.DataFrame, features: list[str], rows: int = 5) -> pd.DataFrame:
     """A few holdout rows as the pyfunc takes them (see :func:`model.bundle.to_model_input`)."""
     from model.bundle import to_model_input
@@ -171,9 +202,11 @@ def log(
     from mlflow.models import infer_signature
 
     champion_metrics, champion_version = champion
-    with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
+    name = run_name(config, split, decision)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run, tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
         mlflow.log_params(config.logged_params())  # only what applied to this run
+        log_datasets(split)
         mlflow.set_tags(tags)
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         if champion_metrics:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import json
+import os
+import urllib.request
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,7 +15,7 @@ from app.cli import app
 from bench.serving_bench import free_port
 from core import catalog
 from core.errors import PersonaError
-from core.settings import load_settings
+from core.settings import PROJECT_ROOT, load_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -22,10 +24,13 @@ pytestmark = pytest.mark.integration
 
 READY_DEADLINE_S = 120.0  # the poll returns as soon as the root answers 200; this only bounds a hang
 
-HAS_GRPC = importlib.util.find_spec("grpc") is not None
+
+def get_json(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
 
 
-@pytest.mark.parametrize("tool", ["mlflow", "evidently"])  # Feast's UI needs grpcio, not in the lock yet
+@pytest.mark.parametrize("tool", ["mlflow", "evidently"])  # Feast's: the plain `feast ui` test below
 def test_each_ui_starts_on_the_home_and_answers_200(persona_home: Path, tmp_path: Path, tool: ui.Tool) -> None:
     # given a fresh home and a free port
     launch = ui.ui_launch(load_settings(), tool, free_port())
@@ -53,6 +58,7 @@ def test_the_launches_read_this_home(persona_home: Path) -> None:
     assert mlflow.url == "http://127.0.0.1:5055/"
     assert feast.env["PERSONA_HOME"] == str(settings.home)
     assert feast.env["PERSONA_PROJECT"] == settings.project
+    assert settings.feast_dir in feast.folders  # SQLite cannot create its file's folder on a fresh home
     assert str(catalog.evidently_workspace(settings)) in evidently.argv
 
 
@@ -63,7 +69,37 @@ def test_a_port_that_clashes_with_prod_mlflow_is_refused_in_one_line(persona_hom
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_feast_ui_without_grpc_says_what_to_install(persona_home: Path) -> None:
-    assert not HAS_GRPC, "grpcio is installed now: add feast to the start test above"
-    with pytest.raises(PersonaError, match="grpcio"):
+def test_feast_ui_without_grpc_says_what_to_install(persona_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given an environment without grpcio
+    real_find_spec = ui.importlib.util.find_spec
+    monkeypatch.setattr(ui.importlib.util, "find_spec", lambda name: None if name == "grpc" else real_find_spec(name))
+    # when / then Feast's UI is refused before any child starts, naming the fix
+    with pytest.raises(PersonaError, match="grpcio.*make setup"):
         ui.check_runnable(ui.ui_launch(load_settings(), "feast"))
+
+
+def test_plain_feast_ui_in_the_repo_folder_serves_the_homes_project_with_persona_home_alone(
+    champion_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a built home and an environment that names only PERSONA_HOME (no other PERSONA_ variable)
+    for name in [name for name in os.environ if name.startswith("PERSONA_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PERSONA_HOME", str(champion_home))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    launch = ui.UiLaunch("feast", url, [ui._script("feast"), "ui", "--host", "127.0.0.1", "--port", str(port)],
+                         cwd=PROJECT_ROOT / "feature_repo")
+    log = tmp_path / "feast.log"
+    # when `feast ui` starts in feature_repo/, as the README prints it
+    process = ui.start(launch, log)
+    try:
+        ui.wait_ready(process, url, READY_DEADLINE_S)
+        # then it lists Persona's project from the home's registry and serves its feature views
+        projects = get_json(url + "projects-list.json")
+        views = get_json(url + "api/v1/feature_views?project=persona")
+    finally:
+        ui.stop(process)
+    assert projects == {"projects": [{"name": "Persona", "description": "Project: persona", "id": "persona",
+                                      "registryPath": "/api/v1"}]}, log.read_text()[-2000:]
+    names = {view["spec"]["name"] for view in views["featureViews"]}  # type: ignore[index]
+    assert {"customer_behavior", "customer_profile"} <= names

@@ -131,3 +131,15 @@ def test_yaml_variables_expand_from_the_given_values_only_where_named():
 
     # then the named ones are replaced and the others kept as they are (as os.path.expandvars does)
     assert out == "a: /h/x\nb: p\nc: ${NOT_A_SETTING_Q}\nd: $$"
+
+
+@pytest.mark.parametrize("project", ["persona", "shop_eu"])
+def test_the_local_yaml_opens_the_settings_project_though_it_names_only_the_default(project, tmp_path):
+    from store.repo import repo_config
+
+    # given the local profile's yaml, which names the default project literally (plain `feast` needs no variable)
+    settings = load_settings(home=tmp_path, project=project)
+    # when Persona reads it
+    config = repo_config(settings)
+    # then the project is the settings' own, renamed or not
+    assert config.project == project
