@@ -62,7 +62,11 @@ def _run_loop(settings: Settings, generated: Path) -> dict[str, Path]:
     materialize(settings)
     train = TrainConfig(xgb=XGBParams(n_estimators=20), personas=PersonaParams(k_min=2, k_max=3),
                         horizon_days=28, purge=False)
-    TrainJob(settings, train).run()
+    result = TrainJob(settings, train).run()
+    if not result.decision.promote:  # 300 customers: the first model may not beat its own baselines
+        from model.registry import promote
+
+        promote(settings, result.version, reason="test home: serve v1")
     configure_mlflow(settings)
     model = load_predictor("models:/persona@champion")
     reader = OnlineFeatureReader.from_store(get_store(settings), model.feature_columns,
