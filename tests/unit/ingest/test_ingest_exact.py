@@ -16,6 +16,7 @@ from core.contract import INGEST_TABLES, TABLES
 from core.errors import PersonaError
 from core.settings import load_settings
 from ingest.run import ingest_files
+from ingest.suppression import add_ids
 from ingest.validate import validate_table
 
 if TYPE_CHECKING:
@@ -36,8 +37,9 @@ def _tx(n: int = 3) -> pd.DataFrame:
 
 def test_an_unknown_table_is_named_with_every_known_one(tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path / "home")
-    assert _error(ingest_files, settings, {"bogus": tmp_path / "x.csv", "transactions": tmp_path / "x.csv"}) == (
-        f"unknown table(s) bogus; expected one of {', '.join(INGEST_TABLES)}")
+    files = {"bogus": tmp_path / "x.csv", "transactions": tmp_path / "x.csv", "nope": tmp_path / "y.csv"}
+    assert _error(ingest_files, settings, files) == (
+        f"unknown table(s) bogus, nope; expected one of {', '.join(INGEST_TABLES)}")
 
 
 def test_missing_required_columns_are_named_with_the_contract() -> None:
@@ -85,3 +87,61 @@ def test_the_ingest_report_and_quarantine_file_say_where_and_when(tmp_path: Path
     assert bad["ingested_at"].tolist() == [pd.Timestamp("2024-02-01 10:00", tz="UTC")]
     assert str(bad["ingested_at"].dtype) == "datetime64[ns, UTC]"
     assert later.quarantined == 1
+
+
+def test_progress_counts_every_step_of_every_file(tmp_path: Path) -> None:
+    # given two files
+    settings = load_settings(home=tmp_path / "home")
+    _tx(2).to_csv(tmp_path / "t.csv", index=False)
+    pd.DataFrame({"customer_id": ["1"], "event_timestamp": ["2024-01-01"]}).to_csv(tmp_path / "s.csv", index=False)
+    events: list[tuple[int, int, str]] = []
+
+    # when
+    ingest_files(settings, {"transactions": tmp_path / "t.csv", "sessions": tmp_path / "s.csv"},
+                 on_progress=lambda done, total, what: events.append((done, total, what)))
+
+    # then three steps per file, counted across files
+    assert events == [
+        (0, 6, "transactions: reading t.csv"), (1, 6, "transactions: validating 2 rows"),
+        (2, 6, "transactions: writing"), (3, 6, "transactions: writing"),
+        (3, 6, "sessions: reading s.csv"), (4, 6, "sessions: validating 1 rows"),
+        (5, 6, "sessions: writing"), (6, 6, "sessions: writing"),
+    ]
+
+
+def test_a_file_whose_only_row_is_blank_has_no_data_rows(tmp_path: Path) -> None:
+    # given a header followed by an empty line and a line of one space (the header check sees a row)
+    settings = load_settings(home=tmp_path / "home")
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,event_timestamp,amount\n \n")
+
+    # when / then
+    assert _error(ingest_files, settings, {"transactions": path}) == f"{path}: has no data rows; nothing to ingest"
+
+
+def test_a_parquet_export_indexed_by_customer_names_the_file_and_the_missing_column(tmp_path: Path) -> None:
+    # given a parquet file whose customer_id was written as its index (the header check sees it)
+    settings = load_settings(home=tmp_path / "home")
+    path = tmp_path / "t.parquet"
+    _tx(2).set_index("customer_id").to_parquet(path)
+
+    # when / then
+    assert _error(ingest_files, settings, {"transactions": path}) == (
+        f"{path}: transactions: missing required column(s) customer_id; "
+        f"expected {', '.join(TABLES['transactions'].required)}")
+
+
+def test_rows_of_an_erased_customer_are_quarantined_as_erased(tmp_path: Path) -> None:
+    # given customer 2 was erased before the file arrives
+    settings = load_settings(home=tmp_path / "home")
+    add_ids(settings, [2], pd.Timestamp("2024-01-01", tz="UTC"))
+    path = tmp_path / "t.csv"
+    _tx(3).to_csv(path, index=False)
+
+    # when
+    [report] = ingest_files(settings, {"transactions": path})
+
+    # then
+    assert (report.rows_read, report.accepted, report.quarantined) == (3, 2, 1)
+    assert report.reasons == {"erased": 1}
+    assert pd.read_parquet(report.quarantine_path)["customer_id"].isna().all()
