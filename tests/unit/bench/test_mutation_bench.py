@@ -54,7 +54,7 @@ def test_killed_and_killed_or_equivalent_are_separate_rows() -> None:
         ("mutants killed, all decision modules (8/10)", 0.8, False),
         ("mutants killed or equivalent, all decision modules (8 + 1 equivalent = 9/10)", 0.9, True),
     ]
-    assert all(r["load_sensitive"] is False for r in rows)
+    assert all(r.get("load_sensitive", True) for r in rows)  # timeouts count as kills: noisy under load
 
 
 def test_every_listed_equivalent_names_a_mutated_function_the_change_and_why() -> None:
