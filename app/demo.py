@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.demo_home import claim_home, free_port, materialize_summary, new_home
+from app.demo_phases import hold_back_later, write_phases
 from core import catalog
 from core.errors import PersonaError
 from core.settings import PROJECT_ROOT, Settings, load_settings
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 
     from monitoring.job import MonitorResult
 
-TABLES = ("customers", "transactions", "sessions", "reviews")
 
 
 @dataclass(frozen=True)
@@ -68,33 +68,6 @@ class DemoLog:
         seconds = time.perf_counter() - started
         self.steps.append((name, seconds, detail))
         self.console.print(f"[bold green]✓[/] {name:<34} {seconds:6.1f} s  {detail}", highlight=False)
-
-
-def split_by_time(frame: pd.DataFrame, column: str, cut: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows before ``cut`` and rows from ``cut`` on."""
-    before = frame[column] < cut
-    return frame[before], frame[~before]
-
-
-def _write_phase(generated: dict[str, Path], out: Path, cut: pd.Timestamp) -> tuple[dict[str, Path], dict[str, Path]]:
-    """Split the generated tables at ``cut`` into the history and the shifted period."""
-    first, second = out / "history", out / "shifted"
-    first.mkdir(parents=True, exist_ok=True)
-    second.mkdir(parents=True, exist_ok=True)
-    history: dict[str, Path] = {}
-    shifted: dict[str, Path] = {}
-    for table in ("campaigns", "exposures"):  # the generated waves all lie in the history
-        if table in generated:
-            history[table] = generated[table]
-    for table in TABLES:
-        frame = pd.read_parquet(generated[table])
-        column = "signup_date" if table == "customers" else "event_timestamp"
-        before, after = split_by_time(frame, column, cut)
-        history[table] = first / f"{table}.parquet"
-        shifted[table] = second / f"{table}.parquet"
-        before.to_parquet(history[table], index=False)
-        after.to_parquet(shifted[table], index=False)
-    return history, shifted
 
 
 def _refresh_features(settings: Settings, log: DemoLog, label: str) -> None:
@@ -256,8 +229,8 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
     with progress("generate", unit="steps") as on_progress:
         generated = generate_dataset(generate, home / "generated", on_progress=on_progress)
     cut = start + pd.Timedelta(days=config.days)
-    history, shifted = _write_phase(generated, home / "generated", cut)
-    later = _hold_back_later(shifted, home / "generated" / "later", cut + pd.Timedelta(days=config.shift_days))
+    history, shifted = write_phases(generated, home / "generated", cut)
+    later = hold_back_later(shifted, home / "generated" / "later", cut + pd.Timedelta(days=config.shift_days))
     # The generator's ground truth lets training report the oracle AUC next to the model's.
     catalog.ground_truth(settings).parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(generated["ground_truth"], catalog.ground_truth(settings))
@@ -304,7 +277,7 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
         log.step("requests after the shift", started, f"statuses {sent['statuses']}")
         campaign = None
         if planned is not None:
-            campaign = _measure_campaign(settings, log, generate, planned, cut, config.campaign_budget)
+            campaign = demo_campaign.measure(settings, log, generate, planned, cut, config.campaign_budget)
 
         from app.console import progress
         from monitoring.job import MonitorConfig, MonitorJob
@@ -335,41 +308,7 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
 
     _summary(settings, log)
     if campaign is not None:
-        _campaign_summary(log, *campaign)
-
-
-def _measure_campaign(settings: Settings, log: DemoLog, generate, planned, cut: pd.Timestamp, budget: float):
-    """Evaluate the campaign, retrain uplift on its outcomes, score it and the churn-score targeting."""
-    from app import demo_campaign
-    from campaign.evaluate import evaluate_campaign
-
-    started = time.perf_counter()
-    evaluated = evaluate_campaign(settings, demo_campaign.CAMPAIGN_ID)
-    e = evaluated.effect
-    conversions = e.incremental_conversions
-    log.step("evaluate the campaign", started, f"+{conversions.estimate:,.1f} conversions "
-             f"({conversions.low:,.1f} to {conversions.high:,.1f}), ROI {e.roi.estimate:+.2f}")
-    demo_campaign.train_uplift(settings, log, "retrain uplift on the outcomes", None)
-    demo_campaign.monitor(settings, log)
-    started = time.perf_counter()
-    figures = demo_campaign.compare(settings, generate, planned, cut, budget)
-    log.step("same budget on churn scores", started, "both scored on the generator's true effects")
-    return evaluated, figures
-
-
-def _campaign_summary(log: DemoLog, evaluated, figures) -> None:
-    e = evaluated.effect
-    table = Table(title=f"Campaign {evaluated.campaign}: the same budget, two targetings (true effects)")
-    for column in ("targeting", "contacts", "cost", "incremental conversions", "incremental revenue", "ROI"):
-        table.add_column(column, justify="left" if column == "targeting" else "right")
-    for f in figures:
-        table.add_row(f.name, f"{f.contacts:,}", f"{f.cost:,.2f}", f"{f.conversions:,.1f}", f"{f.revenue:,.2f}",
-                      f"{f.roi:+.2f}")
-    log.console.print(table)
-    log.console.print(
-        f"measured on the control group: +{e.incremental_conversions.estimate:,.1f} conversions "
-        f"(95 % {e.incremental_conversions.low:,.1f} to {e.incremental_conversions.high:,.1f}), ROI "
-        f"{e.roi.estimate:+.2f}; report {evaluated.report}", highlight=False)
+        demo_campaign.summary(log, *campaign)
 
 
 def _later_days(config: DemoConfig, settings: Settings) -> int:
@@ -379,19 +318,6 @@ def _later_days(config: DemoConfig, settings: Settings) -> int:
     closed before a purged post-shift holdout snapshot, whose own labels have matured.
     """
     return max(0, 2 * (settings.horizon_days + settings.snapshot_every_days) - config.shift_days)
-
-
-def _hold_back_later(shifted: dict[str, Path], out: Path, cut: pd.Timestamp) -> dict[str, Path]:
-    """Move the rows of ``shifted`` from ``cut`` on into ``out`` (the data that arrives later)."""
-    out.mkdir(parents=True, exist_ok=True)
-    later = {}
-    for table, path in shifted.items():
-        frame = pd.read_parquet(path)
-        before, after = split_by_time(frame, "signup_date" if table == "customers" else "event_timestamp", cut)
-        before.to_parquet(path, index=False)
-        later[table] = out / f"{table}.parquet"
-        after.to_parquet(later[table], index=False)
-    return later
 
 
 def _until_labels_cover_the_shift(settings: Settings, log: DemoLog, later: dict[str, Path], shift_start: pd.Timestamp,

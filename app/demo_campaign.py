@@ -135,4 +135,41 @@ def compare(settings: Settings, generated: GenerateConfig, result: PlanResult, a
     return figures
 
 
-__all__ = ["CAMPAIGN_ID", "PolicyFigures", "answer", "compare", "monitor", "plan", "train_uplift"]
+def measure(settings: Settings, log: DemoLog, generate: GenerateConfig, planned: PlanResult, cut: pd.Timestamp,
+            budget: float):
+    """Evaluate the campaign, retrain uplift on its outcomes, score it and the churn-score targeting."""
+    from campaign.evaluate import evaluate_campaign
+
+    started = time.perf_counter()
+    evaluated = evaluate_campaign(settings, CAMPAIGN_ID)
+    e = evaluated.effect
+    conversions = e.incremental_conversions
+    log.step("evaluate the campaign", started, f"+{conversions.estimate:,.1f} conversions "
+             f"({conversions.low:,.1f} to {conversions.high:,.1f}), ROI {e.roi.estimate:+.2f}")
+    train_uplift(settings, log, "retrain uplift on the outcomes", None)
+    monitor(settings, log)
+    started = time.perf_counter()
+    figures = compare(settings, generate, planned, cut, budget)
+    log.step("same budget on churn scores", started, "both scored on the generator's true effects")
+    return evaluated, figures
+
+
+def summary(log: DemoLog, evaluated, figures) -> None:
+    """The same budget, two targetings: the table the demo ends with, and what the control group measured."""
+    from rich.table import Table
+
+    e = evaluated.effect
+    table = Table(title=f"Campaign {evaluated.campaign}: the same budget, two targetings (true effects)")
+    for column in ("targeting", "contacts", "cost", "incremental conversions", "incremental revenue", "ROI"):
+        table.add_column(column, justify="left" if column == "targeting" else "right")
+    for f in figures:
+        table.add_row(f.name, f"{f.contacts:,}", f"{f.cost:,.2f}", f"{f.conversions:,.1f}", f"{f.revenue:,.2f}",
+                      f"{f.roi:+.2f}")
+    log.console.print(table)
+    log.console.print(
+        f"measured on the control group: +{e.incremental_conversions.estimate:,.1f} conversions "
+        f"(95 % {e.incremental_conversions.low:,.1f} to {e.incremental_conversions.high:,.1f}), ROI "
+        f"{e.roi.estimate:+.2f}; report {evaluated.report}", highlight=False)
+
+
+__all__ = ["CAMPAIGN_ID", "PolicyFigures", "answer", "compare", "measure", "monitor", "plan", "summary", "train_uplift"]

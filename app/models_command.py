@@ -1,6 +1,6 @@
 """``persona models list``: registered models, their versions, aliases, gated metrics and reasons.
 
-Reads the registry only (:func:`model.registry.list_versions`); the MLflow UI shows the same
+Reads the registry only (:func:`model.versions.list_versions`); the MLflow UI shows the same
 versions with their runs.
 """
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.settings import Settings
-    from model.registry import VersionInfo
+    from model.versions import VersionInfo
 
 METRICS_SHOWN = 3
 
@@ -20,7 +20,8 @@ METRICS_SHOWN = 3
 def collect(settings: Settings, model: str | None = None) -> dict[str, list[VersionInfo]]:
     """Versions per registered model (only ``model`` when given), newest first."""
     from core import catalog
-    from model.registry import configure_mlflow, list_versions, registered_models
+    from model.registry import configure_mlflow
+    from model.versions import list_versions, registered_models
 
     if settings.profile == "local" and not settings.mlflow_tracking_uri and not catalog.mlflow_db(settings).exists():
         return {}

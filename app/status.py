@@ -205,7 +205,8 @@ def embeddings_section(settings: Settings) -> Section:
 
 def models_section(settings: Settings) -> Section:
     """Champion and challenger of the registered model, with the reason each holds its alias."""
-    from model.registry import CHALLENGER, CHAMPION, alias_info, configure_mlflow
+    from model.registry import CHALLENGER, CHAMPION, configure_mlflow
+    from model.versions import alias_info
 
     if settings.profile == "local" and not settings.mlflow_tracking_uri and not catalog.mlflow_db(settings).exists():
         return _missing("models", "persona train")

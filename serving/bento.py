@@ -67,7 +67,7 @@ def import_champion(settings: Settings) -> str:
     from core.settings import environ_defaults
     from model.registry import configure_mlflow
     from model.trust import check_downloaded, download_version
-    from serving.runtime import MLFLOW_HTTP_DEFAULTS, RegistryUnavailable, resolve_alias
+    from serving.registry_access import MLFLOW_HTTP_DEFAULTS, RegistryUnavailable, resolve_alias
 
     client = configure_mlflow(settings)
     name = settings.registered_model

@@ -53,7 +53,7 @@ def serve_command(
         )
     if not wait_for_model:
         from model.registry import configure_mlflow
-        from serving.runtime import MLFLOW_HTTP_DEFAULTS, RegistryUnavailable, resolve_alias
+        from serving.registry_access import MLFLOW_HTTP_DEFAULTS, RegistryUnavailable, resolve_alias
 
         hint = "start it (`persona prod up`), or pass --wait-for-model to load the champion once it answers"
         try:

@@ -22,8 +22,9 @@ import numpy as np
 
 from model.runner import PREDICTION_COLUMNS, ModelRunner, make_runner
 from serving.bounds import DEFAULT_ABS_MAX, DEFAULT_SIGMA_MARGIN, FeatureBounds
+from serving.freshness import Freshness, cold_start_reason
 from serving.prediction_log import FEATURES_AT, LogBatch
-from store.feature_batch import FeatureBatch, parse_utc, split_columns, utc_iso
+from store.feature_batch import FeatureBatch, split_columns
 
 if TYPE_CHECKING:
     from model.uplift_runner import UpliftRunner
@@ -289,7 +290,7 @@ class ServingPredictor:
         results: list[dict[str, object]] = []
         churn, orders, spend, segment, persona, action = (predictions[c].tolist() for c in PREDICTION_COLUMNS)
         flags = ok.tolist()
-        freshness_of = _Freshness(batch, served_at) if with_freshness else None
+        freshness_of = Freshness(batch, served_at) if with_freshness else None
         for i in range(n):
             freshness = freshness_of.row(i) if freshness_of is not None else ({}, None)
             result: dict[str, object]
@@ -394,49 +395,3 @@ class ServingPredictor:
             else:
                 out[column][rows] = values.astype(object)
         return out
-
-
-def cold_start_reason(missing: tuple[str, ...], found_elsewhere: bool) -> str:
-    """Why a customer is not predicted.
-
-    Args:
-        missing: required views without a row for the customer.
-        found_elsewhere: the customer has a row in some other view.
-    """
-    if not found_elsewhere:
-        return (
-            "unknown customer: not in the online store (no feature rows at all); nothing to predict "
-            "from — send their features to predict_features"
-        )
-    return (
-        f"incomplete features: no {', '.join(missing)} row for this customer in the online store; "
-        "not predicted from missing values — send their features to predict_features"
-    )
-
-
-class _Freshness:
-    """Per-row feature timestamps (ISO) and age, converting each distinct timestamp once."""
-
-    def __init__(self, batch: FeatureBatch, served_at: dt.datetime) -> None:
-        self.batch = batch
-        self.served_at = served_at
-        self._iso: dict[str | None, str | None] = {None: None}
-        self._age: dict[str, float] = {}
-
-    def row(self, i: int) -> tuple[dict[str, str | None], float | None]:
-        stamps: dict[str, str | None] = {}
-        oldest: str | None = None
-        for view, values in self.batch.event_ts.items():
-            text = values[i]
-            iso = self._iso.get(text)
-            if iso is None and text is not None:
-                iso = self._iso[text] = utc_iso(text)
-            stamps[view] = iso
-            if text is not None and (oldest is None or text < oldest):
-                oldest = text
-        if oldest is None:
-            return stamps, None
-        age = self._age.get(oldest)
-        if age is None:
-            age = self._age[oldest] = round((self.served_at - parse_utc(oldest)).total_seconds(), 3)
-        return stamps, age

@@ -19,33 +19,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import catalog
-from core.errors import PersonaError
 from core.settings import environ_defaults
 from serving.metrics import serving_metrics
 from serving.model_watch import ChampionWatcher
 from serving.prediction_log import PredictionLog
 from serving.predictor import Served, ServingPredictor
+from serving.registry_access import MLFLOW_HTTP_DEFAULTS, resolve_alias
+from serving.similar import SimilarCustomers
 from store.online_reader import FeatureStoreError, OnlineFeatureReader, OnlineStoreUnavailable, online_store_timeout
 
 if TYPE_CHECKING:
     from core.settings import Settings
-    from features.embedding.similarity import SimilarityIndex
     from model.bundle import PersonaPredictor
     from model.uplift_runner import UpliftRunner
     from serving.bento import PackagedModel
 
 logger = logging.getLogger(__name__)
-
-CHAMPION = "champion"
-# MLflow's client retries a failed call 7 times with exponential backoff (minutes) and waits up to
-# 120 s for an answer; the served process polls again anyway, so it asks once or twice and moves on.
-MLFLOW_HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-}
-# Error codes of "no such model / alias" (as opposed to a registry that cannot answer).
-_ABSENT_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 
 def freeze_heap(collect: bool) -> None:
@@ -68,52 +57,6 @@ def _now() -> dt.datetime:
 
 class NotReady(RuntimeError):
     """No model is loaded (the message says why)."""
-
-
-class RegistryUnavailable(RuntimeError):
-    """The MLflow tracking server (model registry) cannot answer (message names it)."""
-
-
-def resolve_alias(client, model: str, tracking_uri: str, alias: str = CHAMPION) -> str | None:
-    """The version holding ``alias``; None when the model or alias does not exist.
-
-    Raises:
-        RegistryUnavailable: the registry did not answer (server down, timeout, server error).
-    """
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(model, alias).version)
-    except MlflowException as exc:
-        if exc.error_code in _ABSENT_CODES:
-            return None
-        raise RegistryUnavailable(f"MLflow tracking server {tracking_uri} unreachable: {_root_cause(exc)}") from None
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost error behind ``exc``, in one line.
-
-    ``ConnectionRefusedError: [Errno 111] Connection refused``, or ``exc`` itself when it has no
-    cause (an error answer of the server).
-    """
-    root, seen = exc, {id(exc)}
-    while (nested := root.__cause__ or root.__context__) is not None and id(nested) not in seen:
-        root = nested
-        seen.add(id(root))
-    text = " ".join(str(root).split())[:300]
-    return text if root is exc else f"{type(root).__name__}: {text}"
-
-
-class SimilarityUnavailable(RuntimeError):
-    """Similarity search cannot answer; ``status`` is 501 (not installed) or 503 (no index yet)."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class UnknownCustomer(LookupError):
-    """A customer the similarity index does not hold (message says why)."""
 
 
 @dataclass(frozen=True)
@@ -167,9 +110,7 @@ class ServingRuntime:
         self._store_lock = threading.Lock()
         self._ready_checked = 0.0
         self._store_error: str | None = "not checked yet"
-        self._similarity: SimilarityIndex | None = None
-        self._similarity_stamp: tuple[int, float] | None = None
-        self._similarity_lock = threading.Lock()
+        self.similar_customers = SimilarCustomers(settings)
         self._environ = contextlib.ExitStack()  # MLflow's HTTP knobs, held until stop()
         self.watcher: ChampionWatcher[ServingPredictor] = ChampionWatcher(
             self._resolve_champion,
@@ -345,55 +286,8 @@ class ServingRuntime:
         return served
 
     def similar(self, customer_id: int, k: int) -> list[tuple[int, float]]:
-        """The ``k`` customers with the most similar review texts.
-
-        Raises:
-            SimilarityUnavailable: 501 without the similarity module, 503 without an index.
-            UnknownCustomer: the customer is not in the index (message says why).
-        """
-        index = self._similarity_index()
-        if customer_id not in index:
-            raise UnknownCustomer(self._why_not_indexed(customer_id))
-        return [(n.customer_id, n.score) for n in index.query(int(customer_id), k)]
-
-    def _similarity_index(self):
-        try:
-            from features.embedding import similarity
-        except ImportError as exc:
-            raise SimilarityUnavailable(f"similarity search is not installed ({exc})", 501) from None
-        path = catalog.text_source(self.settings)
-        with self._similarity_lock:
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                raise SimilarityUnavailable("no text features yet; run `persona embed` first", 503) from None
-            stamp = (stat.st_mtime_ns, stat.st_size)
-            if self._similarity is None or stamp != self._similarity_stamp:
-                try:
-                    self._similarity = similarity.load_index(self.settings)
-                except PersonaError as exc:
-                    raise SimilarityUnavailable(str(exc), 503) from None
-                self._similarity_stamp = stamp
-            if len(self._similarity) == 0:
-                raise SimilarityUnavailable(
-                    "the similarity index is empty: no customer has review text; "
-                    "run `persona embed` after ingesting reviews",
-                    503,
-                )
-            return self._similarity
-
-    def _why_not_indexed(self, customer_id: int) -> str:
-        from features.embedding.similarity import latest_snapshot
-
-        try:
-            known = set(
-                latest_snapshot(catalog.text_source(self.settings))["customer_id"].tolist()
-            )
-        except Exception:
-            known = set()
-        if customer_id in known:
-            return f"customer {customer_id} has no review text in the last 365 days"
-        return f"unknown customer {customer_id}: not in the newest text snapshot"
+        """The ``k`` customers with the most similar review texts (:class:`serving.similar.SimilarCustomers`)."""
+        return self.similar_customers.query(customer_id, k)
 
     # ---- introspection ----
     def _uplift_info(self, predictor: ServingPredictor | None) -> dict[str, object]:
@@ -457,10 +351,6 @@ __all__ = [
     "FeatureStoreError",
     "NotReady",
     "OnlineStoreUnavailable",
-    "RegistryUnavailable",
     "RuntimeOptions",
     "ServingRuntime",
-    "SimilarityUnavailable",
-    "UnknownCustomer",
-    "resolve_alias",
 ]

@@ -232,7 +232,7 @@ class PersonaService:
     @bentoml.api(route="/similar", input_spec=SimilarRequest, output_spec=SimilarResponse)
     async def similar(self, customer_id: int, k: int = 10) -> Response:
         """The k customers whose recent review texts are most similar (cosine, text embeddings)."""
-        from serving.runtime import SimilarityUnavailable, UnknownCustomer
+        from serving.similar import SimilarityUnavailable, UnknownCustomer
 
         try:
             neighbours = await self._call(INLINE_ROWS + 1, self.runtime.similar, customer_id, k)

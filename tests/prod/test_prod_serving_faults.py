@@ -403,7 +403,7 @@ def test_an_absent_alias_is_no_champion_but_an_unreachable_server_is_an_error() 
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
-    from serving.runtime import RegistryUnavailable, resolve_alias
+    from serving.registry_access import RegistryUnavailable, resolve_alias
 
     registry, uri = _Registry(), "http://127.0.0.1:5999"
     # given a registry without the model, or without the alias, then there is no champion
@@ -423,7 +423,7 @@ def test_an_absent_alias_is_no_champion_but_an_unreachable_server_is_an_error() 
 
 def test_the_watcher_keeps_the_model_through_a_registry_outage_and_clears_the_error_after() -> None:
     from serving.model_watch import ChampionWatcher
-    from serving.runtime import resolve_alias
+    from serving.registry_access import resolve_alias
 
     # given a watcher serving v1
     registry, installed = _Registry(), []
