@@ -50,7 +50,8 @@ MALFORMED = [
 ]
 
 
-def _transactions(path: Path, first_customer: int, rows: int) -> Path:
+def write_transactions(path: Path, first_customer: int, rows: int) -> Path:
+    """A CSV of ``rows`` distinct orders (ids ``<first_customer>-<i>``) over 1,000 customers from ``first_customer``."""
     rng = np.random.default_rng(first_customer)
     pd.DataFrame({
         "customer_id": first_customer + np.arange(rows) % 1_000,
@@ -66,7 +67,7 @@ def concurrent_ingest_lost(base: Path, rows: int) -> tuple[int, int]:
     """``(rows sent, rows lost)`` when two ingest processes write one table at once."""
     from core.settings import PROJECT_ROOT, load_settings
 
-    files = [_transactions(base / "a.csv", 1_000, rows), _transactions(base / "b.csv", 5_000, rows)]
+    files = [write_transactions(base / "a.csv", 1_000, rows), write_transactions(base / "b.csv", 5_000, rows)]
     home = base / "ingest_home"
     env = {**os.environ, "PERSONA_HOME": str(home), "PYTHONPATH": str(PROJECT_ROOT)}
     procs = [subprocess.Popen([sys.executable, "-c", _INGEST, str(f)], cwd=PROJECT_ROOT, env=env,
@@ -80,7 +81,8 @@ def concurrent_ingest_lost(base: Path, rows: int) -> tuple[int, int]:
     return len(sent), len(sent - set(stored["order_id"]))
 
 
-def _workers(proc: subprocess.Popen) -> list:
+def serve_workers(proc: subprocess.Popen) -> list:
+    """The BentoML worker processes of a running ``persona serve``."""
     import psutil
 
     with contextlib.suppress(psutil.NoSuchProcess):
@@ -133,7 +135,7 @@ def sigkill_lost(url: str, port: int, proc: subprocess.Popen, home: Path, answer
         for customer in ids:
             if client.post(f"{url}/predict", json={"customer_ids": [customer]}).status_code != 200:
                 raise RuntimeError("a valid request was refused")
-    (worker,) = _workers(proc)
+    (worker,) = serve_workers(proc)
     worker.send_signal(signal.SIGKILL)
     worker.wait(10)
     wait_http(port, "/readyz", 300, proc)
@@ -163,7 +165,7 @@ def run(quick: bool = False) -> list[dict]:
         url = f"http://127.0.0.1:{port}"
         try:
             wait_http(port, "/readyz", 300, proc)
-            (worker,) = _workers(proc)
+            (worker,) = serve_workers(proc)
             held = slow_clients_memory(port, worker)
             rows.append(row(ISSUE, "safety", "worker RSS held by 100 clients each sending a 2 MB header", held,
                             "MiB", "< 50", held < 50))

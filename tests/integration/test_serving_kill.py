@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import httpx
 import psutil
 import pytest
 
+from bench.safety_bench import serve_workers, slow_clients_memory
 from bench.serving_bench import free_port, stop, wait_http
 from core.settings import PROJECT_ROOT
 from tests.conftest import SERVING_ENV, copy_home, raw_exchange
@@ -45,10 +45,7 @@ class Served:
         self.url = f"http://127.0.0.1:{port}"
 
     def workers(self) -> list[psutil.Process]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            return [p for p in psutil.Process(self.proc.pid).children(recursive=True)
-                    if "_bentoml_impl.worker.service" in " ".join(p.cmdline())]
-        return []
+        return serve_workers(self.proc)
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
@@ -159,28 +156,13 @@ def test_big_and_slow_heads_and_slow_bodies_are_cut_off(served_shared: Served) -
 
 
 def test_one_hundred_slow_clients_hold_little_memory(served_shared: Served) -> None:
-    # given the worker's memory at rest
+    # given the worker at rest
     (worker,) = served_shared.workers()
-    before = worker.memory_info().rss
     # when 100 clients each try to send a 2 MB header (never finished) and hold their connection
-    sockets = []
-    chunk = b"a" * 65536
-    try:
-        for _ in range(100):
-            sock = socket.create_connection(("127.0.0.1", served_shared.port), timeout=2)
-            sockets.append(sock)
-            with contextlib.suppress(OSError):  # the server cuts it off (431, closed) or stops reading
-                sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: ")
-                for _ in range(2_000_000 // len(chunk)):
-                    sock.sendall(chunk)
-        time.sleep(1.0)
-        held = worker.memory_info().rss - before
-    finally:
-        for sock in sockets:
-            sock.close()
+    held = slow_clients_memory(served_shared.port, worker)
     # then the worker holds only a few MB for all of them (each was cut off at 16 KiB)
-    print(f"\n100 slow 2 MB-header clients: worker RSS +{held / 2**20:.1f} MiB")
-    assert held < 50 * 2**20
+    print(f"\n100 slow 2 MB-header clients: worker RSS +{held:.1f} MiB")
+    assert held < 50
     assert httpx.get(f"{served_shared.url}/livez", timeout=5).status_code == 200
 
 

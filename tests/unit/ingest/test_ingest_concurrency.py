@@ -9,9 +9,9 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
+from bench.safety_bench import write_transactions
 from core.settings import PROJECT_ROOT, load_settings
 
 if TYPE_CHECKING:
@@ -42,22 +42,9 @@ print(json.dumps([report.new_rows, report.already_present, report.quarantined]))
 """
 
 
-def _write_transactions(path: Path, first_customer: int) -> Path:
-    rng = np.random.default_rng(first_customer)
-    frame = pd.DataFrame({
-        "customer_id": first_customer + np.arange(ROWS) % 1_000,
-        "event_timestamp": pd.Timestamp("2024-01-01", tz="UTC")
-        + pd.to_timedelta(rng.integers(0, 365 * 86_400, ROWS), unit="s"),
-        "amount": np.round(rng.random(ROWS) * 200, 2),
-        "order_id": [f"{first_customer}-{i}" for i in range(ROWS)],
-    })
-    frame.to_csv(path, index=False)
-    return path
-
-
 def test_two_processes_ingesting_one_table_at_once_lose_nothing(tmp_path: Path) -> None:
     # given two files of 50k distinct rows, each read and validated by its own ingest process
-    files = [_write_transactions(tmp_path / "a.csv", 1_000), _write_transactions(tmp_path / "b.csv", 5_000)]
+    files = [write_transactions(tmp_path / "a.csv", 1_000, ROWS), write_transactions(tmp_path / "b.csv", 5_000, ROWS)]
     home = tmp_path / "home"
     env = {**os.environ, "PERSONA_HOME": str(home), "PYTHONPATH": str(PROJECT_ROOT)}
     go = tmp_path / "go"
