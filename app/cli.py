@@ -290,11 +290,16 @@ def monitor(
                                                        "first snapshot a run found drifted since the last "
                                                        "clean run); churn and value retrain once matured "
                                                        "labels cover it.")] = None,
+    refresh: Annotated[bool, typer.Option(help="While churn and value wait for labels, refresh personas and "
+                                          "value tiers on the latest snapshot through their gate; "
+                                          "--no-refresh waits for everything.")] = True,
 ) -> None:
     """Drift of features, predictions and personas vs the champion's training data -> policy -> retrain.
 
     Until matured labels cover the drifted period, a drift alert does not retrain churn and value
-    (they would learn from pre-shift labels only) and prints the date they wait for.
+    (they would learn from pre-shift labels only) and prints the date they wait for; meanwhile it
+    refreshes what needs no labels (personas and value tiers, the churn and value models kept) as a
+    new version, promoted only when today's customers separate better into the new personas.
     """
     from app.console import progress
     from monitoring.job import MonitorConfig, MonitorJob
@@ -302,14 +307,15 @@ def monitor(
 
     config = MonitorConfig(window_days=window_days, as_of=_parse_date(as_of, "--as-of"), retrain=retrain,
                            policy_path=policy or DEFAULT_POLICY_PATH,
-                           drift_since=_parse_date(drift_since, "--drift-since"))
+                           drift_since=_parse_date(drift_since, "--drift-since"), refresh=refresh)
     job = MonitorJob(_settings(), config)
     with progress("monitor", unit="steps") as on_progress:
         seen = job.observe(on_progress)
     with progress("retrain and record", unit="steps") as on_progress:  # a retrain reports its steps
         result = job.conclude(seen, on_progress)
     typer.echo(result.summary())
-    if result.retrain is not None and result.retrain.status == "failed":
+    refreshed = (result.retrain.refresh or {}) if result.retrain is not None else {}
+    if result.retrain is not None and "failed" in (result.retrain.status, refreshed.get("status")):
         raise typer.Exit(code=1)
 
 

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core import catalog
 from core.progress import silent
 from monitoring import champion as reference
-from monitoring import current, records
+from monitoring import current, label_free, records
 from monitoring.champion import EXPERIMENT, Champion
 from monitoring.drift import DriftRun, DriftSummary, run_drift
 from monitoring.policy import DEFAULT_POLICY_PATH, Decision, MonitoringPolicy, decide, load_policy
@@ -78,6 +78,8 @@ class MonitorConfig(BaseModel):
             feature service, labels known by ``as_of``, other settings at their defaults).
         drift_since: when the drift began, if known (default: the first snapshot a run found
             drifted since the last run that found none, see :func:`monitoring.retrain_scope.drift_onset`).
+        refresh: while churn and value wait for labels, refresh what needs none (personas and value
+            tiers, :mod:`training.refresh`) through its gate.
         seed: sampling seed of the drift tests.
     """
 
@@ -89,6 +91,7 @@ class MonitorConfig(BaseModel):
     retrain: bool = True
     train: TrainConfig | None = None
     drift_since: dt.datetime | None = None
+    refresh: bool = True
     seed: int = 0
 
 
@@ -221,14 +224,18 @@ class MonitorJob:
         config: the run configuration.
         train: runs a retrain (default: ``TrainJob(settings, config.train).run``).
         clock: current time (tz-aware UTC); for tests.
+        refresh: runs the label-free refresh (default: :meth:`refresh_label_free`); returns what
+            :attr:`RetrainOutcome.refresh` holds.
     """
 
     def __init__(self, settings: Settings, config: MonitorConfig | None = None,
                  train: Callable[[], Trained] | None = None,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 refresh: Callable[[Observation, RetrainScope], dict] | None = None) -> None:
         self.settings = settings
         self.config = config or MonitorConfig()
         self._train = train
+        self._refresh = refresh
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     # ---- readers ----
@@ -341,9 +348,12 @@ class MonitorJob:
             if seen.assessment.decision.retrain and self.config.retrain:
                 scope = self.retrain_scope(seen)
                 if scope is not None and waits_for_labels(scope, seen.assessment.decision.triggers):
+                    refreshed = None
+                    if self.config.refresh:
+                        refreshed = (self._refresh or self.refresh_label_free)(seen, scope)
                     outcome = RetrainOutcome("waiting_for_labels", message=(
                         f"{scope.summary()}; then post-shift training snapshots from {scope.train_from:%Y-%m-%d}, "
-                        f"holdout from {scope.holdout_from:%Y-%m-%d}"))
+                        f"holdout from {scope.holdout_from:%Y-%m-%d}"), refresh=refreshed)
                 else:
                     train = self._train or self._default_train(seen.champion, on_progress)
                     outcome = retrain(self.settings, train, seen.policy.cooldown_hours, self.mlflow_last_retrain,
@@ -361,13 +371,19 @@ class MonitorJob:
         snapshot_at = seen.window.get("snapshot_at")
         if seen.label_cutoff is None or snapshot_at is None:
             return None
-        onset = self.config.drift_since or drift_onset(
-            snapshot_at, records.drift_history(self.settings, seen.champion.version))
+        history = [row for version in label_free.lineage(seen.champion)
+                   for row in records.drift_history(self.settings, version)]
+        onset = self.config.drift_since or drift_onset(snapshot_at, history)
         train = self.config.train
         horizon = train.horizon_days if train else seen.champion.horizon_days(self.settings.horizon_days)
         return retrain_scope(onset, seen.label_cutoff, horizon, self.settings.snapshot_every_days,
                              seen.snapshots if seen.snapshots is not None else (),
                              purge=train.purge if train else True, refresh=())
+
+    def refresh_label_free(self, seen: Observation, scope: RetrainScope) -> dict:
+        """Refresh personas and value tiers on the latest snapshot (:func:`monitoring.label_free.refresh`)."""
+        return label_free.refresh(self.settings, seen.champion, seen.window.get("snapshot_at"), scope,
+                                  self.config.train, self.score_snapshot)
 
     def _default_train(self, champion: Champion, on_progress: ProgressEvent = silent) -> Callable[[], Trained]:
         def train() -> Trained:

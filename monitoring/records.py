@@ -160,6 +160,12 @@ def record_mlflow(settings: Settings, doc: dict, folder: Path) -> str | None:
                 "holdout_window"):
         if outcome.get(key) not in (None, ""):
             tags[f"retrain.{key}"] = str(outcome[key])[:4000]
+    refresh = outcome.get("refresh") or {}
+    if refresh:
+        tags["refresh.status"] = str(refresh.get("status", ""))
+        for key in ("version", "alias", "reason"):
+            if refresh.get(key) not in (None, ""):
+                tags[f"refresh.{key}"] = str(refresh[key])[:4000]
     scope = doc.get("retrain_scope") or {}
     if scope:
         tags["retrain.scope"] = "labels_cover_drift" if scope.get("supervised") else "waiting_for_labels"

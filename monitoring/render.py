@@ -138,6 +138,9 @@ def _scope_section(scope: dict | None, outcome: dict) -> str:
         case = (f"matured labels do not cover the drift yet (drift since {day('drift_start')}, labels matured up "
                 f"to {day('labels_until')}): churn and value wait for labels until {day('ready_at')}")
         windows = f"then: post-shift training snapshots from {day('train_from')}, holdout from {day('holdout_from')}"
+        refresh = outcome.get("refresh") or {}
+        if refresh.get("summary"):
+            case += f"</p><p><b>Label-free refresh:</b> {html.escape(str(refresh['summary']))}"
     return f"<p><b>Retrain scope:</b> {case}</p><p class='muted'>{windows}</p>"
 
 

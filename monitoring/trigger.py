@@ -77,6 +77,8 @@ class RetrainOutcome:
         started_at: when the retrain started (trained and failed).
         train_window / holdout_window: the snapshots the retrain trained and was gated on
             (``first – last``; trained only, when the training plan is known).
+        refresh: the label-free refresh run while the supervised models wait for labels
+            (``status`` refreshed, skipped or failed, and ``summary``); None when none was tried.
     """
 
     status: RetrainStatus
@@ -89,6 +91,7 @@ class RetrainOutcome:
     started_at: str | None = None
     train_window: str = ""
     holdout_window: str = ""
+    refresh: dict | None = None
 
     def summary(self) -> str:
         """One short phrase."""
@@ -98,7 +101,8 @@ class RetrainOutcome:
                        if self.train_window else "")
             return f"retrained v{self.version}, {verdict} ({self.gate_reason}){windows}"
         if self.status == "waiting_for_labels":
-            return f"no supervised retrain: {self.message}"
+            refreshed = f"{self.refresh['summary']}; " if self.refresh and self.refresh.get("summary") else ""
+            return f"{refreshed}no supervised retrain: {self.message}"
         return f"retrain {self.status.replace('_', ' ')}: {self.message}"
 
     def to_dict(self) -> dict:

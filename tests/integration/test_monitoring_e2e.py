@@ -32,7 +32,9 @@ DAYS, SHIFT_DAYS = 240, 75  # horizon 30: labels cover a training and a purged h
 def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_path: Path) -> None:
     from features.build import build_offline_sources
     from ingest.run import ingest_files
+    from model.bundle import load_predictor
     from model.registry import configure_mlflow
+    from monitoring.champion import load_champion
     from store.repo import apply_repo
     from synthetic.generator import GenerateConfig, generate_dataset
     from training.train import TrainJob
@@ -70,7 +72,31 @@ def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_pa
     assert seen.scope is not None
     assert seen.scope.drift_start == pd.Timestamp(seen.window["snapshot_at"])
     assert f"churn and value wait for labels until {seen.scope.ready_at:%Y-%m-%d}" in seen.summary()
-    assert {str(v.version) for v in configure_mlflow(settings).search_model_versions("name='persona'")} == {"1"}
+    # and meanwhile personas and value tiers were refreshed on that snapshot as v2, gated, with v1's
+    # churn and value models: on the same customers v2 predicts exactly what v1 does
+    refresh = seen.retrain.refresh
+    assert refresh is not None
+    assert refresh["status"] == "refreshed", refresh
+    assert (refresh["version"], refresh["base_version"]) == ("2", "1"), refresh
+    assert refresh["alias"] in ("champion", "challenger")
+    assert "as v2 (churn and value from v1), " in seen.summary()
+    client = configure_mlflow(settings)
+    assert {str(v.version) for v in client.search_model_versions("name='persona'")} == {"1", "2"}
+    tags = client.get_model_version("persona", "2").tags
+    assert (tags["refresh"], tags["refreshed_from"]) == ("label_free", "1")
+    assert tags["data.holdout_end"] == client.get_model_version("persona", "1").tags["data.holdout_end"]
+    v1, v2 = (load_predictor(f"models:/persona/{v}", settings) for v in ("1", "2"))
+    rows = load_champion(settings).reference
+    for column in ("churn_probability", "expected_orders", "expected_spend"):
+        assert v1.predict(rows)[column].equals(v2.predict(rows)[column]), column
+    assert v2.metadata["refreshed_at"] == pd.Timestamp(seen.window["snapshot_at"]).isoformat()
+    # and a second run on the same snapshot does not refresh again
+    again = MonitorJob(settings, MonitorConfig(train=retrain_config)).run()
+    assert again.retrain is not None
+    assert again.retrain.refresh is not None
+    assert again.retrain.refresh["status"] == "skipped", again.retrain.refresh
+    assert "already refreshed for this drift (v2" in again.summary()
+    assert {str(v.version) for v in client.search_model_versions("name='persona'")} == {"1", "2"}
 
     # when told the shift began on its first day
     after = MonitorJob(settings, MonitorConfig(train=retrain_config, drift_since=shift_start)).run()
@@ -80,7 +106,7 @@ def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_pa
     assert {"key_feature:recency_days", "prediction:churn_probability"} & set(after.decision.triggers)
     assert after.retrain is not None
     assert after.retrain.status == "trained", after.retrain
-    assert after.retrain.version == "2"
+    assert after.retrain.version == "3"
     assert after.scope is not None
     assert after.scope.supervised
     train_from, train_to = after.retrain.train_window.split(" – ")
@@ -89,8 +115,7 @@ def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_pa
     assert holdout_from > train_to, after.retrain
     assert f"trained on {train_from} – {train_to}" in after.summary()
     assert after.retrain.alias in ("champion", "challenger")
-    client = configure_mlflow(settings)
-    assert {str(v.version) for v in client.search_model_versions("name='persona'")} == {"1", "2"}
+    assert after.retrain.refresh is None
     # and both runs are on disk and in MLflow with their decision
     for result, status in ((before, "ok"), (after, "retrain")):
         doc = json.loads((result.report_dir / "summary.json").read_text())

@@ -55,8 +55,13 @@ class FakeJob(MonitorJob):
                                    holdout_times=[SNAPSHOT_AT + pd.Timedelta(days=35)])
             return SimpleNamespace(run_id="train-run", version="4", decision=gate, plan=plan)
 
-        super().__init__(load_settings(), MonitorConfig(**config), train=train, clock=lambda: clock)
+        def refresh(seen: object, scope: object) -> dict:
+            self.refreshes.append(scope)
+            return {"status": "refreshed", "version": "5", "summary": "refreshed personas and value tiers as v5"}
+
+        super().__init__(load_settings(), MonitorConfig(**config), train=train, clock=lambda: clock, refresh=refresh)
         self.snapshot = snapshot
+        self.refreshes: list = []
 
     def load_champion(self) -> Champion:
         predictor = SimpleNamespace(feature_columns=FEATURES, metadata={"feature_service": "churn_model_v2"})
@@ -250,6 +255,13 @@ def test_drift_before_labels_mature_trains_nothing_and_prints_the_date_then_retr
     assert tags["retrain.labels_ready_at"].startswith("1997-08-05")
     assert "training snapshots from 1997-06-01, holdout from 1997-07-06" in early.summary()
 
+    # and meanwhile what needs no labels was refreshed, once, and said so everywhere
+    assert early.retrain.refresh is not None
+    assert early.retrain.refresh["status"] == "refreshed"
+    assert early.summary().count("refreshed personas and value tiers as v5; no supervised retrain") == 1
+    assert "Label-free refresh:</b> refreshed personas and value tiers as v5" in page
+    assert (tags["refresh.status"], tags["refresh.version"]) == ("refreshed", "5")
+
     # when labels have matured up to 5 August (no cooldown: nothing was trained)
     late = LabelledJob("1997-08-05", drifted, NOW + dt.timedelta(hours=1), calls).run()
 
@@ -262,8 +274,48 @@ def test_drift_before_labels_mature_trains_nothing_and_prints_the_date_then_retr
     assert late.scope.train_from == SNAPSHOT_AT
     assert "labels cover the drift since 1997-06-01" in late.summary()
     assert "trained on 1997-04-27 – 1997-06-01, holdout 1997-07-06 – 1997-07-06" in late.summary()
+    assert late.retrain.refresh is None  # the supervised retrain refreshes personas itself
     doc = json.loads((late.report_dir / "summary.json").read_text())
     assert doc["retrain_outcome"]["holdout_window"] == "1997-07-06 – 1997-07-06"
     page = (late.report_dir / "index.html").read_text()
     assert "matured labels cover the drift since 1997-06-01" in page
     assert "training snapshots 1997-04-27 – 1997-06-01, holdout 1997-07-06 – 1997-07-06" in page
+
+
+def test_no_refresh_waits_for_everything(persona_home: Path) -> None:
+    # given drift before the labels cover it, and a monitor told not to refresh
+    job = LabelledJob("1997-06-10", population(1500, seed=2, slowdown=0.8), NOW, [], refresh=False)
+
+    result = job.run()
+
+    # then nothing was refreshed and the run says only what waits
+    assert result.retrain is not None
+    assert result.retrain.status == "waiting_for_labels"
+    assert job.refreshes == []
+    assert result.retrain.refresh is None
+    assert "refreshed" not in result.summary()
+
+
+def test_a_failed_refresh_makes_the_monitor_command_exit_1(persona_home: Path, monkeypatch) -> None:
+    from monitoring import job as job_module
+
+    # given a refresh that fails (e.g. the champion is not a persona bundle)
+    drifted = population(1500, seed=2, slowdown=0.8)
+
+    def failing(self: object, seen: object, scope: object) -> dict:
+        return {"status": "failed", "summary": "label-free refresh failed: no personas"}
+
+    class CliJob(LabelledJob):
+        def __init__(self, settings: object, config: MonitorConfig) -> None:
+            LabelledJob.__init__(self, "1997-06-10", drifted, NOW, [])
+            self._refresh = None
+
+    monkeypatch.setattr(job_module.MonitorJob, "refresh_label_free", failing)
+    monkeypatch.setattr(job_module, "MonitorJob", CliJob)
+
+    # when `persona monitor` runs
+    out = CliRunner().invoke(app, ["monitor"])
+
+    # then it prints the failure and exits 1
+    assert out.exit_code == 1, out.output
+    assert "label-free refresh failed: no personas" in out.output
