@@ -209,14 +209,27 @@ def promote(
     reason: Annotated[str | None, typer.Option(help="Why (kept in the alias history).")] = None,
     expect_champion: Annotated[int | None, typer.Option(
         min=1, help="Promote only if this version is still the champion (fails if it moved meanwhile).")] = None,
+    override_skew: Annotated[str | None, typer.Option(
+        help="Promote although the latest skew replay holds promotion; the text says why and is kept "
+             "in the alias history.")] = None,
 ) -> None:
     """Move the `champion` alias to a version by hand (recorded in its alias history).
 
-    Concurrent promotions are serialized; the one that runs last wins.
+    Concurrent promotions are serialized; the one that runs last wins. While the latest skew replay
+    (`persona skew`, `persona monitor`) finds served features that differ from the offline ones,
+    promotion is held, as in the training gate; `--override-skew WHY` promotes anyway and records why.
     """
+    from app.promote_hold import held_reason
     from model.registry import promote as run_promote
 
-    typer.echo(run_promote(_settings(), version, reason, expect_champion=expect_champion).summary())
+    settings = _settings()
+    why = reason
+    hold = held_reason(settings)
+    if hold is not None:
+        if not override_skew or not override_skew.strip():
+            raise PersonaError(f"promotion is held: {hold}; or pass --override-skew WHY to promote anyway")
+        why = f"{reason or 'manual promotion (persona promote)'}; skew hold overridden: {override_skew.strip()}"
+    typer.echo(run_promote(settings, version, why, expect_champion=expect_champion).summary())
 
 
 @app.command()

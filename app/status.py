@@ -291,8 +291,31 @@ def monitoring_section(settings: Settings) -> Section:
     doc = json.loads(latest.read_text())
     data["last_run"] = {"at": doc.get("at"), "status": doc.get("status"), "decision": doc.get("decision"),
                         "champion": (doc.get("champion") or {}).get("version"), "report": str(latest.parent)}
-    return Section("monitoring", data=data,
-                   lines=[f"last run {doc.get('at')}: {doc.get('decision')}", cooldown])
+    lines = [f"last run {doc.get('at')}: {doc.get('decision')}", cooldown]
+    outcome = doc.get("retrain_outcome") or {}
+    if outcome.get("summary"):
+        data["last_run"]["retrain"] = outcome["summary"]
+        lines.append(f"retrain: {outcome['summary']}")
+    return Section("monitoring", data=data, lines=lines)
+
+
+def skew_section(settings: Settings) -> Section:
+    """The latest skew replay's verdict: clean, or the features that hold promotion."""
+    from training.train import read_skew_verdict
+
+    verdict = read_skew_verdict(settings)
+    if verdict is None:
+        return _missing("skew", "persona skew")
+    data = {key: verdict.get(key) for key in ("at", "blocked", "mismatch_rate", "rows", "threshold", "reason")}
+    worst = sorted((f for f in verdict.get("features", []) if f.get("rate")), key=lambda f: -f["rate"])[:3]
+    data["worst"] = [{"feature": f["feature"], "rate": f["rate"]} for f in worst]
+    rate = verdict.get("mismatch_rate")
+    head = (f"replay {verdict.get('at', '?')}: {verdict.get('rows', 0):,} served rows, max mismatch "
+            + (f"{rate:.1%}" if isinstance(rate, float) else "?"))
+    if verdict.get("blocked"):
+        return Section("skew", built=False, data=data, lines=[head, f"HOLDS PROMOTION: {verdict.get('reason')}"],
+                       hint="fix the served features, then `persona skew` again")
+    return Section("skew", data=data, lines=[f"{head}: clean"])
 
 
 # ---------------------------------------------------------------- the whole view
@@ -322,6 +345,7 @@ def collect(settings: Settings, live_check: bool = False) -> list[Section]:
         _guarded("models", lambda: models_section(settings)),
         _guarded("serving", lambda: serving_section(settings)),
         _guarded("monitoring", lambda: monitoring_section(settings)),
+        _guarded("skew", lambda: skew_section(settings)),
     ]
 
 

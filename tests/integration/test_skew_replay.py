@@ -72,3 +72,16 @@ def test_served_rows_replay_clean_and_an_offline_rewrite_is_named_and_holds_prom
     hold = skew_hold(read_skew_verdict(settings))
     assert hold is not None
     assert "orders_90d 100.0%" in hold
+    # and a hand promotion is held too, in one line naming the feature, unless overridden with a reason
+    held = CliRunner().invoke(app, ["promote", "--version", "1"])
+    assert held.exit_code == 1
+    assert "promotion is held" in held.output
+    assert "orders_90d 100.0%" in held.output
+    assert "--override-skew" in held.output
+    overridden = CliRunner().invoke(app, ["promote", "--version", "1", "--override-skew", "checked by hand"])
+    assert "promotion is held" not in overridden.output
+    assert "already the champion" in overridden.output  # past the hold, the registry answered
+    # and `persona status` shows the verdict that holds
+    status = CliRunner().invoke(app, ["status"])
+    assert "HOLDS PROMOTION" in status.output
+    assert "orders_90d" in status.output

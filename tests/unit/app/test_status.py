@@ -76,3 +76,31 @@ def test_monitoring_shows_the_newest_run_also_within_one_second() -> None:
 
     # then
     assert section.data["last_run"]["decision"] == "second"
+
+
+def test_the_skew_section_shows_a_clean_replay_and_one_that_holds_promotion() -> None:
+    from app.status import skew_section
+    from core import catalog
+    from core.settings import load_settings
+
+    settings = load_settings()
+    path = catalog.skew_verdict(settings)
+    path.parent.mkdir(parents=True)
+    feature = {"feature": "orders_90d", "rate": 0.25}
+
+    # given a clean replay
+    path.write_text(json.dumps({"at": "2025-01-01T00:00:00", "blocked": False, "rows": 992,
+                                "mismatch_rate": 0.0, "features": []}))
+    clean = skew_section(settings)
+    # then
+    assert clean.built
+    assert clean.lines == ["replay 2025-01-01T00:00:00: 992 served rows, max mismatch 0.0%: clean"]
+
+    # given one that holds promotion
+    path.write_text(json.dumps({"at": "2025-01-02T00:00:00", "blocked": True, "rows": 40, "mismatch_rate": 0.25,
+                                "reason": "orders_90d 25.0% of rows differ", "features": [feature]}))
+    held = skew_section(settings)
+    # then
+    assert not held.built
+    assert held.lines[1] == "HOLDS PROMOTION: orders_90d 25.0% of rows differ"
+    assert held.data["worst"] == [feature]
