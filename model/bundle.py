@@ -23,6 +23,7 @@ from mlflow.pyfunc.model import PythonModel
 
 from core.contract import PREDICTION_COLUMNS
 from model.actions import ActionPolicy, assign_actions
+from model.calibration import calibrate_churn
 from model.preprocess import ClusterSpec, FeatureSpec, cluster_matrix, model_matrix, nearest_center
 from model.signing import UntrustedModelError
 from model.trust import (
@@ -142,7 +143,7 @@ class PersonaPredictor:
         matrix = model_matrix(frame, self.features).astype(np.float32)
         if self.kind == "target":
             return pd.DataFrame({"prediction": self._predict_model("target", matrix)}, index=frame.index)
-        churn = np.clip(self._predict_model("churn", matrix), 0.0, 1.0)
+        churn = calibrate_churn(self.metadata, np.clip(self._predict_model("churn", matrix), 0.0, 1.0))
         orders = np.clip(self._predict_model("orders", matrix), 0.0, None)
         spend = np.clip(self._predict_model("spend", matrix), 0.0, None)
         segments = self.segments(frame)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core.contract import PREDICTION_COLUMNS
+from model.calibration import calibrate_churn
 from store.feature_batch import FeatureBatch, split_columns
 
 logger = logging.getLogger(__name__)
@@ -155,7 +156,8 @@ class FastPersonaRunner:
                 np.asarray(models[m].inplace_predict(matrix), dtype=float)
                 for m in ("churn", "orders", "spend")
             )
-        return np.clip(churn, 0.0, 1.0), np.clip(orders, 0.0, None), np.clip(spend, 0.0, None)
+        churn = calibrate_churn(self.predictor.metadata, np.clip(churn, 0.0, 1.0))
+        return churn, np.clip(orders, 0.0, None), np.clip(spend, 0.0, None)
 
     def _matrix(self, batch: FeatureBatch) -> np.ndarray:
         blocks = [batch.numeric[:, self._numeric_index]]

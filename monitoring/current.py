@@ -132,3 +132,25 @@ def matured_quality(champion: Champion, end: pd.Timestamp | None, log: pd.DataFr
         return QualityCheck(0, {}, reference, None, {})
     labelled = label_predictions(pd.concat(parts, ignore_index=True), transactions, horizon)
     return quality_check(labelled, reference, sources)
+
+
+def matured_rows(champion: Champion, times: pd.DatetimeIndex | None, transactions: pd.DataFrame | None,
+                 score: ScoreSnapshot, default_horizon: int) -> pd.DataFrame | None:
+    """The latest snapshot after the champion's holdout whose labels matured: features, predictions, labels.
+
+    The rows a label-free refresh may recalibrate churn on (never rows the champion trained or was
+    gated on). None without transactions or such a snapshot.
+    """
+    from training.labels import latest_label_cutoff, make_labels
+
+    if transactions is None or transactions.empty or times is None:
+        return None
+    horizon = champion.horizon_days(default_horizon)
+    cutoff = latest_label_cutoff(transactions)
+    holdout_end = champion.holdout_end
+    eligible = [t for t in times if t + pd.Timedelta(days=horizon) <= cutoff
+                and (holdout_end is None or t > holdout_end)]
+    if not eligible:
+        return None
+    scored = score(champion, max(eligible))
+    return make_labels(scored, transactions, horizon) if len(scored) else None

@@ -35,13 +35,14 @@ from core import catalog
 from core.progress import silent
 from monitoring import champion as reference
 from monitoring import current, label_free, records
+from monitoring.assess import Assessment, assess
 from monitoring.champion import EXPERIMENT, Champion
-from monitoring.drift import DriftRun, DriftSummary, run_drift
-from monitoring.policy import DEFAULT_POLICY_PATH, Decision, MonitoringPolicy, decide, load_policy
+from monitoring.drift import DriftSummary
+from monitoring.policy import DEFAULT_POLICY_PATH, Decision, MonitoringPolicy, load_policy
 from monitoring.quality import QualityCheck
 from monitoring.records import WORKSPACE_PROJECT
 from monitoring.retrain_scope import RetrainScope, drift_onset, retrain_scope, waits_for_labels
-from monitoring.shares import PersonaShift, persona_shift
+from monitoring.shares import PersonaShift
 from monitoring.skew import SkewReport
 from monitoring.trigger import RetrainOutcome, read_last_retrain, retrain
 from monitoring.window import clip_to_reference
@@ -93,47 +94,6 @@ class MonitorConfig(BaseModel):
     drift_since: dt.datetime | None = None
     refresh: bool = True
     seed: int = 0
-
-
-@dataclass
-class Assessment:
-    """What one window showed and what the policy made of it."""
-
-    drift: DriftRun
-    personas: PersonaShift | None
-    quality: QualityCheck | None
-    decision: Decision
-
-
-def assess(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    features: list[str],
-    policy: MonitoringPolicy,
-    now: dt.datetime,
-    last_retrain_at: dt.datetime | None = None,
-    quality: QualityCheck | None = None,
-    metadata: dict[str, str] | None = None,
-    seed: int = 0,
-) -> Assessment:
-    """Drift report, persona shift and the policy decision for one window (no files, no MLflow).
-
-    Args:
-        reference: the champion's training reference (features and predictions).
-        current: the current window (features and predictions).
-        features: the model's feature columns.
-        policy: the validated policy.
-        now: decision time.
-        last_retrain_at: start of the last retrain (cooldown).
-        quality: quality on matured labels, if any.
-        metadata: stored in the Evidently snapshot.
-        seed: sampling seed.
-    """
-    drift = run_drift(reference, current, features, policy.drift, dict(policy.predictions.thresholds),
-                      policy.predictions.method, metadata, seed, timestamp=now)
-    personas = persona_shift(reference, current) if len(current) else None
-    decision = decide(drift.summary, policy, now, last_retrain_at, personas, quality)
-    return Assessment(drift, personas, quality, decision)
 
 
 @dataclass
@@ -382,8 +342,13 @@ class MonitorJob:
 
     def refresh_label_free(self, seen: Observation, scope: RetrainScope) -> dict:
         """Refresh personas and value tiers on the latest snapshot (:func:`monitoring.label_free.refresh`)."""
+        def matured() -> pd.DataFrame | None:
+            as_of = _utc(self.config.as_of) if self.config.as_of is not None else None
+            return current.matured_rows(seen.champion, seen.snapshots, self._transactions(as_of),
+                                        self.score_snapshot, self.settings.horizon_days)
+
         return label_free.refresh(self.settings, seen.champion, seen.window.get("snapshot_at"), scope,
-                                  self.config.train, self.score_snapshot)
+                                  self.config.train, self.score_snapshot, matured)
 
     def _default_train(self, champion: Champion, on_progress: ProgressEvent = silent) -> Callable[[], Trained]:
         def train() -> Trained:

@@ -37,6 +37,7 @@ def refresh(
     scope: RetrainScope,
     train: TrainConfig | None,
     score_snapshot: Callable[[Champion, pd.Timestamp], pd.DataFrame],
+    matured_rows: Callable[[], pd.DataFrame | None] = lambda: None,
 ) -> dict:
     """Refresh personas and value tiers on the snapshot at ``snapshot_at`` through their gate.
 
@@ -50,6 +51,8 @@ def refresh(
         scope: the retrain scope (its ``drift_start``).
         train: the retrain's training configuration (persona settings, seed; default: the champion's feature service).
         score_snapshot: reads every customer's offline features at a snapshot.
+        matured_rows: rows after the champion's training window whose labels matured (with
+            ``churned``), for the churn calibration.
 
     Returns:
         ``status`` (refreshed, skipped or failed), ``summary`` and, when refreshed, the
@@ -74,7 +77,7 @@ def refresh(
         with single_flight(lock_path(settings)):
             rows = score_snapshot(champion, at)
             result = refresh_champion(settings, champion.predictor, champion.version,  # type: ignore[arg-type]
-                                      champion.reference, rows, at, config)
+                                      champion.reference, rows, at, config, matured=matured_rows())
     except AlreadyRunning as exc:
         return {"status": "skipped", "summary": f"refresh skipped: {exc}"}
     except PersonaError as exc:

@@ -8,16 +8,21 @@ A drift alert cannot retrain churn and value until their labels mature (see
   and name, and one that split, merged, appeared or vanished says so;
 - **value tiers**: the expected-spend cut points recomputed from the champion's own spend
   predictions on those customers (the policy's quantiles), so "high value" means the top of today's
-  customers.
+  customers;
+- **churn calibration** on the rows whose labels matured after the champion's training window
+  (:mod:`training.refresh_calibration`): a monotone map over the boosters' probabilities.
 
 The churn, orders and spend boosters, the feature spec, the action policy and the text projection
-are the champion's, unchanged: the candidate's churn and value outputs must equal the champion's on
-every row, or it is refused. The text projection stays pinned; a new one comes only with a
+are the champion's, unchanged: the candidate's boosters must give the champion's outputs on every
+row (before any calibration map), or it is refused. The text projection stays pinned; a new one comes only with a
 supervised retrain, since the boosters were trained on the pinned one.
 
-The candidate goes through :func:`decide_refresh`: it becomes champion only when its personas
-separate today's customers better than the champion's do (silhouette on the same rows, in the same
-standardized space, by at least ``min_gain``) and no skew replay holds promotion. Everything here is
+The candidate goes through :func:`decide_refresh`, part by part: the personas (with the value
+tiers) are taken only when they separate today's customers better than the champion's do
+(silhouette on the same rows, in the same standardized space, by at least ``min_gain``), the
+calibration only when it lowers the Brier score on held-out matured rows; with neither, or while a
+skew replay holds promotion, the candidate stays a challenger. :func:`assemble` builds the version
+from the parts taken. Everything here is
 pure; :mod:`training.refresh_job` logs, registers and moves the alias.
 """
 
@@ -33,17 +38,19 @@ from sklearn.metrics import silhouette_score
 
 from model.actions import value_cutpoints
 from model.bundle import PersonaPredictor
+from model.calibration import CALIBRATION_KEY, without_calibration
 from model.preprocess import cluster_matrix, fit_cluster_spec, nearest_center, persona_columns
 from training.data import sample_rows
 from training.fit import PERSONA_MATCHED_TO, PERSONA_NEXT_ID, stable_personas
 from training.gate import CHALLENGER, CHAMPION, GateDecision
 from training.persona_match import PersonaMatch
 from training.personas import fit_personas, name_segments, persona_cards, trait_scores
+from training.refresh_calibration import MAX_AUC_LOSS, MIN_BRIER_GAIN, calibration_verdict, fit_calibration
 
 if TYPE_CHECKING:
     from training.config import PersonaParams
 
-REFRESHED = ("personas", "value tiers")
+REFRESHED = ("personas", "value tiers", "churn calibration")
 """What a label-free refresh refits."""
 SUPERVISED_OUTPUTS = ("churn_probability", "expected_orders", "expected_spend")
 REFRESH_KEY = "refresh"  # bundle metadata and registry tag: "label_free" on a refreshed version
@@ -56,11 +63,34 @@ DEFAULT_MIN_GAIN = 0.01
 class RefreshFit:
     """A refreshed candidate and what it was measured on (nothing logged yet)."""
 
-    predictor: PersonaPredictor
+    predictor: PersonaPredictor  # the new personas and value tiers (the champion's calibration)
     match: PersonaMatch | None
     metrics: dict[str, float]
     cards: list[dict]
     outputs_equal: bool
+    calibration: dict | None = None  # a refitted churn map (None: none fitted)
+    calibration_note: str = ""  # why none was fitted
+
+
+@dataclass(frozen=True)
+class RefreshDecision:
+    """The refresh gate's verdict and the parts it takes.
+
+    Attributes:
+        promote / alias / reason: as :class:`training.gate.GateDecision`.
+        personas: take the new personas and value tiers.
+        calibration: take the refitted churn calibration.
+    """
+
+    promote: bool
+    alias: str
+    reason: str
+    personas: bool = False
+    calibration: bool = False
+
+    def gate(self) -> GateDecision:
+        """As the registry's alias move takes it."""
+        return GateDecision(self.promote, self.alias, self.reason)
 
 
 def silhouette_on(matrix: np.ndarray, labels: np.ndarray, seed: int) -> float:
@@ -77,6 +107,7 @@ def fit_refresh(
     seed: int = 7,
     base_version: str | None = None,
     snapshot_at: pd.Timestamp | None = None,
+    matured: pd.DataFrame | None = None,
 ) -> RefreshFit:
     """Refit personas and value tiers on ``rows`` (today's customers) around the champion's supervised models.
 
@@ -87,6 +118,8 @@ def fit_refresh(
         seed: sampling and KMeans seed.
         base_version: the champion's version (recorded in the candidate's metadata).
         snapshot_at: the snapshot ``rows`` are from (recorded).
+        matured: rows after the champion's training window whose labels matured (features,
+            ``customer_id``, ``churned``), for the calibration; None: calibration kept.
 
     Raises:
         ValueError: the champion is not a persona bundle, or ``rows`` lack its feature columns.
@@ -120,7 +153,7 @@ def fit_refresh(
                   REFRESHED_AT: None if snapshot_at is None else pd.Timestamp(snapshot_at).isoformat()},
     )
     after = candidate.predict(fit_rows)
-    equal = all(np.array_equal(before[c].to_numpy(), after[c].to_numpy()) for c in SUPERVISED_OUTPUTS)
+    equal = boosters_agree(champion, candidate, fit_rows)
     # both clusterings scored on the same sample in today's standardized space
     sample = np.random.default_rng(seed).choice(len(fit_rows), size=min(len(fit_rows), params.silhouette_sample),
                                                 replace=False)
@@ -143,7 +176,29 @@ def fit_refresh(
         for card in cards:
             change = match.change_of(card["segment"])
             card["change"] = change.to_dict() if change else None
-    return RefreshFit(candidate, match, metrics, cards, equal)
+    calibration, calibration_metrics, note = fit_calibration(champion, matured, seed)
+    metrics.update(calibration_metrics)
+    return RefreshFit(candidate, match, metrics, cards, equal, calibration, note)
+
+
+def boosters_agree(champion: PersonaPredictor, candidate: PersonaPredictor, rows: pd.DataFrame) -> bool:
+    """Whether both bundles' boosters give the same churn, orders and spend on every row (before calibration)."""
+    raw = [dataclasses.replace(b, metadata=without_calibration(b.metadata)).predict(rows)
+           for b in (champion, candidate)]
+    return all(np.array_equal(raw[0][c].to_numpy(), raw[1][c].to_numpy()) for c in SUPERVISED_OUTPUTS)
+
+
+def assemble(champion: PersonaPredictor, fit: RefreshFit, decision: RefreshDecision) -> PersonaPredictor:
+    """The version to register: the parts the gate took on the champion, or every refitted part for a challenger."""
+    take_personas = decision.personas or not decision.promote
+    take_calibration = (decision.calibration or not decision.promote) and fit.calibration is not None
+    base = fit.predictor if take_personas else dataclasses.replace(
+        champion, metadata={**champion.metadata, **{k: fit.predictor.metadata[k] for k in
+                                                    (REFRESH_KEY, REFRESHED_FROM, REFRESHED_AT)}})
+    metadata = without_calibration(base.metadata) if take_calibration else dict(base.metadata)
+    if take_calibration:
+        metadata[CALIBRATION_KEY] = fit.calibration
+    return dataclasses.replace(base, metadata=metadata)
 
 
 def decide_refresh(
@@ -152,29 +207,39 @@ def decide_refresh(
     champion_version: str,
     min_gain: float = DEFAULT_MIN_GAIN,
     skew: str | None = None,
-) -> GateDecision:
-    """The refresh's gate: promote when today's customers separate better into the new personas.
+    min_brier_gain: float = MIN_BRIER_GAIN,
+    max_auc_loss: float = MAX_AUC_LOSS,
+) -> RefreshDecision:
+    """The refresh's gate, part by part: personas when today's customers separate better, calibration when it helps.
 
     Args:
-        metrics: from :func:`fit_refresh` (``persona_silhouette``, ``champion_persona_silhouette``).
-        outputs_equal: the candidate's churn and value outputs equal the champion's on every row.
+        metrics: from :func:`fit_refresh` (``persona_silhouette``, ``champion_persona_silhouette``
+            and, when a calibration was fitted, ``calibration_*``).
+        outputs_equal: the candidate's boosters give the champion's outputs on every row.
         champion_version: the version it would replace.
-        min_gain: silhouette gain over the champion's personas needed to promote (a gain of exactly
-            ``min_gain`` promotes).
+        min_gain: silhouette gain over the champion's personas needed to take the new ones (a gain
+            of exactly ``min_gain`` does).
         skew: why a skew replay holds promotion (``training.gate.skew_hold``), None when it does not.
+        min_brier_gain: Brier score the calibration must gain on held-out matured rows.
+        max_auc_loss: ROC AUC the calibration may cost there.
     """
     if not outputs_equal:
-        return GateDecision(False, CHALLENGER, "refused: the refresh changed churn or value outputs, "
-                            "which only a supervised retrain may change")
+        return RefreshDecision(False, CHALLENGER, "refused: the refresh changed churn or value outputs, "
+                               "which only a supervised retrain may change")
     new, old = metrics["persona_silhouette"], metrics["champion_persona_silhouette"]
     gain = new - old
+    personas = bool(np.isfinite(gain) and gain >= min_gain)
     verdict = (f"personas on today's customers: silhouette {new:.3f} vs v{champion_version}'s {old:.3f} "
-               f"(gain {gain:+.3f}, needs {min_gain:+.3f})")
-    if not np.isfinite(gain) or gain < min_gain:
-        return GateDecision(False, CHALLENGER, f"{verdict}; the champion's personas still fit")
+               f"(gain {gain:+.3f}, needs {min_gain:+.3f})" + ("" if personas else ": the champion's still fit"))
+    calibration, calibration_text = calibration_verdict(metrics, min_brier_gain, max_auc_loss)
+    if "calibration_brier_after" in metrics:
+        verdict += f"; {calibration_text}"
+    if not (personas or calibration):
+        return RefreshDecision(False, CHALLENGER, verdict)
     if skew:
-        return GateDecision(False, CHALLENGER, f"{verdict}; held back: {skew}")
-    return GateDecision(True, CHAMPION, f"{verdict}; churn and value unchanged from v{champion_version}")
+        return RefreshDecision(False, CHALLENGER, f"{verdict}; held back: {skew}")
+    return RefreshDecision(True, CHAMPION, f"{verdict}; churn and value boosters unchanged from v{champion_version}",
+                           personas=personas, calibration=calibration)
 
 
 def reference_of(candidate: PersonaPredictor, reference: pd.DataFrame) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from training.refresh import (
     REFRESHED,
     REFRESHED_AT,
     REFRESHED_FROM,
+    assemble,
     decide_refresh,
     fit_refresh,
     reference_of,
@@ -53,15 +54,19 @@ class RefreshResult:
     alias: str
     reason: str
     snapshot_at: str
+    parts: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     persona_changes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def summary(self) -> str:
         """One phrase: what was refreshed and what the gate made of it."""
-        verdict = "promoted to champion" if self.promoted else f"kept as {self.alias}"
-        return (f"refreshed {' and '.join(REFRESHED)} on the {self.snapshot_at[:10]} snapshot as "
-                f"v{self.version} (churn and value from v{self.base_version}), {verdict} ({self.reason})")
+        if self.promoted:
+            return (f"refreshed {' and '.join(self.parts)} on the {self.snapshot_at[:10]} snapshot as "
+                    f"v{self.version} (churn and value boosters from v{self.base_version}), promoted to champion "
+                    f"({self.reason})")
+        return (f"refitted {' and '.join(self.parts)} on the {self.snapshot_at[:10]} snapshot as v{self.version} "
+                f"(churn and value boosters from v{self.base_version}), kept as {self.alias} ({self.reason})")
 
     def to_dict(self) -> dict:
         """Plain data for the monitoring summary."""
@@ -81,6 +86,7 @@ def refresh_champion(
     snapshot_at: pd.Timestamp,
     config: TrainConfig,
     min_gain: float = DEFAULT_MIN_GAIN,
+    matured: pd.DataFrame | None = None,
 ) -> RefreshResult:
     """Refit personas and value tiers on ``rows``, gate them, and register the candidate.
 
@@ -92,7 +98,9 @@ def refresh_champion(
         rows: today's customers (the latest snapshot's features).
         snapshot_at: that snapshot.
         config: the training configuration (persona settings, seed, experiment).
-        min_gain: silhouette gain needed to promote (see :func:`training.refresh.decide_refresh`).
+        min_gain: silhouette gain needed to take new personas (see :func:`training.refresh.decide_refresh`).
+        matured: rows after the champion's training window whose labels matured, with ``churned``
+            (the churn calibration's rows; None keeps the calibration).
 
     Raises:
         PersonaError: the champion cannot be refreshed (not a persona bundle, missing columns).
@@ -109,11 +117,16 @@ def refresh_champion(
 
     started = time.perf_counter()
     try:
-        fitted = fit_refresh(champion, rows, config.personas, config.seed, champion_version, snapshot_at)
+        fitted = fit_refresh(champion, rows, config.personas, config.seed, champion_version, snapshot_at, matured)
     except ValueError as exc:
         raise PersonaError(f"cannot refresh champion v{champion_version}: {exc}") from None
     decision = decide_refresh(fitted.metrics, fitted.outputs_equal, champion_version, min_gain,
                               skew_hold(read_skew_verdict(settings)))
+    candidate = assemble(champion, fitted, decision)
+    if decision.promote:
+        parts = [*(REFRESHED[:2] if decision.personas else ()), *(REFRESHED[2:] if decision.calibration else ())]
+    else:
+        parts = [*REFRESHED[:2], *(REFRESHED[2:] if fitted.calibration is not None else ())]
     client = configure_mlflow(settings)
     model = settings.registered_model
     base_tags = dict(client.get_model_version(model, champion_version).tags)
@@ -143,26 +156,27 @@ def refresh_champion(
         html_path, json_path = write_cards(fitted.cards, meta, tmp_dir / "cards", changes)
         mlflow.log_artifact(str(html_path), artifact_path="persona_cards")
         mlflow.log_artifact(str(json_path), artifact_path="persona_cards")
-        mlflow.log_dict({"decision": decision.reason, "metrics": fitted.metrics}, "refresh/decision.json")
-        log_reference(reference_of(fitted.predictor, reference), tmp_dir)
-        bundle_dir = fitted.predictor.save(tmp_dir / "bundle")
+        mlflow.log_dict({"decision": decision.reason, "parts": parts, "calibration_note": fitted.calibration_note,
+                         "metrics": fitted.metrics}, "refresh/decision.json")
+        log_reference(reference_of(candidate, reference), tmp_dir)
+        bundle_dir = candidate.save(tmp_dir / "bundle")
         example = input_example(rows, features)
         from mlflow.models import infer_signature
 
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(BUNDLE_ENTRY), artifacts={"bundle": str(bundle_dir)},
             code_paths=bundle_code_paths(tmp_dir / "code"),
-            signature=infer_signature(example, fitted.predictor.predict(example)),
+            signature=infer_signature(example, candidate.predict(example)),
             input_example=example, pip_requirements=pip_requirements())
         logged = LoggedRun(run.info.run_id, info.model_uri, tags)
     gated = [k[len("metric."):] for k in base_tags if k.startswith("metric.")]
     carried = {k: float(base_tags[f"metric.{k}"]) for k in gated}
     version = register.register(client, model, logged, carried, gated, settings)
-    decision = register.move(client, model, version, decision, champion_version)
-    if decision.promote:  # the home's cards are the champion's
+    moved = register.move(client, model, version, decision.gate(), champion_version)
+    if moved.promote and decision.personas:  # the home's cards are the champion's
         write_cards(fitted.cards, meta, settings.reports_dir, changes)
-    return RefreshResult(logged.run_id, model, version, champion_version, decision.promote, decision.alias,
-                         decision.reason, snapshot_at.isoformat(), fitted.metrics,
+    return RefreshResult(logged.run_id, model, version, champion_version, moved.promote, moved.alias,
+                         moved.reason, snapshot_at.isoformat(), parts, fitted.metrics,
                          persona_lines(fitted.match, champion_version), time.perf_counter() - started)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -37,6 +38,7 @@ def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_pa
     from monitoring.champion import load_champion
     from store.repo import apply_repo
     from synthetic.generator import GenerateConfig, generate_dataset
+    from training.refresh import boosters_agree
     from training.train import TrainJob
 
     # given generated history with a shifted period, ingested, built and applied
@@ -79,7 +81,7 @@ def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_pa
     assert refresh["status"] == "refreshed", refresh
     assert (refresh["version"], refresh["base_version"]) == ("2", "1"), refresh
     assert refresh["alias"] in ("champion", "challenger")
-    assert "as v2 (churn and value from v1), " in seen.summary()
+    assert "as v2 (churn and value boosters from v1), " in seen.summary(), seen.summary()
     client = configure_mlflow(settings)
     assert {str(v.version) for v in client.search_model_versions("name='persona'")} == {"1", "2"}
     tags = client.get_model_version("persona", "2").tags
@@ -87,8 +89,15 @@ def test_retrain_after_injected_drift_and_not_without(persona_home: Path, tmp_pa
     assert tags["data.holdout_end"] == client.get_model_version("persona", "1").tags["data.holdout_end"]
     v1, v2 = (load_predictor(f"models:/persona/{v}", settings) for v in ("1", "2"))
     rows = load_champion(settings).reference
-    for column in ("churn_probability", "expected_orders", "expected_spend"):
+    assert boosters_agree(v1, v2, rows)
+    for column in ("expected_orders", "expected_spend"):
         assert v1.predict(rows)[column].equals(v2.predict(rows)[column]), column
+    churn_map = v2.metadata.get("churn_calibration")
+    expected = v1.predict(rows)["churn_probability"].to_numpy()
+    if churn_map is not None:  # recalibrated on the rows whose labels matured after v1's training window
+        assert "churn calibration" in refresh["parts"]
+        expected = np.clip(np.interp(expected, churn_map["x"], churn_map["y"]), 0, 1)
+    np.testing.assert_allclose(v2.predict(rows)["churn_probability"].to_numpy(), expected)
     assert v2.metadata["refreshed_at"] == pd.Timestamp(seen.window["snapshot_at"]).isoformat()
     # and a second run on the same snapshot does not refresh again
     again = MonitorJob(settings, MonitorConfig(train=retrain_config)).run()

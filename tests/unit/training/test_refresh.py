@@ -18,6 +18,7 @@ from training.refresh import (
     REFRESHED_AT,
     REFRESHED_FROM,
     SUPERVISED_OUTPUTS,
+    assemble,
     decide_refresh,
     fit_refresh,
     reference_of,
@@ -91,7 +92,9 @@ def test_after_a_shift_the_refreshed_personas_separate_today_s_customers_better(
     assert result.metrics["persona_silhouette"] > result.metrics["champion_persona_silhouette"] + 0.01
     decision = decide_refresh(result.metrics, result.outputs_equal, "4")
     assert decision.promote, decision.reason
-    assert "churn and value unchanged from v4" in decision.reason
+    assert decision.personas
+    assert not decision.calibration
+    assert "churn and value boosters unchanged from v4" in decision.reason
 
 
 def test_a_refresh_on_the_customers_the_champion_was_fitted_on_gains_little(fitted: tuple) -> None:
@@ -159,3 +162,94 @@ def test_a_custom_target_bundle_cannot_be_refreshed(fitted: tuple) -> None:
 
     with pytest.raises(ValueError, match="needs a persona bundle"):
         fit_refresh(target, holdout, PARAMS)
+
+
+def miscalibrated(champion, rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """``rows`` with churn labels drawn at a rate the champion underestimates (its probability x 1.8)."""
+    p = champion.predict(rows)["churn_probability"].to_numpy()
+    y = (np.random.default_rng(seed).random(len(p)) < np.clip(p * 1.8, 0, 1)).astype(int)
+    return rows.assign(churned=y)
+
+
+def test_a_champion_that_underestimates_churn_on_matured_rows_is_recalibrated(fitted: tuple) -> None:
+    champion, holdout = fitted
+    matured = miscalibrated(champion, pd.concat([holdout] * 4, ignore_index=True)
+                            .assign(customer_id=lambda f: np.arange(len(f))))
+
+    # when the refresh also sees rows whose labels matured after the champion's training window
+    result = fit_refresh(champion, holdout, PARAMS, seed=3, base_version="4", matured=matured)
+
+    # then the map lowers the held-out Brier score, and the decision takes it
+    assert result.calibration is not None
+    m = result.metrics
+    assert m["calibration_brier_after"] < m["calibration_brier_before"] - 0.001
+    assert np.all(np.diff(result.calibration["y"]) > 0)  # strictly increasing: the ranking is kept
+    assert m["calibration_roc_auc_after"] == pytest.approx(m["calibration_roc_auc_before"], abs=1e-12)
+    decision = decide_refresh(m, result.outputs_equal, "4", min_gain=1.0)  # personas not taken
+    assert decision.promote, decision.reason
+    assert decision.calibration
+    assert not decision.personas
+    assert "recalibrated" in decision.reason
+
+    # when assembled: the champion's personas and tiers, the new map, the same boosters
+    bundle = assemble(champion, result, decision)
+    np.testing.assert_array_equal(bundle.centers, champion.centers)
+    assert bundle.spend_cuts == champion.spend_cuts
+    served = bundle.predict(holdout)["churn_probability"].to_numpy()
+    raw = champion.predict(holdout)["churn_probability"].to_numpy()
+    np.testing.assert_allclose(served, np.interp(raw, result.calibration["x"], result.calibration["y"]))
+    assert served.mean() > raw.mean()
+    for column in ("expected_orders", "expected_spend"):
+        np.testing.assert_array_equal(bundle.predict(holdout)[column], champion.predict(holdout)[column])
+
+
+def test_the_fast_runner_and_a_saved_bundle_serve_the_calibrated_churn(fitted: tuple, tmp_path) -> None:
+    from model.bundle import PersonaPredictor
+    from model.calibration import CALIBRATION_KEY
+    from model.runner import FastPersonaRunner, probe_batch
+
+    champion, _ = fitted
+    calibrated = dataclasses.replace(champion, metadata={**champion.metadata,
+                                                         CALIBRATION_KEY: {"x": [0.0, 1.0], "y": [0.5, 1.0]}})
+    batch = probe_batch(calibrated, rows=40, seed=2)
+    frame = pd.DataFrame({c: batch.column(c) for c in calibrated.feature_columns})
+
+    fast = FastPersonaRunner(calibrated).predict(batch)["churn_probability"]
+    slow = calibrated.predict(frame)["churn_probability"].to_numpy()
+    loaded = PersonaPredictor.load(calibrated.save(tmp_path / "bundle")).predict(frame)["churn_probability"]
+
+    raw = champion.predict(frame)["churn_probability"].to_numpy()
+    np.testing.assert_allclose(slow, 0.5 + 0.5 * raw)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5)
+    np.testing.assert_allclose(loaded.to_numpy(), slow)
+
+
+def test_too_few_matured_rows_keep_the_calibration(fitted: tuple) -> None:
+    champion, holdout = fitted
+
+    result = fit_refresh(champion, holdout, PARAMS, seed=3, base_version="4",
+                         matured=miscalibrated(champion, holdout.head(199)))
+
+    assert result.calibration is None
+    assert result.calibration_note.startswith("199 rows with matured labels")
+    assert "calibration_brier_after" not in result.metrics
+
+
+@pytest.mark.parametrize(("after", "auc_after", "taken"), [
+    (0.125, 0.75, True),     # gain exactly the minimum, AUC unchanged
+    (0.1875, 0.75, False),   # gain below the minimum
+    (0.125, 0.625, True),    # AUC loss exactly the maximum
+    (0.125, 0.5, False),     # AUC loss above it
+])
+def test_the_calibration_is_taken_at_exactly_its_minimum_gain_and_maximum_auc_loss(
+        after: float, auc_after: float, taken: bool) -> None:
+    from training.refresh_calibration import calibration_verdict
+
+    metrics = {"calibration_brier_before": 0.25, "calibration_brier_after": after,
+               "calibration_roc_auc_before": 0.75, "calibration_roc_auc_after": auc_after,
+               "calibration_eval_rows": 400.0}
+
+    accepted, reason = calibration_verdict(metrics, min_brier_gain=0.125, max_auc_loss=0.125)
+
+    assert accepted is taken
+    assert reason.endswith("recalibrated" if taken else "calibration kept")
