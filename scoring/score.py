@@ -16,6 +16,7 @@ import pandas as pd
 
 from core.contract import PREDICTION_COLUMNS
 from core.errors import PersonaError
+from model.preprocess import P_ALIVE
 from model.registry import CHAMPION
 
 if TYPE_CHECKING:
@@ -179,7 +180,8 @@ def score(
     )
     result["model_version"] = str(version)
     persona = predictor.kind == "persona"
-    result = result[list(SCORE_COLUMNS if persona else TARGET_SCORE_COLUMNS)]
+    extra = [P_ALIVE] if persona and P_ALIVE in result.columns else []  # BG/NBD's P(alive), when the model gives it
+    result = result[list(SCORE_COLUMNS if persona else TARGET_SCORE_COLUMNS) + extra]
     if explain:
         result["explanation"] = explanations(predictor, features, predictions, model, str(version))
     path = write_table(result, out)
