@@ -34,9 +34,15 @@ def features_build(
 @_one_line_errors
 def features_apply() -> None:
     """Register Persona's feature views plus your own (PERSONA_FEATURE_REPO) in Feast; lists each with its file."""
+    from features.build import empty_sources_without_transactions
     from store.repo import apply_repo
 
-    for line in apply_repo(_settings()):
+    settings = _settings()
+    empty = empty_sources_without_transactions(settings)
+    if empty:
+        typer.echo(f"no transactions ingested: Persona's own views ({', '.join(empty)}) are registered empty; "
+                   "your views (PERSONA_FEATURE_REPO) carry the features")
+    for line in apply_repo(settings):
         typer.echo(line)
 
 

@@ -89,6 +89,41 @@ def empty_text_frame() -> pa.Table:
     return pa.Table.from_pylist([], schema=text_schema())
 
 
+def empty_sources_without_transactions(settings: Settings) -> list[str]:
+    """Empty profile, behavior and text sources for a home that ingested no transactions.
+
+    A labels file with the user's own feature views needs no transactions (issue: custom
+    features stand alone): Persona's views are still registered, with no rows, so the user's
+    services can be applied, trained and served. Nothing is written when transactions were
+    ingested (``persona features build`` makes the real sources) or a source already exists.
+
+    Returns:
+        The sources written (empty when none).
+    """
+    from features.transforms.behavior import BEHAVIOR_FEATURES
+
+    if catalog.raw_table(settings, "transactions").exists():
+        return []
+    kinds = {"int": pa.int64(), "float": pa.float32()}
+    key = [pa.field(ENTITY_KEY, pa.int64()), pa.field("event_timestamp", pa.timestamp("ns", tz="UTC"))]
+    created = [pa.field("created_timestamp", pa.timestamp("ns", tz="UTC"))]
+    empty = {
+        catalog.PROFILE_SOURCE: pa.schema([*key, pa.field("profile_source", pa.string()), *created]),
+        catalog.BEHAVIOR_SOURCE: pa.schema(
+            [*key, *(pa.field(name, kinds[kind]) for name, kind in BEHAVIOR_FEATURES.items()), *created]
+        ),
+    }
+    written = []
+    for name, schema in empty.items():
+        if not source_exists(settings, name):
+            write_source(settings, name, pa.Table.from_pylist([], schema=schema))
+            written.append(name)
+    if not source_exists(settings, catalog.TEXT_SOURCE):
+        write_source(settings, catalog.TEXT_SOURCE, empty_text_frame())
+        written.append(catalog.TEXT_SOURCE)
+    return written
+
+
 def build_offline_sources(
     settings: Settings, every_days: int | None = None, on_progress: ProgressEvent = silent
 ) -> dict[str, tuple[str, int]]:

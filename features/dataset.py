@@ -46,6 +46,17 @@ def service_views(settings: Settings, feature_service: str) -> list[str]:
     return [projection.name for projection in service.feature_view_projections]
 
 
+def service_timeline(settings: Settings, feature_service: str) -> pd.DataFrame:
+    """``customer_id`` and ``event_timestamp`` of every row of the service's views' offline sources.
+
+    The entity timeline of a home without transactions: who exists, and since when, comes from
+    the user's own feature sources (and the labels).
+    """
+    from store.repo import view_event_keys
+
+    return view_event_keys(settings, service_views(settings, feature_service))
+
+
 def feature_refs(settings: Settings, feature_service: str) -> list[str]:
     """``view:feature`` references of a feature service (for online reads)."""
     store = get_store(settings)

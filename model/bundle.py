@@ -24,7 +24,15 @@ from mlflow.pyfunc.model import PythonModel
 from core.contract import PREDICTION_COLUMNS
 from model.actions import ActionPolicy, assign_actions
 from model.calibration import calibrate_churn
-from model.preprocess import ClusterSpec, FeatureSpec, cluster_matrix, model_matrix, nearest_center
+from model.preprocess import (
+    P_ALIVE,
+    ClusterSpec,
+    FeatureSpec,
+    cluster_matrix,
+    model_matrix,
+    nearest_center,
+    p_alive_of,
+)
 from model.signing import UntrustedModelError
 from model.trust import (
     ARTIFACT_HASH_TAG,
@@ -137,7 +145,8 @@ class PersonaPredictor:
 
         Returns:
             Persona bundles: ``churn_probability, expected_orders, expected_spend, segment, persona,
-            action``; target bundles: ``prediction``. Same row order and index as ``frame``.
+            action``, then ``p_alive`` (BG/NBD's P(alive)) when the bundle carries a lifetime model;
+            target bundles: ``prediction``. Same row order and index as ``frame``.
         """
         self.check_columns(frame)
         matrix = model_matrix(frame, self.features).astype(np.float32)
@@ -152,7 +161,7 @@ class PersonaPredictor:
         )
         assert self.policy is not None
         actions = assign_actions(personas, churn, spend, self.policy, self.spend_cuts)
-        return pd.DataFrame(
+        out = pd.DataFrame(
             {
                 "churn_probability": churn,
                 "expected_orders": orders,
@@ -163,6 +172,9 @@ class PersonaPredictor:
             },
             index=frame.index,
         )
+        if self.features.lifetime is not None:
+            out[P_ALIVE] = p_alive_of(matrix, self.features)
+        return out
 
     # ---- storage (no pickle) ----
     def save(self, directory: Path) -> Path:

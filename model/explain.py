@@ -5,7 +5,8 @@ A served number is only trusted when its reasons can be shown. For each customer
 - the top feature contributions of each model (churn, orders, spend) from XGBoost's own
   TreeSHAP (``Booster.predict(..., pred_contribs=True)``), in the model's margin units (log-odds
   for churn, log scale for counts and amounts). One-hot columns of a categorical feature are
-  summed back into that feature, so a contribution always names an input column. The
+  summed back into that feature, so a contribution always names an input column (or one of
+  the bundle's derived inputs, ``btyd_expected_orders`` and ``btyd_p_alive``). The
   contributions and the bias add up to the margin of the prediction served;
 - the persona's distinguishing traits: its KMeans center in the standardized clustering space,
   i.e. how many training standard deviations the persona sits from the population per trait;
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from model.actions import describe_rule, matching_rules
-from model.preprocess import model_matrix
+from model.preprocess import lifetime_block, model_matrix, numeric_block
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -63,8 +64,9 @@ def contributions(
     # One DMatrix for every model, built on one thread: OpenMP workers spinning up cost more than
     # a request's rows (milliseconds on a shared machine).
     data = xgb.DMatrix(matrix, missing=np.nan, feature_names=spec.matrix_names, nthread=1)
-    owners = list(spec.numeric) + [c for c, levels in spec.categorical.items() for _ in levels]
-    names = list(spec.numeric) + list(spec.categorical)
+    # derived inputs (BG/NBD's expectation and P(alive)) are named as themselves
+    owners = list(spec.numeric) + [c for c, levels in spec.categorical.items() for _ in levels] + list(spec.derived)
+    names = list(spec.numeric) + list(spec.categorical) + list(spec.derived)
     index = {name: j for j, name in enumerate(names)}
     out = {}
     for model in models:
@@ -134,6 +136,10 @@ def explain(
     tops: dict[str, list[list[dict[str, object]]]] = {}
     bias: dict[str, np.ndarray] = {}
     values = {c: frame[c].to_numpy(dtype=object) for c in predictor.feature_columns}
+    spec = predictor.features
+    if spec.derived:  # BG/NBD's inputs, shown with the values the models saw
+        derived = lifetime_block(numeric_block(frame, spec.numeric), spec).astype(np.float32).astype(float)
+        values.update({c: derived[:, j].astype(object) for j, c in enumerate(spec.derived)})
     by_model, names = contributions(predictor, frame, [model for model, _ in EXPLAINED_MODELS.values()])
     for output, (model, _unit) in EXPLAINED_MODELS.items():
         contrib = by_model[model]

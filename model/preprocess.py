@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from model.lifetime import LIFETIME_COLUMNS, LIFETIME_INPUTS, LifetimeSpec
+
 # Columns that are counts, amounts or durations: clustered on log1p scale.
 _LOG_PREFIXES = (
     "orders_",
@@ -50,11 +52,15 @@ class FeatureSpec:
         columns: input feature columns in model order (the serving contract).
         categorical: levels per string column, one-hot encoded in this order (unknown -> all zero).
         medians: training medians of numeric columns (imputation for linear models and clustering).
+        lifetime: a fitted BG/NBD whose expected orders and P(alive) are derived from each row's
+            :data:`~model.lifetime.LIFETIME_INPUTS` and appended to the matrix (None: no derived
+            inputs). They are not in ``columns``: nothing extra is fetched to compute them.
     """
 
     columns: tuple[str, ...]
     categorical: dict[str, tuple[str, ...]] = field(default_factory=dict)
     medians: dict[str, float] = field(default_factory=dict)
+    lifetime: LifetimeSpec | None = None
 
     @property
     def numeric(self) -> tuple[str, ...]:
@@ -63,12 +69,21 @@ class FeatureSpec:
 
     @property
     def matrix_names(self) -> list[str]:
-        """Column names of :func:`model_matrix` (numeric, then one-hot ``col=level``)."""
-        return list(self.numeric) + [f"{c}={lv}" for c, lvs in self.categorical.items() for lv in lvs]
+        """Column names of :func:`model_matrix` (numeric, one-hot ``col=level``, then the derived inputs)."""
+        return (
+            list(self.numeric) + [f"{c}={lv}" for c, lvs in self.categorical.items() for lv in lvs] + list(self.derived)
+        )
+
+    @property
+    def derived(self) -> tuple[str, ...]:
+        """Inputs computed from the row itself (:data:`~model.lifetime.LIFETIME_COLUMNS` with a lifetime)."""
+        return LIFETIME_COLUMNS if self.lifetime is not None else ()
 
     def to_dict(self) -> dict:
         """Plain data for ``bundle.json`` (no pickle)."""
-        return asdict(self)
+        out = asdict(self)
+        out["lifetime"] = self.lifetime.to_dict() if self.lifetime is not None else None
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> FeatureSpec:
@@ -77,7 +92,16 @@ class FeatureSpec:
             columns=tuple(data["columns"]),
             categorical={k: tuple(v) for k, v in data["categorical"].items()},
             medians={k: float(v) for k, v in data["medians"].items()},
+            lifetime=LifetimeSpec.from_dict(data["lifetime"]) if data.get("lifetime") else None,
         )
+
+    def with_lifetime(self, lifetime: LifetimeSpec | None) -> FeatureSpec:
+        """This spec with ``lifetime`` (its inputs must be numeric columns of the spec)."""
+        if lifetime is not None:
+            absent = [c for c in LIFETIME_INPUTS if c not in self.numeric]
+            if absent:
+                raise ValueError(f"BG/NBD inputs need the numeric columns {absent}")
+        return FeatureSpec(self.columns, self.categorical, self.medians, lifetime)
 
 
 def _is_categorical(series: pd.Series) -> bool:
@@ -114,9 +138,26 @@ def numeric_block(frame: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
     return out
 
 
+def lifetime_block(numeric: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """The derived BG/NBD inputs from a numeric block in ``spec.numeric`` order (``(rows, 0)`` without)."""
+    if spec.lifetime is None:
+        return np.zeros((len(numeric), 0))
+    at = [spec.numeric.index(c) for c in LIFETIME_INPUTS]
+    return spec.lifetime.values(*(numeric[:, j] for j in at))
+
+
+P_ALIVE = "p_alive"  # the optional output of a bundle with a lifetime model
+
+
+def p_alive_of(matrix: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """P(alive) per row, read from a model matrix's derived ``btyd_p_alive`` column (float64)."""
+    return matrix[:, len(spec.matrix_names) - len(spec.derived) + LIFETIME_COLUMNS.index("btyd_p_alive")].astype(float)
+
+
 def model_matrix(frame: pd.DataFrame, spec: FeatureSpec, impute: bool = False) -> np.ndarray:
-    """The model matrix: numeric columns (NaN kept unless ``impute``), then one-hot categoricals."""
+    """The model matrix: numeric columns (NaN kept unless ``impute``), one-hot categoricals, derived inputs."""
     numeric = numeric_block(frame, spec.numeric)
+    derived = lifetime_block(numeric, spec)
     if impute:
         fill = np.array([spec.medians.get(c, 0.0) for c in spec.numeric])
         numeric = np.where(np.isnan(numeric), fill, numeric)
@@ -132,7 +173,8 @@ def model_matrix(frame: pd.DataFrame, spec: FeatureSpec, impute: bool = False) -
             if levels
             else np.zeros((len(frame), 0))
         )
-    return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
+    blocks.append(np.nan_to_num(derived) if impute else derived)
+    return np.hstack(blocks)
 
 
 @dataclass(frozen=True)

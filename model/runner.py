@@ -19,6 +19,7 @@ import pandas as pd
 
 from core.contract import PREDICTION_COLUMNS
 from model.calibration import calibrate_churn
+from model.preprocess import P_ALIVE, lifetime_block, p_alive_of
 from store.feature_batch import FeatureBatch, split_columns
 
 logger = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ class FrameRunner:
         missing = [c for c in PREDICTION_COLUMNS if c not in out.columns]
         if missing:
             raise ValueError(f"model output lacks {missing}")
-        return {c: out[c].to_numpy() for c in PREDICTION_COLUMNS}
+        extra = (P_ALIVE,) if P_ALIVE in out.columns else ()
+        return {c: out[c].to_numpy() for c in (*PREDICTION_COLUMNS, *extra)}
 
 
 class FastPersonaRunner:
@@ -160,10 +162,12 @@ class FastPersonaRunner:
         return churn, np.clip(orders, 0.0, None), np.clip(spend, 0.0, None)
 
     def _matrix(self, batch: FeatureBatch) -> np.ndarray:
-        blocks = [batch.numeric[:, self._numeric_index]]
+        numeric = batch.numeric[:, self._numeric_index]
+        blocks = [numeric]
         for j, levels in self._levels:
             values = batch.strings[:, j]
             blocks.append((values[:, None] == levels[None, :]).astype(float))
+        blocks.append(lifetime_block(numeric.astype(float), self.predictor.features))  # as model_matrix does
         return np.hstack(blocks).astype(np.float32)
 
     def _segments(self, batch: FeatureBatch) -> np.ndarray:
@@ -185,7 +189,8 @@ class FastPersonaRunner:
         """The bundle's outputs from numpy trees (or ``inplace_predict``), without a DataFrame."""
         from model.actions import assign_actions, tier
 
-        churn, orders, spend = self._scores(self._matrix(batch))
+        matrix = self._matrix(batch)
+        churn, orders, spend = self._scores(matrix)
         segments = self._segments(batch)
         names = self._names
         personas = np.array([names.get(s, f"segment {s}") for s in segments.tolist()], dtype=object)
@@ -199,7 +204,7 @@ class FastPersonaRunner:
         )
         if any(a is None for a in actions.tolist()):  # a persona outside the table: ask the policy
             actions = assign_actions(personas, churn, spend, policy, self.predictor.spend_cuts)
-        return {
+        out = {
             "churn_probability": churn,
             "expected_orders": orders,
             "expected_spend": spend,
@@ -207,6 +212,9 @@ class FastPersonaRunner:
             "persona": personas,
             "action": actions.astype(object),
         }
+        if self.predictor.features.lifetime is not None:
+            out[P_ALIVE] = p_alive_of(matrix, self.predictor.features)
+        return out
 
 
 def _action_table(predictor, personas: list[str]) -> dict[tuple[str, str, str], str]:
@@ -266,12 +274,14 @@ def probe_batch(predictor, rows: int = 12, seed: int = 0) -> FeatureBatch:
 
 
 def outputs_agree(left: dict[str, np.ndarray], right: dict[str, np.ndarray]) -> bool:
-    """Same predictions (floats to 1e-5 relative, labels exactly)."""
-    for column in PREDICTION_COLUMNS:
+    """Same predictions (floats to 1e-5 relative, labels exactly), ``p_alive`` on both sides or neither."""
+    if (P_ALIVE in left) != (P_ALIVE in right):
+        return False
+    for column in (*PREDICTION_COLUMNS, *((P_ALIVE,) if P_ALIVE in left else ())):
         a, b = np.asarray(left[column]), np.asarray(right[column])
         if a.shape != b.shape:
             return False
-        if column in ("churn_probability", "expected_orders", "expected_spend"):
+        if column in ("churn_probability", "expected_orders", "expected_spend", P_ALIVE):
             if not np.allclose(a.astype(float), b.astype(float), rtol=1e-5, atol=1e-6, equal_nan=True):
                 return False
         elif [str(x) for x in a.tolist()] != [str(x) for x in b.tolist()]:

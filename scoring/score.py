@@ -16,6 +16,7 @@ import pandas as pd
 
 from core.contract import PREDICTION_COLUMNS
 from core.errors import PersonaError
+from model.preprocess import P_ALIVE
 from model.registry import CHAMPION
 
 if TYPE_CHECKING:
@@ -161,17 +162,21 @@ def score(
     if explain and predictor.kind != "persona":
         raise PersonaError(f"--explain needs a persona bundle; {model} v{version} predicts {predictor.target!r} only")
     require_text_version(settings, f"{model} v{version}", predictor.metadata)
+    service = predictor.metadata.get("feature_service", "churn_model_v2")
+    events = read_raw(settings, "transactions", columns=[ENTITY_KEY, TIMESTAMP])
+    if events is None:  # custom features without transactions: the timeline is the model's own sources
+        from core.timegrid import snapshot_anchor
+        from features.dataset import service_timeline
+
+        events = service_timeline(settings, service)
+        if as_of is None and len(events):
+            as_of = snapshot_anchor(pd.to_datetime(events[TIMESTAMP], utc=True).max())
     ts = pd.Timestamp(as_of) if as_of is not None else default_as_of(settings)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    customers = known_customers(
-        read_raw(settings, "customers"),
-        read_raw(settings, "transactions", columns=[ENTITY_KEY, TIMESTAMP]),
-        ts,
-    )
+    customers = known_customers(read_raw(settings, "customers"), events, ts)
     if customers.empty:
         raise PersonaError(f"no customer is known at {ts.isoformat()}; pick a later --as-of")
     entities = pd.DataFrame({ENTITY_KEY: customers, TIMESTAMP: ts})
-    service = predictor.metadata.get("feature_service", "churn_model_v2")
     features = build_training_set(settings, entities, service)
     predictions = predictor.predict(features)
     result = pd.concat(
@@ -179,7 +184,8 @@ def score(
     )
     result["model_version"] = str(version)
     persona = predictor.kind == "persona"
-    result = result[list(SCORE_COLUMNS if persona else TARGET_SCORE_COLUMNS)]
+    extra = [P_ALIVE] if persona and P_ALIVE in result.columns else []  # BG/NBD's P(alive), when the model gives it
+    result = result[list(SCORE_COLUMNS if persona else TARGET_SCORE_COLUMNS) + extra]
     if explain:
         result["explanation"] = explanations(predictor, features, predictions, model, str(version))
     path = write_table(result, out)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from model.preprocess import P_ALIVE
 from model.runner import PREDICTION_COLUMNS, ModelRunner, make_runner
 from serving.bounds import DEFAULT_ABS_MAX, DEFAULT_SIGMA_MARGIN, FeatureBounds
 from serving.freshness import Freshness, cold_start_reason
@@ -289,6 +290,7 @@ class ServingPredictor:
                                  request_id)
         results: list[dict[str, object]] = []
         churn, orders, spend, segment, persona, action = (predictions[c].tolist() for c in PREDICTION_COLUMNS)
+        p_alive = predictions[P_ALIVE].tolist() if P_ALIVE in predictions else None
         flags = ok.tolist()
         freshness_of = Freshness(batch, served_at) if with_freshness else None
         for i in range(n):
@@ -304,6 +306,7 @@ class ServingPredictor:
                     "segment": int(segment[i]),
                     "persona": str(persona[i]),
                     "action": str(action[i]),
+                    "p_alive": None if p_alive is None else _finite_or_none(float(p_alive[i])),
                 }
             else:
                 result = {
@@ -315,6 +318,7 @@ class ServingPredictor:
                     "segment": None,
                     "persona": None,
                     "action": None,
+                    "p_alive": None,
                 }
             result.update(
                 {
@@ -373,7 +377,7 @@ class ServingPredictor:
         n = len(batch)
         if n and ok.all():
             predicted = self.runner.predict(batch)
-            return {c: np.asarray(predicted[c]) for c in PREDICTION_COLUMNS}
+            return {c: np.asarray(predicted[c]) for c in (*PREDICTION_COLUMNS, *_extras(predicted))}
         out: dict[str, np.ndarray] = {
             "churn_probability": np.full(n, np.nan),
             "expected_orders": np.full(n, np.nan),
@@ -386,12 +390,19 @@ class ServingPredictor:
             return out
         rows = np.flatnonzero(ok)
         predicted = self.runner.predict(batch if len(rows) == n else batch.take(rows))
-        for column in PREDICTION_COLUMNS:
+        for column in _extras(predicted):
+            out[column] = np.full(n, np.nan)
+        for column in (*PREDICTION_COLUMNS, *_extras(predicted)):
             values = np.asarray(predicted[column])
-            if column in ("churn_probability", "expected_orders", "expected_spend"):
+            if column in ("churn_probability", "expected_orders", "expected_spend", P_ALIVE):
                 out[column][rows] = values.astype(float)
             elif column == "segment":
                 out[column][rows] = values.astype(np.int64)
             else:
                 out[column][rows] = values.astype(object)
         return out
+
+
+def _extras(predicted: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """Optional outputs the runner gave beside :data:`PREDICTION_COLUMNS` (``p_alive``)."""
+    return (P_ALIVE,) if P_ALIVE in predicted else ()

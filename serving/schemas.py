@@ -160,6 +160,11 @@ class CustomerPrediction(BaseModel):
     segment: int | None
     persona: str | None
     action: str | None
+    p_alive: float | None = Field(
+        default=None,
+        description="BG/NBD's probability that the customer is still active (0-1); null when the model "
+        "has no lifetime part or for a cold start.",
+    )
     model_version: str
     features_as_of: dict[str, str | None] = Field(
         description="Feature view -> event time (UTC) of the row served; empty for predict_features."

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import betaln, gammaln, hyp2f1
+from scipy.special import betaln, gammaln
 
 from core.contract import ENTITY_KEY, TIMESTAMP
 from features.transforms.events import NS_PER_DAY, event_index, to_utc_ns
+from model.lifetime import BGNBD, LIFETIME_INPUTS, WEEK_DAYS, LifetimeSpec, lifetime_summary
 
-WEEK_DAYS = 7.0
 SUMMARY_COLUMNS = ("x", "t_x", "T", "n", "mean_amount")
 
 
@@ -73,35 +73,6 @@ def summarize(entities: pd.DataFrame, transactions: pd.DataFrame, unit_days: flo
 
 
 # --------------------------------------------------------------------------- BG/NBD
-@dataclass(frozen=True)
-class BGNBD:
-    """Fitted BG/NBD parameters (purchase rate ~ Gamma(r, alpha), drop-out ~ Beta(a, b))."""
-
-    r: float
-    alpha: float
-    a: float
-    b: float
-
-    def p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-        """Probability that a customer with this history has not dropped out by ``T``."""
-        x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-        odds = np.where(
-            x > 0,
-            self.a / (self.b + np.maximum(x, 1) - 1) * ((self.alpha + T) / (self.alpha + t_x)) ** (self.r + x),
-            0.0,
-        )
-        return 1.0 / (1.0 + odds)
-
-    def expected_orders(self, horizon: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-        """Expected orders in ``(T, T + horizon]`` given the history (FHL 2005, eq. 10)."""
-        x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-        r, alpha, a, b = self.r, self.alpha, self.a, self.b
-        c = a + b + x - 1
-        z = horizon / (alpha + T + horizon)
-        core = 1.0 - ((alpha + T) / (alpha + T + horizon)) ** (r + x) * hyp2f1(r + x, b + x, c, z)
-        return (c / (a - 1)) * core * self.p_alive(x, t_x, T)
-
-
 def bgnbd_loglik(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
     """Per-customer BG/NBD log-likelihood (FHL 2005, eq. 6) for ``params = (r, alpha, a, b)``."""
     r, alpha, a, b = params
@@ -130,6 +101,40 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BGNBD:
     best = minimize(loss, best.x, method="L-BFGS-B")
     r, alpha, a, b = np.exp(best.x)
     return BGNBD(float(r), float(alpha * scale), float(a), float(b))
+
+
+def fit_lifetime(
+    train: pd.DataFrame, horizon_days: float, max_rows: int = 50_000, seed: int = 0
+) -> LifetimeSpec | None:
+    """BG/NBD fitted on the training rows' latest snapshot, for the bundle's derived inputs.
+
+    The calibration summary comes from the rows' own behavior features
+    (:data:`~model.lifetime.LIFETIME_INPUTS`), so it sees exactly what the model sees and
+    nothing after the training window. At most ``max_rows`` customers are used.
+
+    Returns:
+        None when an input column is absent or no sound fit exists (no repeat buyer, or
+        parameters whose expectation is not finite on the calibration rows).
+    """
+    if any(c not in train.columns for c in LIFETIME_INPUTS) or train.empty:
+        return None
+    times = pd.to_datetime(train[TIMESTAMP], utc=True)
+    latest = train[times == times.max()]
+    if len(latest) > max_rows:
+        latest = latest.sample(max_rows, random_state=seed)
+    x, t_x, T = lifetime_summary(*(latest[c].to_numpy(dtype=float, na_value=np.nan) for c in LIFETIME_INPUTS))
+    keep = np.isfinite(x) & np.isfinite(t_x) & np.isfinite(T)
+    if not (x[keep] > 0).any():
+        return None
+    try:
+        fitted = fit_bgnbd(x[keep], t_x[keep], T[keep])
+    except ValueError:
+        return None
+    spec = LifetimeSpec(fitted.r, fitted.alpha, fitted.a, fitted.b, float(horizon_days), WEEK_DAYS)
+    values = spec.values(*(latest[c].to_numpy(dtype=float, na_value=np.nan)[keep] for c in LIFETIME_INPUTS))
+    if abs(fitted.a - 1.0) < 1e-9 or not np.isfinite(values).all():
+        return None
+    return spec
 
 
 # --------------------------------------------------------------------------- Gamma-Gamma
@@ -223,11 +228,13 @@ def fit_btyd(summary: pd.DataFrame, unit_days: float = WEEK_DAYS) -> BTYDBaselin
 __all__ = [
     "BGNBD",
     "BTYDBaseline",
+    "WEEK_DAYS",
     "GammaGamma",
     "bgnbd_loglik",
     "fit_bgnbd",
     "fit_btyd",
     "fit_gamma_gamma",
+    "fit_lifetime",
     "gamma_gamma_loglik",
     "summarize",
 ]

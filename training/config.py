@@ -79,6 +79,11 @@ class XGBParams(_Frozen):
         description="Constrain churn and value to the buy-till-you-die directions in recency, tenure and "
         "recent orders (training.models.VALUE_MONOTONE); False: every feature free.",
     )
+    btyd_features: bool = Field(
+        default=True,
+        description="Give the churn and value models BG/NBD's expected orders over the horizon and P(alive) "
+        "as inputs (fitted on the training rows' latest snapshot, stored in the bundle; model.lifetime).",
+    )
     n_jobs: int | None = Field(
         default=None, ge=1, description="Threads; None: the cores other processes leave idle (at least 1)."
     )

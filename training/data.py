@@ -241,7 +241,7 @@ def build_custom(settings: Settings, config: TrainConfig) -> Dataset:
     assert cfg.target is not None
     assert cfg.labels_path is not None
     labels = read_labels(cfg.labels_path)
-    known = read_transactions(settings)[ENTITY_KEY].drop_duplicates()
+    known = known_for_labels(settings, cfg.feature_service)
     validated = validate_label_frame(labels, cfg.target, known, cfg.task)
     rows = validated.frame[[ENTITY_KEY, TIMESTAMP, cfg.target]]
     if cfg.as_of is not None:
@@ -249,6 +249,19 @@ def build_custom(settings: Settings, config: TrainConfig) -> Dataset:
         rows = rows[rows[TIMESTAMP] <= pd.Timestamp(cfg.as_of)]
     frame = build_training_set(settings, rows.reset_index(drop=True), cfg.feature_service)
     return Dataset(frame, from_feast=True, dropped_rows=validated.dropped_rows)
+
+
+def known_for_labels(settings: Settings, feature_service: str) -> pd.Series:
+    """Customers a labels file may name: those with transactions, else those in the service's own sources.
+
+    Custom features and labels need no transactions: without them the entity timeline is the
+    rows of the feature service's views (:func:`features.dataset.service_timeline`).
+    """
+    if catalog.raw_table(settings, "transactions").exists():
+        return read_transactions(settings)[ENTITY_KEY].drop_duplicates()
+    from features.dataset import service_timeline
+
+    return service_timeline(settings, feature_service)[ENTITY_KEY].drop_duplicates()
 
 
 def feature_list(settings: Settings, config: TrainConfig, data: Dataset) -> list[str]:

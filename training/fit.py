@@ -18,9 +18,11 @@ from core.errors import PersonaError
 from core.progress import silent
 from model.actions import ActionPolicy, value_cutpoints
 from model.bundle import PersonaPredictor
+from model.lifetime import LIFETIME_INPUTS
 from model.preprocess import (
     TEXT_PROJECTION_PREFIX,
     ClusterSpec,
+    FeatureSpec,
     cluster_matrix,
     fit_cluster_spec,
     fit_feature_spec,
@@ -29,6 +31,7 @@ from model.preprocess import (
     persona_columns,
 )
 from training import metrics as M
+from training.btyd import fit_lifetime
 from training.data import ENTITY_KEY, is_text_feature, sample_rows
 from training.evaluate import (
     btyd_holdout_predictions,
@@ -119,7 +122,9 @@ def fit_persona_bundle(
         on_progress(done, FIT_STEPS, name)
 
     seed, xgbp = config.seed, config.xgb
-    spec = fit_feature_spec(train, features)
+    classic = fit_feature_spec(train, features)  # the baselines' inputs
+    lifetime = fit_lifetime(train, config.horizon_days, seed=seed) if xgbp.btyd_features else None
+    spec = classic.with_lifetime(lifetime if lifetime is not None and _has_lifetime_inputs(classic) else None)
     x_train, x_hold = model_matrix(train, spec), model_matrix(holdout, spec)
     names = spec.matrix_names
     y_train, y_hold = train["churned"].to_numpy(int), holdout["churned"].to_numpy(int)
@@ -139,9 +144,9 @@ def fit_persona_bundle(
     step("baselines")
     baseline_rows = sample_rows(train, BASELINE_ROWS, seed)  # a baseline needs no more
     logreg = fit_logreg(
-        model_matrix(baseline_rows, spec, impute=True), baseline_rows["churned"].to_numpy(int), seed
+        model_matrix(baseline_rows, classic, impute=True), baseline_rows["churned"].to_numpy(int), seed
     )
-    p_logreg = logreg.predict_proba(model_matrix(holdout, spec, impute=True))[:, 1]
+    p_logreg = logreg.predict_proba(model_matrix(holdout, classic, impute=True))[:, 1]
     calibrate = fit_calibrator(rfm_score(train), y_train)
     p_rfm = calibrate(rfm_score(holdout))
 
@@ -209,6 +214,7 @@ def fit_persona_bundle(
     behavior = [c for c in features if not is_text_feature(c)]
     if config.compare_behavior_only and len(behavior) < len(features):
         bspec = fit_feature_spec(train, behavior)
+        bspec = bspec.with_lifetime(spec.lifetime if _has_lifetime_inputs(bspec) else None)
         b_churn = fit_xgb(
             model_matrix(train, bspec), y_train, OBJECTIVES["churn"], xgbp, seed, bspec.matrix_names, CHURN_MONOTONE
         )
@@ -258,6 +264,10 @@ def fit_persona_bundle(
         value_baseline=value_baseline,
         persona_match=match,
     )
+
+
+def _has_lifetime_inputs(spec: FeatureSpec) -> bool:
+    return all(c in spec.numeric for c in LIFETIME_INPUTS)
 
 
 def stable_personas(

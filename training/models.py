@@ -37,6 +37,10 @@ VALUE_MONOTONE: dict[str, int] = {
     "orders_30d": 1,
     "orders_90d": 1,
     "orders_365d": 1,
+    "first_order_days": -1,
+    # BG/NBD's own expectation and P(alive) (model.lifetime), when the bundle derives them
+    "btyd_expected_orders": 1,
+    "btyd_p_alive": 1,
 }
 CHURN_MONOTONE: dict[str, int] = {name: -sign for name, sign in VALUE_MONOTONE.items()}
 

@@ -13,6 +13,9 @@ Features (``BEHAVIOR_FEATURES``; floats are float32, counts int64):
   signup date (customers table) and the first transaction, session or review; only a start at
   or before ``t`` counts (NaN otherwise).
 - ``orders_30d``, ``orders_90d``, ``orders_365d``: orders in the last 30 / 90 / 365 days.
+- ``orders_total``: every order at or before ``t`` (all history).
+- ``first_order_days``: days from the first order to ``t``; NaN before the first order. With
+  ``orders_total`` and ``recency_days`` it is the buy-till-you-die summary (:mod:`model.lifetime`).
 - ``spend_30d``, ``spend_90d``, ``spend_365d``: sum of ``amount`` over those orders.
 - ``avg_order_value_365d``: ``spend_365d / orders_365d``; NaN without orders.
 - ``order_trend``: ``(orders_30d + 1) / (orders in (t-90d, t-30d] / 2 + 1)``; 1 means a steady
@@ -52,6 +55,8 @@ BEHAVIOR_FEATURES: dict[str, str] = {
     "orders_30d": "int",
     "orders_90d": "int",
     "orders_365d": "int",
+    "orders_total": "int",
+    "first_order_days": "float",
     "spend_30d": "float",
     "spend_90d": "float",
     "spend_365d": "float",
@@ -187,6 +192,8 @@ def _chunk_features(codes: np.ndarray, t_ns: np.ndarray, idx: _BehaviorIndex) ->
         "orders_30d": orders_30,
         "orders_90d": orders_90,
         "orders_365d": orders_365,
+        "orders_total": orders_all,
+        "first_order_days": np.where(orders_all > 0, (t_ns - first_order) / day, np.nan),
         "spend_30d": tx.window_sum("amount", at_30, at_t),
         "spend_90d": tx.window_sum("amount", at_90, at_t),
         "spend_365d": spend_365,

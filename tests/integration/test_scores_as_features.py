@@ -50,11 +50,15 @@ def test_scores_are_read_back_through_feast_online_and_as_of_any_time(
         assert online.loc[i, "persona"] == new_scores.loc[i, "persona"]
         assert online.loc[i, "persona_id"] == new_scores.loc[i, "segment"]
         assert (online.loc[i, "model"], online.loc[i, "model_version"]) == ("persona", "1")
+        # P(alive) of the bundle's BG/NBD is published with the scores, not left empty
+        assert 0 < new_scores.loc[i, "p_alive"] <= 1
+        assert online.loc[i, "p_alive"] == pytest.approx(new_scores.loc[i, "p_alive"], rel=1e-5)
     then, now = offline.iloc[: len(ids)].set_index("customer_id"), offline.iloc[len(ids):].set_index("customer_id")
     for i in ids:
         assert then.loc[i, "expected_spend"] == pytest.approx(old_scores.loc[i, "expected_spend"], rel=1e-5)
         assert now.loc[i, "expected_spend"] == pytest.approx(new_scores.loc[i, "expected_spend"], rel=1e-5)
         assert now.loc[i, "action"] == new_scores.loc[i, "action"]
+        assert now.loc[i, "p_alive"] == pytest.approx(new_scores.loc[i, "p_alive"], rel=1e-5)
     assert any(old_scores.loc[i, "expected_spend"] != new_scores.loc[i, "expected_spend"] for i in ids)
     assert set(offline["model_version"]) == {"1"}
     assert "customer_scores" in new_report.summary()

@@ -81,9 +81,11 @@ def test_predict_answers_every_output_for_known_and_cold_start_for_unknown(clien
     )
     assert first["features_as_of"]["customer_behavior"].endswith("Z")
     assert first["feature_age_seconds"] > 0
+    assert 0.0 < first["p_alive"] <= 1.0  # BG/NBD's P(alive), from the bundle's lifetime model
     assert unknown["status"] == "cold_start"
     assert "unknown customer" in unknown["cold_start_reason"]
     assert unknown["churn_probability"] is None
+    assert unknown["p_alive"] is None
 
 
 def test_predict_1000_ids_in_one_request(client: TestClient) -> None:

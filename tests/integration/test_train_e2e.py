@@ -250,7 +250,9 @@ def test_real_chain_on_generated_data(persona_home: Path, tmp_path: Path) -> Non
         "persona",
         "action",
         "model_version",
+        "p_alive",
     ]
+    assert scores["p_alive"].between(0, 1).all()
     assert len(scores) == report.rows > 0
     assert (scores["model_version"] == result.version).all()
 

@@ -293,6 +293,8 @@ def naive_features(
             "orders_30d": len(o30),
             "orders_90d": len(o90),
             "orders_365d": len(o365),
+            "orders_total": len(mine),
+            "first_order_days": (t - mine.event_timestamp.min()) / pd.Timedelta(days=1) if len(mine) else np.nan,
             "spend_30d": o30.amount.sum(),
             "spend_90d": o90.amount.sum(),
             "spend_365d": o365.amount.sum(),
