@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark, print one table, write it under bench/results/.
 
-Usage: ``python -m bench.run [--quick] [--only foundation,embedding,...] [--adopt-legacy]``
+Usage: ``python -m bench.run [--quick] [--only foundation,embedding,...] [--adopt-legacy] [--take TABLE]``
 
 Only this module writes ``bench/results/latest.{md,json}``. Each row carries its own provenance
 (:mod:`bench.provenance`): the commit and UTC time it was measured, the CPU count and the peak
@@ -9,7 +9,9 @@ meets its target. ``--only`` re-measures the chosen suites and keeps every other
 it was (its own commit and time), so the table always holds every figure and never relabels
 one. ``--adopt-legacy`` measures nothing: it labels the rows of a table written before rows
 carried provenance as legacy (their own time, load and code version unknown) and writes it
-back with its digest.
+back with its digest. ``--take TABLE --only SUITES`` measures nothing either: it copies those suites'
+rows, each with its own provenance, from another table this harness wrote (a branch's, when two
+branches each re-measured different suites), after checking that table's digest.
 """
 
 from __future__ import annotations
@@ -114,6 +116,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--only", default="", help="comma-separated suites: " + ",".join(SUITES))
     parser.add_argument("--adopt-legacy", action="store_true", help="label a pre-provenance table; measure nothing")
+    parser.add_argument("--take", type=Path, default=None,
+                        help="copy the --only suites' rows from this harness-written table (digest checked); "
+                             "measure nothing")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -128,6 +133,16 @@ def main() -> None:
     unknown = [s for s in chosen if s not in SUITES]
     if unknown:
         parser.error(f"unknown suite(s) {', '.join(unknown)}; expected some of {', '.join(SUITES)}")
+    if args.take is not None:
+        if not args.only:
+            parser.error("--take needs --only: the suites whose rows to copy")
+        try:
+            taken, taken_when = take_rows(args.take, chosen)
+        except ValueError as exc:
+            parser.error(str(exc))
+        rows, when = merge_previous(RESULTS / f"{name}.json", taken, taken_when)
+        print(_write(name, rows, _header(commit, args.quick), when))
+        return
     rows: list[dict] = []
     when: dict[str, str] = {}
     cpus = psutil.cpu_count() or 1
@@ -145,6 +160,31 @@ def main() -> None:
         rows.extend(stamp(measured, suite, commit, when[suite], load.peak, cpus, load.wall_s, load.cpu_s))
     rows, when = merge_previous(RESULTS / f"{name}.json", rows, when)
     print(_write(name, rows, _header(commit, args.quick), when))
+
+
+def take_rows(path: Path, suites: list[str]) -> tuple[list[dict], dict[str, str]]:
+    """The rows of ``suites`` from another table this harness wrote, unchanged, and when each suite was measured.
+
+    Raises:
+        ValueError: the table cannot be read, its digest does not match its header and rows (it was
+            not written by this harness, or was edited since), a row lacks provenance, or it holds
+            no row of a requested suite.
+    """
+    try:
+        table = json.loads(Path(path).read_text())
+        header, rows = str(table["header"]), list(table["rows"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"cannot read the table {path}: {exc}") from None
+    if digest(header, rows) != table.get("digest"):
+        raise ValueError(f"{path} was not written by bench/run.py or was edited since: its digest does not match")
+    taken = [r for r in rows if r.get("suite") in suites]
+    if any("provenance" not in r for r in taken):
+        raise ValueError(f"{path} has rows without provenance; only rows that carry their own can be taken")
+    missing = [s for s in suites if not any(r["suite"] == s for r in taken)]
+    if missing:
+        raise ValueError(f"{path} holds no rows of {', '.join(missing)}")
+    measured = table.get("measured") or {}
+    return taken, {s: str(measured.get(s, "")) for s in suites}
 
 
 def _table_history() -> list[tuple[str, set[tuple[str, str]]]]:

@@ -140,3 +140,38 @@ def test_each_suite_records_its_wall_and_cpu_time_beside_the_load() -> None:
     assert load.cpu_s > 0
     assert (r["suite_wall_s"], r["suite_cpu_s"]) == (round(load.wall_s, 1), round(load.cpu_s, 1))
     assert f"| {r['suite_wall_s']:,.0f} / {r['suite_cpu_s']:,.0f} |" in render([r], "h")
+
+
+def test_taking_a_suite_from_another_harness_table_copies_its_rows_with_their_provenance(tmp_path: Path) -> None:
+    from bench.run import take_rows
+
+    # given a table the harness wrote on a branch that re-measured the safety suite
+    table = _committed()
+    path = tmp_path / "branch.json"
+    path.write_text(json.dumps(table))
+    safety = [r for r in table["rows"] if r["suite"] == "safety"]
+    assert safety
+
+    # when its safety rows are taken
+    rows, when = take_rows(path, ["safety"])
+
+    # then they are copied unchanged, each with its own commit, time and load
+    assert rows == safety
+    assert when == {"safety": table["measured"]["safety"]}
+
+
+def test_a_table_edited_by_hand_cannot_be_taken_from(tmp_path: Path) -> None:
+    import pytest
+
+    from bench.run import take_rows
+
+    table = _committed()
+    row = next(r for r in table["rows"] if r["suite"] == "safety")
+    row["value"] = row["value"] + 1  # an edited figure, the digest left as it was
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(table))
+
+    with pytest.raises(ValueError, match="digest does not match"):
+        take_rows(path, ["safety"])
+    with pytest.raises(ValueError, match="holds no rows of nosuch"):
+        take_rows(RESULTS / "latest.json", ["nosuch"])
