@@ -51,7 +51,7 @@ def _fail_once_if_armed() -> None:
     raise RuntimeError(f"injected one-time partition failure ({marker} removed)")
 
 
-def _run_partition(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, str]:
+def _run_partition(fn: Callable[..., Any], *args: Any) -> tuple[Any, str]:
     import ray
 
     _fail_once_if_armed()
@@ -73,9 +73,15 @@ class RayEngine:
     """The node each partition of the last :meth:`map` ran on (partition order)."""
 
     def map(
-        self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]], on_progress: ProgressEvent = silent
+        self,
+        fn: Callable[..., Any],
+        items: Sequence[tuple[Any, ...]],
+        on_progress: ProgressEvent = silent,
+        shared: tuple[Any, ...] = (),
     ) -> list[Any]:
-        """Run ``fn(*item)`` for every item as a Ray task; results in item order.
+        """Run ``fn(*shared, *item)`` for every item as a Ray task; results in item order.
+
+        ``shared`` values go into the object store once; every task reads them from there.
 
         Raises:
             PersonaError: a partition's own error, or a task that still failed after its retries.
@@ -90,7 +96,8 @@ class RayEngine:
             where = {"scheduling_strategy": NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)}
             return {"num_cpus": 1, "max_retries": MAX_RETRIES, "retry_exceptions": True, **(where if nodes else {})}
 
-        refs = [task.options(**options(i)).remote(fn, item) for i, item in enumerate(items)]
+        stored = [ray.put(value) for value in shared]  # top-level refs: Ray hands the tasks their values
+        refs = [task.options(**options(i)).remote(fn, *stored, *item) for i, item in enumerate(items)]
         pending, done = list(refs), 0
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)

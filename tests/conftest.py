@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ from features.build import write_parquet_atomic
 from features.embedding.encoder import EMBEDDING_DIM, Encoded, check_texts
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -150,6 +150,18 @@ def write_tricky_raw(settings, customers: int = 120, seed: int = 11) -> None:
     })
     for name, table in {"transactions": tx, "customers": frame, "sessions": sessions, "reviews": reviews}.items():
         write_parquet_atomic(table, settings.raw_dir / f"{name}.parquet")
+
+
+class PartitionedInProcess:
+    """The local engine dealing rows into several partitions, as the Ray engine does, last partition first."""
+
+    name = "partitioned"
+    partitions = 5
+
+    def map(
+        self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]], on_progress: Any = None, shared: tuple = ()
+    ) -> list[Any]:
+        return list(reversed([fn(*shared, *item) for item in reversed(items)]))
 
 
 class BagOfWordsEncoder:

@@ -15,7 +15,7 @@ import pytest
 from core.settings import load_settings
 from engine.runner import open_engine
 from features.build import build_offline_sources
-from tests.conftest import write_tricky_raw
+from tests.conftest import copy_home, write_tricky_raw
 from tests.integration.ray_cluster import RayCluster, two_node_cluster
 
 pytestmark = pytest.mark.integration
@@ -71,4 +71,24 @@ def test_partition_that_fails_once_is_retried_and_the_result_is_unchanged(ray_cl
 
     # then a task did fail (it took the marker), was retried, and the rows equal the local ones
     assert not ray_cluster.fail_once_file.exists()
+    pd.testing.assert_frame_equal(on_ray, local, check_exact=True)
+
+
+def test_batch_scores_on_two_node_ray_equal_local_bit_for_bit(ray_cluster, champion_home, tmp_path, monkeypatch):
+    # given a copy of a home with a champion
+    from scoring.score import score
+
+    home = copy_home(champion_home, tmp_path / "home")
+    monkeypatch.setenv("PERSONA_HOME", str(home))
+
+    # when every customer is scored locally, then with predictions on the two-node cluster
+    score(load_settings(), tmp_path / "local.parquet", publish=False)
+    monkeypatch.setenv("PERSONA_ENGINE", "ray")
+    monkeypatch.setenv("PERSONA_RAY_ADDRESS", ray_cluster.address)
+    score(load_settings(), tmp_path / "ray.parquet", publish=False)
+
+    # then the score tables are identical, row order included
+    local = pd.read_parquet(tmp_path / "local.parquet")
+    on_ray = pd.read_parquet(tmp_path / "ray.parquet")
+    assert len(local) > 100
     pd.testing.assert_frame_equal(on_ray, local, check_exact=True)

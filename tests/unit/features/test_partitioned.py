@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import pandas as pd
 
 from core.settings import load_settings
-from engine.runner import LocalEngine
 from features.build import build_offline_sources
-from tests.conftest import write_tricky_raw
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-
-
-class PartitionedInProcess(LocalEngine):
-    """The local engine dealing rows into several partitions, as the Ray engine does, last partition first."""
-
-    name = "partitioned"
-    partitions = 5
-
-    def map(self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]], on_progress: Any = None) -> list[Any]:
-        return list(reversed([fn(*item) for item in reversed(items)]))
+from tests.conftest import PartitionedInProcess, write_tricky_raw
 
 
 def _behavior(settings) -> pd.DataFrame:
