@@ -10,6 +10,7 @@ worker died, or an error other than a :class:`PersonaError`) runs again, up to
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from dataclasses import dataclass, field
@@ -167,9 +168,9 @@ def connected(address: str) -> Iterator[RayEngine]:
             if address.startswith("ray://"):
                 ray.init(address=address)
             elif address:
-                ray.init(address=address, log_to_driver=False)
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
             else:
-                ray.init(include_dashboard=False, log_to_driver=False)
+                ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             if address == "auto":
                 raise PersonaError(

@@ -1,15 +1,17 @@
 """A real two-node Ray cluster on this machine for the Ray engine tests (``ray start`` twice).
 
-Each node is its own ``ray start`` in a new process group with its own temp dir under the test's
-tmp folder and one CPU; the head listens on 127.0.0.1 at a free port. At the end both process
-groups are ended by their id (never ``ray stop``, which ends every Ray on the machine) and the
-test fails if any process of the cluster is left.
+Each node is its own ``ray start`` in a new process group, with its own temp dir under one
+short folder in /tmp and one CPU; the head listens at a free port. Token authentication is on,
+with a token of this run (:data:`RAY_AUTH`). At the end both process groups are ended by their
+id (never ``ray stop``, which ends every Ray on the machine) and the fixture fails if any process
+of the cluster is left.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +25,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 RAY = Path(sys.executable).with_name("ray")
+RAY_AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+"""Token authentication with a token of this run only: Ray's default token file (``~/.ray/auth_token``,
+shared by everything on the machine) is neither read nor written. Drivers in the test process set
+the same variables."""
 START_TIMEOUT_S = 120.0
 
 
@@ -94,8 +100,9 @@ def _wait_for_nodes(address: str, env: dict[str, str], nodes: int) -> None:
 def two_node_cluster(root: Path) -> Iterator[RayCluster]:
     started = time.perf_counter()
     fail_once = root / "fail_once"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PERSONATEST_FAIL_ONCE_FILE": str(fail_once)}
+    env = {**os.environ, **RAY_AUTH, "RAY_USAGE_STATS_ENABLED": "0", "PERSONATEST_FAIL_ONCE_FILE": str(fail_once)}
     env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
     port = free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]

@@ -16,9 +16,17 @@ from core.settings import load_settings
 from engine.runner import open_engine
 from features.build import build_offline_sources
 from tests.conftest import copy_home, write_tricky_raw
-from tests.integration.ray_cluster import RayCluster, two_node_cluster
+from tests.integration.ray_cluster import RAY_AUTH, RayCluster, two_node_cluster
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def ray_auth(monkeypatch):
+    """Every driver here authenticates with the test clusters' token (never ``~/.ray/auth_token``)."""
+    for name, value in RAY_AUTH.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +38,23 @@ def ray_cluster():
             yield cluster
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def ran_on(monkeypatch) -> list[str]:
+    """The nodes the Ray engine's partitions ran on, recorded however the engine was opened."""
+    from engine.ray_engine import RayEngine
+
+    nodes: list[str] = []
+    original = RayEngine.map
+
+    def recording_map(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        nodes.extend(self.nodes)
+        return out
+
+    monkeypatch.setattr(RayEngine, "map", recording_map)
+    return nodes
 
 
 def _behavior(settings) -> pd.DataFrame:
@@ -74,7 +99,9 @@ def test_partition_that_fails_once_is_retried_and_the_result_is_unchanged(ray_cl
     pd.testing.assert_frame_equal(on_ray, local, check_exact=True)
 
 
-def test_batch_scores_on_two_node_ray_equal_local_bit_for_bit(ray_cluster, champion_home, tmp_path, monkeypatch):
+def test_batch_scores_on_two_node_ray_equal_local_bit_for_bit(
+    ray_cluster, champion_home, tmp_path, monkeypatch, ran_on
+):
     # given a copy of a home with a champion
     from scoring.score import score
 
@@ -87,8 +114,33 @@ def test_batch_scores_on_two_node_ray_equal_local_bit_for_bit(ray_cluster, champ
     monkeypatch.setenv("PERSONA_RAY_ADDRESS", ray_cluster.address)
     score(load_settings(), tmp_path / "ray.parquet", publish=False)
 
-    # then the score tables are identical, row order included
+    # then predictions ran on both nodes and the score tables are identical, row order included
     local = pd.read_parquet(tmp_path / "local.parquet")
     on_ray = pd.read_parquet(tmp_path / "ray.parquet")
     assert len(local) > 100
+    assert len(set(ran_on)) == 2
     pd.testing.assert_frame_equal(on_ray, local, check_exact=True)
+
+
+def test_an_empty_ray_address_starts_a_local_ray_for_the_command(monkeypatch, ran_on):
+    # given ingested data and the Ray engine with no cluster named
+    write_tricky_raw(load_settings())
+    build_offline_sources(load_settings())
+    local = _behavior(load_settings())
+    monkeypatch.setenv("PERSONA_ENGINE", "ray")
+    monkeypatch.delenv("PERSONA_RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+    import ray
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    # when features are built through the command
+    result = CliRunner().invoke(app, ["features", "build"])
+
+    # then a Ray started for the command computed the same rows, and it is gone afterwards
+    assert result.exit_code == 0, result.output
+    assert ran_on
+    pd.testing.assert_frame_equal(_behavior(load_settings()), local, check_exact=True)
+    assert not ray.is_initialized()
