@@ -35,6 +35,7 @@ START_TIMEOUT_S = 120.0
 @dataclass(frozen=True)
 class RayCluster:
     address: str
+    client_address: str
     fail_once_file: Path
     seconds_to_start: float
 
@@ -108,15 +109,16 @@ def two_node_cluster(root: Path) -> Iterator[RayCluster]:
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
     groups: list[int] = []
     try:
+        client_port = free_port()
         head = _start(["--head", "--port", str(port), "--include-dashboard=false",
-                       "--dashboard-port", str(free_port()), "--ray-client-server-port", str(free_port()),
+                       "--dashboard-port", str(free_port()), "--ray-client-server-port", str(client_port),
                        "--temp-dir", str(root / "head"), *common], env, root / "head.log")
         groups.append(head.pid)
         worker = _start(["--address", address, "--temp-dir", str(root / "worker"), *common],
                         env, root / "worker.log")
         groups.append(worker.pid)
         _wait_for_nodes(address, env, 2)
-        yield RayCluster(address, fail_once, time.perf_counter() - started)
+        yield RayCluster(address, f"ray://127.0.0.1:{client_port}", fail_once, time.perf_counter() - started)
     finally:
         left = [pid for pgid in groups for pid in _end_group(pgid)] + _processes_naming(root)
         if left:

@@ -62,12 +62,14 @@ def _behavior(settings) -> pd.DataFrame:
     return frame.sort_values(["customer_id", "event_timestamp"], kind="stable").reset_index(drop=True)
 
 
-def _local_then_ray(cluster: RayCluster, monkeypatch) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def _local_then_ray(
+    cluster: RayCluster, monkeypatch, client: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     write_tricky_raw(load_settings())
     build_offline_sources(load_settings())
     local = _behavior(load_settings())
     monkeypatch.setenv("PERSONA_ENGINE", "ray")
-    monkeypatch.setenv("PERSONA_RAY_ADDRESS", cluster.address)
+    monkeypatch.setenv("PERSONA_RAY_ADDRESS", cluster.client_address if client else cluster.address)
     settings = load_settings()
     with open_engine(settings) as engine:
         build_offline_sources(settings, engine=engine)
@@ -84,6 +86,16 @@ def test_features_build_on_two_node_ray_equals_local_bit_for_bit(ray_cluster, mo
     assert len(local) > 1000
     pd.testing.assert_frame_equal(on_ray, local, check_exact=True)
     assert len(nodes) >= 2
+    assert len(set(nodes)) == 2
+
+
+def test_features_build_through_the_ray_client_equals_local_bit_for_bit(ray_cluster, monkeypatch):
+    # given ingested data
+    # when behavior snapshots are built locally, then through ray://host:port (Ray client, as from outside)
+    local, on_ray, nodes = _local_then_ray(ray_cluster, monkeypatch, client=True)
+
+    # then the rows are the same and both nodes ran partitions
+    pd.testing.assert_frame_equal(on_ray, local, check_exact=True)
     assert len(set(nodes)) == 2
 
 
@@ -144,3 +156,23 @@ def test_an_empty_ray_address_starts_a_local_ray_for_the_command(monkeypatch, ra
     assert ran_on
     pd.testing.assert_frame_equal(_behavior(load_settings()), local, check_exact=True)
     assert not ray.is_initialized()
+
+
+def test_bad_data_in_a_partition_is_one_persona_error_on_ray(ray_cluster, monkeypatch):
+    # given a transaction whose amount is missing (as if written around ingest)
+    from core.errors import PersonaError
+    from features.build import write_parquet_atomic
+
+    settings = load_settings()
+    write_tricky_raw(settings)
+    path = settings.raw_dir / "transactions.parquet"
+    tx = pd.read_parquet(path)
+    tx.loc[5, "amount"] = float("nan")
+    write_parquet_atomic(tx, path)
+    monkeypatch.setenv("PERSONA_ENGINE", "ray")
+    monkeypatch.setenv("PERSONA_RAY_ADDRESS", ray_cluster.address)
+
+    # when built on the cluster
+    # then the partition's own one-line error comes back as it would locally
+    with pytest.raises(PersonaError, match=r"^transactions.amount has 1 missing or non-numeric value\(s\)"):
+        build_offline_sources(load_settings())
