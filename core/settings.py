@@ -138,6 +138,17 @@ class Settings(BaseSettings):
         "without it a killed server process still loses nothing it answered.",
     )
 
+    engine: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where the heavy steps run: local (in this process) or ray (partitioned by customer as Ray "
+        "tasks; same answers).",
+    )
+    ray_address: str = Field(
+        default="",
+        description="The Ray cluster of engine ray: empty starts a local Ray; auto joins the one on this machine; "
+        "ray://host:port (Ray client) or host:port (the head's GCS) joins that cluster.",
+    )
+
     feature_repo: Path = Field(
         default=FEATURE_REPO_DIR,
         description="Folder of the user's Feast definitions, parsed together with Persona's packaged ones "
@@ -177,6 +188,22 @@ class Settings(BaseSettings):
     def _absolute_repo(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine_name(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_address(cls, value: str) -> str:
+        value = value.strip()
+        if value in ("", "auto"):
+            return value
+        host, sep, port = value.removeprefix("ray://").rpartition(":")
+        if not sep or not host or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected empty (start a local Ray), auto, ray://host:port or host:port")
+        return value
 
     @field_validator("api_key", mode="before")
     @classmethod

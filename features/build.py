@@ -17,12 +17,15 @@ from core import catalog
 from core.errors import PersonaError
 from core.progress import silent
 from core.timegrid import snapshot_timestamps
+from engine.runner import open_engine
+from features.partitioned import behavior_on_engine
 from features.transforms.behavior import build_entity_snapshots, compute_behavior_features
 from store.offline import source_exists, write_parquet_atomic, write_source  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from core.progress import ProgressEvent
     from core.settings import Settings
+    from engine.runner import Engine
 
 ENTITY_KEY = "customer_id"
 _EVENT_TABLES = ("transactions", "sessions", "reviews")
@@ -125,18 +128,33 @@ def empty_sources_without_transactions(settings: Settings) -> list[str]:
 
 
 def build_offline_sources(
-    settings: Settings, every_days: int | None = None, on_progress: ProgressEvent = silent
+    settings: Settings,
+    every_days: int | None = None,
+    on_progress: ProgressEvent = silent,
+    engine: Engine | None = None,
 ) -> dict[str, tuple[str, int]]:
     """Compute profile and behavior snapshots from the ingested tables.
 
     Args:
         settings: locates the raw store and the offline store.
         every_days: days between snapshots (default: the settings' cadence).
-        on_progress: told each step; while behavior features are computed, rows done of the total.
+        on_progress: told each step; while behavior features are computed, rows (local engine) or
+            customer partitions (Ray) done of the total.
+        engine: where behavior snapshots are computed (default: the one ``settings.engine`` names,
+            opened for this call); both give the same rows.
 
     Returns:
         source name -> (where it was written, rows).
     """
+    if engine is not None:
+        return _build(settings, every_days, on_progress, engine)
+    with open_engine(settings) as opened:  # connect first: an unreachable cluster fails before any work
+        return _build(settings, every_days, on_progress, opened)
+
+
+def _build(
+    settings: Settings, every_days: int | None, on_progress: ProgressEvent, engine: Engine
+) -> dict[str, tuple[str, int]]:
     created = pd.Timestamp.now(tz="UTC")
     out: dict[str, tuple[str, int]] = {}
     on_progress(0, None, "reading ingested tables")
@@ -152,14 +170,22 @@ def build_offline_sources(
     if len(grid) == 0:
         raise PersonaError("the data spans less than one snapshot interval; ingest more history "
                            "or lower PERSONA_SNAPSHOT_EVERY_DAYS")
-    entities = build_entity_snapshots(customers, transactions, grid)
 
-    step = "behavior features (customer snapshots)"
-    on_progress(0, len(entities), step)
-    behavior = compute_behavior_features(
-        entities, transactions, sessions=sessions, reviews=reviews, customers=customers,
-        on_progress=lambda done, total=None, note="": on_progress(done, total, step),
-    )
+    if engine.name == "local":
+        entities = build_entity_snapshots(customers, transactions, grid)
+        step = "behavior features (customer snapshots)"
+        on_progress(0, len(entities), step)
+        behavior = compute_behavior_features(
+            entities, transactions, sessions=sessions, reviews=reviews, customers=customers,
+            on_progress=lambda done, total=None, note="": on_progress(done, total, step),
+        )
+    else:
+        step = f"behavior features (customer partitions on {engine.name})"
+        on_progress(0, None, step)
+        behavior = behavior_on_engine(
+            engine, customers, transactions, sessions, reviews, grid,
+            on_progress=lambda done, total=None, note="": on_progress(done, total, step),
+        )
     behavior["created_timestamp"] = created
     on_progress(0, None, "writing customer behavior snapshots")
     out[catalog.BEHAVIOR_SOURCE] = (write_source(settings, catalog.BEHAVIOR_SOURCE, behavior), len(behavior))

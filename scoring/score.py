@@ -3,6 +3,8 @@
 Any registered Persona model scores: the persona bundle (``persona``, the settings'
 ``registered_model``) writes churn, value, persona and action columns; a custom target's model
 (registered as ``<registered_model>-<target>``, e.g. ``persona-upgraded``) writes ``prediction``.
+Features are retrieved here; predictions run on the engine the settings name, per customer
+partition on Ray, and are the same either way (every output row depends on its own row only).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import pandas as pd
 
 from core.contract import PREDICTION_COLUMNS
 from core.errors import PersonaError
+from engine.runner import map_rows, open_engine
 from model.preprocess import P_ALIVE
 from model.registry import CHAMPION
 
 if TYPE_CHECKING:
     from core.settings import Settings
+    from engine.runner import Engine
+    from model.bundle import PersonaPredictor
 
 ENTITY_KEY = "customer_id"
 TIMESTAMP = "event_timestamp"
@@ -100,6 +105,11 @@ def explanations(
     return out
 
 
+def predict_rows(predictor: PersonaPredictor, rows: pd.DataFrame) -> pd.DataFrame:
+    """The predictor's outputs for ``rows`` (one customer partition on the Ray engine; row-wise)."""
+    return predictor.predict(rows)
+
+
 def write_table(frame: pd.DataFrame, out: Path) -> Path:
     """Write parquet (``.parquet``) or CSV (anything else)."""
     out = Path(out)
@@ -139,6 +149,20 @@ def score(
             ``explain`` for a model that is not a persona bundle, or the text features are in
             another projection than the model was trained on.
     """
+    with open_engine(settings) as engine:  # connect first: an unreachable cluster fails before any work
+        return _score(settings, engine, out, as_of, version, model, explain, publish)
+
+
+def _score(
+    settings: Settings,
+    engine: Engine,
+    out: Path,
+    as_of: pd.Timestamp | None,
+    version: str | None,
+    model: str | None,
+    explain: bool,
+    publish: bool,
+) -> ScoreReport:
     from features.build import read_raw
     from features.dataset import build_training_set
     from features.text_version import require_text_version
@@ -178,7 +202,7 @@ def score(
         raise PersonaError(f"no customer is known at {ts.isoformat()}; pick a later --as-of")
     entities = pd.DataFrame({ENTITY_KEY: customers, TIMESTAMP: ts})
     features = build_training_set(settings, entities, service)
-    predictions = predictor.predict(features)
+    predictions = map_rows(engine, predict_rows, features, shared=(predictor,))
     result = pd.concat(
         [features[[ENTITY_KEY]].reset_index(drop=True), predictions.reset_index(drop=True)], axis=1
     )

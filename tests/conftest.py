@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ from features.build import write_parquet_atomic
 from features.embedding.encoder import EMBEDDING_DIM, Encoded, check_texts
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -108,6 +108,60 @@ def write_raw(settings, start: str = "1997-01-06", customers: int = 30, seed: in
     for name, frame in {"transactions": tx, "customers": customers_frame, "sessions": sessions,
                         "reviews": reviews}.items():
         write_parquet_atomic(frame, settings.raw_dir / f"{name}.parquet")
+
+
+def write_tricky_raw(settings, customers: int = 120, seed: int = 11) -> None:
+    """Raw tables whose sums depend on row order, with edge customers and missing ratings.
+
+    Same-second ties with amounts of very different size; customers only in the customers table
+    or only in transactions.
+    """
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp("2003-02-03", tz="UTC")
+    n = 3000
+    ids = rng.integers(1, customers + 1, n).astype("int64")
+    seconds = rng.integers(0, 200 * 24 * 3600, n)
+    seconds[::3] = seconds[1::3][: len(seconds[::3])]  # many exact ties, within and across customers
+    ids[::3] = ids[1::3][: len(ids[::3])]
+    tx = pd.DataFrame({
+        "customer_id": ids,
+        "event_timestamp": t0 + pd.to_timedelta(seconds, unit="s"),
+        "amount": rng.choice([0.1, 3.3, 1e6, 7e-3], n) * rng.random(n),
+        "discount": rng.choice([0.0, 0.1], n),
+        "returned": rng.random(n) < 0.1,
+    })
+    known = np.arange(1, customers + 20, dtype="int64")  # 19 customers who never bought
+    frame = pd.DataFrame({
+        "customer_id": known[known % 7 != 0],  # every 7th buyer has no customers row
+        "signup_date": t0 - pd.to_timedelta(rng.integers(0, 60, (known % 7 != 0).sum()), unit="D"),
+        "region": "north",
+    })
+    sessions = pd.DataFrame({
+        "customer_id": rng.integers(1, customers + 1, 800).astype("int64"),
+        "event_timestamp": t0 + pd.to_timedelta(rng.integers(0, 200 * 24 * 3600, 800), unit="s"),
+    })
+    rating = rng.integers(1, 6, 200).astype(float)
+    rating[::4] = np.nan
+    reviews = pd.DataFrame({
+        "customer_id": rng.integers(1, customers + 1, 200).astype("int64"),
+        "event_timestamp": t0 + pd.to_timedelta(rng.integers(0, 200 * 24 * 3600, 200), unit="s"),
+        "text": "fine",
+        "rating": rating,
+    })
+    for name, table in {"transactions": tx, "customers": frame, "sessions": sessions, "reviews": reviews}.items():
+        write_parquet_atomic(table, settings.raw_dir / f"{name}.parquet")
+
+
+class PartitionedInProcess:
+    """The local engine dealing rows into several partitions, as the Ray engine does, last partition first."""
+
+    name = "partitioned"
+    partitions = 5
+
+    def map(
+        self, fn: Callable[..., Any], items: Sequence[tuple[Any, ...]], on_progress: Any = None, shared: tuple = ()
+    ) -> list[Any]:
+        return list(reversed([fn(*shared, *item) for item in reversed(items)]))
 
 
 class BagOfWordsEncoder:

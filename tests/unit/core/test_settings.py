@@ -79,3 +79,38 @@ def test_environ_defaults_fill_only_unset_variables_for_the_block(monkeypatch: p
     # then the user's value wins and the default is gone afterwards
     assert inside == ("user", "default")
     assert "SETTINGS_TEST_UNSET" not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("engine", "address"),
+    [("ray", ""), ("RAY", "auto"), ("ray", "ray://head.example:10001"), ("ray", "10.0.0.5:6379"), ("local", "")],
+)
+def test_engine_and_ray_address_accept_each_documented_form(
+    monkeypatch: pytest.MonkeyPatch, engine: str, address: str
+) -> None:
+    # given an engine and a cluster address in one of the forms the README lists
+    monkeypatch.setenv("PERSONA_ENGINE", engine)
+    monkeypatch.setenv("PERSONA_RAY_ADDRESS", f" {address} ")
+
+    # when settings load
+    settings = load_settings()
+
+    # then they carry them, trimmed
+    assert settings.engine == engine.lower()
+    assert settings.ray_address == address
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("PERSONA_ENGINE", "spark"), ("PERSONA_RAY_ADDRESS", "head"), ("PERSONA_RAY_ADDRESS", "ray://head"),
+     ("PERSONA_RAY_ADDRESS", "head:0"), ("PERSONA_RAY_ADDRESS", "http://head:8265"),
+     ("PERSONA_RAY_ADDRESS", "head:port")],
+)
+def test_a_bad_engine_or_ray_address_names_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    # given an unknown engine or a cluster address without a port
+    monkeypatch.setenv(name, value)
+
+    # when settings load
+    # then the error names the variable
+    with pytest.raises(PersonaError, match=f"bad setting {name}="):
+        load_settings()

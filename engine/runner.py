@@ -1,0 +1,114 @@
+"""The engine a step maps its partitions over, opened from settings (``PERSONA_ENGINE``).
+
+A step calls :func:`open_engine` once, splits its rows into ``engine.partitions`` customer
+partitions and hands a pure, importable function and one argument tuple per partition to
+:meth:`Engine.map`. Results come back in partition order, whichever engine ran them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from core.contract import ENTITY_KEY
+from core.progress import silent
+from engine.partition import partition_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from core.progress import ProgressEvent
+    from core.settings import Settings
+
+
+class Engine(Protocol):
+    """Runs one function over partitions and returns the results in partition order."""
+
+    name: str
+    partitions: int
+    """How many customer partitions a step should split its rows into."""
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        items: Sequence[tuple[Any, ...]],
+        on_progress: ProgressEvent = silent,
+        shared: tuple[Any, ...] = (),
+    ) -> list[Any]:
+        """``[fn(*shared, *item) for item in items]``, wherever it runs; ``on_progress(done, total)`` per item.
+
+        ``shared`` arguments (a model) are sent to the workers once, not once per item.
+        """
+        ...
+
+
+class LocalEngine:
+    """This process: one partition, the function called in place."""
+
+    name = "local"
+    partitions = 1
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        items: Sequence[tuple[Any, ...]],
+        on_progress: ProgressEvent = silent,
+        shared: tuple[Any, ...] = (),
+    ) -> list[Any]:
+        """Call ``fn`` on each item in turn."""
+        results = []
+        for done, item in enumerate(items, start=1):
+            results.append(fn(*shared, *item))
+            on_progress(done, len(items))
+        return results
+
+
+def map_rows(
+    engine: Engine,
+    fn: Callable[..., pd.DataFrame],
+    frame: pd.DataFrame,
+    shared: tuple[Any, ...] = (),
+    on_progress: ProgressEvent = silent,
+) -> pd.DataFrame:
+    """``fn(*shared, rows)`` over customer partitions of ``frame``, put back in ``frame``'s row order and index.
+
+    For a row-wise ``fn`` (one output row per input row, each depending on its own row only, such
+    as a model's predictions) the answer is ``fn(*shared, frame)`` whatever the engine.
+    """
+    if engine.partitions == 1 or len(frame) == 0:
+        return engine.map(fn, [(frame,)], on_progress=on_progress, shared=shared)[0]
+    parts = partition_of(frame[ENTITY_KEY].to_numpy(), engine.partitions)
+    order = np.argsort(parts, kind="stable")
+    bounds = np.searchsorted(parts[order], np.arange(engine.partitions + 1))
+    pieces = [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+    items = [(frame.iloc[rows].reset_index(drop=True),) for rows in pieces]
+    outputs = engine.map(fn, items, on_progress=on_progress, shared=shared)
+    for rows, output in zip(pieces, outputs, strict=True):
+        if len(output) != len(rows):
+            raise ValueError(f"{getattr(fn, '__name__', fn)} returned {len(output)} rows for {len(rows)}")
+    joined = pd.concat(outputs, ignore_index=True)
+    back = joined.take(np.argsort(np.concatenate(pieces), kind="stable"))
+    return back.set_axis(frame.index)
+
+
+@contextlib.contextmanager
+def open_engine(settings: Settings) -> Iterator[Engine]:
+    """The engine ``settings.engine`` names, connected for the block.
+
+    Raises:
+        PersonaError: engine ``ray`` and the cluster at ``PERSONA_RAY_ADDRESS`` cannot be reached
+            (one line naming the address and what to do).
+    """
+    if settings.engine == "local":
+        yield LocalEngine()
+        return
+    from engine.ray_engine import connected
+
+    with connected(settings.ray_address) as ray_engine:
+        yield ray_engine
+
+
+__all__ = ["Engine", "LocalEngine", "map_rows", "open_engine"]

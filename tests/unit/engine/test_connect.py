@@ -1,0 +1,32 @@
+"""An unreachable Ray cluster is one line naming the address and what to do, not a traceback or a hang."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.integration.ray_cluster import free_port
+
+PERSONA = Path(sys.executable).with_name("persona")
+
+
+def test_features_build_against_an_unreachable_cluster_exits_1_with_one_line(persona_home: Path) -> None:
+    # given the Ray engine pointed at a port nobody listens on
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "PERSONA_ENGINE": "ray", "PERSONA_RAY_ADDRESS": address}
+
+    # when features are built
+    started = time.monotonic()
+    done = subprocess.run([str(PERSONA), "features", "build"], env=env, capture_output=True, text=True, timeout=60)
+
+    # then one line names the address and the fix, fast
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 1
+    assert len(lines) == 1, lines
+    assert address in lines[0]
+    assert "ray start --head" in lines[0]
+    assert "Traceback" not in done.stderr
+    assert time.monotonic() - started < 30
