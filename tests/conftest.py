@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -419,6 +420,41 @@ def served_env(champion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PERSONA_HOME", str(champion_home))
     return champion_home
+
+
+# --------------------------------------------------------------------------- headless Chromium
+# JavaScript apps (Evidently's reports, MLflow's and Feast's UIs) render only in a browser; these
+# helpers load a page in Debian's headless ``chromium`` (`make browser`) with virtual time, so the
+# app's fetches finish and it draws before the DOM is read and the screenshot is taken.
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                  "--no-first-run", "--disable-component-update", "--disable-sync", "--window-size=1280,900"]
+
+
+def render_in_chromium(url: str, profile: Path, screenshot: Path | None = None, budget_ms: int = 15000) -> str:
+    """The page's DOM after its JavaScript ran, without script elements; with ``screenshot``, a PNG of it too.
+
+    Skips (a failure under CI) when no Chromium is installed.
+    """
+    if CHROMIUM is None:
+        pytest.skip("CHROMIUM NOT FOUND: install it with `make browser` (apt-get install chromium "
+                    "chromium-driver) to check that pages render")
+    shot = [f"--screenshot={screenshot}"] if screenshot is not None else []
+    out = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--virtual-time-budget={budget_ms}",
+                          f"--user-data-dir={profile}", *shot, "--dump-dom", url],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return re.sub(r"<script\b[^>]*>.*?</script>", "", out.stdout, flags=re.S | re.I)
+
+
+def dominant_colour_share(png: Path) -> float:
+    """The share of a PNG's pixels that have its most common colour (1.0: a blank, single-colour image)."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        rgb = image.convert("RGB")
+        counts = rgb.getcolors(rgb.width * rgb.height) or []
+        return max(count for count, _ in counts) / (rgb.width * rgb.height)
 
 
 def raw_exchange(port: int, data: bytes, wait: float = 10.0) -> bytes:
