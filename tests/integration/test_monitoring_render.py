@@ -77,6 +77,8 @@ def test_drift_report_and_summary_render_with_content(tmp_path: Path) -> None:
                  "Drift detection method", "Column 'region' missing values", "Unique Value Count: persona"):
         assert text in report_dom, text
     assert report_dom.count("<svg") > 5
+    # led by the dataset drift summary, before the per-column panels
+    assert -1 < report_dom.find("Count of Drifted Columns: share") < report_dom.find("Drift in column")
     # and the summary shows the decision, the drift table and the persona shares
     for text in ("Persona monitoring", "retrain", "recency_days", "at-risk occasional buyers", "moved"):
         assert text in summary_dom, text
