@@ -22,12 +22,14 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.errors import PersonaError
 from core.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from core.settings import Settings
 
 BENTO_MODEL = "persona-champion"  # the name in BentoML's model store; serving/bentofile.yaml names it too
@@ -148,32 +150,59 @@ def build(settings: Settings) -> BuiltBento:
 
 def in_bento(service_file: Path) -> bool:
     """Whether ``service_file`` (``serving/service.py``) runs from a built Bento (``<bento>/src/serving/``)."""
-    return (service_file.resolve().parents[2] / "bento.yaml").is_file()
+    return _manifest(service_file).is_file()
 
 
-def packaged_model() -> PackagedModel:
-    """The churn champion packaged in this Bento's model store.
+def _manifest(service_file: Path) -> Path:
+    return service_file.resolve().parents[2] / "bento.yaml"
+
+
+def bento_models(service_file: Path) -> dict[str, str]:
+    """The models the running Bento was built with, name -> full tag (from its ``bento.yaml``).
+
+    Served from the local Bento store, BentoML resolves models in the global model store, where
+    ``:latest`` may be a later import than the one this Bento packaged, or one it never packaged;
+    the exact tags of its manifest are what it was built with.
+    """
+    import yaml
+
+    manifest = yaml.safe_load(_manifest(service_file).read_text()) or {}
+    tags = [str(model["tag"]) for model in manifest.get("models") or [] if isinstance(model, dict)]
+    return {tag.split(":")[0]: tag for tag in tags}
+
+
+def packaged_model(models: Mapping[str, str] | None = None) -> PackagedModel:
+    """The churn champion packaged in this Bento (``models``: :func:`bento_models`; default ``:latest``).
 
     Raises:
         PersonaError: the Bento holds no ``persona-champion`` (built without ``persona bento build``).
     """
-    packaged = _packaged(BENTO_MODEL)
+    packaged = _packaged(BENTO_MODEL, models)
     if packaged is None:
         raise PersonaError(f"this Bento holds no {BENTO_MODEL} model: build it with `persona bento build`")
     return packaged
 
 
-def packaged_uplift() -> PackagedModel | None:
-    """The uplift champion packaged in this Bento's model store; None when it was built without one."""
-    return _packaged(BENTO_UPLIFT_MODEL)
+def packaged_uplift(models: Mapping[str, str] | None = None) -> PackagedModel | None:
+    """The uplift champion packaged in this Bento; None when it was built without one."""
+    if models is not None and BENTO_UPLIFT_MODEL not in models:
+        return None
+    return _packaged(BENTO_UPLIFT_MODEL, models)
 
 
-def _packaged(bento_name: str) -> PackagedModel | None:
+def _stored_model(tag: str) -> Any:
+    """The BentoML model of ``tag`` in the model store, or None."""
     import bentoml
 
     try:
-        model = bentoml.models.get(f"{bento_name}:latest")
+        return bentoml.models.get(tag)
     except bentoml.exceptions.NotFound:
+        return None
+
+
+def _packaged(bento_name: str, models: Mapping[str, str] | None) -> PackagedModel | None:
+    model = _stored_model((models or {}).get(bento_name, f"{bento_name}:latest"))
+    if model is None:
         return None
     labels = model.info.labels
     return PackagedModel(
