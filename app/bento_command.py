@@ -13,12 +13,13 @@ bento_app = typer.Typer(help="Self-contained Bentos: the champion and a locked e
 @bento_app.command("build")
 @one_line_errors
 def build() -> None:
-    """Import the MLflow champion into BentoML's model store and build the Bento (serving/bentofile.yaml).
+    """Import the MLflow champion (and the uplift champion, if any) and build the Bento (serving/bentofile.yaml).
 
     The Bento then serves with only the online store: `bentoml serve persona:latest`
     (or `bentoml containerize persona:latest`; see docker-compose.yml for the prod profile).
     """
     from serving import bento
 
-    bento_tag, model_tag = bento.build(settings())
-    typer.echo(f"built {bento_tag} with {model_tag}; serve it with `bentoml serve {bento_tag}`")
+    built = bento.build(settings())
+    models = built.model if built.uplift is None else f"{built.model} and {built.uplift}"
+    typer.echo(f"built {built.bento} with {models}; serve it with `bentoml serve {built.bento}`")

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     horizon_days: int = Field(default=90, ge=1, le=3650, description="Label horizon in days.")
     project: str = Field(default="persona", pattern=r"^[a-z][a-z0-9_]*$", description="Feast project name.")
     registered_model: str = Field(default="persona", min_length=1, description="MLflow registered model name.")
+    currency: str = Field(default="$", min_length=1, max_length=8,
+                          description="Written before money figures in reports (persona cards): $, €, EUR, ...")
     mlflow_tracking_uri: str | None = Field(
         default=None,
         description="Tracking URI; default: SQLite under home (local) or the MLflow server on mlflow_port (prod).",

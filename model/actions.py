@@ -49,10 +49,18 @@ class ActionPolicy(_Frozen):
     actions: tuple[str, ...] = Field(min_length=1)
     rules: tuple[Rule, ...] = Field(min_length=1)
     default: str
+    labels: dict[str, str] = Field(default_factory=dict)  # action -> what a marketer reads (persona cards)
+
+    def label(self, action: str) -> str:
+        """The action in plain words: its label, else its name with spaces (``win_back`` -> ``win back``)."""
+        return self.labels.get(action) or action.replace("_", " ")
 
     @model_validator(mode="after")
     def _known_actions(self) -> ActionPolicy:
         known = set(self.actions)
+        for action in self.labels:
+            if action not in known:
+                raise ValueError(f"labels.{action}: not one of actions {sorted(known)}")
         for i, rule in enumerate(self.rules):
             if rule.action not in known:
                 raise ValueError(f"rules.{i}.action: {rule.action!r} is not one of actions {sorted(known)}")

@@ -26,6 +26,8 @@ from model.preprocess import FeatureSpec, model_matrix
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from mlflow.pyfunc import PyFuncModel
+
     from core.settings import Settings
 
 UPLIFT_FILE = "uplift.json"
@@ -169,13 +171,36 @@ def load_uplift(model_uri: str, settings: Settings | None = None) -> UpliftPredi
         UntrustedModelError: the version fails a check.
         ValueError: the version is not an uplift model.
     """
-    from model.bundle import PersonaBundle, load_trusted
+    from model.bundle import load_trusted
 
-    bundle = load_trusted(model_uri, settings).unwrap_python_model()
+    return _uplift_of(load_trusted(model_uri, settings), model_uri)
+
+
+def load_packaged_uplift(
+    directory: Path, tags: dict[str, str], settings: Settings, name: str, version: str
+) -> UpliftPredictor:
+    """An uplift version's files packaged elsewhere (a Bento's model store), after the same checks as a download.
+
+    Raises:
+        UntrustedModelError: a check failed.
+        ValueError: the files are not an uplift model.
+    """
+    import mlflow
+
+    from model.trust import check_downloaded
+
+    check_downloaded(directory, tags, settings, name, version)
+    return _uplift_of(mlflow.pyfunc.load_model(str(directory)), f"{name} v{version} ({directory})")
+
+
+def _uplift_of(model: PyFuncModel, source: str) -> UpliftPredictor:
+    from model.bundle import PersonaBundle
+
+    bundle = model.unwrap_python_model()
     if not isinstance(bundle, PersonaBundle) or bundle.uplift is None:
-        raise ValueError(f"{model_uri} is not an uplift model")
+        raise ValueError(f"{source} is not an uplift model")
     return bundle.uplift
 
 
 __all__ = ["CONTROL_ARM", "OUTCOMES", "UPLIFT_FILE", "UpliftPredictor", "effect_key", "latest_offer_costs",
-           "load_uplift", "net_values", "uplift_column", "uplift_model_name"]
+           "load_packaged_uplift", "load_uplift", "net_values", "uplift_column", "uplift_model_name"]

@@ -242,17 +242,25 @@ def sample_rows(frame: pd.DataFrame, max_rows: int, seed: int = 0) -> pd.DataFra
 
 
 # --------------------------------------------------------------------------- Evidently edge
-def build_report(plans: list[ColumnPlan], metadata: Mapping[str, str] | None = None):
-    """An Evidently report of the planned columns.
+def build_report(plans: list[ColumnPlan], metadata: Mapping[str, str] | None = None, drift_share: float = 0.5):
+    """An Evidently report of the planned columns, led by the dataset drift summary.
 
-    One ``ValueDrift`` per testable column, ``MissingValueCount`` per typed feature and the
-    persona mix (``UniqueValueCount``).
+    First ``DriftedColumnsCount`` over the testable features (how many drifted and their share,
+    each with its own method and threshold, failing at ``drift_share``: the policy's
+    ``share_threshold``); then one ``ValueDrift`` per testable column, the persona mix
+    (``UniqueValueCount``) and ``MissingValueCount`` per typed feature.
     """
     from evidently import Report
-    from evidently.metrics import MissingValueCount, UniqueValueCount, ValueDrift
+    from evidently.metrics import DriftedColumnsCount, MissingValueCount, UniqueValueCount, ValueDrift
 
-    metrics: list = [ValueDrift(column=p.column, method=p.method, threshold=p.threshold)
-                     for p in plans if p.testable]
+    metrics: list = []
+    features = [p for p in plans if p.testable and p.role == "feature"]
+    if features:
+        metrics.append(DriftedColumnsCount(
+            columns=[p.column for p in features], drift_share=drift_share,
+            per_column_method={p.column: p.method for p in features if p.method is not None},
+            per_column_threshold={p.column: p.threshold for p in features if p.threshold is not None}))
+    metrics += [ValueDrift(column=p.column, method=p.method, threshold=p.threshold) for p in plans if p.testable]
     if any(p.column == PERSONA_COLUMN and p.testable for p in plans):
         metrics.append(UniqueValueCount(column=PERSONA_COLUMN))
     metrics += [MissingValueCount(column=p.column) for p in plans
@@ -291,6 +299,19 @@ def read_value_drift(snapshot: Snapshot) -> dict[str, tuple[float, bool, str | N
     return out
 
 
+def tagged(snapshot: Snapshot, tags: Mapping[str, str]) -> Snapshot:
+    """A copy of ``snapshot`` tagged ``key=value`` per pair, the pairs added to its metadata too.
+
+    Evidently's tags are plain strings, filterable in its UI; the metadata keeps each value by its
+    key. The decision is known only after the report ran, hence a copy (Evidently's own dump and
+    load) rather than tags given to ``Report.run``.
+    """
+    doc = snapshot.dump_dict()
+    doc["tags"] = [*doc.get("tags", []), *(f"{key}={value}" for key, value in tags.items())]
+    doc["metadata"] = {**doc.get("metadata", {}), **tags}
+    return Snapshot.load_dict(doc)
+
+
 def run_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -327,7 +348,7 @@ def run_drift(
     if len(current) and len(reference) and any(p.testable for p in plans):
         ref = _typed(sample_rows(reference, policy.max_rows, seed), plans)
         cur = _typed(sample_rows(current, policy.max_rows, seed), plans)
-        report = build_report(plans, metadata)
+        report = build_report(plans, metadata, policy.share_threshold)
         with warnings.catch_warnings():  # Evidently's numpy chatter (empty slices, divide by zero)
             warnings.simplefilter("ignore")
             when = timestamp.astimezone(dt.UTC).replace(tzinfo=None) if timestamp is not None else None

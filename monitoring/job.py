@@ -368,7 +368,8 @@ class MonitorJob:
         folder = records.report_dir(self.settings, at)
         key_columns = [*policy.predictions.thresholds, *policy.drift.key_features]
         files, snapshot_id = records.save_drift_report(
-            self.settings, drift, folder, f"{at:%Y-%m-%d %H:%M:%S} UTC {decision.status}", key_columns)
+            self.settings, drift, folder, f"{at:%Y-%m-%d %H:%M:%S} UTC {decision.status}", key_columns,
+            tags={"model_version": seen.champion.version, "decision": decision.status})
         doc = records.summary_doc(self.settings, at, seen.champion, seen.window, policy, decision, drift,
                                   assessment.personas, assessment.quality, outcome, files, snapshot_id, scope)
         doc["skew"] = seen.skew.to_dict() if seen.skew is not None else {"error": seen.skew_error}

@@ -19,6 +19,7 @@ from monitoring.render import render_summary_html
 
 if TYPE_CHECKING:
     import datetime as dt
+    from collections.abc import Mapping
     from pathlib import Path
 
     from core.settings import Settings
@@ -70,20 +71,28 @@ def add_to_workspace(settings: Settings, snapshot: Any, name: str, key_columns: 
     return str(ref.id)
 
 
-def save_drift_report(settings: Settings, drift: DriftRun, folder: Path, name: str,
-                      key_columns: list[str]) -> tuple[dict[str, str], str | None]:
+def save_drift_report(
+    settings: Settings, drift: DriftRun, folder: Path, name: str, key_columns: list[str],
+    tags: Mapping[str, str] | None = None,
+) -> tuple[dict[str, str], str | None]:
     """Evidently's HTML and JSON into ``folder`` and the run into the workspace history.
+
+    ``tags`` (e.g. the champion's ``model_version`` and the monitor's ``decision``) tag the saved
+    snapshot (:func:`monitoring.drift.tagged`).
 
     Returns:
         The files written (by role) and the workspace snapshot id (None when not added).
     """
+    from monitoring.drift import tagged
+
     if drift.snapshot is None:
         return {}, None
-    drift.snapshot.save_html(str(folder / "drift_report.html"))
-    drift.snapshot.save_json(str(folder / "drift_report.json"))
+    snapshot = tagged(drift.snapshot, tags) if tags else drift.snapshot
+    snapshot.save_html(str(folder / "drift_report.html"))
+    snapshot.save_json(str(folder / "drift_report.json"))
     files = {"drift_report_html": "drift_report.html", "drift_report_json": "drift_report.json"}
     try:
-        return files, add_to_workspace(settings, drift.snapshot, name, key_columns)
+        return files, add_to_workspace(settings, snapshot, name, key_columns)
     except Exception as exc:  # the history view must not cost the report
         logger.warning("could not add the run to the Evidently workspace: %s", exc)
         return files, None

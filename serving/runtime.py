@@ -93,11 +93,13 @@ class ServingRuntime:
     """
 
     def __init__(
-        self, settings: Settings, options: RuntimeOptions | None = None, packaged: PackagedModel | None = None
+        self, settings: Settings, options: RuntimeOptions | None = None, packaged: PackagedModel | None = None,
+        packaged_uplift: PackagedModel | None = None,
     ) -> None:
         self.settings = settings
         self.options = options or RuntimeOptions()
         self.packaged = packaged  # a Bento's own champion, served first (registry optional)
+        self.packaged_uplift = packaged_uplift  # and its uplift champion, when it was built with one
         self.model_name = settings.registered_model
         self.predictor: ServingPredictor | None = None
         self.uplift: UpliftRunner | None = None
@@ -139,6 +141,8 @@ class ServingRuntime:
         self.log.start()
         if self.packaged is not None:
             self._serve_packaged(self.packaged)
+        if self.packaged_uplift is not None:
+            self._serve_packaged_uplift(self.packaged_uplift)
         outcome = self.watcher.check_once()
         logger.info("champion check at start: %s", outcome)
         logger.info("uplift champion check at start: %s", self.uplift_watcher.check_once())
@@ -198,6 +202,23 @@ class ServingRuntime:
                               packaged.version)
         self._install(self._servable(model, packaged.version), packaged.version)
         status = self.watcher.status
+        status.served_version, status.loaded_at = packaged.version, _now()
+        logger.info("serving the Bento's packaged %s v%s", packaged.registered_model, packaged.version)
+
+    def _serve_packaged_uplift(self, packaged: PackagedModel) -> None:
+        """Serve the Bento's packaged uplift champion; one that fails its checks is logged, never fatal."""
+        from model.uplift import load_packaged_uplift
+        from serving.uplift import runner_of
+
+        status = self.uplift_watcher.status
+        try:
+            predictor = load_packaged_uplift(packaged.directory, packaged.tags, self.settings,
+                                             packaged.registered_model, packaged.version)
+            self._install_uplift(runner_of(self.settings, predictor, packaged.version), packaged.version)
+        except Exception as exc:  # a churn answer never fails because of the uplift model
+            status.last_error = f"the Bento's uplift v{packaged.version} failed to load: {type(exc).__name__}: {exc}"
+            logger.error(status.last_error)
+            return
         status.served_version, status.loaded_at = packaged.version, _now()
         logger.info("serving the Bento's packaged %s v%s", packaged.registered_model, packaged.version)
 

@@ -136,7 +136,7 @@ class PersonaService:
         from pathlib import Path
 
         from core.settings import load_settings
-        from serving.bento import in_bento, packaged_model
+        from serving.bento import bento_models, in_bento, packaged_model, packaged_uplift
         from serving.lifetime import exit_with_parent
         from serving.runtime import RuntimeOptions, ServingRuntime
 
@@ -147,8 +147,11 @@ class PersonaService:
             bentoml_http.addFilter(_ClientErrorsAreNotServerErrors())
         self.request_ids = _RequestIds()
         self._last_readiness: str | None = None
-        packaged = packaged_model() if in_bento(Path(__file__)) else None  # a built Bento serves its own champion
-        self.runtime = ServingRuntime(settings, RuntimeOptions.from_settings(settings), packaged).start()
+        packaged, uplift = None, None
+        if in_bento(Path(__file__)):  # a built Bento serves its own champions, the ones its manifest names
+            models = bento_models(Path(__file__))
+            packaged, uplift = packaged_model(models), packaged_uplift(models)
+        self.runtime = ServingRuntime(settings, RuntimeOptions.from_settings(settings), packaged, uplift).start()
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from core.settings import Settings
+    from model.uplift import UpliftPredictor
     from model.uplift_runner import UpliftRunner
     from serving.predictor import ServingPredictor
     from store.feature_batch import FeatureBatch
@@ -88,13 +89,19 @@ def load_runner(settings: Settings, name: str, version: str) -> UpliftRunner:
     Raises:
         UntrustedModelError / ValueError / MlflowException: the version cannot serve.
     """
+    from model.uplift import load_uplift
+
+    return runner_of(settings, load_uplift(f"models:/{name}/{version}", settings), version)
+
+
+def runner_of(settings: Settings, predictor: UpliftPredictor, version: str) -> UpliftRunner:
+    """An uplift version ready to serve, its offers priced (see :func:`load_runner`)."""
     import pandas as pd
 
     from core import catalog
-    from model.uplift import latest_offer_costs, load_uplift
+    from model.uplift import latest_offer_costs
     from model.uplift_runner import UpliftRunner
 
-    predictor = load_uplift(f"models:/{name}/{version}", settings)
     costs = dict(predictor.metadata.get("offer_costs") or {})
     campaigns = catalog.raw_table(settings, "campaigns")
     if any(o not in costs for o in predictor.offers) and campaigns.exists():
@@ -113,4 +120,4 @@ def unserved_reason(runner: UpliftRunner, predictor: ServingPredictor | None) ->
     return f"uplift v{runner.version} needs features the served churn model does not read: {lacking}"
 
 
-__all__ = ["load_runner", "unserved_reason", "uplift_fields"]
+__all__ = ["load_runner", "runner_of", "unserved_reason", "uplift_fields"]

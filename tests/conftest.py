@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -403,8 +404,10 @@ def copy_home(source: Path, target: Path) -> Path:
     return target
 
 
-def register_copy_of(home: Path, version: str = "1") -> str:
+def register_copy_of(home: Path, version: str = "1", name: str | None = None) -> str:
     """Register the model of ``version`` again (a new version number, same artifacts), signed.
+
+    ``name`` is the registered model (default: the home's persona model).
 
     Returns:
         The new version.
@@ -415,16 +418,54 @@ def register_copy_of(home: Path, version: str = "1") -> str:
 
     settings = load_settings(home=home)
     client = configure_mlflow(settings)
-    old = client.get_model_version(settings.registered_model, version)
+    name = name or settings.registered_model
+    old = client.get_model_version(name, version)
     new = client.create_model_version(
-        settings.registered_model,
+        name,
         old.source,
         run_id=old.run_id,
         tags=dict(old.tags or {}),
         model_id=getattr(old, "model_id", None),
     )
-    record_and_sign(client, settings, settings.registered_model, str(new.version))  # signatures name the version
+    record_and_sign(client, settings, name, str(new.version))  # signatures name the version
     return str(new.version)
+
+
+def matured_campaigns(features: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Two matured randomized discount campaigns over a home's customers (recent buyers respond)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for k, start in enumerate(("2025-03-01", "2025-06-01")):
+        rows = features.copy()
+        treated = rng.random(len(rows)) < 0.5
+        effect = np.where(rows["orders_90d"].fillna(0).to_numpy() > 0, 0.4, -0.1)
+        converted = (rng.random(len(rows)) < 0.2 + treated * effect).astype(np.int64)
+        parts.append(rows.assign(campaign_id=f"c{k}", offer="discount", start=pd.Timestamp(start, tz="UTC"),
+                                 group=np.where(treated, "treatment", "control"), converted=converted,
+                                 orders=converted, spend=40.0 * converted, cost_per_contact=1.5))
+    return pd.concat(parts, ignore_index=True)
+
+
+def register_uplift_champion(home: Path) -> str:
+    """Train an uplift model on :func:`matured_campaigns` of ``home``'s customers and make it champion.
+
+    Returns:
+        Its version.
+    """
+    from campaign.plan import latest_features
+    from campaign.train import UpliftJob
+    from campaign.uplift import UpliftConfig
+    from core.runtime import using
+    from core.settings import load_settings
+    from model.registry import configure_mlflow, move_alias
+
+    settings = load_settings(home=home)
+    with using(settings):
+        features = latest_features(settings, "churn_model_v1")
+        result = UpliftJob(settings, config=UpliftConfig(n_estimators=20)).run(frame=matured_campaigns(features))
+    if result.decision.alias != "champion":  # tiny data: serve it anyway
+        move_alias(configure_mlflow(settings), result.model_name, "champion", result.version, "serving test")
+    return str(result.version)
 
 
 def register_broken_version(home: Path, tmp: Path) -> str:
@@ -473,6 +514,41 @@ def served_env(champion_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PERSONA_HOME", str(champion_home))
     return champion_home
+
+
+# --------------------------------------------------------------------------- headless Chromium
+# JavaScript apps (Evidently's reports, MLflow's and Feast's UIs) render only in a browser; these
+# helpers load a page in Debian's headless ``chromium`` (`make browser`) with virtual time, so the
+# app's fetches finish and it draws before the DOM is read and the screenshot is taken.
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+                  "--no-first-run", "--disable-component-update", "--disable-sync", "--window-size=1280,900"]
+
+
+def render_in_chromium(url: str, profile: Path, screenshot: Path | None = None, budget_ms: int = 15000) -> str:
+    """The page's DOM after its JavaScript ran, without script elements; with ``screenshot``, a PNG of it too.
+
+    Skips (a failure under CI) when no Chromium is installed.
+    """
+    if CHROMIUM is None:
+        pytest.skip("CHROMIUM NOT FOUND: install it with `make browser` (apt-get install chromium "
+                    "chromium-driver) to check that pages render")
+    shot = [f"--screenshot={screenshot}"] if screenshot is not None else []
+    out = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--virtual-time-budget={budget_ms}",
+                          f"--user-data-dir={profile}", *shot, "--dump-dom", url],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return re.sub(r"<script\b[^>]*>.*?</script>", "", out.stdout, flags=re.S | re.I)
+
+
+def dominant_colour_share(png: Path) -> float:
+    """The share of a PNG's pixels that have its most common colour (1.0: a blank, single-colour image)."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        rgb = image.convert("RGB")
+        counts = rgb.getcolors(rgb.width * rgb.height) or []
+        return max(count for count, _ in counts) / (rgb.width * rgb.height)
 
 
 def raw_exchange(port: int, data: bytes, wait: float = 10.0) -> bytes:

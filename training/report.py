@@ -93,10 +93,12 @@ def log_persona_report(
     if fit.persona_match is not None:
         changes = {"champion": str(fit.predictor.metadata.get(PERSONA_MATCHED_TO)),
                    "personas": [c.to_dict() for c in fit.persona_match.changes]}
-    html_path, json_path = write_cards(fit.cards, meta, tmp_dir / "cards", changes)
+    policy = fit.predictor.policy
+    label = policy.label if policy is not None else None
+    html_path, json_path = write_cards(fit.cards, meta, tmp_dir / "cards", changes, settings.currency, label)
     mlflow.log_artifact(str(html_path), artifact_path="persona_cards")
     mlflow.log_artifact(str(json_path), artifact_path="persona_cards")
-    write_cards(fit.cards, meta, settings.reports_dir, changes)
+    write_cards(fit.cards, meta, settings.reports_dir, changes, settings.currency, label)
     mlflow.log_dict(
         {"silhouette_by_k": {str(k): v for k, v in fit.silhouettes.items()}}, "personas/silhouette.json"
     )

@@ -4,15 +4,13 @@ Evidently reports are a JavaScript app: the raw file holds the data in a script,
 browser turns it into tables and plots. The check strips scripts from the DOM after JavaScript
 ran and looks for metric and persona names and drawn plots.
 
-Needs Debian's ``chromium`` (``apt-get update && apt-get install -y chromium chromium-driver``).
+Needs Debian's ``chromium`` (``make browser``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,26 +21,18 @@ from monitoring.drift import run_drift
 from monitoring.policy import DriftPolicy
 from monitoring.render import render_summary_html
 from monitoring.shares import persona_shift
+from tests.conftest import render_in_chromium
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-         "--no-first-run", "--disable-component-update", "--disable-sync", "--virtual-time-budget=15000"]
 
 
 def rendered_text(page: Path, profile: Path) -> str:
     """The page's DOM after JavaScript ran, without script elements."""
-    if CHROMIUM is None:
-        pytest.skip("CHROMIUM NOT FOUND: install it with `apt-get update && apt-get install -y chromium "
-                    "chromium-driver` to check that reports render")
-    out = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return re.sub(r"<script\b[^>]*>.*?</script>", "", out.stdout, flags=re.S | re.I)
+    return render_in_chromium(page.as_uri(), profile)
 
 
 def frames(n: int = 1500) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -87,6 +77,8 @@ def test_drift_report_and_summary_render_with_content(tmp_path: Path) -> None:
                  "Drift detection method", "Column 'region' missing values", "Unique Value Count: persona"):
         assert text in report_dom, text
     assert report_dom.count("<svg") > 5
+    # led by the dataset drift summary, before the per-column panels
+    assert -1 < report_dom.find("Count of Drifted Columns: share") < report_dom.find("Drift in column")
     # and the summary shows the decision, the drift table and the persona shares
     for text in ("Persona monitoring", "retrain", "recency_days", "at-risk occasional buyers", "moved"):
         assert text in summary_dom, text

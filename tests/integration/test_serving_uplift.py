@@ -4,31 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import pytest
 
-from tests.conftest import copy_home
+from tests.conftest import copy_home, matured_campaigns
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 pytestmark = pytest.mark.integration
-
-
-def _campaigns(features: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Two matured randomized discount campaigns over the home's customers (recent buyers respond)."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    for k, start in enumerate(("2025-03-01", "2025-06-01")):
-        rows = features.copy()
-        treated = rng.random(len(rows)) < 0.5
-        effect = np.where(rows["orders_90d"].fillna(0).to_numpy() > 0, 0.4, -0.1)
-        converted = (rng.random(len(rows)) < 0.2 + treated * effect).astype(np.int64)
-        parts.append(rows.assign(campaign_id=f"c{k}", offer="discount", start=pd.Timestamp(start, tz="UTC"),
-                                 group=np.where(treated, "treatment", "control"), converted=converted,
-                                 orders=converted, spend=40.0 * converted, cost_per_contact=1.5))
-    return pd.concat(parts, ignore_index=True)
 
 
 def test_predict_carries_the_uplift_champions_next_best_action(champion_home: Path, tmp_path: Path,
@@ -54,7 +37,7 @@ def test_predict_carries_the_uplift_champions_next_best_action(champion_home: Pa
         runtime.stop()
     with using(settings):
         features = latest_features(settings, "churn_model_v1")
-        result = UpliftJob(settings, config=UpliftConfig(n_estimators=20)).run(frame=_campaigns(features))
+        result = UpliftJob(settings, config=UpliftConfig(n_estimators=20)).run(frame=matured_campaigns(features))
     if result.decision.alias != "champion":  # tiny data: serve it anyway
         move_alias(configure_mlflow(settings), result.model_name, "champion", result.version, "serving test")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.drift import column_kind, plan_columns, read_value_drift, run_drift, screen_column
+from monitoring.drift import column_kind, plan_columns, read_value_drift, run_drift, screen_column, tagged
 from monitoring.policy import DriftPolicy
 
 POLICY = DriftPolicy()
@@ -77,6 +77,57 @@ def test_snapshot_exports_html_and_json(shifted_run, tmp_path) -> None:
     assert "ValueDrift(column=recency_days,method=wasserstein,threshold=0.1)" in names
     assert "MissingValueCount(column=region)" in names
     assert "UniqueValueCount(column=persona)" in names
+
+
+def test_the_report_leads_with_the_dataset_drift_summary_before_the_columns(shifted_run) -> None:
+    # given the report of a window where 1 of 3 features drifted (fixture)
+    doc = shifted_run.snapshot.dict()
+    widgets = shifted_run.snapshot.dump_dict()["widgets"]
+    # then its first metric is the count and share of drifted features, agreeing with the summary
+    first = doc["metrics"][0]
+    assert first["metric_name"].startswith("DriftedColumnsCount(columns=recency_days,spend_90d,region")
+    assert first["value"] == {"count": 1.0, "share": pytest.approx(shifted_run.summary.drifted_share)}
+    # each feature tested with its own method and threshold, as the per-column panels are
+    assert first["config"]["per_column_method"] == {"recency_days": "wasserstein", "spend_90d": "wasserstein",
+                                                    "region": "jensenshannon"}
+    # and the page opens with those two figures, before any per-column panel
+    assert [w["title"] for w in widgets[:2]] == ["Count of Drifted Columns: count", "Count of Drifted Columns: share"]
+    assert all(not m["metric_name"].startswith("DriftedColumnsCount") for m in doc["metrics"][1:])
+
+
+def test_a_tagged_snapshot_carries_the_model_version_and_the_decision(shifted_run, tmp_path) -> None:
+    # when the snapshot is tagged with the champion's version and the monitor's decision
+    copy = tagged(shifted_run.snapshot, {"model_version": "3", "decision": "retrain"})
+    # then the copy carries them as tags and metadata, and the original is untouched
+    saved = copy.dump_dict()
+    assert saved["tags"] == ["model_version=3", "decision=retrain"]
+    assert {"model_version": "3", "decision": "retrain"}.items() <= saved["metadata"].items()
+    assert shifted_run.snapshot.dump_dict()["tags"] == []
+    # and it still renders and exports like the original
+    copy.save_html(str(tmp_path / "r.html"))
+    assert len(copy.dict()["metrics"]) == len(shifted_run.snapshot.dict()["metrics"])
+
+
+def test_a_recorded_run_is_tagged_in_the_workspace_history(shifted_run, tmp_path) -> None:
+    from evidently.ui.workspace import Workspace
+
+    from core import catalog
+    from core.settings import load_settings
+    from monitoring.records import WORKSPACE_PROJECT, save_drift_report
+
+    # given a home and a drift run
+    settings = load_settings()
+    # when it is recorded with the champion's version and the decision
+    files, snapshot_id = save_drift_report(settings, shifted_run, tmp_path, "run 1", ["churn_probability"],
+                                           tags={"model_version": "3", "decision": "retrain"})
+    # then the workspace's run (the Evidently UI's history) is tagged, and the report files are written
+    assert set(files) == {"drift_report_html", "drift_report_json"}
+    workspace = Workspace(str(catalog.evidently_workspace(settings)))
+    project = workspace.search_project(WORKSPACE_PROJECT)[0]
+    run = workspace.get_run(project.id, snapshot_id)
+    assert run is not None
+    assert run.tags == ["model_version=3", "decision=retrain"]
+    assert run.metadata["model_version"] == "3"
 
 
 def test_an_empty_window_is_insufficient_data_not_a_crash() -> None:

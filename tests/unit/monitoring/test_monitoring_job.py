@@ -123,6 +123,9 @@ def test_drift_retrains_records_everywhere_and_the_next_run_meets_the_cooldown(p
     workspace = Workspace(str(persona_home / "reports" / "evidently_workspace"))
     project = workspace.search_project(WORKSPACE_PROJECT)[0]
     assert len(workspace.list_runs(project.id)) == 1
+    recorded = workspace.get_run(project.id, str(result.workspace_snapshot_id))
+    assert recorded is not None
+    assert recorded.tags == [f"model_version={result.champion_version}", "decision=retrain"]
     run = mlflow.get_run(result.mlflow_run_id)
     assert run.data.tags["status"] == "retrain"
     assert run.data.tags["retrain.status"] == "trained"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 
 from core.settings import PROJECT_ROOT, load_settings, unknown_variables
-from serving.bento import BENTO_MODEL, in_bento
+from serving.bento import BENTO_MODEL, BENTO_UPLIFT_MODEL, bento_models, in_bento, packaged_model, packaged_uplift
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -118,3 +119,34 @@ def test_the_service_knows_a_built_bento_by_its_manifest(tmp_path: Path) -> None
     # then only the first runs from a Bento
     assert in_bento(service)
     assert not in_bento(PROJECT_ROOT / "serving" / "service.py")
+
+
+def test_a_served_bento_loads_the_models_its_manifest_names_not_the_stores_latest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serving import bento
+
+    # given a Bento built with one churn champion and no uplift model, in a store holding later imports of both
+    service = tmp_path / "bento" / "src" / "serving" / "service.py"
+    service.parent.mkdir(parents=True)
+    (tmp_path / "bento" / "bento.yaml").write_text(yaml.safe_dump(
+        {"name": "persona", "models": [{"tag": f"{BENTO_MODEL}:built", "module": "", "creation_time": ""}]}))
+    asked: list[str] = []
+
+    def get(tag: str) -> SimpleNamespace:
+        asked.append(tag)
+        labels = {"registered_model": "persona", "version": tag.split(":")[1]}
+        return SimpleNamespace(path=str(tmp_path), info=SimpleNamespace(labels=labels, metadata={"tags": {}}))
+
+    monkeypatch.setattr(bento, "_stored_model", get)
+    # when the service reads what it packaged
+    models = bento_models(service)
+    churn, uplift = packaged_model(models), packaged_uplift(models)
+    # then the churn champion is the one it was built with, and no uplift model is taken from the store
+    assert models == {BENTO_MODEL: f"{BENTO_MODEL}:built"}
+    assert churn.version == "built"
+    assert uplift is None
+    assert asked == [f"{BENTO_MODEL}:built"]
+    # while a Bento built with the uplift champion gets exactly that one
+    with_uplift = {**models, BENTO_UPLIFT_MODEL: f"{BENTO_UPLIFT_MODEL}:packaged"}
+    assert packaged_uplift(with_uplift).version == "packaged"  # type: ignore[union-attr]
