@@ -153,7 +153,8 @@ def refresh_champion(
         changes = None
         if fitted.match is not None:
             changes = {"champion": champion_version, "personas": [c.to_dict() for c in fitted.match.changes]}
-        html_path, json_path = write_cards(fitted.cards, meta, tmp_dir / "cards", changes)
+        label = champion.policy.label if champion.policy is not None else None
+        html_path, json_path = write_cards(fitted.cards, meta, tmp_dir / "cards", changes, settings.currency, label)
         mlflow.log_artifact(str(html_path), artifact_path="persona_cards")
         mlflow.log_artifact(str(json_path), artifact_path="persona_cards")
         mlflow.log_dict({"decision": decision.reason, "parts": parts, "calibration_note": fitted.calibration_note,
@@ -174,7 +175,7 @@ def refresh_champion(
     version = register.register(client, model, logged, carried, gated, settings)
     moved = register.move(client, model, version, decision.gate(), champion_version)
     if moved.promote and decision.personas:  # the home's cards are the champion's
-        write_cards(fitted.cards, meta, settings.reports_dir, changes)
+        write_cards(fitted.cards, meta, settings.reports_dir, changes, settings.currency, label)
     return RefreshResult(logged.run_id, model, version, champion_version, moved.promote, moved.alias,
                          moved.reason, snapshot_at.isoformat(), parts, fitted.metrics,
                          persona_lines(fitted.match, champion_version), time.perf_counter() - started)
