@@ -37,6 +37,8 @@ MUTATE_NAMES = {
         "ingest.validate.x_validate__*", "ingest.validate.x_validate_table__*", "ingest.validate.x_missing_columns__*",
         "ingest.validate.x__reason_codes__*", "ingest.run.x_ingest_files__*",
     ],
+    "ingest/parse.py": ["ingest.parse.*"],
+    "ingest/campaign_rules.py": ["ingest.campaign_rules.*"],
     "store/online_sqlite.py (upsert_sql guard)": ["store.online_sqlite.x_upsert_sql__*"],
     "serving/predictor.py (request validation)": [
         "serving.predictor.xǁServingPredictorǁcheck_batch_size__*", "serving.predictor.xǁServingPredictorǁcheck_ids__*",
