@@ -51,7 +51,7 @@ class UpliftConfig:
     learning_rate: float = 0.05
     min_child_weight: float = 10.0
     subsample: float = 0.8
-    effect_max_depth: int = 2
+    effect_max_depth: int = 3
     effect_min_child_weight: float = 50.0
     seed: int = 7
 
