@@ -1,15 +1,25 @@
-"""``persona campaign plan / evaluate``: audiences with control groups under a budget, and what they changed."""
+"""``persona campaign plan / evaluate / monitor``: audiences with control groups under a budget, what they changed.
+
+:func:`uplift_monitor_lines` is also ``persona monitor``'s uplift step: the layers put monitoring
+below campaigns, so the app runs it after the monitoring job.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path  # noqa: TC003  (Typer reads the annotation at runtime)
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.cli_common import one_line_errors
 from app.cli_common import settings as _settings
 from core.errors import PersonaError
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 campaign_app = typer.Typer(help="Plan a campaign from the uplift champion; evaluate one after its window.",
                            no_args_is_help=True)
@@ -103,3 +113,22 @@ def monitor() -> None:
     with quiet_output(settings):
         result = monitor_uplift(settings)
     typer.echo(result.summary())
+
+
+def uplift_monitor_lines(settings: Settings) -> list[str]:
+    """``persona monitor``'s uplift step: ``persona campaign monitor``'s summary when an uplift champion exists.
+
+    Nothing without an uplift champion; a failing step is one line of the summary and never fails
+    the churn and value monitoring that ran before it.
+    """
+    from app.quiet import quiet_output
+    from campaign.monitor import monitor_uplift, uplift_champion_version
+
+    try:
+        if uplift_champion_version(settings) is None:
+            return []
+        with quiet_output(settings):
+            return monitor_uplift(settings).summary().splitlines()
+    except Exception as exc:  # the main monitor's result stands; say what the uplift step lacked
+        logger.warning("uplift monitoring failed: %s", exc, exc_info=True)
+        return [f"uplift monitoring failed: {type(exc).__name__}: {exc}; run `persona campaign monitor` for it alone"]

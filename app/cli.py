@@ -313,6 +313,8 @@ def monitor(
     (they would learn from pre-shift labels only) and prints the date they wait for; meanwhile it
     refreshes what needs no labels (personas and value tiers, the churn and value models kept) as a
     new version, promoted only when today's customers separate better into the new personas.
+
+    With an uplift champion, its readings follow (``persona campaign monitor``).
     """
     from app.console import progress
     from monitoring.job import MonitorConfig, MonitorJob
@@ -327,6 +329,10 @@ def monitor(
     with progress("retrain and record", unit="steps") as on_progress:  # a retrain reports its steps
         result = job.conclude(seen, on_progress)
     typer.echo(result.summary())
+    from app.campaign_command import uplift_monitor_lines  # the uplift champion, when there is one
+
+    for line in uplift_monitor_lines(job.settings):
+        typer.echo(line)
     refreshed = (result.retrain.refresh or {}) if result.retrain is not None else {}
     if result.retrain is not None and "failed" in (result.retrain.status, refreshed.get("status")):
         raise typer.Exit(code=1)

@@ -265,7 +265,8 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
         if truth is not None:
             planned = demo_campaign.plan(settings, log, cut, config.campaign_budget, config.control_share,
                                          home / "campaign" / "audience")
-            demo_campaign.answer(generate, shifted["transactions"], planned, cut, config.seed)
+            demo_campaign.answer(generate, generated["transactions"], shifted["transactions"], planned, cut,
+                                 config.seed)
 
         started = time.perf_counter()
         with progress("ingest shifted period", unit="steps") as on_progress:
@@ -277,7 +278,8 @@ def _run_loop(config: DemoConfig, settings: Settings, log: DemoLog) -> None:
         log.step("requests after the shift", started, f"statuses {sent['statuses']}")
         campaign = None
         if planned is not None:
-            campaign = demo_campaign.measure(settings, log, generate, planned, cut, config.campaign_budget)
+            campaign = demo_campaign.measure(settings, log, generate, generated["transactions"], planned, cut,
+                                             config.campaign_budget)
 
         from app.console import progress
         from monitoring.job import MonitorConfig, MonitorJob

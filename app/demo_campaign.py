@@ -80,14 +80,19 @@ def plan(settings: Settings, log: DemoLog, at: pd.Timestamp, budget: float, cont
     return result
 
 
-def answer(generated: GenerateConfig, shifted_transactions: Path, result: PlanResult, at: pd.Timestamp,
-           seed: int) -> None:
-    """Rewrite the next period's transactions as the generated customers answer the plan's treated contacts."""
+def world(generated: GenerateConfig, transactions: Path):
+    """The generated customers (:class:`synthetic.respond.World`) with their generated orders."""
     from synthetic.respond import World
 
+    return World.of(generated, pd.read_parquet(transactions, columns=[ENTITY_KEY, "event_timestamp"]))
+
+
+def answer(generated: GenerateConfig, transactions: Path, shifted_transactions: Path, result: PlanResult,
+           at: pd.Timestamp, seed: int) -> None:
+    """Rewrite the next period's transactions as the generated customers answer the plan's treated contacts."""
     treated = result.audience[result.audience[GROUP] == TREATMENT][[ENTITY_KEY, "offer"]].assign(event_timestamp=at)
     frame = pd.read_parquet(shifted_transactions)
-    World.of(generated).respond(frame, treated, seed=seed).to_parquet(shifted_transactions, index=False)
+    world(generated, transactions).respond(frame, treated, seed=seed).to_parquet(shifted_transactions, index=False)
 
 
 def monitor(settings: Settings, log: DemoLog) -> None:
@@ -103,16 +108,15 @@ def monitor(settings: Settings, log: DemoLog) -> None:
              f"realized uplift within its interval in {held}/{bins} predicted-uplift bins")
 
 
-def compare(settings: Settings, generated: GenerateConfig, result: PlanResult, at: pd.Timestamp,
+def compare(settings: Settings, generated: GenerateConfig, transactions: Path, result: PlanResult, at: pd.Timestamp,
             budget: float) -> list[PolicyFigures]:
     """The plan and a churn-score targeting of the same budget, scored on the true effects at ``at``."""
     from campaign.plan import latest_features, offer_costs
     from ingest.consent import contactable
     from model.bundle import load_predictor
     from model.registry import CHAMPION
-    from synthetic.respond import World
 
-    truth = World.of(generated).truth_at(at).set_index([ENTITY_KEY, "offer"])
+    truth = world(generated, transactions).truth_at(at).set_index([ENTITY_KEY, "offer"])
     audience = result.audience
     treated = audience[audience[GROUP] == TREATMENT]
     costs = offer_costs(settings, tuple(sorted(set(audience["offer"]))) or ("discount",), None)
@@ -135,8 +139,8 @@ def compare(settings: Settings, generated: GenerateConfig, result: PlanResult, a
     return figures
 
 
-def measure(settings: Settings, log: DemoLog, generate: GenerateConfig, planned: PlanResult, cut: pd.Timestamp,
-            budget: float):
+def measure(settings: Settings, log: DemoLog, generate: GenerateConfig, transactions: Path, planned: PlanResult,
+            cut: pd.Timestamp, budget: float):
     """Evaluate the campaign, retrain uplift on its outcomes, score it and the churn-score targeting."""
     from campaign.evaluate import evaluate_campaign
 
@@ -149,7 +153,7 @@ def measure(settings: Settings, log: DemoLog, generate: GenerateConfig, planned:
     train_uplift(settings, log, "retrain uplift on the outcomes", None)
     monitor(settings, log)
     started = time.perf_counter()
-    figures = compare(settings, generate, planned, cut, budget)
+    figures = compare(settings, generate, transactions, planned, cut, budget)
     log.step("same budget on churn scores", started, "both scored on the generator's true effects")
     return evaluated, figures
 

@@ -1,6 +1,8 @@
 """Issue 5 figures: the served Bento against Feast's own feature server, on loopback.
 
-Builds a home with a champion, starts ``bentoml serve serving.service:PersonaService`` and
+Builds a home with a champion and an uplift champion (issue 15: ``/predict`` keeps its latency
+target while it answers each offer's uplift and the next best action; :mod:`bench.uplift_home`),
+starts ``bentoml serve serving.service:PersonaService`` and
 ``feast serve`` (same ``feature_store.yaml``, same home), then drives both with an open-loop
 load generator at a fixed rate: each request is due at ``start + i / rate`` whether or not
 earlier ones have answered, and its latency counts from that due time (no coordinated
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from bench.common import row, scratch_home
 
@@ -247,6 +250,7 @@ def run(quick: bool = False) -> list[dict]:
     """Benchmark rows for the serving issue (``quick``: small data and short runs)."""
     import httpx
 
+    from bench.uplift_home import register_uplift_champion
     from core.settings import load_settings
     from features.dataset import feature_refs
     from serving.prediction_log import read_prediction_log
@@ -262,6 +266,7 @@ def run(quick: bool = False) -> list[dict]:
             home, customers=customers, days=120 if quick else 180, n_estimators=60 if quick else 300
         )
         settings = load_settings()
+        register_uplift_champion(settings)
         env = {
             **os.environ,
             **settings.feast_env(),
@@ -284,6 +289,7 @@ def run(quick: bool = False) -> list[dict]:
             running(feast_cmd, env, base / "feast.log", feast_port, "/health") as feast_server,
         ):
             info = httpx.post(f"http://127.0.0.1:{bento_port}/model_info", json={}, timeout=30).json()
+            uplift_version = (info.get("uplift") or {}).get("version")
             wanted = set(info["feature_columns"])
             refs = [
                 r
@@ -315,9 +321,12 @@ def run(quick: bool = False) -> list[dict]:
             for _ in range(3 if quick else 5):
                 batch.extend(drive(bento_port, big, 4.0, 1.0))  # 4 requests of 1000 ids, 250 ms apart
             stop(bento)  # SIGTERM: the log must be complete afterwards
-            logged = len(read_prediction_log(settings.serving_dir / "prediction_log"))
+            log = read_prediction_log(settings.serving_dir / "prediction_log")
+            logged = len(log)
+            predicted = log["cold_start_reason"].isna()
+            with_uplift = int((predicted & log.get("uplift_model_version", pd.Series(index=log.index)).notna()).sum())
 
-    label = f"@{rate:.0f} rps x {seconds:.0f} s"
+    label = f"@{rate:.0f} rps x {seconds:.0f} s, uplift served"
     p50, p99, f50, f99 = mine.percentile(50), mine.percentile(99), feast.percentile(50), feast.percentile(99)
     ratio = p50 / f50 if f50 > 0 else float("nan")
     b50 = batch.percentile(50)
@@ -352,7 +361,8 @@ def run(quick: bool = False) -> list[dict]:
             1000 * cpu_feast / max(feast.sent, 1),
             "ms",
         ),
-        row(5, "serving", "predict 1000 customers p50", b50, "ms", "< 100", b50 < 100),
+        row(5, "serving", f"predict 1000 customers p50, uplift served (v{uplift_version})", b50, "ms", "< 100",
+            b50 < 100),
         row(
             5,
             "serving",
@@ -368,6 +378,16 @@ def run(quick: bool = False) -> list[dict]:
             "rows",
             f"= {served:,} served",
             logged == served,
+        ),
+        row(
+            15,
+            "serving",
+            "predicted rows logged with the uplift served (per offer, next best action, uplift version)",
+            with_uplift / max(int(predicted.sum()), 1),
+            "share",
+            "= 1",
+            with_uplift == int(predicted.sum()) > 0,
+            load_sensitive=False,
         ),
     ]
 

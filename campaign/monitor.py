@@ -100,6 +100,14 @@ def _predict(settings: Settings, predictor: UpliftPredictor, entities: pd.DataFr
     return out
 
 
+def uplift_champion_version(settings: Settings) -> str | None:
+    """The registered uplift champion's version, or None when there is none."""
+    from campaign.train import uplift_model_name
+    from model.registry import CHAMPION, alias_version, configure_mlflow
+
+    return alias_version(configure_mlflow(settings), uplift_model_name(settings), CHAMPION)
+
+
 def monitor_uplift(settings: Settings) -> UpliftMonitorResult:
     """Run the three readings (see the module docstring) and write ``uplift.json``.
 
@@ -108,11 +116,10 @@ def monitor_uplift(settings: Settings) -> UpliftMonitorResult:
     """
     from campaign.data import matured_outcomes, read_table
     from campaign.train import uplift_model_name
-    from model.registry import CHAMPION, alias_version, configure_mlflow
     from model.uplift import load_uplift
 
     name = uplift_model_name(settings)
-    version = alias_version(configure_mlflow(settings), name, CHAMPION)
+    version = uplift_champion_version(settings)
     if version is None:
         raise PersonaError(f"no uplift champion ({name}); run `persona train --uplift` first")
     predictor = load_uplift(f"models:/{name}/{version}", settings)
@@ -151,4 +158,4 @@ def monitor_uplift(settings: Settings) -> UpliftMonitorResult:
     return result
 
 
-__all__ = ["UpliftMonitorResult", "monitor_uplift"]
+__all__ = ["UpliftMonitorResult", "monitor_uplift", "uplift_champion_version"]

@@ -331,7 +331,7 @@ class ServingPredictor:
             if reasons_of is not None:
                 result["explanation"] = reasons_of.get(i)
             if uplift_of is not None:
-                result.update(uplift_of(i))
+                result.update(uplift_of.fields(i))
             results.append(result)
         log = LogBatch(
             request_id=request_id,
@@ -340,7 +340,7 @@ class ServingPredictor:
             model_version=self.version,
             customer_ids=list(ids),
             features={FEATURES_AT: batch.newest_event_times()} if with_freshness else {},
-            predictions=predictions,
+            predictions=predictions if uplift_of is None else {**predictions, **uplift_of.log_columns},
             reasons=reasons,
             numeric_columns=batch.numeric_columns,
             numeric=batch.numeric,

@@ -2,18 +2,21 @@
 
 Served only when an uplift champion is registered (:class:`serving.runtime.ServingRuntime`
 loads it beside the churn champion); without one a prediction carries none of these fields and
-nothing here runs.
+nothing here runs. What was served is logged with the row (:data:`LOG_NEXT_ACTION` and the
+other log columns below, beside each offer's ``uplift_conversion_<offer>`` and
+``uplift_spend_<offer>``); rows logged without an uplift model simply lack those columns.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     from core.settings import Settings
     from model.uplift import UpliftPredictor
@@ -31,10 +34,53 @@ def _plain(values: np.ndarray) -> list[float | None]:
     return out
 
 
-def uplift_fields(
-    uplift: UpliftRunner, batch: FeatureBatch, ok: np.ndarray
-) -> Callable[[int], dict[str, object]] | None:
-    """Row index -> the uplift fields of a result (``uplift``, ``next_best_action``, ``uplift_model_version``).
+LOG_NEXT_ACTION = "next_best_action"
+LOG_NEXT_UPLIFT = "next_best_expected_uplift"
+LOG_NEXT_VALUE = "next_best_expected_value"
+LOG_VERSION = "uplift_model_version"
+
+
+@dataclass
+class UpliftAnswer:
+    """The uplift part of one request's answer.
+
+    Attributes:
+        fields: row index -> the result's ``uplift``, ``next_best_action`` and ``uplift_model_version``.
+        log_columns: the same per row for the prediction log (one value per row of the batch; NaN /
+            None for cold starts): each offer's ``uplift_conversion_<offer>`` and
+            ``uplift_spend_<offer>``, ``next_best_action`` (the offer, None when nothing pays),
+            ``next_best_expected_uplift``, ``next_best_expected_value`` and ``uplift_model_version``.
+    """
+
+    fields: Callable[[int], dict[str, object]]
+    log_columns: dict[str, np.ndarray]
+
+
+def _log_columns(n: int, rows: np.ndarray, predicted: dict[str, np.ndarray] | None, offers: tuple[str, ...],
+                 version: str) -> dict[str, np.ndarray]:
+    from model.uplift import uplift_column
+    from model.uplift_runner import NEXT_OFFER, NEXT_UPLIFT, NEXT_VALUE
+
+    def spread(values: np.ndarray | None, fill: object) -> np.ndarray:
+        out = np.full(n, np.nan) if fill is None else np.full(n, None, dtype=object)
+        if values is not None and len(rows):
+            out[rows] = np.asarray(values)
+        return out
+
+    columns: dict[str, np.ndarray] = {}
+    for offer in offers:
+        for outcome in ("conversion", "spend"):
+            name = uplift_column(outcome, offer)
+            columns[name] = spread(None if predicted is None else predicted[name], None)
+    columns[LOG_NEXT_ACTION] = spread(None if predicted is None else predicted[NEXT_OFFER], "")
+    columns[LOG_NEXT_UPLIFT] = spread(None if predicted is None else predicted[NEXT_UPLIFT], None)
+    columns[LOG_NEXT_VALUE] = spread(None if predicted is None else predicted[NEXT_VALUE], None)
+    columns[LOG_VERSION] = np.full(n, version, dtype=object)
+    return columns
+
+
+def uplift_fields(uplift: UpliftRunner, batch: FeatureBatch, ok: np.ndarray) -> UpliftAnswer | None:
+    """The uplift fields of each result and the columns to log (:class:`UpliftAnswer`).
 
     None (the fields are left out) when the batch lacks a feature the uplift model needs: the
     churn champion and the uplift champion are promoted separately, and a churn answer must not
@@ -47,11 +93,11 @@ def uplift_fields(
         return None
     rows = np.flatnonzero(ok)
     version = uplift.version
+    offers = uplift.predictor.offers
     empty: dict[str, object] = {"uplift": None, "next_best_action": None, "uplift_model_version": version}
     if not len(rows):
-        return lambda _i: empty
+        return UpliftAnswer(lambda _i: empty, _log_columns(len(batch), rows, None, offers, version))
     predicted = uplift.predict(batch if len(rows) == len(batch) else batch.take(rows))
-    offers = uplift.predictor.offers
     # Plain Python values built column by column (a 1000-customer batch stays a few milliseconds).
     per_offer = [(o, _plain(predicted[uplift_column("conversion", o)]), _plain(predicted[uplift_column("spend", o)]))
                  for o in offers]
@@ -75,7 +121,7 @@ def uplift_fields(
     def fields(i: int) -> dict[str, object]:
         return where.get(i, empty)
 
-    return fields
+    return UpliftAnswer(fields, _log_columns(len(batch), rows, predicted, offers, version))
 
 
 def load_runner(settings: Settings, name: str, version: str) -> UpliftRunner:
@@ -120,4 +166,5 @@ def unserved_reason(runner: UpliftRunner, predictor: ServingPredictor | None) ->
     return f"uplift v{runner.version} needs features the served churn model does not read: {lacking}"
 
 
-__all__ = ["load_runner", "runner_of", "unserved_reason", "uplift_fields"]
+__all__ = ["LOG_NEXT_ACTION", "LOG_NEXT_UPLIFT", "LOG_NEXT_VALUE", "LOG_VERSION", "UpliftAnswer", "load_runner",
+           "runner_of", "unserved_reason", "uplift_fields"]

@@ -7,18 +7,26 @@ it, to treatment or control with equal chance. Waves are ``wave_every_days`` apa
 one ends ``response_days`` before the history does, so every window is complete.
 
 The effect of offer ``o`` on customer ``i`` over the window ``(t, t + R]``: the treated order
-rate is ``m_i * lambda_i(s) + a_io`` instead of ``lambda_i(s)``, where
+rate is ``m_i * lambda_i(s) + a_io`` instead of ``lambda_i(s)``. Both parts are functions of
+hidden traits that leave traces a model can read (as heterogeneous treatment effects are
+modelled: the covariates carry the effect), with a small idiosyncratic part only in who is put
+off:
 
-* ``a_io = lift_o * w_io * e_i`` extra orders per day: ``w_io`` is the offer's pull on hidden
-  traits (a discount pulls discount seekers and price-sensitive customers; free delivery pulls
-  the rural region and frequent returners; an apology voucher pulls customers with a delivery
-  problem), and ``e_i = min(1, L_i / (R * base_i)) ** engagement_power`` is how engaged the
-  customer still is (a lapsed customer rarely reads the message: the customers most likely to
-  leave are mostly not the ones a contact changes), except that an apology reaches a customer
-  whose delivery problem began within ``apology_window_days`` of the contact whatever their
-  engagement (later, they are gone);
-* ``m_i = put_off_factor`` for customers a contact puts off (hidden, more often the satisfied
-  ones), who also ignore the offer (``a_io = 0``); ``m_i = 1`` for everyone else.
+* ``a_io = lift_o * w_io * e_i`` extra orders per day: ``w_io`` is the offer's pull (a discount
+  pulls discount seekers and price-sensitive customers, traced by the share of discounted
+  orders; free delivery pulls the rural region and frequent returners, traced by the region and
+  the share of returned orders; an apology voucher pulls customers whose deliveries have failed,
+  traced by the reviews a failed delivery draws), and ``e_i = exp(-d_i / reach_recency_days)``
+  is how far the message reaches, with ``d_i`` the days since the customer's last order before
+  the contact (a lapsed customer rarely reads it: the customers most likely to leave are mostly
+  not the ones a contact changes), except that an apology reaches a customer with an order
+  placed while deliveries were failing within ``apology_window_days`` of the contact whatever
+  their recency (:class:`ContactHistory`);
+* ``m_i = put_off_factor`` for customers a contact puts off, who also ignore the offer
+  (``a_io = 0``); ``m_i = 1`` for everyone else. The put-off are the satisfied regulars: those
+  whose ``put_off_satisfaction * satisfaction + put_off_frequency * log(order rate / mean rate)``
+  plus a normal draw of sd ``put_off_noise`` exceeds ``put_off_threshold`` (the order rate is
+  traced by frequency, satisfaction by ratings and a steadier pace).
 
 With ``L_i`` the expected orders of the window without contact, the treated orders are Poisson
 with mean ``m_i L_i + a_io R``, so the true effects have closed forms:
@@ -26,8 +34,9 @@ with mean ``m_i L_i + a_io R``, so the true effects have closed forms:
 ``uplift_orders = (m_i - 1) L_i + a_io R`` and ``uplift_spend`` = the orders times their mean
 amount (a discount's orders are cheaper by its depth). The transactions of treated customers
 are rewritten to match (baseline orders in the window kept with probability ``m_i``, extra
-orders added), so outcomes computed from transactions follow the model. The churn ground truth
-ignores these windows (campaigns are rare and short beside its horizon).
+orders added), so outcomes computed from transactions follow the model; each wave's history
+includes the earlier waves' rewritten windows. The churn ground truth ignores these windows
+(campaigns are rare and short beside its horizon).
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ from core.contract import CONTROL, TREATMENT
 from synthetic.config import NS_PER_DAY
 from synthetic.orders import cumulative_orders, expected_order_value
 from synthetic.review_text import CATEGORIES
-from synthetic.traits import REGIONS, expit
+from synthetic.traits import REGIONS
 
 if TYPE_CHECKING:
     from synthetic.config import GenerateConfig, ModelParams
@@ -62,11 +71,13 @@ class CampaignParams:
     lift_per_day: tuple[float, ...] = (0.035, 0.035, 0.025)  # per offer, in OFFERS order
     cost_per_contact: tuple[float, ...] = (1.0, 0.5, 1.5)
     discount_depth: float = 0.15  # a discount's orders are this much cheaper
-    put_off_base: float = -3.0  # logit of being put off by a contact, at average satisfaction
-    put_off_satisfaction: float = 1.6  # per sd of satisfaction: the content are easiest to annoy
+    put_off_threshold: float = 1.6  # put off when the satisfied-regular score + noise exceeds this
+    put_off_satisfaction: float = 0.6  # per sd of satisfaction: the content are easiest to annoy
+    put_off_frequency: float = 1.5  # per unit of log(order rate / mean rate): regulars most of all
+    put_off_noise: float = 0.1  # sd of the idiosyncratic part (small: the traits decide)
     put_off_factor: float = 0.35  # order-rate multiplier of a put-off customer in the window
-    engagement_power: float = 0.5  # reach = (expected orders / orders at signup rate) ** this
-    apology_window_days: float = 45.0  # an apology reaches a delivery problem this close to its onset
+    reach_recency_days: float = 120.0  # reach = exp(-days since the last order / this): the lapsed rarely read
+    apology_window_days: float = 90.0  # an apology reaches a customer whose delivery failed this recently
 
 
 def consent_column(n: int, params: CampaignParams, rng: np.random.Generator) -> np.ndarray:
@@ -74,12 +85,20 @@ def consent_column(n: int, params: CampaignParams, rng: np.random.Generator) -> 
     return np.where(rng.random(n) < params.consent_rate, "yes", "no").astype(object)
 
 
-def offer_pull(traits: Traits) -> np.ndarray:
+def draw_put_off(traits: Traits, params: CampaignParams, rng: np.random.Generator) -> np.ndarray:
+    """Whom a contact puts off: the satisfied regulars, with a small idiosyncratic part (one draw per customer)."""
+    regular = np.log(traits.base_rate / traits.base_rate.mean())
+    score = (params.put_off_satisfaction * traits.satisfaction + params.put_off_frequency * regular
+             + params.put_off_noise * rng.standard_normal(len(traits)))
+    return score > params.put_off_threshold
+
+
+def offer_pull(traits: Traits, history: ContactHistory) -> np.ndarray:
     """``w_io``: (customers, offers) pull of each offer on hidden traits (see the module docstring)."""
     rural = (traits.region == REGIONS.index("rural")).astype(np.float64)
     discount = 2.0 * traits.discount_seeking + 0.6 * traits.price_sensitivity
     delivery = 0.1 + 1.2 * rural + 2.0 * traits.return_propensity
-    apology = 0.05 + 1.6 * traits.delivery_problem
+    apology = 0.05 + 1.6 * np.isfinite(history.failed_delivery_days)
     return np.stack([discount, delivery, apology], axis=1)
 
 
@@ -94,8 +113,41 @@ def wave_days(config: GenerateConfig, params: CampaignParams, waves: int) -> np.
     return days[days >= params.min_tenure_days]
 
 
+@dataclass(frozen=True)
+class ContactHistory:
+    """What each customer's own orders before a contact day say (aligned with the traits).
+
+    ``recency_days``: days from the last order before the day to the day (infinite without one);
+    ``failed_delivery_days``: days since the last order placed while the customer's deliveries
+    were failing (from ``delivery_complaint_lead_days`` before the delivery onset on; infinite
+    without one). Both are traces the features see: recency directly, a failed delivery in the
+    reviews it draws (a complaint is far likelier to be written then).
+    """
+
+    recency_days: np.ndarray
+    failed_delivery_days: np.ndarray
+
+
+def contact_history(traits: Traits, transactions: pd.DataFrame, config: GenerateConfig, model: ModelParams,
+                    day: int) -> ContactHistory:
+    """:class:`ContactHistory` at ``day`` from the orders placed before it."""
+    start_ns = pd.Timestamp(config.start).value
+    order_day = (pd.to_datetime(transactions["event_timestamp"], utc=True).to_numpy(dtype="datetime64[ns]")
+                 .view(np.int64) - start_ns) / NS_PER_DAY
+    rows = pd.Series(np.arange(len(traits)), index=traits.customer_id).reindex(
+        transactions["customer_id"].to_numpy()).to_numpy()
+    before = (order_day < day) & ~np.isnan(rows.astype(np.float64))
+    rows, order_day = rows[before].astype(np.int64), order_day[before]
+    last = np.full(len(traits), -np.inf)
+    np.maximum.at(last, rows, order_day)
+    failing = order_day >= traits.delivery_onset[rows] - model.delivery_complaint_lead_days
+    last_failed = np.full(len(traits), -np.inf)
+    np.maximum.at(last_failed, rows[failing], order_day[failing])
+    return ContactHistory(recency_days=day - last, failed_delivery_days=day - last_failed)
+
+
 def true_effects(traits: Traits, config: GenerateConfig, model: ModelParams, params: CampaignParams,
-                 day: int, put_off: np.ndarray) -> dict[str, np.ndarray]:
+                 day: int, put_off: np.ndarray, history: ContactHistory) -> dict[str, np.ndarray]:
     """Exact effects of each offer for every customer in a window starting on ``day``.
 
     Returns:
@@ -108,12 +160,10 @@ def true_effects(traits: Traits, config: GenerateConfig, model: ModelParams, par
     lo = cumulative_orders(traits, np.full(n, float(day)), b)
     hi = cumulative_orders(traits, np.full(n, float(day) + window), b)
     baseline = hi - lo
-    engaged = np.clip(baseline / (window * traits.base_rate), 0.0, 1.0) ** params.engagement_power
-    since_problem = float(day) - traits.delivery_onset
-    fresh_problem = traits.delivery_problem & (since_problem >= -params.apology_window_days) & (
-        since_problem <= params.apology_window_days)
+    engaged = np.exp(-history.recency_days / params.reach_recency_days)
+    fresh_problem = history.failed_delivery_days <= params.apology_window_days
     reach = np.where(fresh_problem[:, None] & (np.arange(len(OFFERS)) == 2)[None, :], 1.0, engaged[:, None])
-    extra = np.asarray(params.lift_per_day)[None, :] * offer_pull(traits) * reach
+    extra = np.asarray(params.lift_per_day)[None, :] * offer_pull(traits, history) * reach
     extra = np.where(put_off[:, None], 0.0, extra)
     multiplier = np.where(put_off, params.put_off_factor, 1.0)[:, None] * np.ones((1, len(OFFERS)))
     treated_orders = multiplier * baseline[:, None] + extra * window
@@ -192,16 +242,21 @@ def draw_campaigns(traits: Traits, transactions: pd.DataFrame, consent: np.ndarr
     """
     days = wave_days(config, params, waves)
     campaigns = _campaigns_frame(config, params, days)
-    put_off = rng.random(len(traits)) < expit(params.put_off_base + params.put_off_satisfaction * traits.satisfaction)
+    put_off = draw_put_off(traits, params, rng)
     start_ns = pd.Timestamp(config.start).value
     tx = transactions.copy()
     tx_ns = tx["event_timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
     row_of = pd.Series(np.arange(len(traits)), index=traits.customer_id)
     keep = np.ones(len(tx), dtype=bool)
-    exposures, truths, extras = [], [], []
+    exposures: list[pd.DataFrame] = []
+    truths: list[pd.DataFrame] = []
+    extras: list[pd.DataFrame] = []
     value = expected_order_value(traits, model)
     for wave, day in enumerate(days, start=1):
-        effects = true_effects(traits, config, model, params, int(day), put_off)
+        so_far = pd.concat([tx.loc[keep, ["customer_id", "event_timestamp"]],
+                            *[e[["customer_id", "event_timestamp"]] for e in extras]], ignore_index=True)
+        history = contact_history(traits, so_far, config, model, int(day))
+        effects = true_effects(traits, config, model, params, int(day), put_off, history)
         eligible = np.flatnonzero((traits.signup_day <= day - params.min_tenure_days) & (consent == "yes"))
         offer = rng.integers(0, len(OFFERS), len(eligible))
         treated = rng.random(len(eligible)) < 0.5
@@ -238,5 +293,5 @@ def draw_campaigns(traits: Traits, transactions: pd.DataFrame, consent: np.ndarr
     }
 
 
-__all__ = ["OFFERS", "CampaignParams", "consent_column", "draw_campaigns", "offer_pull", "rewrite_windows",
-           "true_effects", "wave_days"]
+__all__ = ["OFFERS", "CampaignParams", "ContactHistory", "consent_column", "contact_history", "draw_campaigns",
+           "draw_put_off", "offer_pull", "rewrite_windows", "true_effects", "wave_days"]

@@ -112,6 +112,13 @@ def _describe(config: GenerateConfig, params: ModelParams, counts: dict[str, int
             "waves": config.campaign_waves,
             "model": "treated order rate m_i * lambda_i + a_io in (contact, contact + response_days]; "
                      "see synthetic.campaigns",
+            "effects": "a_io = lift_o * pull_io * reach_i: pull by traits the features trace (discount: discount "
+                       "seeking and price sensitivity; free delivery: rural region and returns; apology: "
+                       "deliveries that have failed), reach_i = exp(-days since the last order / "
+                       "reach_recency_days), full reach for an apology within apology_window_days of an order "
+                       "placed while deliveries failed; the put-off (m_i = put_off_factor, a_io = 0) are the "
+                       "satisfied regulars: put_off_satisfaction * satisfaction + put_off_frequency * "
+                       "log(rate / mean rate) + N(0, put_off_noise) > put_off_threshold",
             "ground_truth": "campaign_truth: true_uplift_conversion / _orders / _spend per customer eligible "
                             "in a wave and per offer campaign of it",
             "params": asdict(CampaignParams()),
@@ -128,7 +135,8 @@ def _readme(description: dict[str, object]) -> str:
         "Tables: customers, transactions, sessions, reviews (data-contract columns) and ground_truth",
         "(exact churn probability, expected orders and spend per customer and snapshot).",
         *(["", "Campaigns: campaigns, exposures (randomized waves) and campaign_truth (true effect of each",
-           "offer on conversion, orders and spend per customer and campaign); see synthetic/campaigns.py."]
+           "offer on conversion, orders and spend per customer and campaign); see synthetic/campaigns.py.",
+           f"- Campaign effects: {description['campaigns']['effects']}"]  # type: ignore[index]
           if "campaigns" in description else []),
         "",
         f"- Order rate: {description['order_rate']}",

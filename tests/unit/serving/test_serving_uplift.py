@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from model.uplift_runner import UpliftRunner
@@ -96,3 +97,41 @@ def test_a_failing_uplift_model_leaves_the_churn_answer_alone(predictor, runner,
     # then the customer is still predicted, without uplift fields
     assert result["status"] == "ok"
     assert not UPLIFT_KEYS & set(result)
+
+
+def test_the_prediction_log_keeps_the_uplift_served_and_still_reads_rows_logged_without_it(
+    predictor, runner, tmp_path
+) -> None:
+    # given a row logged before any uplift champion, then a known customer and a cold start served with one
+    from serving.prediction_log import PredictionLog, read_prediction_log
+    from serving.wal import decode, encode
+
+    before = predictor.predict_customers([2], "r0")
+    served = predictor.predict_customers([1, 3], "r1", uplift=runner)
+    known = served.results[0]
+
+    # when both are logged (the served batch through the write-ahead file's encoding as well)
+    replayed = decode(encode(served.log))[0][0]
+    log = PredictionLog(tmp_path / "log", wal=False)
+    log.append(before.log)
+    log.append(replayed)
+    log.close()
+    rows = read_prediction_log(tmp_path / "log").set_index("request_id")
+
+    # then the uplift row carries each offer's uplift, the next best action and the uplift version served
+    row = rows.loc["r1"].set_index("customer_id").loc[1]
+    for offer in ("discount", "voucher"):
+        assert row[f"uplift_conversion_{offer}"] == pytest.approx(known["uplift"][offer]["conversion"])
+        assert row[f"uplift_spend_{offer}"] == pytest.approx(known["uplift"][offer]["spend"])
+    assert row["next_best_action"] == known["next_best_action"]["offer"] == "discount"
+    assert row["next_best_expected_value"] == pytest.approx(known["next_best_action"]["expected_value"])
+    assert row["next_best_expected_uplift"] == pytest.approx(known["next_best_action"]["expected_uplift"])
+    assert row["uplift_model_version"] == "4"
+    # the cold start logs no uplift, and the row logged without an uplift model reads back with empty columns
+    cold = rows.loc["r1"].set_index("customer_id").loc[3]
+    assert pd.isna(cold["uplift_conversion_discount"])
+    assert pd.isna(cold["next_best_action"])
+    old = rows.loc["r0"]
+    assert old["churn_probability"] == pytest.approx(before.results[0]["churn_probability"])
+    assert pd.isna(old["uplift_conversion_discount"])
+    assert pd.isna(old["uplift_model_version"])

@@ -76,3 +76,45 @@ def test_some_customers_are_put_off_by_a_contact(generated: dict[str, pd.DataFra
     for _, rows in truth.groupby("offer"):
         assert (rows["true_uplift_conversion"] < -0.01).mean() > 0.03
         assert (rows["true_uplift_conversion"] > 0.01).mean() > 0.2
+
+
+def test_a_contact_reaches_recent_buyers_and_the_put_off_are_regulars(generated: dict[str, pd.DataFrame]) -> None:
+    # given each exposed customer's days since their last order before the contact, and orders before it
+    exposures, tx = generated["exposures"], generated["transactions"]
+    joined = exposures[["customer_id", "campaign_id", "event_timestamp"]].merge(
+        tx[["customer_id", "event_timestamp"]].rename(columns={"event_timestamp": "order_at"}), on="customer_id")
+    joined = joined[joined["order_at"] < joined["event_timestamp"].dt.normalize()]
+    history = joined.groupby(["customer_id", "campaign_id"]).agg(last=("order_at", "max"), orders=("order_at", "size"))
+    rows = exposures.merge(history.reset_index(), on=["customer_id", "campaign_id"], how="left")
+    rows["recency"] = (rows["event_timestamp"].dt.normalize() - rows["last"]).dt.days
+    wave = rows["campaign_id"].str.split("-").str[0]
+    truth = generated["campaign_truth"].assign(wave=lambda t: t["campaign_id"].str.split("-").str[0])
+    discount = truth[truth["offer"] == "discount"][["customer_id", "wave", "true_uplift_conversion"]]
+    rows = rows.assign(wave=wave).merge(discount, on=["customer_id", "wave"])
+
+    # then a discount moves recent buyers more than the lapsed (reach follows the days since the last order)
+    recent = rows.loc[rows["recency"] <= 30, "true_uplift_conversion"].mean()
+    lapsed = rows.loc[rows["recency"] > 240, "true_uplift_conversion"].mean()
+    assert recent > 1.5 * max(lapsed, 1e-3), (recent, lapsed)
+    # and the customers a contact puts off buy more often than the rest (regulars: visible in their frequency)
+    put_off = rows["true_uplift_conversion"] < -0.01
+    assert rows.loc[put_off, "orders"].median() > 2 * rows.loc[~put_off, "orders"].fillna(0).median()
+
+
+def test_the_contact_history_counts_only_orders_before_the_contact_day() -> None:
+    # given one customer with orders 10 days before, on, and after the contact day (day 100)
+    from synthetic.campaigns import contact_history
+    from synthetic.config import ModelParams
+    from synthetic.traits import draw_traits
+
+    config = GenerateConfig(customers=1, days=200, seed=1, start=pd.Timestamp("2025-01-01", tz="UTC"))
+    traits = draw_traits(config, ModelParams(), np.random.default_rng(0))
+    day0 = pd.Timestamp("2025-01-01", tz="UTC")
+    orders = pd.DataFrame({"customer_id": [1, 1, 1],
+                           "event_timestamp": [day0 + pd.Timedelta(days=d, hours=9) for d in (90, 100, 130)]})
+
+    # when
+    history = contact_history(traits, orders, config, ModelParams(), 100)
+
+    # then the order of the contact day and later ones never count
+    assert history.recency_days[0] == pytest.approx(10 - 9 / 24)

@@ -17,7 +17,7 @@ def test_the_world_is_drawn_again_exactly_and_treated_windows_follow_the_effect_
     paths = generate_dataset(config, tmp_path / "gen")
     truth = pd.read_parquet(paths["campaign_truth"])
     campaigns = pd.read_parquet(paths["campaigns"])
-    world = World.of(config)
+    world = World.of(config, pd.read_parquet(paths["transactions"]))
 
     # when the true effects are computed again at the last wave's start
     last = campaigns[campaigns["start"] == campaigns["start"].max()]
