@@ -26,6 +26,7 @@ import pandas as pd
 
 from bench.common import row, scratch_home, timed
 from bench.load import LoadRequest, LoadRun, drive, expect_predictions, predict_mix
+from core import catalog
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -267,7 +268,10 @@ def run(quick: bool = False) -> list[dict]:
                             n_estimators=60 if quick else 300)
         with prod_namespace("bench_serve") as prod_env:
             # the same MLflow registry (and champion) as the local home; features from Postgres and Redis
-            prod_env = {**prod_env, "PERSONA_MLFLOW_TRACKING_URI": load_settings(profile="local").tracking_uri}
+            # and the key that signed it: the prod profile takes it from the environment, never a file
+            local = load_settings(profile="local")
+            prod_env = {**prod_env, "PERSONA_MLFLOW_TRACKING_URI": local.tracking_uri,
+                        "PERSONA_MODEL_SIGNING_KEY": catalog.model_signing_key(local).read_text().strip()}
             os.environ.update(prod_env)
             settings = load_settings()
             build_offline_sources(settings)

@@ -192,7 +192,13 @@ def running(
             command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
-            wait_http(port, ready_path, timeout, proc)
+            try:
+                wait_http(port, ready_path, timeout, proc)
+            except (TimeoutError, RuntimeError) as exc:  # say why: the log goes with the scratch home
+                lines = [line for line in log.read_bytes().decode(errors="replace").splitlines()
+                         if '"event":"access"' not in line]  # the readiness probes' own lines say nothing
+                tail = "\n".join(lines[-40:])
+                raise type(exc)(f"{exc}; last lines of {log.name} (access lines left out):\n{tail}") from None
             yield proc
         finally:
             stop(proc)
