@@ -9,6 +9,12 @@ from __future__ import annotations
 import pandas as pd
 
 
+def utc(value: object) -> pd.Timestamp:
+    """``value`` as a UTC timestamp: a naive time is read as UTC, an aware one converted."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
 def snapshot_anchor(last_event: pd.Timestamp) -> pd.Timestamp:
     """The newest snapshot: the midnight (UTC) after the last event.
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core import catalog
 from core.progress import silent
+from core.timegrid import utc
 from monitoring import champion as reference
 from monitoring import current, label_free, records
 from monitoring.assess import Assessment, assess
@@ -158,11 +159,6 @@ class MonitorResult:
         return " · ".join(parts) + f" -> {self.report_dir}"
 
 
-def _utc(value: dt.datetime | pd.Timestamp) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Third-party deprecation chatter is noise to an ops user."""
@@ -263,8 +259,8 @@ class MonitorJob:
         with _quiet():
             at = self._clock()
             policy = load_policy(self.config.policy_path)
-            as_of = _utc(self.config.as_of) if self.config.as_of is not None else None
-            end = as_of if as_of is not None else _utc(at)
+            as_of = utc(self.config.as_of) if self.config.as_of is not None else None
+            end = as_of if as_of is not None else utc(at)
             on_progress(0, len(STEPS), STEPS[0])
             champion = self.load_champion()
             on_progress(1, len(STEPS), STEPS[1])
@@ -343,7 +339,7 @@ class MonitorJob:
     def refresh_label_free(self, seen: Observation, scope: RetrainScope) -> dict:
         """Refresh personas and value tiers on the latest snapshot (:func:`monitoring.label_free.refresh`)."""
         def matured() -> pd.DataFrame | None:
-            as_of = _utc(self.config.as_of) if self.config.as_of is not None else None
+            as_of = utc(self.config.as_of) if self.config.as_of is not None else None
             return current.matured_rows(seen.champion, seen.snapshots, self._transactions(as_of),
                                         self.score_snapshot, self.settings.horizon_days)
 

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from core.errors import PersonaError
 from core.locks import AlreadyRunning, single_flight
+from core.timegrid import utc
 from monitoring.trigger import lock_path
 from training.config import TrainConfig
 from training.refresh import REFRESHED_FROM
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import pandas as pd
 
     from core.settings import Settings
     from monitoring.champion import Champion
@@ -71,8 +72,7 @@ def refresh(
                 "summary": f"personas and value tiers were already refreshed for this drift (v{earlier[0]}, "
                            f"{earlier[1]})"}
     config = train or TrainConfig(feature_service=champion.feature_service)
-    at = pd.Timestamp(snapshot_at)
-    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    at = utc(snapshot_at)
     try:
         with single_flight(lock_path(settings)):
             rows = score_snapshot(champion, at)

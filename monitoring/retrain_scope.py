@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from core.timegrid import utc
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
@@ -69,11 +71,6 @@ class RetrainScope:
         return {"supervised": self.supervised, "refresh": list(self.refresh), **stamps, "summary": self.summary()}
 
 
-def _utc(value: object) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def _on_grid(at: pd.Timestamp, grid: list[pd.Timestamp], every: pd.Timedelta) -> pd.Timestamp:
     """The first snapshot at or after ``at``: from the grid, else extended by the cadence."""
     later = [t for t in grid if t >= at]
@@ -118,9 +115,9 @@ def retrain_scope(
     """
     if horizon_days < 1 or snapshot_every_days < 1 or train_snapshots < 1 or holdout_snapshots < 1:
         raise ValueError("horizon_days, snapshot_every_days, train_snapshots and holdout_snapshots must be >= 1")
-    start, cutoff = _utc(drift_start), _utc(label_cutoff)
+    start, cutoff = utc(drift_start), utc(label_cutoff)
     horizon, every = pd.Timedelta(days=horizon_days), pd.Timedelta(days=snapshot_every_days)
-    grid = sorted(_utc(t) for t in snapshots)
+    grid = sorted(utc(t) for t in snapshots)
     train_from = _on_grid(start, grid, every)
     last_train = _on_grid(train_from + (train_snapshots - 1) * every, grid, every)
     holdout_from = _on_grid(last_train + (horizon if purge else every), grid, every)
@@ -143,8 +140,8 @@ def drift_onset(current: object, history: Iterable[tuple[object, bool]] = ()) ->
         current: the snapshot this run found drifted.
         history: ``(snapshot_at, drifted)`` of earlier runs against the same champion.
     """
-    at = _utc(current)
-    seen = [(_utc(t), bool(drifted)) for t, drifted in history if t is not None and _utc(t) <= at]
+    at = utc(current)
+    seen = [(utc(t), bool(drifted)) for t, drifted in history if t is not None and utc(t) <= at]
     clean = [t for t, drifted in seen if not drifted]
     last_clean = max(clean) if clean else None
     drifted = [t for t, d in seen if d and (last_clean is None or t > last_clean)]

@@ -18,6 +18,7 @@ import pandas as pd
 
 from core import catalog
 from core.errors import PersonaError
+from core.timegrid import utc
 from model.preprocess import TEXT_PROJECTION_PREFIX
 from training import plan as planning
 
@@ -213,9 +214,9 @@ def build(settings: Settings, config: TrainConfig) -> Dataset:
     transactions = read_transactions(settings)
     ts = pd.to_datetime(transactions[TIMESTAMP], utc=True)
     first, last = (ts.min(), ts.max()) if len(ts) else (None, None)
-    as_of = _utc(pd.Timestamp(cfg.as_of)) if cfg.as_of else latest_label_cutoff(transactions)
+    as_of = utc(pd.Timestamp(cfg.as_of)) if cfg.as_of else latest_label_cutoff(transactions)
     planning.check_as_of(as_of, last)
-    as_of = _utc(as_of)
+    as_of = utc(as_of)
     snaps = entity_snapshots(settings)
     complete = snaps[label_complete(snaps, as_of, cfg.horizon_days).to_numpy()]
     facts = planning.DataFacts(first, last, as_of, settings.snapshot_every_days)
@@ -226,10 +227,6 @@ def build(settings: Settings, config: TrainConfig) -> Dataset:
     labelled = make_labels(entities, transactions, cfg.horizon_days)
     frame = build_training_set(settings, labelled, cfg.feature_service)
     return Dataset(frame, as_of, from_feast=True, plan=plan)
-
-
-def _utc(ts: pd.Timestamp) -> pd.Timestamp:
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def build_custom(settings: Settings, config: TrainConfig) -> Dataset:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.errors import PersonaError
+from core.timegrid import utc
 from training import register
 from training.refresh import (
     DEFAULT_MIN_GAIN,
@@ -182,12 +183,7 @@ def refresh_champion(
 
 
 def _on_or_after(at: object, onset: object) -> bool:
-    import pandas as pd
-
-    stamp, start = pd.Timestamp(at), pd.Timestamp(onset)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
-    start = start.tz_localize("UTC") if start.tzinfo is None else start
-    return bool(stamp >= start)
+    return bool(utc(at) >= utc(onset))
 
 
 def refreshed_since(metadata: dict, onset: object) -> bool:
