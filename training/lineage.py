@@ -199,7 +199,6 @@ def log(
         report: logs the run's report artifacts into a temporary folder it is given.
     """
     import mlflow
-    from mlflow.models import infer_signature
 
     champion_metrics, champion_version = champion
     name = run_name(config, split, decision)
@@ -219,15 +218,30 @@ def log(
             }
         )
         report(tmp_dir)
-        bundle_dir = predictor.save(tmp_dir / "bundle")
-        example = input_example(split.holdout, split.features)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(BUNDLE_ENTRY),
-            artifacts={"bundle": str(bundle_dir)},
-            code_paths=bundle_code_paths(tmp_dir / "code"),
-            signature=infer_signature(example, predictor.predict(example)),
-            input_example=example,
-            pip_requirements=pip_requirements(),
-        )
-        return LoggedRun(run.info.run_id, info.model_uri, tags)
+        return LoggedRun(run.info.run_id, log_bundle(predictor, split.holdout, split.features, tmp_dir), tags)
+
+
+def log_bundle(predictor: PersonaPredictor, rows: pd.DataFrame, features: list[str], tmp_dir: Path) -> str:
+    """Log ``predictor`` with its own code as the active run's ``model``; the logged model's URI.
+
+    Args:
+        predictor: the bundle.
+        rows: rows to take the input example from (a few, as the pyfunc takes them).
+        features: the bundle's feature columns.
+        tmp_dir: a scratch folder for the saved bundle and the code copies.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    bundle_dir = predictor.save(tmp_dir / "bundle")
+    example = input_example(rows, features)
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(BUNDLE_ENTRY),
+        artifacts={"bundle": str(bundle_dir)},
+        code_paths=bundle_code_paths(tmp_dir / "code"),
+        signature=infer_signature(example, predictor.predict(example)),
+        input_example=example,
+        pip_requirements=pip_requirements(),
+    )
+    return info.model_uri

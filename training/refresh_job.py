@@ -108,11 +108,10 @@ def refresh_champion(
     """
     import mlflow
 
-    from model.bundle import BUNDLE_ENTRY
     from model.registry import configure_mlflow, ensure_experiment
     from training.cards import write_cards
     from training.gate import skew_hold
-    from training.lineage import LoggedRun, bundle_code_paths, input_example, pip_requirements
+    from training.lineage import LoggedRun, log_bundle
     from training.report import log_reference
     from training.train import persona_lines, persona_tags, read_skew_verdict
 
@@ -136,7 +135,6 @@ def refresh_champion(
             REFRESH_KEY: "label_free", REFRESHED_FROM: champion_version, REFRESHED_AT: snapshot_at.isoformat(),
             "gate.decision": decision.alias, "gate.reason": decision.reason[:4000],
             "gate.champion_version": champion_version}
-    features = champion.feature_columns
     experiment_id = ensure_experiment(client, settings, config.experiment)
     verdict = "promoted" if decision.promote else decision.alias
     name = f"personas refresh of v{champion_version} to {day} {verdict}"
@@ -161,16 +159,7 @@ def refresh_champion(
         mlflow.log_dict({"decision": decision.reason, "parts": parts, "calibration_note": fitted.calibration_note,
                          "metrics": fitted.metrics}, "refresh/decision.json")
         log_reference(reference_of(candidate, reference), tmp_dir)
-        bundle_dir = candidate.save(tmp_dir / "bundle")
-        example = input_example(rows, features)
-        from mlflow.models import infer_signature
-
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(BUNDLE_ENTRY), artifacts={"bundle": str(bundle_dir)},
-            code_paths=bundle_code_paths(tmp_dir / "code"),
-            signature=infer_signature(example, candidate.predict(example)),
-            input_example=example, pip_requirements=pip_requirements())
-        logged = LoggedRun(run.info.run_id, info.model_uri, tags)
+        logged = LoggedRun(run.info.run_id, log_bundle(candidate, rows, champion.feature_columns, tmp_dir), tags)
     gated = [k[len("metric."):] for k in base_tags if k.startswith("metric.")]
     carried = {k: float(base_tags[f"metric.{k}"]) for k in gated}
     version = register.register(client, model, logged, carried, gated, settings)
