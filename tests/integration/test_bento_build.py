@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -20,7 +21,7 @@ from serving.bento import BENTO_MODEL, BENTO_UPLIFT_MODEL
 from tests.conftest import SERVING_ENV, copy_home, register_copy_of, register_uplift_champion
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
 pytestmark = pytest.mark.integration
 
@@ -34,22 +35,35 @@ def _env(extra: Mapping[str, str]) -> dict[str, str]:
     return {**env, "HF_HUB_OFFLINE": "1", **extra}
 
 
-def test_the_built_bento_serves_its_champion_with_only_the_online_store(champion_home: Path, tmp_path: Path) -> None:
-    # given a home with champion v1 and an empty BentoML store
-    home = copy_home(champion_home, tmp_path / "home")
+def _build(home: Path, tmp_path: Path) -> tuple[dict[str, str], Path, str]:
+    """``persona bento build`` on ``home`` into a fresh BentoML store: its environment, the store, its output."""
     bentoml_home = tmp_path / "bentoml"
     build_env = _env({"PERSONA_HOME": str(home), "BENTOML_HOME": str(bentoml_home)})
-    # when the Bento is built
     built = subprocess.run([_script("persona"), "bento", "build"], cwd=PROJECT_ROOT, env=build_env,
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stdout + built.stderr
-    assert (bentoml_home / "models" / "persona-champion" / "latest").is_file()
-    # and served by `bentoml serve` from another folder, with the MLflow registry unreachable
+    return build_env, bentoml_home, built.stdout
+
+
+@contextlib.contextmanager
+def _served_without_registry(build_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """``bentoml serve persona:latest`` from another folder, the MLflow registry on a closed port: port and log."""
     port = free_port()
     serve_env = {**build_env, "PERSONA_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
     log = tmp_path / "bento.log"
     with running([_script("bentoml"), "serve", "persona:latest", "--host", "127.0.0.1", "--port", str(port)],
                  serve_env, log, port, "/readyz", timeout=180):
+        yield port, log
+
+
+def test_the_built_bento_serves_its_champion_with_only_the_online_store(champion_home: Path, tmp_path: Path) -> None:
+    # given a home with champion v1 and an empty BentoML store
+    home = copy_home(champion_home, tmp_path / "home")
+    # when the Bento is built
+    build_env, bentoml_home, _ = _build(home, tmp_path)
+    assert (bentoml_home / "models" / "persona-champion" / "latest").is_file()
+    # and served by `bentoml serve` from another folder, with the MLflow registry unreachable
+    with _served_without_registry(build_env, tmp_path) as (port, log):
         answer = httpx.post(f"http://127.0.0.1:{port}/predict", json={"customer_ids": [1, 2]}, timeout=30)
         info = httpx.post(f"http://127.0.0.1:{port}/model_info", json={}, timeout=30).json()
     # then the packaged champion answers, and the watcher says the registry is unreachable
@@ -65,21 +79,13 @@ def test_the_built_bento_serves_its_packaged_uplift_champion_beside_the_churn_ch
     # given a home with churn champion v1 and an uplift champion
     home = copy_home(champion_home, tmp_path / "home")
     uplift_version = register_uplift_champion(home)
-    bentoml_home = tmp_path / "bentoml"
-    build_env = _env({"PERSONA_HOME": str(home), "BENTOML_HOME": str(bentoml_home)})
     # when the Bento is built
-    built = subprocess.run([_script("persona"), "bento", "build"], cwd=PROJECT_ROOT, env=build_env,
-                           capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stdout + built.stderr
-    assert f"{BENTO_UPLIFT_MODEL}:" in built.stdout
+    build_env, bentoml_home, output = _build(home, tmp_path)
+    assert f"{BENTO_UPLIFT_MODEL}:" in output
     manifest = yaml.safe_load(next((bentoml_home / "bentos" / "persona").glob("*/bento.yaml")).read_text())
     assert {model["tag"].split(":")[0] for model in manifest["models"]} == {BENTO_MODEL, BENTO_UPLIFT_MODEL}
     # and served with the MLflow registry unreachable
-    port = free_port()
-    serve_env = {**build_env, "PERSONA_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
-    log = tmp_path / "bento.log"
-    with running([_script("bentoml"), "serve", "persona:latest", "--host", "127.0.0.1", "--port", str(port)],
-                 serve_env, log, port, "/readyz", timeout=180):
+    with _served_without_registry(build_env, tmp_path) as (port, log):
         answer = httpx.post(f"http://127.0.0.1:{port}/predict", json={"customer_ids": [1, 2]}, timeout=30)
         info = httpx.post(f"http://127.0.0.1:{port}/model_info", json={}, timeout=30).json()
     # then both packaged champions answer: the churn fields and the uplift's next best action
