@@ -110,6 +110,7 @@ class Observation:
     skew_error: str | None = None
     label_cutoff: pd.Timestamp | None = None
     snapshots: pd.DatetimeIndex | None = None
+    transactions: pd.DataFrame | None = None  # read once for quality; the refresh's calibration labels them too
 
 
 @dataclass
@@ -290,7 +291,8 @@ class MonitorJob:
                 logger.warning("skew replay failed: %s", skew_error)
             on_progress(len(STEPS), len(STEPS))
         cutoff = latest_label_cutoff(transactions) if transactions is not None and len(transactions) else None
-        return Observation(at, policy, champion, window, assessment, skew_report, skew_error, cutoff, times)
+        return Observation(at, policy, champion, window, assessment, skew_report, skew_error, cutoff, times,
+                           transactions)
 
     def conclude(self, seen: Observation, on_progress: ProgressEvent = silent) -> MonitorResult:
         """Steps 4-5: retrain when the policy says so (and the config allows), then record everything.
@@ -339,9 +341,8 @@ class MonitorJob:
     def refresh_label_free(self, seen: Observation, scope: RetrainScope) -> dict:
         """Refresh personas and value tiers on the latest snapshot (:func:`monitoring.label_free.refresh`)."""
         def matured() -> pd.DataFrame | None:
-            as_of = utc(self.config.as_of) if self.config.as_of is not None else None
-            return current.matured_rows(seen.champion, seen.snapshots, self._transactions(as_of),
-                                        self.score_snapshot, self.settings.horizon_days)
+            return current.matured_rows(seen.champion, seen.snapshots, seen.transactions, self.score_snapshot,
+                                        self.settings.horizon_days)
 
         return label_free.refresh(self.settings, seen.champion, seen.window.get("snapshot_at"), scope,
                                   self.config.train, self.score_snapshot, matured)
