@@ -32,6 +32,7 @@ from model.preprocess import (
     model_matrix,
     nearest_center,
     p_alive_of,
+    served_orders,
 )
 from model.signing import UntrustedModelError
 from model.trust import (
@@ -153,7 +154,7 @@ class PersonaPredictor:
         if self.kind == "target":
             return pd.DataFrame({"prediction": self._predict_model("target", matrix)}, index=frame.index)
         churn = calibrate_churn(self.metadata, np.clip(self._predict_model("churn", matrix), 0.0, 1.0))
-        orders = np.clip(self._predict_model("orders", matrix), 0.0, None)
+        orders = served_orders(np.clip(self._predict_model("orders", matrix), 0.0, None), matrix, self.features)
         spend = np.clip(self._predict_model("spend", matrix), 0.0, None)
         segments = self.segments(frame)
         personas = np.array(

@@ -7,7 +7,8 @@ A served number is only trusted when its reasons can be shown. For each customer
   for churn, log scale for counts and amounts). One-hot columns of a categorical feature are
   summed back into that feature, so a contribution always names an input column (or one of
   the bundle's derived inputs, ``btyd_expected_orders`` and ``btyd_p_alive``). The
-  contributions and the bias add up to the margin of the prediction served;
+  contributions and the bias add up to the margin of the prediction served (for expected orders
+  blended with BG/NBD, BG/NBD's share of the log is counted in ``btyd_expected_orders``);
 - the persona's distinguishing traits: its KMeans center in the standardized clustering space,
   i.e. how many training standard deviations the persona sits from the population per trait;
 - the action policy rule that chose the action (:func:`model.actions.matching_rules`, the same
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from model.actions import describe_rule, matching_rules
+from model.lifetime import ORDERS_FLOOR
 from model.preprocess import lifetime_block, model_matrix, numeric_block
 
 if TYPE_CHECKING:
@@ -143,6 +145,8 @@ def explain(
     by_model, names = contributions(predictor, frame, [model for model, _ in EXPLAINED_MODELS.values()])
     for output, (model, _unit) in EXPLAINED_MODELS.items():
         contrib = by_model[model]
+        if output == "expected_orders":
+            contrib = _orders_blend(contrib, names, frame, spec)
         bias[output] = contrib[:, -1]
         features = contrib[:, :-1]
         order = np.argsort(-np.abs(features), axis=1, kind="stable")[:, :top]
@@ -168,6 +172,27 @@ def explain(
                                     predictor.spend_cuts),
             "versions": dict(shared),
         })
+    return out
+
+
+def _orders_blend(contrib: np.ndarray, names: list[str], frame: pd.DataFrame, spec) -> np.ndarray:
+    """Orders contributions of a bundle that blends BG/NBD into its expected orders (``blend_orders``).
+
+    The served log is ``(1 - w) * booster margin + w * log(BG/NBD)``: the booster's contributions
+    and bias are scaled by ``1 - w`` and ``w * log(BG/NBD)`` is added to the contribution of
+    ``btyd_expected_orders``, so contributions and bias still add up to the served margin. Rows
+    without a BG/NBD value are served the booster alone and keep its contributions.
+    """
+    weight = spec.lifetime.orders_weight if spec.lifetime is not None else 0.0
+    if weight <= 0.0 or "btyd_expected_orders" not in names:
+        return contrib
+    at = names.index("btyd_expected_orders")
+    btyd = lifetime_block(numeric_block(frame, spec.numeric), spec)[:, spec.derived.index("btyd_expected_orders")]
+    btyd = btyd.astype(np.float32).astype(float)  # the value the served matrix holds
+    known = np.isfinite(btyd)
+    out = contrib.copy()
+    out[known] *= 1.0 - weight
+    out[known, at] += weight * np.log(np.maximum(btyd[known], ORDERS_FLOOR))
     return out
 
 

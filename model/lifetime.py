@@ -84,6 +84,9 @@ class LifetimeSpec:
     b: float
     horizon_days: float
     unit_days: float = WEEK_DAYS
+    # BG/NBD's weight in the served expected orders: the booster's and BG/NBD's expectations are
+    # averaged on the log scale with weights (1 - w, w); 0 serves the booster alone (older bundles)
+    orders_weight: float = 0.0
 
     @property
     def model(self) -> BGNBD:
@@ -112,12 +115,52 @@ class LifetimeSpec:
             "b": self.b,
             "horizon_days": self.horizon_days,
             "unit_days": self.unit_days,
+            "orders_weight": self.orders_weight,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> LifetimeSpec:
         """The inverse of :meth:`to_dict`."""
-        return cls(**{k: float(data[k]) for k in ("r", "alpha", "a", "b", "horizon_days", "unit_days")})
+        values = {k: float(data[k]) for k in ("r", "alpha", "a", "b", "horizon_days", "unit_days")}
+        return cls(**values, orders_weight=float(data.get("orders_weight", 0.0)))
 
 
-__all__ = ["BGNBD", "LIFETIME_COLUMNS", "LIFETIME_INPUTS", "WEEK_DAYS", "LifetimeSpec", "lifetime_summary"]
+ORDERS_FLOOR = 1e-6  # expected orders below this are taken as this on the log scale
+
+
+def blend_orders(booster: np.ndarray, btyd: np.ndarray, weight: float) -> np.ndarray:
+    """Expected orders served: the booster's and BG/NBD's expectations averaged on the log scale.
+
+    ``exp((1 - weight) * log(booster) + weight * log(btyd))``, both floored at
+    :data:`ORDERS_FLOOR`; rows where BG/NBD has no value (NaN) keep the booster's own. A
+    geometric average keeps the value model's log link (its explanations still add up, see
+    :func:`blend_margin`) and, on the CDNOW log, beat either model alone on MAE, RMSE and
+    correlation (see the README's value section).
+    """
+    booster = np.asarray(booster, dtype=float)
+    if weight <= 0.0:
+        return booster
+    mixed = np.exp(blend_margin(np.log(np.maximum(booster, ORDERS_FLOOR)), btyd, weight))
+    return np.where(np.isfinite(np.asarray(btyd, dtype=float)), mixed, booster)
+
+
+def blend_margin(margin: np.ndarray, btyd: np.ndarray, weight: float) -> np.ndarray:
+    """The blend of :func:`blend_orders` on the log scale, from the booster's margin (NaN BG/NBD: the margin)."""
+    margin = np.asarray(margin, dtype=float)
+    btyd = np.asarray(btyd, dtype=float)
+    known = np.isfinite(btyd)
+    mixed = (1.0 - weight) * margin + weight * np.log(np.maximum(np.where(known, btyd, 1.0), ORDERS_FLOOR))
+    return np.where(known, mixed, margin)
+
+
+__all__ = [
+    "BGNBD",
+    "LIFETIME_COLUMNS",
+    "LIFETIME_INPUTS",
+    "ORDERS_FLOOR",
+    "WEEK_DAYS",
+    "LifetimeSpec",
+    "blend_margin",
+    "blend_orders",
+    "lifetime_summary",
+]

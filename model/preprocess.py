@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from model.lifetime import LIFETIME_COLUMNS, LIFETIME_INPUTS, LifetimeSpec
+from model.lifetime import LIFETIME_COLUMNS, LIFETIME_INPUTS, LifetimeSpec, blend_orders
 
 # Columns that are counts, amounts or durations: clustered on log1p scale.
 _LOG_PREFIXES = (
@@ -152,6 +152,19 @@ P_ALIVE = "p_alive"  # the optional output of a bundle with a lifetime model
 def p_alive_of(matrix: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """P(alive) per row, read from a model matrix's derived ``btyd_p_alive`` column (float64)."""
     return matrix[:, len(spec.matrix_names) - len(spec.derived) + LIFETIME_COLUMNS.index("btyd_p_alive")].astype(float)
+
+
+def btyd_orders_of(matrix: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """BG/NBD's expected orders per row, read from a model matrix's derived column (float64)."""
+    at = len(spec.matrix_names) - len(spec.derived) + LIFETIME_COLUMNS.index("btyd_expected_orders")
+    return matrix[:, at].astype(float)
+
+
+def served_orders(booster_orders: np.ndarray, matrix: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """The expected orders a bundle serves: the orders booster's, blended with BG/NBD's when the bundle says so."""
+    if spec.lifetime is None or spec.lifetime.orders_weight <= 0.0:
+        return booster_orders
+    return blend_orders(booster_orders, btyd_orders_of(matrix, spec), spec.lifetime.orders_weight)
 
 
 def model_matrix(frame: pd.DataFrame, spec: FeatureSpec, impute: bool = False) -> np.ndarray:

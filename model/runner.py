@@ -19,7 +19,7 @@ import pandas as pd
 
 from core.contract import PREDICTION_COLUMNS
 from model.calibration import calibrate_churn
-from model.preprocess import P_ALIVE, lifetime_block, p_alive_of
+from model.preprocess import P_ALIVE, lifetime_block, p_alive_of, served_orders
 from store.feature_batch import FeatureBatch, split_columns
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,8 @@ class FastPersonaRunner:
                 for m in ("churn", "orders", "spend")
             )
         churn = calibrate_churn(self.predictor.metadata, np.clip(churn, 0.0, 1.0))
-        return churn, np.clip(orders, 0.0, None), np.clip(spend, 0.0, None)
+        orders = served_orders(np.clip(orders, 0.0, None), matrix, self.predictor.features)
+        return churn, orders, np.clip(spend, 0.0, None)
 
     def _matrix(self, batch: FeatureBatch) -> np.ndarray:
         numeric = batch.numeric[:, self._numeric_index]

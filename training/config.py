@@ -84,6 +84,21 @@ class XGBParams(_Frozen):
         description="Give the churn and value models BG/NBD's expected orders over the horizon and P(alive) "
         "as inputs (fitted on the training rows' latest snapshot, stored in the bundle; model.lifetime).",
     )
+    orders_tweedie_variance_power: float = Field(
+        default=1.2,
+        gt=1.0,
+        lt=2.0,
+        description="Tweedie variance power of the expected-orders model (near 1: Poisson-like counts with "
+        "an unbounded step; XGBoost's Poisson objective caps each step, which flattens the heaviest buyers).",
+    )
+    btyd_orders_weight: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="BG/NBD's weight in the served expected orders (a weighted mean on the log scale of the "
+        "orders booster's and BG/NBD's expectations; model.lifetime.blend_orders). 0: the booster alone. "
+        "Applies only with btyd_features.",
+    )
     n_jobs: int | None = Field(
         default=None, ge=1, description="Threads; None: the cores other processes leave idle (at least 1)."
     )

@@ -7,6 +7,7 @@ MLflow, Feast or the disk, so notebooks and tests call them as they are.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -124,6 +125,8 @@ def fit_persona_bundle(
     seed, xgbp = config.seed, config.xgb
     classic = fit_feature_spec(train, features)  # the baselines' inputs
     lifetime = fit_lifetime(train, config.horizon_days, seed=seed) if xgbp.btyd_features else None
+    if lifetime is not None:
+        lifetime = dataclasses.replace(lifetime, orders_weight=xgbp.btyd_orders_weight)
     spec = classic.with_lifetime(lifetime if lifetime is not None and _has_lifetime_inputs(classic) else None)
     x_train, x_hold = model_matrix(train, spec), model_matrix(holdout, spec)
     names = spec.matrix_names
@@ -135,7 +138,8 @@ def fit_persona_bundle(
     churn = fit_xgb(x_train, y_train, OBJECTIVES["churn"], xgbp, seed, names, CHURN_MONOTONE)
     step("value models")
     orders = fit_xgb(
-        x_train, train["future_orders"].to_numpy(float), OBJECTIVES["orders"], xgbp, seed, names, VALUE_MONOTONE
+        x_train, train["future_orders"].to_numpy(float), OBJECTIVES["orders"], xgbp, seed, names, VALUE_MONOTONE,
+        variance_power=xgbp.orders_tweedie_variance_power,
     )
     spend = fit_xgb(
         x_train, train["future_spend"].to_numpy(float), OBJECTIVES["spend"], xgbp, seed, names, VALUE_MONOTONE

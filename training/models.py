@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 SMALL_DATA_ROWS = 20_000
 OBJECTIVES = {
     "churn": "binary:logistic",
-    "orders": "count:poisson",
+    "orders": "reg:tweedie",
     "spend": "reg:tweedie",
     "regression": "reg:squarederror",
 }
@@ -72,18 +72,20 @@ def fit_xgb(
     seed: int,
     feature_names: list[str] | None = None,
     monotone: dict[str, int] | None = None,
+    variance_power: float | None = None,
 ) -> xgb.Booster:
     """Fit one XGBoost booster with the hist method.
 
     Args:
         matrix: model matrix (NaN = missing).
-        y: target (0/1 for ``binary:logistic``, counts for ``count:poisson``, amounts for tweedie).
+        y: target (0/1 for ``binary:logistic``, counts or amounts for tweedie).
         objective: XGBoost objective.
         params: shared hyper-parameters.
         seed: random seed.
         feature_names: names shown in feature importance.
         monotone: ``{feature: +1 or -1}``, the direction the prediction must follow in each named
             feature (others are free); needs ``feature_names`` and ``params.monotone``.
+        variance_power: Tweedie variance power for ``reg:tweedie`` (None: ``params.tweedie_variance_power``).
     """
     dtrain = xgb.DMatrix(
         matrix.astype(np.float32), label=np.asarray(y, dtype=float), feature_names=feature_names
@@ -104,7 +106,9 @@ def fit_xgb(
     if constraints:
         booster_params["monotone_constraints"] = constraints
     if objective == "reg:tweedie":
-        booster_params["tweedie_variance_power"] = params.tweedie_variance_power
+        booster_params["tweedie_variance_power"] = (
+            params.tweedie_variance_power if variance_power is None else variance_power
+        )
     if objective == "binary:logistic":
         rate = float(np.clip(np.mean(y), 1e-3, 1 - 1e-3)) if len(y) else 0.5
         booster_params["base_score"] = rate

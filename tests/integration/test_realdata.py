@@ -57,15 +57,6 @@ def test_cdnow_trains_end_to_end_with_the_btyd_baseline(persona_home: Path, tmp_
     assert metrics["metrics.baseline_btyd_orders_corr"] > 0.3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="value calibration on real data (issue 12 item 4) met but for correlation: with BG/NBD's expected orders "
-    "and P(alive) as inputs (fitted on the training window, model.lifetime) and the buy-till-you-die directions, "
-    "the value model beats BG/NBD on MAE (0.268 vs 0.284) and RMSE (0.634 vs 0.655) with a total 7% above the "
-    "actual one (BG/NBD 23%), but its correlation ties BG/NBD's (0.5516 vs 0.5519; seed 1: 0.545). On the full "
-    "log MAE and the total are met but RMSE (0.702 vs 0.699) and correlation (0.681 vs 0.682) tie, see the "
-    "realdata bench",
-)
 def test_cdnow_value_model_is_calibrated_and_beats_bgnbd(persona_home: Path) -> None:
     from bench.realdata_bench import train_cdnow
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from model.preprocess import P_ALIVE, model_matrix
 from model.runner import FastPersonaRunner, make_runner
 from store.feature_batch import FeatureBatch, split_columns
 from training import btyd
+from training.config import XGBParams
 
 HORIZON = 90
 TRAIN_AT = ("1997-06-01", "1997-09-01", "1997-12-01")
@@ -131,4 +134,56 @@ def test_the_bundles_bgnbd_never_sees_the_holdout(cdnow: dict, bundle) -> None:
     # then its BG/NBD is the same: fitted on the training rows' latest snapshot only
     assert again.features.lifetime == bundle.features.lifetime
     expected = btyd.fit_lifetime(cdnow["train"], HORIZON, seed=7)
-    assert bundle.features.lifetime == expected
+    assert expected is not None
+    # with the configured weight of BG/NBD in the served expected orders
+    assert bundle.features.lifetime == dataclasses.replace(expected, orders_weight=XGBParams().btyd_orders_weight)
+
+
+def test_served_orders_are_the_log_mean_of_the_booster_and_bgnbd(cdnow: dict, bundle) -> None:
+    # given a bundle whose lifetime model weighs BG/NBD in the expected orders
+    weight = bundle.features.lifetime.orders_weight
+    assert 0.0 < weight < 1.0
+    rows = cdnow["holdout"].iloc[::5].reset_index(drop=True)
+    matrix = model_matrix(rows, bundle.features).astype(np.float32)
+    booster = np.asarray(bundle.models["orders"].inplace_predict(matrix), dtype=float)
+    bgnbd = matrix[:, bundle.features.matrix_names.index("btyd_expected_orders")].astype(float)
+    # when the rows are scored in batch and by the fast serving runner
+    batch = bundle.predict(rows)["expected_orders"].to_numpy()
+    served = make_runner(bundle).predict(_batch(rows, bundle))["expected_orders"]
+    # then both serve exp((1 - w) log booster + w log BG/NBD), not either model alone
+    expected = np.exp((1 - weight) * np.log(booster) + weight * np.log(bgnbd))
+    np.testing.assert_allclose(batch, expected, rtol=1e-6)
+    np.testing.assert_allclose(served, expected, rtol=1e-5)
+    assert not np.allclose(batch, booster, rtol=1e-3)
+
+
+def test_orders_explanations_add_up_to_the_blended_margin(cdnow: dict, bundle) -> None:
+    # given real rows and their served expected orders (booster and BG/NBD blended)
+    rows = cdnow["holdout"].iloc[::11].reset_index(drop=True)
+    predictions = bundle.predict(rows)
+    _, names = contributions(bundle, rows, ["orders"])
+    # when every contribution is shown
+    reasons = explain(bundle, rows, predictions, "persona", "1", top=len(names))
+    # then bias and contributions add up to the log of the served number
+    for i, reason in enumerate(reasons):
+        part = reason["contributions"]["expected_orders"]
+        margin = part["bias"] + sum(c["contribution"] for c in part["top"])
+        assert margin == pytest.approx(np.log(predictions["expected_orders"].iloc[i]), abs=1e-4), i
+
+
+def test_blend_keeps_the_booster_where_bgnbd_has_no_value_and_for_older_bundles() -> None:
+    from model.lifetime import LifetimeSpec, blend_orders
+
+    booster = np.array([0.5, 2.0, 0.0])
+    bgnbd = np.array([2.0, np.nan, 1.0])
+    # a geometric mean where BG/NBD has a value (a zero booster is floored, not log(0))
+    blended = blend_orders(booster, bgnbd, 0.5)
+    assert blended[0] == pytest.approx(1.0)
+    assert blended[1] == 2.0
+    assert blended[2] == pytest.approx(np.sqrt(1e-6))
+    # weight 0 serves the booster alone; a bundle saved before the blend loads with weight 0
+    np.testing.assert_array_equal(blend_orders(booster, bgnbd, 0.0), booster)
+    old = {"r": 0.2, "alpha": 4.0, "a": 0.8, "b": 2.4, "horizon_days": 90.0, "unit_days": 7.0}
+    assert LifetimeSpec.from_dict(old).orders_weight == 0.0
+    spec = LifetimeSpec(**old, orders_weight=0.5)
+    assert LifetimeSpec.from_dict(spec.to_dict()) == spec
