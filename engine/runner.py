@@ -16,6 +16,7 @@ import pandas as pd
 from core.contract import ENTITY_KEY
 from core.progress import silent
 from engine.partition import partition_of
+from engine.pool import PoolPlan
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,22 @@ class Engine(Protocol):
         """
         ...
 
+    def map_batches(
+        self,
+        setup: Callable[[PoolPlan], Any],
+        call: Callable[[Any, list[Any]], dict[str, np.ndarray]],
+        batches: Sequence[Sequence[Any]],
+        on_progress: ProgressEvent = silent,
+        uses_gpu: bool = False,
+    ) -> list[dict[str, np.ndarray]]:
+        """``[call(worker, batch) for batch in batches]`` over a pool of workers each made once by ``setup``.
+
+        A worker is stateful (an encoder loaded once); ``setup`` learns the worker's plan
+        (threads, device) and must be picklable. ``call`` returns equal-length columns for one
+        batch, which comes back whole: results in batch order, ``on_progress(items done, total)``.
+        """
+        ...
+
 
 class LocalEngine:
     """This process: one partition, the function called in place."""
@@ -64,6 +81,27 @@ class LocalEngine:
             results.append(fn(*shared, *item))
             on_progress(done, len(items))
         return results
+
+    def map_batches(
+        self,
+        setup: Callable[[PoolPlan], Any],
+        call: Callable[[Any, list[Any]], dict[str, np.ndarray]],
+        batches: Sequence[Sequence[Any]],
+        on_progress: ProgressEvent = silent,
+        uses_gpu: bool = False,
+    ) -> list[dict[str, np.ndarray]]:
+        """One worker in this process (the backend's own thread count) handles every batch in turn."""
+        worker = setup(LOCAL_PLAN)
+        results, done, total = [], 0, sum(len(batch) for batch in batches)
+        for batch in batches:
+            results.append(call(worker, list(batch)))
+            done += len(batch)
+            on_progress(done, total)
+        return results
+
+
+LOCAL_PLAN = PoolPlan(workers=1, num_cpus=0, num_gpus=0, threads=0)
+"""The local engine's one worker: this process, ``threads`` 0 leaves the count to the backend."""
 
 
 def map_rows(
@@ -111,4 +149,4 @@ def open_engine(settings: Settings) -> Iterator[Engine]:
         yield ray_engine
 
 
-__all__ = ["Engine", "LocalEngine", "map_rows", "open_engine"]
+__all__ = ["LOCAL_PLAN", "Engine", "LocalEngine", "map_rows", "open_engine"]
