@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -133,9 +134,18 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+_DIRECT_CAUSE = "The above exception was the direct cause of the following exception:"
+
+
+def _root_line(exc: BaseException) -> str:
+    """The worker's own error line (``OSError: ...``), not the wrapper Ray Data put around it.
+
+    A worker's error reaches the driver as text: the worker's traceback, then Ray Data's
+    ``UserCodeException`` raised from it. The root is the last line before the first "direct cause".
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split(_DIRECT_CAUSE)[0]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 @dataclass
@@ -244,7 +254,7 @@ class RayEngine:
             if own is not None:
                 raise PersonaError(str(own).strip().splitlines()[-1]) from None
             raise PersonaError(
-                f"a batch failed on the Ray cluster after {MAX_RETRIES} retries: {_one_line(chain[-1])}; "
+                f"a batch failed on the Ray cluster after {MAX_RETRIES} retries: {_root_line(chain[0])}; "
                 "see the worker logs (`ray logs`) or run with PERSONA_ENGINE=local"
             ) from None
         results, self.nodes = [], []

@@ -263,3 +263,24 @@ def test_embedding_chunk_that_fails_once_is_retried_and_the_vectors_are_unchange
     np.testing.assert_array_equal(on_ray.vectors, local.vectors)
     np.testing.assert_array_equal(on_ray.truncated, local.truncated)
     assert sum(done) == len(texts)
+
+
+def test_a_batch_that_keeps_failing_is_one_line_naming_the_workers_error(ray_cluster):
+    # given an encoder whose export directory cannot be created on the workers
+    from core.errors import PersonaError
+    from engine.ray_engine import MAX_RETRIES, connected
+    from features.embedding.encoder import FastEncoder
+    from features.embedding.pool import encode_on_engine
+
+    broken = FastEncoder(Path("/proc/persona-no-such-dir"))
+
+    # when the cluster's encoder actors try to embed with it
+    with connected(ray_cluster.address) as engine, pytest.raises(PersonaError) as raised:
+        encode_on_engine(engine, broken, ["the parcel came late", "lovely jacket"])
+
+    # then, after the retries, one line names the worker's own error and what to do
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"after {MAX_RETRIES} retries" in message
+    assert "/proc/persona-no-such-dir" in message
+    assert "ray logs" in message
