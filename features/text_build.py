@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from core import catalog
 from core.errors import PersonaError
 from core.progress import silent
-from engine.runner import open_engine
+from engine.runner import open_engine_on_first_use
 from features.embedding.cache import VectorCache, normalize_text, text_key
 from features.embedding.encoder import EMBEDDING_DIM, TextEncoder, default_encoder
 from features.embedding.pool import encode_on_engine
@@ -350,7 +350,7 @@ def embed_reviews(
     invalidated = cache.invalidate_others()
     if invalidated:
         log.warning("embedding model changed to %s: %d cached vectors invalidated", identity, invalidated)
-    with open_engine(settings) as engine:  # PERSONA_ENGINE=ray: the new texts on a pool of encoder actors
+    with open_engine_on_first_use(settings) as engine:  # PERSONA_ENGINE=ray: new texts on encoder actors
         vectors, new, truncated, seconds = embed_texts(texts, encoder, cache, on_progress, engine)
 
     scorer = SentimentScorer()
