@@ -1,5 +1,8 @@
 """The Ray engine: each customer partition a Ray task on the cluster ``PERSONA_RAY_ADDRESS`` names.
 
+Stateful work (an encoder loaded once) runs as batches on a Ray Data actor pool instead
+(:meth:`RayEngine.map_batches`), sized by :func:`engine.pool.plan_pool`.
+
 The only module that imports ``ray``. A partition task runs the same pure function the local
 engine runs on the whole table; partitions are dealt round-robin over the cluster's nodes, and a task that fails (its
 worker died, or an error other than a :class:`PersonaError`) runs again, up to
@@ -12,12 +15,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from core.errors import PersonaError
 from core.progress import silent
+from engine.pool import PoolPlan, plan_pool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -61,6 +69,83 @@ def _run_partition(fn: Callable[..., Any], *args: Any) -> tuple[Any, str]:
         return fn(*args), node
     except PersonaError as exc:
         return _Failed(str(exc)), node
+
+
+_BATCH, _ROW, _NODE = "__batch", "__row", "__node"
+"""Columns a pool worker adds to its batch's output: which batch, which row of it, which node."""
+POOL_START_SECONDS = 600
+"""How long a pool waits for all its actors to start (a cluster short of CPUs fails, naming it)."""
+_POOL_DATA = {"enable_progress_bars": False, "print_on_execution_start": False,
+              "retried_map_errors": True, "max_map_retries": MAX_RETRIES, "wait_for_min_actors_s": POOL_START_SECONDS}
+"""Ray Data settings while a pool runs: no progress bars or banners (the caller reports progress);
+every actor started before the first batch is handed out (so batches spread over the pool); a
+batch that raised is retried up to :data:`MAX_RETRIES` times, like a partition task (an actor that
+died is restarted and its batch resubmitted by Ray Data itself)."""
+
+
+class _PoolWorker:
+    """One actor of a :meth:`RayEngine.map_batches` pool: its worker made once, then one batch a call."""
+
+    def __init__(self, setup: Callable[[PoolPlan], Any], call: Callable[[Any, list[Any]], dict[str, np.ndarray]],
+                 plan: PoolPlan) -> None:
+        import ray
+
+        self._worker = setup(plan)
+        self._call = call
+        self._node = ray.get_runtime_context().get_node_id()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        _fail_once_if_armed()
+        (index,) = batch[_BATCH]
+        (items,) = batch["items"]
+        out = self._call(self._worker, [item for item in items])
+        n = len(next(iter(out.values()))) if out else 0
+        return {**out, _BATCH: np.full(n, index, np.int64), _ROW: np.arange(n), _NODE: np.full(n, self._node)}
+
+
+@contextlib.contextmanager
+def _data_context(**values: Any) -> Iterator[None]:
+    """Ray Data's context set to ``values`` and its log quiet for the block (both restored)."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    saved = {name: getattr(context, name) for name in values}
+    data_log = logging.getLogger("ray.data")
+    level = data_log.level
+    data_log.setLevel(logging.ERROR)
+    for name, value in values.items():
+        setattr(context, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(context, name, value)
+        data_log.setLevel(level)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (Ray's ``cause``, then Python's chain), outermost first."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        inner = getattr(seen, "cause", None)
+        seen = inner if isinstance(inner, BaseException) else (seen.__cause__ or seen.__context__)
+    return chain
+
+
+_DIRECT_CAUSE = "The above exception was the direct cause of the following exception:"
+
+
+def _root_line(exc: BaseException) -> str:
+    """The worker's own error line (``OSError: ...``), not the wrapper Ray Data put around it.
+
+    A worker's error reaches the driver as text: the worker's traceback, then Ray Data's
+    ``UserCodeException`` raised from it. The root is the last line before the first "direct cause".
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split(_DIRECT_CAUSE)[0]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 @dataclass
@@ -118,6 +203,70 @@ class RayEngine:
         self.nodes = [node for _, node in outputs]
         return [result for result, _ in outputs]
 
+    def map_batches(
+        self,
+        setup: Callable[[PoolPlan], Any],
+        call: Callable[[Any, list[Any]], dict[str, np.ndarray]],
+        batches: Sequence[Sequence[Any]],
+        on_progress: ProgressEvent = silent,
+        uses_gpu: bool = False,
+    ) -> list[dict[str, np.ndarray]]:
+        """``call(worker, batch)`` for every batch with Ray Data ``map_batches`` over an actor pool.
+
+        The pool (:func:`engine.pool.plan_pool`): a one-GPU actor per GPU when the cluster has GPUs
+        and ``uses_gpu``, else a one-CPU, one-thread actor per cluster CPU; each actor runs
+        ``setup(plan)`` once. Each batch is one row of the dataset, so an actor always gets a whole
+        batch (a batch's answer may depend on its other items, as an encoder's padding does). A
+        batch whose task fails is retried up to :data:`MAX_RETRIES` times on a live actor.
+        :attr:`nodes` records the node of each batch.
+
+        Raises:
+            PersonaError: a worker's own error, or a batch that still failed after its retries.
+        """
+        import ray
+        import ray.data
+
+        total = sum(len(batch) for batch in batches)
+        if not batches:
+            self.nodes = []
+            return []
+        plan = plan_pool(_node_cpus(), ray.cluster_resources().get("GPU", 0), uses_gpu, len(batches))
+        rows = [{_BATCH: i, "items": list(batch)} for i, batch in enumerate(batches)]
+        pieces: dict[int, list[dict[str, np.ndarray]]] = defaultdict(list)
+        finished: set[int] = set()
+        try:
+            with _data_context(**_POOL_DATA):
+                mapped = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+                    _PoolWorker, fn_constructor_args=(setup, call, plan), batch_size=1, batch_format="numpy",
+                    compute=ray.data.ActorPoolStrategy(size=plan.workers, max_tasks_in_flight_per_actor=2),
+                    num_cpus=plan.num_cpus, num_gpus=plan.num_gpus,
+                )
+                for out in mapped.iter_batches(batch_size=None, batch_format="numpy"):
+                    for index in np.unique(out[_BATCH]):
+                        mine = out[_BATCH] == index
+                        pieces[int(index)].append({name: column[mine] for name, column in out.items()})
+                        if int(index) not in finished:
+                            finished.add(int(index))
+                            on_progress(sum(len(batches[i]) for i in finished), total)
+        except Exception as exc:
+            chain = _causes(exc)
+            own = next((e for e in chain if isinstance(e, PersonaError)), None)
+            if own is not None:
+                raise PersonaError(str(own).strip().splitlines()[-1]) from None
+            raise PersonaError(
+                f"a batch failed on the Ray cluster after {MAX_RETRIES} retries: {_root_line(chain[0])}; "
+                "see the worker logs (`ray logs`) or run with PERSONA_ENGINE=local"
+            ) from None
+        results, self.nodes = [], []
+        for i in range(len(batches)):
+            parts = pieces.get(i, [])
+            joined = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]} if parts else {}
+            order = np.argsort(joined[_ROW], kind="stable") if joined else np.zeros(0, np.int64)
+            self.nodes.append(str(joined[_NODE][0]) if joined and len(joined[_NODE]) else "")
+            results.append({name: column[order] for name, column in joined.items()
+                            if name not in (_BATCH, _ROW, _NODE)})
+        return results
+
 
 def _cpu_nodes() -> list[str]:
     """The alive nodes with CPUs, in a fixed order: partition ``i`` prefers node ``i mod n``.
@@ -129,6 +278,13 @@ def _cpu_nodes() -> list[str]:
     import ray
 
     return sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0)
+
+
+def _node_cpus() -> list[float]:
+    """CPUs of each alive node."""
+    import ray
+
+    return [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
 
 
 def _where(address: str) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 from core.contract import ENTITY_KEY
 from core.progress import silent
 from engine.partition import partition_of
+from engine.pool import PoolPlan
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -28,8 +29,11 @@ class Engine(Protocol):
     """Runs one function over partitions and returns the results in partition order."""
 
     name: str
-    partitions: int
-    """How many customer partitions a step should split its rows into."""
+
+    @property
+    def partitions(self) -> int:
+        """How many customer partitions a step should split its rows into."""
+        ...
 
     def map(
         self,
@@ -41,6 +45,22 @@ class Engine(Protocol):
         """``[fn(*shared, *item) for item in items]``, wherever it runs; ``on_progress(done, total)`` per item.
 
         ``shared`` arguments (a model) are sent to the workers once, not once per item.
+        """
+        ...
+
+    def map_batches(
+        self,
+        setup: Callable[[PoolPlan], Any],
+        call: Callable[[Any, list[Any]], dict[str, np.ndarray]],
+        batches: Sequence[Sequence[Any]],
+        on_progress: ProgressEvent = silent,
+        uses_gpu: bool = False,
+    ) -> list[dict[str, np.ndarray]]:
+        """``[call(worker, batch) for batch in batches]`` over a pool of workers each made once by ``setup``.
+
+        A worker is stateful (an encoder loaded once); ``setup`` learns the worker's plan
+        (threads, device) and must be picklable. ``call`` returns equal-length columns for one
+        batch, which comes back whole: results in batch order, ``on_progress(items done, total)``.
         """
         ...
 
@@ -64,6 +84,27 @@ class LocalEngine:
             results.append(fn(*shared, *item))
             on_progress(done, len(items))
         return results
+
+    def map_batches(
+        self,
+        setup: Callable[[PoolPlan], Any],
+        call: Callable[[Any, list[Any]], dict[str, np.ndarray]],
+        batches: Sequence[Sequence[Any]],
+        on_progress: ProgressEvent = silent,
+        uses_gpu: bool = False,
+    ) -> list[dict[str, np.ndarray]]:
+        """One worker in this process (the backend's own thread count) handles every batch in turn."""
+        worker = setup(LOCAL_PLAN)
+        results, done, total = [], 0, sum(len(batch) for batch in batches)
+        for batch in batches:
+            results.append(call(worker, list(batch)))
+            done += len(batch)
+            on_progress(done, total)
+        return results
+
+
+LOCAL_PLAN = PoolPlan(workers=1, num_cpus=0, num_gpus=0, threads=0)
+"""The local engine's one worker: this process, ``threads`` 0 leaves the count to the backend."""
 
 
 def map_rows(
@@ -111,4 +152,56 @@ def open_engine(settings: Settings) -> Iterator[Engine]:
         yield ray_engine
 
 
-__all__ = ["Engine", "LocalEngine", "map_rows", "open_engine"]
+class _OnFirstUse:
+    """The engine ``settings.engine`` names, opened (connected) by the first call that needs it."""
+
+    def __init__(self, settings: Settings, stack: contextlib.ExitStack) -> None:
+        self.name: str = settings.engine
+        self._settings = settings
+        self._stack = stack
+        self._opened: Engine | None = None
+
+    def _engine(self) -> Engine:
+        if self._opened is None:
+            self._opened = self._stack.enter_context(open_engine(self._settings))
+        return self._opened
+
+    @property
+    def partitions(self) -> int:
+        return self._engine().partitions
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        items: Sequence[tuple[Any, ...]],
+        on_progress: ProgressEvent = silent,
+        shared: tuple[Any, ...] = (),
+    ) -> list[Any]:
+        return self._engine().map(fn, items, on_progress=on_progress, shared=shared)
+
+    def map_batches(
+        self,
+        setup: Callable[[PoolPlan], Any],
+        call: Callable[[Any, list[Any]], dict[str, np.ndarray]],
+        batches: Sequence[Sequence[Any]],
+        on_progress: ProgressEvent = silent,
+        uses_gpu: bool = False,
+    ) -> list[dict[str, np.ndarray]]:
+        return self._engine().map_batches(setup, call, batches, on_progress=on_progress, uses_gpu=uses_gpu)
+
+
+@contextlib.contextmanager
+def open_engine_on_first_use(settings: Settings) -> Iterator[Engine]:
+    """:func:`open_engine`, but connected only when a step first maps something (closed at the block's end).
+
+    For a step that often has nothing to hand out (``persona embed`` with every text cached): it
+    neither joins a cluster nor starts a local Ray for nothing. ``name`` is known without opening.
+
+    Raises:
+        PersonaError: at the first call, as :func:`open_engine` would at the start.
+    """
+    with contextlib.ExitStack() as stack:
+        yield _OnFirstUse(settings, stack)
+
+
+__all__ = ["LOCAL_PLAN", "Engine", "LocalEngine", "map_rows", "open_engine", "open_engine_on_first_use"]

@@ -32,8 +32,10 @@ import pyarrow.parquet as pq
 from core import catalog
 from core.errors import PersonaError
 from core.progress import silent
+from engine.runner import open_engine_on_first_use
 from features.embedding.cache import VectorCache, normalize_text, text_key
 from features.embedding.encoder import EMBEDDING_DIM, TextEncoder, default_encoder
+from features.embedding.pool import encode_on_engine
 from features.embedding.sentiment import SentimentScorer
 from features.text_version import SOURCE_VERSION_METADATA, choose_projection, pin
 from features.transforms.text import (
@@ -53,6 +55,7 @@ from features.transforms.text import (
 if TYPE_CHECKING:
     from core.progress import ProgressEvent
     from core.settings import Settings
+    from engine.runner import Engine
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +161,8 @@ def distinct_texts(texts: pd.Series) -> tuple[np.ndarray, list[str], int]:
 
 
 def embed_texts(
-    texts: list[str], encoder: TextEncoder, cache: VectorCache, on_progress: ProgressEvent = silent
+    texts: list[str], encoder: TextEncoder, cache: VectorCache, on_progress: ProgressEvent = silent,
+    engine: Engine | None = None,
 ) -> tuple[np.ndarray, int, int, float]:
     """Vectors for distinct normalised texts, embedding only the ones not cached.
 
@@ -168,6 +172,8 @@ def embed_texts(
         cache: vectors of the encoder's identity, keyed by text hash.
         on_progress: told while the encoder is prepared, then texts embedded of those to embed
             (the note carries the throughput).
+        engine: where the encoder runs (default: here; the Ray engine runs a pool of encoder
+            actors, :mod:`features.embedding.pool`).
 
     Returns:
         (vectors, newly embedded, truncated among them, seconds in the encoder).
@@ -193,7 +199,10 @@ def embed_texts(
         on_progress(done, len(todo), f"embedding reviews, {rate:,.0f} texts/s")
 
     on_progress(0, len(todo), "embedding reviews")
-    encoded = encoder.encode(todo, progress=advance)
+    if engine is None or engine.name == "local":
+        encoded = encoder.encode(todo, progress=advance)
+    else:
+        encoded = encode_on_engine(engine, encoder, todo, advance)
     seconds = time.perf_counter() - started
     vectors[missing] = encoded.vectors
     cache.add([keys[i] for i in missing], encoded.vectors)
@@ -341,7 +350,8 @@ def embed_reviews(
     invalidated = cache.invalidate_others()
     if invalidated:
         log.warning("embedding model changed to %s: %d cached vectors invalidated", identity, invalidated)
-    vectors, new, truncated, seconds = embed_texts(texts, encoder, cache, on_progress)
+    with open_engine_on_first_use(settings) as engine:  # PERSONA_ENGINE=ray: new texts on encoder actors
+        vectors, new, truncated, seconds = embed_texts(texts, encoder, cache, on_progress, engine)
 
     scorer = SentimentScorer()
     sentiment_cache = VectorCache(catalog.sentiment_cache(settings), scorer.identity, 1)

@@ -244,7 +244,14 @@ class FastEncoder:
         batch_size: texts per forward pass (after sorting by token length).
         backend: ``openvino`` or ``onnxruntime``; default OpenVINO when installed.
         precision: ``bf16`` or ``f32`` (OpenVINO only); default bf16 where the CPU has it.
+        threads: inference threads (default: the backend's own choice, every core); an encoder
+            actor of the Ray engine runs with the CPUs it reserved.
     """
+
+    chunk_texts = 4096
+    """Texts tokenised, sorted by length and batched together: a text's vector depends on the other
+    texts of its chunk only (through the padding of its batch), so the Ray engine hands each
+    encoder actor whole chunks of this size and gets the local encoder's vectors bit for bit."""
 
     def __init__(
         self,
@@ -252,11 +259,13 @@ class FastEncoder:
         batch_size: int = 64,
         backend: Literal["openvino", "onnxruntime"] | None = None,
         precision: Literal["bf16", "f32"] | None = None,
+        threads: int | None = None,
     ) -> None:
         self.models_dir = Path(models_dir)
         self.batch_size = batch_size
         self.backend = backend or ("openvino" if _openvino_available() else "onnxruntime")
         self._precision = precision if self.backend == "openvino" else "f32"
+        self.threads = threads
         self._run: Callable[[dict[str, np.ndarray]], np.ndarray] | None = None
         self._inputs: list[str] = []
         self._tokenizer = None
@@ -265,6 +274,12 @@ class FastEncoder:
     def from_settings(cls, settings, **kwargs: object) -> FastEncoder:
         """The fast encoder with exports under ``catalog.encoder_models_dir``."""
         return cls(catalog.encoder_models_dir(settings), **kwargs)  # type: ignore[arg-type]
+
+    def fresh(self, threads: int | None = None) -> FastEncoder:
+        """An unloaded encoder of the same identity (what a Ray encoder actor is built from)."""
+        copy = FastEncoder(self.models_dir, self.batch_size, self.backend, self._precision, threads)
+        copy.chunk_texts = self.chunk_texts
+        return copy
 
     @property
     def precision(self) -> str:
@@ -296,10 +311,10 @@ class FastEncoder:
             import openvino as ov
 
             core = ov.Core()
-            compiled = core.compile_model(
-                core.read_model(str(onnx_path)), "CPU",
-                {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"},
-            )
+            config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
+            if self.threads:
+                config["INFERENCE_NUM_THREADS"] = str(self.threads)
+            compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", config)
             actual = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
             if self.precision not in actual.replace("float32", "f32").replace("bfloat16", "bf16"):
                 raise RuntimeError(f"OpenVINO runs in {actual}, not the requested {self.precision}")
@@ -312,6 +327,8 @@ class FastEncoder:
 
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if self.threads:
+                options.intra_op_num_threads = self.threads
             session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
             self._inputs = [i.name for i in session.get_inputs()]
             self._run = lambda feeds: session.run(["sentence_embedding"], feeds)[0]
@@ -339,9 +356,8 @@ class FastEncoder:
         self._load()
         assert self._run is not None
         assert self._tokenizer is not None
-        chunk = 4096
-        for start in range(0, len(texts), chunk):
-            encodings = self._tokenizer.encode_batch(texts[start : start + chunk])
+        for start in range(0, len(texts), self.chunk_texts):
+            encodings = self._tokenizer.encode_batch(texts[start : start + self.chunk_texts])
             lengths = np.fromiter((len(e.ids) for e in encodings), np.int64, len(encodings))
             truncated[start : start + len(encodings)] = [bool(e.overflowing) for e in encodings]
             order = np.argsort(lengths, kind="stable")

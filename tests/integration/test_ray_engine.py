@@ -42,18 +42,21 @@ def ray_cluster():
 
 @pytest.fixture
 def ran_on(monkeypatch) -> list[str]:
-    """The nodes the Ray engine's partitions ran on, recorded however the engine was opened."""
+    """The nodes the Ray engine's partitions (or pool batches) ran on, recorded however the engine was opened."""
     from engine.ray_engine import RayEngine
 
     nodes: list[str] = []
-    original = RayEngine.map
 
-    def recording_map(self, *args, **kwargs):
-        out = original(self, *args, **kwargs)
-        nodes.extend(self.nodes)
-        return out
+    def recording(original):
+        def record(self, *args, **kwargs):
+            out = original(self, *args, **kwargs)
+            nodes.extend(self.nodes)
+            return out
 
-    monkeypatch.setattr(RayEngine, "map", recording_map)
+        return record
+
+    monkeypatch.setattr(RayEngine, "map", recording(RayEngine.map))
+    monkeypatch.setattr(RayEngine, "map_batches", recording(RayEngine.map_batches))
     return nodes
 
 
@@ -176,3 +179,108 @@ def test_bad_data_in_a_partition_is_one_persona_error_on_ray(ray_cluster, monkey
     # then the partition's own one-line error comes back as it would locally
     with pytest.raises(PersonaError, match=r"^transactions.amount has 1 missing or non-numeric value\(s\)"):
         build_offline_sources(load_settings())
+
+
+# --------------------------------------------------------------------------- embedding on an actor pool
+def _encoder(chunk_texts: int):
+    """The fast encoder (ONNX export shared with the unit tests), cutting texts into small chunks."""
+    from features.embedding.encoder import FastEncoder
+
+    encoder = FastEncoder(Path(tempfile.gettempdir()) / "persona-test-models")
+    encoder.chunk_texts = chunk_texts
+    return encoder
+
+
+def _review_texts(n: int, seed: int = 5) -> list[str]:
+    """Distinct review texts of very different lengths (the batch padding differs between chunks)."""
+    import numpy as np
+
+    words = ["parcel", "late", "crushed", "lovely", "jacket", "support", "never", "answered", "refund", "great",
+             "value", "fast", "delivery", "kettle", "price", "shipping", "expensive", "quality", "broke", "returned"]
+    rng = np.random.default_rng(seed)
+    return [f"{' '.join(rng.choice(words, int(rng.integers(1, 60))))} #{i}" for i in range(n)]
+
+
+def _text_source(settings) -> pd.DataFrame:
+    from core import catalog
+
+    return pd.read_parquet(catalog.text_source(settings)).drop(columns="created_timestamp")
+
+
+def test_embed_on_two_node_ray_equals_local_bit_for_bit(ray_cluster, monkeypatch, ran_on):
+    # given ingested reviews with 240 distinct texts, embedded locally in chunks of 64
+    import numpy as np
+
+    from core import catalog
+    from features.build import write_parquet_atomic
+    from features.text_build import embed_reviews
+
+    settings = load_settings()
+    write_tricky_raw(settings)
+    reviews = pd.read_parquet(settings.raw_dir / "reviews.parquet")
+    reviews = pd.concat([reviews, reviews.assign(customer_id=reviews["customer_id"][::-1].to_numpy())],
+                        ignore_index=True).assign(text=_review_texts(240) + _review_texts(160))
+    write_parquet_atomic(reviews, settings.raw_dir / "reviews.parquet")
+    build_offline_sources(settings)
+    local_report = embed_reviews(settings, encoder=_encoder(64))
+    local = _text_source(settings)
+    local_cache = (catalog.embedding_cache(settings), catalog.text_source(settings))
+    for path in local_cache:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    # when the same texts are embedded again (nothing cached) by the encoder actors of the two-node cluster
+    monkeypatch.setenv("PERSONA_ENGINE", "ray")
+    monkeypatch.setenv("PERSONA_RAY_ADDRESS", ray_cluster.address)
+    on_ray = embed_reviews(load_settings(), encoder=_encoder(64))
+
+    # then every chunk ran on an actor, on both nodes, and the text features are the local ones bit for bit
+    assert local_report.new_embedded == on_ray.new_embedded == 240
+    assert len(ran_on) == 4  # ceil(240 / 64) chunks
+    assert len(set(ran_on)) == 2
+    assert on_ray.rows_written == len(local) > 100
+    pd.testing.assert_frame_equal(_text_source(load_settings()), local, check_exact=True)
+    assert np.isfinite(np.stack(local["text_embedding"].to_numpy())).all()
+
+
+def test_embedding_chunk_that_fails_once_is_retried_and_the_vectors_are_unchanged(ray_cluster):
+    # given texts embedded locally, and the cluster armed to fail the first batch an encoder actor takes
+    import numpy as np
+
+    from engine.ray_engine import connected
+    from features.embedding.pool import encode_on_engine
+
+    texts = _review_texts(150, seed=9)
+    local = _encoder(50).encode(texts)
+    ray_cluster.fail_once_file.write_text("armed")
+
+    # when the encoder actors of the cluster embed them
+    with connected(ray_cluster.address) as engine:
+        done: list[int] = []
+        on_ray = encode_on_engine(engine, _encoder(50), texts, done.append)
+
+    # then a batch did fail (it took the marker), was retried, and every vector equals the local one
+    assert not ray_cluster.fail_once_file.exists()
+    np.testing.assert_array_equal(on_ray.vectors, local.vectors)
+    np.testing.assert_array_equal(on_ray.truncated, local.truncated)
+    assert sum(done) == len(texts)
+
+
+def test_a_batch_that_keeps_failing_is_one_line_naming_the_workers_error(ray_cluster):
+    # given an encoder whose export directory cannot be created on the workers
+    from core.errors import PersonaError
+    from engine.ray_engine import MAX_RETRIES, connected
+    from features.embedding.encoder import FastEncoder
+    from features.embedding.pool import encode_on_engine
+
+    broken = FastEncoder(Path("/proc/persona-no-such-dir"))
+
+    # when the cluster's encoder actors try to embed with it
+    with connected(ray_cluster.address) as engine, pytest.raises(PersonaError) as raised:
+        encode_on_engine(engine, broken, ["the parcel came late", "lovely jacket"])
+
+    # then, after the retries, one line names the worker's own error and what to do
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"after {MAX_RETRIES} retries" in message
+    assert "/proc/persona-no-such-dir" in message
+    assert "ray logs" in message

@@ -30,3 +30,24 @@ def test_features_build_against_an_unreachable_cluster_exits_1_with_one_line(per
     assert "ray start --head" in lines[0]
     assert "Traceback" not in done.stderr
     assert time.monotonic() - started < 30
+
+
+def test_an_engine_opened_on_first_use_connects_only_when_it_maps(persona_home: Path, monkeypatch) -> None:
+    # given the Ray engine pointed at a port nobody listens on
+    import pytest
+
+    from core.errors import PersonaError
+    from core.settings import load_settings
+    from engine.runner import open_engine_on_first_use
+
+    address = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("PERSONA_ENGINE", "ray")
+    monkeypatch.setenv("PERSONA_RAY_ADDRESS", address)
+
+    # when the engine is opened on first use
+    with open_engine_on_first_use(load_settings()) as engine:
+        # then nothing connects while nothing is mapped (its name is known)
+        assert engine.name == "ray"
+        # and the first map fails as opening it would, naming the address
+        with pytest.raises(PersonaError, match=f"cannot reach the Ray cluster at {address}"):
+            engine.map(len, [("abc",)])

@@ -299,3 +299,57 @@ def test_sentiment_accuracy_on_hand_labelled_reviews() -> None:
     assert accuracy.accuracy >= 0.88
     assert accuracy.positive_recall >= 0.9
     assert accuracy.negative_recall >= 0.8
+
+
+# --------------------------------------------------------------------------- encoder pool (engine)
+def test_encoder_pool_cuts_texts_at_the_encoders_chunks_and_gives_its_vectors(fast_encoder: FastEncoder) -> None:
+    # given texts of very different lengths, more than one chunk of an encoder cutting at 5
+    from engine.runner import LocalEngine
+    from features.embedding.pool import chunks_of, encode_on_engine
+
+    encoder = fast_encoder.fresh()
+    encoder.chunk_texts = 5
+    texts = [("late parcel " * (i % 7 + 1)) + str(i) for i in range(12)]
+    done: list[int] = []
+
+    # when they are embedded by the local engine's pool
+    pooled = encode_on_engine(LocalEngine(), encoder, texts, done.append)
+
+    # then chunks follow the encoder, and the vectors are the encoder's own, bit for bit
+    assert [len(c) for c in chunks_of(encoder, texts)] == [5, 5, 2]
+    np.testing.assert_array_equal(pooled.vectors, encoder.encode(texts).vectors)
+    assert sum(done) == len(texts)
+
+
+def test_an_encoder_worker_is_a_fresh_copy_with_the_plans_threads(fast_encoder: FastEncoder) -> None:
+    # given the plan of a one-thread CPU actor
+    from engine.pool import plan_pool
+    from features.embedding.pool import start_encoder
+
+    plan = plan_pool([2], 0, False, batches=4)
+
+    # when a worker's encoder is started from the job's encoder
+    worker = start_encoder(fast_encoder.fresh(), plan)
+
+    # then it is unloaded, runs on one thread and has the job encoder's identity (its cache keys)
+    assert isinstance(worker, FastEncoder)
+    assert worker.threads == 1
+    assert worker._run is None
+    assert worker.identity == fast_encoder.identity
+
+
+def test_encoder_pool_refuses_workers_of_another_identity() -> None:
+    # given a worker whose encoder reports another identity than the job's
+    from core.errors import PersonaError
+    from engine.runner import LocalEngine
+    from features.embedding.pool import encode_on_engine
+    from tests.conftest import BagOfWordsEncoder
+
+    class Drifted(BagOfWordsEncoder):
+        def fresh(self, threads=None):
+            return BagOfWordsEncoder("2")
+
+    # when it embeds
+    # then one line names both identities
+    with pytest.raises(PersonaError, match=r"embed with test/bag-of-words\|v2\|numpy\|f32, not test/bag-of-words\|v1"):
+        encode_on_engine(LocalEngine(), Drifted("1"), ["fine", "late"])
