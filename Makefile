@@ -9,10 +9,14 @@ UV := $(VENV)/bin/uv
 export UV_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),$(shell python3 -m pip config get global.find-links 2>/dev/null))
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# Wheels downloaded (hash-pinned, never installed) for the real data they ship: see bench/realdata-wheels.txt.
+# Outside the checkout so every clone shares one copy; `make clean` leaves it.
+export REALDATA_WHEELS ?= $(HOME)/.cache/persona/wheels
+ISLP_WHEEL := islp-0.6.0-py3-none-any.whl
 
 .PHONY: setup browser lock serving-lock demo test test-unit mutate serve bench lint prod-up prod-down clean
 
-setup: $(VENV)/.installed  ## create .venv and install Persona with its dev tools (locked versions)
+setup: $(VENV)/.installed $(REALDATA_WHEELS)/$(ISLP_WHEEL)  ## create .venv and install Persona with its dev tools (locked versions); fetch the real-data wheels
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -20,6 +24,12 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	@# compiled once here: feast, mlflow and torch import in a third of the time in every CLI process
 	$(UV) pip sync --compile-bytecode --python $(PY) requirements.lock
 	$(UV) pip install --python $(PY) --no-deps -e .
+	touch $@
+
+# Only downloaded when missing; pip checks the pinned hash.
+$(REALDATA_WHEELS)/$(ISLP_WHEEL): bench/realdata-wheels.txt | $(VENV)/.installed
+	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+		-r bench/realdata-wheels.txt -d $(REALDATA_WHEELS)
 	touch $@
 
 browser:  ## headless Chromium (Debian packages) for the report-rendering test; fails if it cannot be installed

@@ -358,6 +358,28 @@ def fit_target_model(
     return predictor, metrics
 
 
+def check_cv_folds(frame: pd.DataFrame, target: str, task: str, folds: int) -> None:
+    """Refuse ``--cv-folds`` a labels table cannot fill: every fold needs a customer of each class.
+
+    With fewer customers of a class than folds, stratified folds without that class get a NaN
+    ROC AUC and the folds' mean is NaN; this says so before anything is fitted.
+
+    Raises:
+        PersonaError: one line naming ``--cv-folds``, the class that is short and the fix.
+    """
+    per_customer = frame.drop_duplicates(ENTITY_KEY, keep="last")
+    if task != "classification":
+        if len(per_customer) < folds:
+            raise PersonaError(f"--cv-folds {folds} needs at least {folds} labelled customers; the labels hold "
+                               f"{len(per_customer)}: lower --cv-folds")
+        return
+    counts = per_customer[target].value_counts()
+    value, fewest = counts.idxmin(), int(counts.min())
+    if fewest < folds:
+        raise PersonaError(f"--cv-folds {folds} needs at least {folds} customers of each {target} value; the labels "
+                           f"hold {fewest} with {target}={value:g}: lower --cv-folds or label more customers")
+
+
 def cross_validate_target(
     frame: pd.DataFrame, features: list[str], target: str, task: str, config: TrainConfig, folds: int
 ) -> dict[str, float]:

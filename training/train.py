@@ -254,6 +254,8 @@ class TrainJob:
         step(0, CUSTOM_STEPS, "building training set")
         data = dataset.build_custom(settings, config) if frame is None else dataset.Dataset(frame)
         split = dataset.split_custom(settings, config, data)
+        if split.plan.split == "customer" and config.cv_folds >= 2:
+            fit.check_cv_folds(data.frame, config.target, config.task, config.cv_folds)
         self.on_plan(split.plan)
         step(1, CUSTOM_STEPS, f"fitting {config.target}")
         predictor, metrics = fit.fit_target_model(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.errors import PersonaError
 from core.settings import load_settings
 from model.registry import alias_version, configure_mlflow
 from tests.conftest import make_training_frame
@@ -111,3 +112,21 @@ def test_labels_at_one_time_split_by_customer_with_k_fold(persona_home: Path) ->
     assert result.metrics["left_roc_auc_cv_std"] >= 0
     run = configure_mlflow(settings).get_run(result.run_id)
     assert run.data.tags["plan.split"] == "customer"
+
+
+def test_more_folds_than_customers_of_a_class_stop_before_fitting(persona_home: Path) -> None:
+    # given labels of 400 customers at one date, of whom only a few are positive
+    settings = load_settings()
+    frame = _custom(make_training_frame(customers=400, snapshots=1, seed=4), "left")
+    positives = frame.index[frame["left"] == 1]
+    frame.loc[positives[12:], "left"] = 0
+    config = TrainConfig(labels_path=Path("labels.csv"), target="left", xgb=XGBParams(n_estimators=30),
+                         cv_folds=20, holdout_fraction=0.5)
+    plans = []
+    # when 20 folds are asked for 12 positive customers (6 on each side of the split)
+    with pytest.raises(PersonaError, match=r"^--cv-folds 20 needs at least 20 customers of each left value; "
+                       r"the labels hold 12 with left=1: lower --cv-folds"):
+        TrainJob(settings, config, on_plan=plans.append).run(frame)
+    # then it stops with that line before anything is planned, fitted or logged
+    assert plans == []
+    assert configure_mlflow(settings).search_registered_models() == []
