@@ -18,7 +18,7 @@ created DESC) = 1`` picks (a null created time ranks below any other, as DuckDB 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -78,7 +78,41 @@ def _bound(ts: datetime) -> int:
     return int(stamp.value)
 
 
+def leaf_index(meta: pq.FileMetaData, column: str) -> int:
+    """Index of a top-level primitive column among a file's parquet leaf columns (-1: none)."""
+    return next((i for i in range(meta.num_columns) if meta.schema.column(i).path == column), -1)
+
+
+def column_bounds(path: Path, column: str) -> tuple[Any, Any] | None:
+    """Min and max of a parquet file's column from its row-group statistics (None: no values).
+
+    Falls back to scanning the column a batch at a time when a row group has no statistics.
+    """
+    handle = pq.ParquetFile(path)
+    meta = handle.metadata
+    index = leaf_index(meta, column)
+    lows: list[Any] = []
+    highs: list[Any] = []
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        stats = group.column(index).statistics if index >= 0 else None
+        if stats is not None and stats.has_min_max:
+            lows.append(stats.min)
+            highs.append(stats.max)
+        elif group.num_rows and (stats is None or stats.null_count != group.num_rows):
+            for batch in handle.iter_batches(batch_size=_SCAN_ROWS, row_groups=[g], columns=[column]):
+                bounds = pc.min_max(batch.column(0))
+                if bounds["min"].is_valid:
+                    lows.append(bounds["min"].as_py())
+                    highs.append(bounds["max"].as_py())
+    if not lows:
+        return None
+    return min(lows), max(highs)
+
+
 def _stat_bounds(meta: pq.FileMetaData, group: int, column: int) -> tuple[int, int] | None:
+    if column < 0:
+        return None
     stats = meta.row_group(group).column(column).statistics
     if stats is None or not stats.has_min_max:
         return None
@@ -106,7 +140,7 @@ def _choose(files: list[Path], key: str, timestamp: str, created: str | None, st
     for f, path in enumerate(files):
         handle = pq.ParquetFile(path)
         meta = handle.metadata
-        ts_index = handle.schema_arrow.get_field_index(timestamp)
+        ts_index = leaf_index(meta, timestamp)
         for g in range(meta.num_row_groups):
             bounds = _stat_bounds(meta, g, ts_index)
             if bounds is not None and (bounds[1] < start or bounds[0] > end):

@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from store.latest_rows import latest_rows, readable
+from store.offline import parquet_span
 
 T0 = pd.Timestamp("2001-03-01", tz="UTC")
 
@@ -111,3 +113,17 @@ def test_a_source_it_cannot_read_is_left_to_feast(tmp_path):
     # when / then
     assert not readable(path, "customer_id", ["event_timestamp"], ["customer_id", "event_timestamp"])
     assert not readable(tmp_path / "missing.parquet", "customer_id", ["event_timestamp"], ["customer_id"])
+
+
+@pytest.mark.parametrize("statistics", [True, False])
+def test_a_source_span_is_the_min_and_max_of_the_column_with_or_without_statistics(tmp_path, statistics):
+    # given a source in time order in small row groups (the first and last hold the bounds), some rows
+    # without a created time
+    frame = _frame(5, 200, 20, null_created=True).sort_values("event_timestamp")
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=13,
+                   write_statistics=statistics)
+
+    # when / then
+    for column in ("event_timestamp", "created_timestamp"):
+        assert parquet_span(path, column) == (frame[column].min(), frame[column].max())
