@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
-_SCAN_ROWS = 262_144  # rows per batch of the first (key and timestamps) pass
+_SCAN_ROWS = 262_144  # rows per batch of the first pass (the key and timestamp columns)
+_READ_ROWS = 4_096  # rows per batch of the second pass: a text row holds 384 floats, so keep batches small
 _NULL_CREATED = np.iinfo(np.int64).min
 _REDUCE_AT = 4_000_000  # candidate rows kept before they are reduced to one per entity
 
@@ -178,7 +179,7 @@ def _tables(files: list[Path], positions: np.ndarray, columns: list[str]) -> Ite
         for g in np.unique(group_of[lo:hi] & 0xFFFF):
             wanted = positions[lo:hi][(group_of[lo:hi] & 0xFFFF) == g] & 0xFFFFFFFF
             offset = 0
-            for batch in handle.iter_batches(batch_size=_SCAN_ROWS, row_groups=[int(g)], columns=columns):
+            for batch in handle.iter_batches(batch_size=_READ_ROWS, row_groups=[int(g)], columns=columns):
                 a, b = np.searchsorted(wanted, [offset, offset + batch.num_rows])
                 if b > a:
                     yield pa.Table.from_batches([batch]).take(pa.array(wanted[a:b] - offset))
