@@ -34,6 +34,7 @@ _SCAN_ROWS = 262_144  # rows per batch of the first pass (the key and timestamp 
 _READ_ROWS = 4_096  # rows per batch of the second pass: a text row holds 384 floats, so keep batches small
 _NULL_CREATED = np.iinfo(np.int64).min
 _REDUCE_AT = 4_000_000  # candidate rows kept before they are reduced to one per entity
+CHUNK_BYTES = 64 * 2**20  # bytes of rows handed to the writer at a time
 
 
 def parquet_files(path: Path) -> list[Path]:
@@ -187,8 +188,12 @@ def _tables(files: list[Path], positions: np.ndarray, columns: list[str]) -> Ite
 
 
 def latest_rows(path: Path, key: str, timestamp: str, created: str | None, columns: list[str],
-                start: datetime, end: datetime, chunk_rows: int = 50_000) -> Generator[pa.Table]:
+                start: datetime, end: datetime, chunk_rows: int = 50_000,
+                chunk_bytes: int = CHUNK_BYTES) -> Generator[pa.Table]:
     """Each entity's latest row with start <= timestamp <= end, as tables of at most ``chunk_rows`` rows.
+
+    A table is also handed on once it holds about ``chunk_bytes`` (a text row holds 384 floats: 100,000
+    of them would be 150 MB before the writer encodes them).
 
     Args:
         path: a parquet file or a folder of parquet files.
@@ -199,19 +204,23 @@ def latest_rows(path: Path, key: str, timestamp: str, created: str | None, colum
         start: first event time (inclusive).
         end: last event time (inclusive).
         chunk_rows: most rows per table handed on.
+        chunk_bytes: a table is handed on once its rows take this many bytes (one small batch more at most).
     """
     files = parquet_files(path)
     positions = _choose(files, key, timestamp, created, _bound(start), _bound(end))
     pending: list[pa.Table] = []
-    held = 0
+    held = held_bytes = 0
     for table in _tables(files, positions, columns):
         pending.append(table)
         held += table.num_rows
-        while held >= chunk_rows:
+        held_bytes += table.nbytes
+        while held >= chunk_rows or (held and held_bytes >= chunk_bytes):
             whole = pa.concat_tables(pending)
-            yield whole.slice(0, chunk_rows).combine_chunks()
-            rest = whole.slice(chunk_rows)
+            size = min(held, chunk_rows)
+            yield whole.slice(0, size).combine_chunks()
+            rest = whole.slice(size)
             pending, held = [rest], rest.num_rows
+            held_bytes = rest.nbytes if held else 0
     if held or not len(positions):
         yield (pa.concat_tables(pending).combine_chunks() if pending
                else pq.read_schema(files[0]).empty_table().select(columns))

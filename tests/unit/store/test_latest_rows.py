@@ -127,3 +127,21 @@ def test_a_source_span_is_the_min_and_max_of_the_column_with_or_without_statisti
     # when / then
     for column in ("event_timestamp", "created_timestamp"):
         assert parquet_span(path, column) == (frame[column].min(), frame[column].max())
+
+
+def test_wide_rows_are_handed_on_in_chunks_of_about_the_byte_budget(tmp_path):
+    # given many customers' rows of three floats each, in row groups of 100 rows
+    frame = _frame(6, 2_000, 1_500)
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=100)
+    columns = ["customer_id", "value", "vector", "event_timestamp", "created_timestamp"]
+
+    # when they are read with a byte budget far below the row budget
+    tables = list(latest_rows(path, "customer_id", "event_timestamp", "created_timestamp", columns,
+                              T0.to_pydatetime(), (T0 + pd.Timedelta(days=30)).to_pydatetime(),
+                              chunk_rows=100_000, chunk_bytes=4_000))
+
+    # then several tables come, none much above the budget, together every customer once
+    assert len(tables) > 3
+    assert max(t.nbytes for t in tables) < 4_000 + 100 * 60  # the budget, plus one batch at most
+    assert sum(t.num_rows for t in tables) == frame["customer_id"].nunique()
