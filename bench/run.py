@@ -32,7 +32,7 @@ import psutil
 from bench.provenance import FORMAT, REPO, LoadSampler, current_commit, digest, legacy, stamp, utc_stamp
 
 SUITES = ["foundation", "embedding", "training", "serving", "monitoring", "prod", "realdata", "safety", "campaign",
-          "privacy", "mutation", "ray"]
+          "privacy", "mutation", "ray", "scale"]
 SUITE_OF_ISSUE = {2: "foundation", 3: "embedding", 4: "training", 5: "serving", 6: "monitoring", 7: "prod",
                   12: "realdata", 13: "safety", 15: "campaign", 16: "ray", 17: "privacy", 18: "mutation"}
 RESULTS = Path(__file__).resolve().parent / "results"

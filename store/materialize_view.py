@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from pathlib import Path
 from queue import Empty, Full, Queue
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from store.latest_rows import latest_rows, readable
 from store.write_redis import CHUNK_ROWS, is_cluster, redis_writer, write_redis
-from store.write_sqlite import write_online
+from store.write_sqlite import SQLITE_BATCH_ROWS, write_online
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -35,18 +37,18 @@ def pull_latest_chunks(config, view, start: datetime, end: datetime,
 
     A Postgres source is streamed with a binary ``COPY`` of the query Feast's Postgres store runs
     (:func:`store.pg_copy.copy_rows`); other sources, and Postgres columns that reader does
-    not decode, are read whole through Feast's offline store.
+    not decode, are read whole through Feast's offline store. A local parquet source (the embedded
+    profile's files) is read in bounded memory by :func:`store.latest_rows.latest_rows`.
     """
     source = view.batch_source
     join_keys = [e.name for e in view.entity_columns]
     features = [f.name for f in view.features]
+    created = source.created_timestamp_column or None
+    columns = list(dict.fromkeys([*join_keys, *features, source.timestamp_field, *([created] if created else [])]))
     if config.offline_store.type == "postgres" and hasattr(source, "get_table_query_string"):
         from store.feast_internals import postgres_offline_connection
         from store.pg_copy import CopyUnsupported, copy_rows, latest_rows_query
 
-        created = source.created_timestamp_column or None
-        columns = list(dict.fromkeys([*join_keys, *features, source.timestamp_field,
-                                      *([created] if created else [])]))
         query = latest_rows_query(source.get_table_query_string(), join_keys, columns, source.timestamp_field,
                                   created, start, end)
         with postgres_offline_connection(config) as conn:
@@ -57,6 +59,11 @@ def pull_latest_chunks(config, view, start: datetime, end: datetime,
                 return
             except CopyUnsupported:
                 conn.rollback()
+    file = _local_parquet(config, source)
+    if (file is not None and len(join_keys) == 1 and not source.field_mapping
+            and readable(file, join_keys[0], [source.timestamp_field, *([created] if created else [])], columns)):
+        yield from latest_rows(file, join_keys[0], source.timestamp_field, created, columns, start, end, chunk_rows)
+        return
     from store.feast_internals import offline_store_of
 
     job = offline_store_of(config).pull_latest_from_table_or_query(
@@ -70,6 +77,15 @@ def pull_latest_chunks(config, view, start: datetime, end: datetime,
         end_date=end,
     )
     yield job.to_arrow()
+
+
+def _local_parquet(config, source) -> Path | None:
+    """The local parquet file or folder of a file source (None: another source, or a remote path)."""
+    path = getattr(source, "path", None)
+    if config.offline_store.type != "duckdb" or not path or "://" in str(path):
+        return None
+    file = Path(path)
+    return file if file.is_absolute() else Path(config.repo_path) / file
 
 
 def pull_latest(store, view, start: datetime, end: datetime) -> pa.Table:
@@ -160,7 +176,12 @@ def materialize_view_fast(
     elif store.config.online_store.type == "redis":
         written = write_redis(store, view, pull_latest(store, view, start, end), progress=progress, **sizing)
     else:
-        written = write_online(store, view, pull_latest(store, view, start, end), progress=progress, **sizing)
+        # one chunk of latest rows at a time: memory holds a chunk, not the view's whole interval
+        chunk_rows = batch_rows or SQLITE_BATCH_ROWS
+        written = 0
+        with contextlib.closing(pull_latest_chunks(store.config, view, start, end, chunk_rows)) as tables:
+            for table in tables:
+                written += write_online(store, view, table, progress=progress, **sizing)
     store.registry.apply_materialization(view, store.project, start, end)
     return written
 

@@ -188,12 +188,15 @@ def source_span(settings: Settings, name: str) -> tuple[pd.Timestamp, pd.Timesta
 
 
 def parquet_span(path: str | Path, column: str = "event_timestamp") -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """Min and max of a parquet file's timestamp column (None when it has no rows)."""
-    import pyarrow.compute as pc
+    """Min and max of a parquet file or folder's timestamp column (None when it has no rows).
 
-    values = pq.read_table(path, columns=[column]).column(column)
-    if len(values) == 0:
+    Read from the row groups' statistics, so a source of any size costs a few kilobytes.
+    """
+    from pathlib import Path
+
+    from store.latest_rows import column_bounds, parquet_files
+
+    spans = [b for f in parquet_files(Path(path)) if (b := column_bounds(f, column)) is not None]
+    if not spans:
         return None
-    bounds = pc.min_max(values)
-    return pd.Timestamp(bounds["min"].as_py()), pd.Timestamp(bounds["max"].as_py())
-
+    return pd.Timestamp(min(s[0] for s in spans)), pd.Timestamp(max(s[1] for s in spans))

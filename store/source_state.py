@@ -80,7 +80,10 @@ def read_state(settings: Settings, view) -> SourceState:
         stat = file.stat()
         newest = None
         if created:
-            newest = _iso(_utc(pd.read_parquet(file, columns=[created])[created]).max())
+            from store.offline import parquet_span
+
+            span = parquet_span(file, created)  # row-group statistics, not the column
+            newest = None if span is None else _iso(span[1])
         return SourceState(str(file), f"{stat.st_size}:{stat.st_mtime_ns}", newest)
     from store.offline import table_fingerprint
 
@@ -98,13 +101,27 @@ def changed_from(settings: Settings, view, previous: SourceState) -> pd.Timestam
     since = pd.Timestamp(previous.newest_created)
     file = source_file(settings, source)
     if file is not None:
-        frame = pd.read_parquet(file, columns=[source.timestamp_field, created])
-        newer = _utc(frame[source.timestamp_field])[_utc(frame[created]) > since]
-        return None if newer.empty else newer.min()
+        return _earliest_created_after(file, source.timestamp_field, created, since)
     from store.offline import earliest_created_after
 
     earliest = earliest_created_after(settings, _table(source), source.timestamp_field, created, since)
     return None if earliest is None else pd.Timestamp(earliest).tz_convert("UTC")
+
+
+def _earliest_created_after(path: Path, timestamp: str, created: str, since: pd.Timestamp) -> pd.Timestamp | None:
+    """The earliest event time among a parquet source's rows created after ``since``, a batch at a time."""
+    import pyarrow.parquet as pq
+
+    from store.latest_rows import parquet_files
+
+    earliest = None
+    for file in parquet_files(path):
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=262_144, columns=[timestamp, created]):
+            frame = batch.to_pandas()
+            newer = _utc(frame[timestamp])[_utc(frame[created]) > since]
+            if not newer.empty and (earliest is None or newer.min() < earliest):
+                earliest = newer.min()
+    return earliest
 
 
 def recorded(settings: Settings) -> dict[str, SourceState]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -321,3 +323,87 @@ def test_a_failure_a_rerun_cannot_cure_does_not_promise_convergence(persona_home
     assert message.startswith("materializing customer_behavior failed")
     assert "converges" not in message
     assert "a rerun will not fix this" in message
+
+
+def _embedded_home():
+    from features.text_build import embed_reviews
+    from tests.conftest import BagOfWordsEncoder
+
+    settings = load_settings()
+    write_raw(settings)
+    build_offline_sources(settings)
+    embed_reviews(settings, encoder=BagOfWordsEncoder())
+    apply_repo(settings)
+    return settings
+
+
+def test_the_bounded_reader_picks_the_rows_feast_picks_for_every_view_and_interval(persona_home):
+    # given every view's source, the text one with its 384-float rows
+    from store.feast_internals import offline_store_of
+    from store.latest_rows import latest_rows
+
+    settings = _embedded_home()
+    store = get_store(settings)
+    behavior = pd.read_parquet(settings.offline_dir / "customer_behavior.parquet", columns=["event_timestamp"])
+    stamps = sorted(behavior["event_timestamp"].unique())
+    intervals = [(stamps[0] - pd.Timedelta(seconds=1), stamps[-1]), (stamps[3], stamps[7]),
+                 (stamps[-1] + pd.Timedelta(days=1), stamps[-1] + pd.Timedelta(days=2))]
+    checked = 0
+    for view in store.list_feature_views():
+        source = view.batch_source
+        key = view.entity_columns[0].name
+        features = [f.name for f in view.features]
+        created = source.created_timestamp_column or None
+        columns = [key, *features, source.timestamp_field, *([created] if created else [])]
+        for start, end in intervals:
+            start, end = pd.Timestamp(start).to_pydatetime(), pd.Timestamp(end).to_pydatetime()
+
+            # when Feast's offline store and the bounded reader pick the latest rows
+            via_feast = offline_store_of(store.config).pull_latest_from_table_or_query(
+                config=store.config, data_source=source, join_key_columns=[key], feature_name_columns=features,
+                timestamp_field=source.timestamp_field, created_timestamp_column=created, start_date=start,
+                end_date=end).to_arrow().to_pandas()
+            bounded = pd.concat([t.to_pandas() for t in latest_rows(
+                Path(source.path), key, source.timestamp_field, created, columns, start, end, chunk_rows=7)])
+
+            # then they are the same rows with the same values
+            assert len(via_feast) == len(bounded), (view.name, start, end)
+            checked += len(bounded)
+            if via_feast.empty:
+                continue
+            via_feast = via_feast[columns].sort_values(key).reset_index(drop=True)
+            bounded = bounded.sort_values(key).reset_index(drop=True)
+            for column in columns:
+                if column in (source.timestamp_field, created):
+                    assert (pd.to_datetime(via_feast[column], utc=True)
+                            == pd.to_datetime(bounded[column], utc=True)).all(), (view.name, column)
+                elif isinstance(via_feast[column].iloc[0], (list, np.ndarray)):
+                    assert all(np.array_equal(a, b) for a, b in zip(via_feast[column], bounded[column], strict=True))
+                else:
+                    pd.testing.assert_series_equal(via_feast[column], bounded[column], check_dtype=False,
+                                                   obj=f"{view.name}.{column}")
+    assert checked > 0
+
+
+def test_text_features_read_back_the_same_online_through_feast_and_the_fast_path(persona_home):
+    # given an embedded home
+    settings = _embedded_home()
+    store = get_store(settings)
+    from features.transforms.text import TEXT_FEATURES
+
+    refs = [f"customer_text:{name}" for name in TEXT_FEATURES]
+    rows = [{"customer_id": i} for i in range(1, 31)]
+    end = pd.Timestamp("1998-01-01", tz="UTC").to_pydatetime()
+    start = pd.Timestamp("1996-01-01", tz="UTC").to_pydatetime()
+
+    # when Feast's engine materializes the text view, then the fast path does the same interval
+    store.materialize(start_date=start, end_date=end, feature_views=["customer_text"])
+    via_feast = store.get_online_features(features=refs, entity_rows=rows).to_df()
+    from store.materialize_view import materialize_view_fast
+
+    materialize_view_fast(store, store.get_feature_view("customer_text"), start, end)
+    via_fast = get_store(settings).get_online_features(features=refs, entity_rows=rows).to_df()
+
+    # then both read back identically
+    assert via_feast["text_embedding"].notna().any()
+    pd.testing.assert_frame_equal(via_feast, via_fast)

@@ -230,6 +230,31 @@ def test_embed_job_writes_one_row_per_entity_snapshot(persona_home: Path) -> Non
     assert encoder.identity in report.summary()
 
 
+def test_the_text_source_is_stored_compact_and_reads_back_the_values_of_a_default_file(persona_home: Path,
+                                                                                      tmp_path: Path) -> None:
+    # given an embedded home, and its rows rewritten with pyarrow's default encoding
+    settings = load_settings()
+    _write_raw(settings, _reviews(BASE_REVIEWS))
+    report = embed_reviews(settings, encoder=BagOfWordsEncoder())
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(pq.read_table(report.path), plain)
+
+    # when both are read, by pyarrow and by DuckDB (Feast's offline engine)
+    import duckdb
+
+    query = "SELECT * FROM read_parquet('{}') ORDER BY customer_id, event_timestamp"
+    compact, default = (duckdb.sql(query.format(p)).arrow().read_all() for p in (report.path, plain))
+
+    # then the values are the same, and the embedding is stored byte-stream split and zstd-compressed
+    pd.testing.assert_frame_equal(pd.read_parquet(report.path), pd.read_parquet(plain))  # NaN sentiment equal too
+    pd.testing.assert_frame_equal(compact.to_pandas(), default.to_pandas())
+    meta = pq.ParquetFile(report.path).metadata.row_group(0)
+    embedding = next(meta.column(i) for i in range(meta.num_columns)
+                     if meta.column(i).path_in_schema == "text_embedding.list.element")
+    assert "BYTE_STREAM_SPLIT" in embedding.encodings
+    assert embedding.compression == "ZSTD"
+
+
 def test_rerun_hits_the_cache_and_new_reviews_embed_only_new_texts(persona_home: Path) -> None:
     # given
     settings = load_settings()
