@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import socket
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -314,12 +315,13 @@ def connected(address: str) -> Iterator[RayEngine]:
     Raises:
         PersonaError: the cluster cannot be reached (naming the address and what to do).
     """
+    loaded = sys.modules.get("ray")
+    owned = loaded is None or not loaded.is_initialized()
+    if owned and address not in ("", "auto"):
+        _probe(address)  # before importing Ray: an unreachable address costs no import
     import ray
 
-    owned = not ray.is_initialized()
     if owned:
-        if address not in ("", "auto"):
-            _probe(address)
         try:
             if address.startswith("ray://"):
                 ray.init(address=address)

@@ -28,12 +28,19 @@ import pytest
 
 from features.build import write_parquet_atomic
 from features.embedding.encoder import EMBEDDING_DIM, Encoded, check_texts
+from tests.integration.ray_cluster import RAY_AUTH
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Ray reads RAY_AUTH_MODE and its token once per process, when it is first imported: a test that
+# imports Ray before the two-node cluster's token is set would leave every later driver in this
+# process unauthenticated. So the run's token is set before any test runs (subprocesses inherit it).
+os.environ.update(RAY_AUTH)
+os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
 
 # A skip whose reason starts with one of these means "a service this test needs is missing".
 SERVICE_SKIP_PREFIXES = (

@@ -51,3 +51,28 @@ def test_an_engine_opened_on_first_use_connects_only_when_it_maps(persona_home: 
         # and the first map fails as opening it would, naming the address
         with pytest.raises(PersonaError, match=f"cannot reach the Ray cluster at {address}"):
             engine.map(len, [("abc",)])
+
+
+def test_an_unreachable_address_is_refused_before_ray_is_imported() -> None:
+    # given a fresh process and an address nobody listens on
+    address = f"127.0.0.1:{free_port()}"
+    script = (
+        "import sys\n"
+        "from core.errors import PersonaError\n"
+        "from engine.ray_engine import connected\n"
+        "try:\n"
+        f"    with connected({address!r}):\n"
+        "        pass\n"
+        "except PersonaError as exc:\n"
+        "    print('refused:', exc)\n"
+        "print('ray imported:', 'ray' in sys.modules)\n"
+    )
+
+    # when the engine connects
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[3])
+
+    # then it is refused naming the address, and Ray (which reads its auth settings once, at import)
+    # was never imported by the failed attempt
+    assert f"refused: cannot reach the Ray cluster at {address}" in done.stdout, done.stderr
+    assert "ray imported: False" in done.stdout
