@@ -73,8 +73,13 @@ class TargetModels:
     """
 
     def __init__(
-        self, settings: Settings, client: Callable[[], Any], store: Callable[[], Any],
-        poll_seconds: float = 10.0, retry_seconds: float = 300.0, log_flush_seconds: float = 2.0,
+        self,
+        settings: Settings,
+        client: Callable[[], Any],
+        store: Callable[[], Any],
+        poll_seconds: float = 10.0,
+        retry_seconds: float = 300.0,
+        log_flush_seconds: float = 2.0,
     ) -> None:
         self.settings = settings
         self._client = client
@@ -110,8 +115,12 @@ class TargetModels:
         out: dict[str, dict[str, object]] = {}
         for name, served in list(self._models.items()):
             status = served.watcher.status
-            out[name] = {"champion_version": status.champion_version, "model_version": status.served_version,
-                         "last_error": status.last_error, "rows_logged": served.log.rows_written}
+            out[name] = {
+                "champion_version": status.champion_version,
+                "model_version": status.served_version,
+                "last_error": status.last_error,
+                "rows_logged": served.log.rows_written,
+            }
         return out
 
     def stop(self) -> None:
@@ -139,10 +148,13 @@ class TargetModels:
                 lambda predictor, version: served_now.install(predictor, version),
                 interval_seconds=self.poll_seconds,
                 retry_seconds=self.retry_seconds,
-                absent=f"model {name!r} has no champion; promote a version, or pass \"version\"",
+                absent=f'model {name!r} has no champion; promote a version, or pass "version"',
             )
-            log = PredictionLog(catalog.target_prediction_log(self.settings, name),
-                                flush_seconds=self.log_flush_seconds, fsync=self.settings.prediction_log_fsync)
+            log = PredictionLog(
+                catalog.target_prediction_log(self.settings, name),
+                flush_seconds=self.log_flush_seconds,
+                fsync=self.settings.prediction_log_fsync,
+            )
             served_now = _Served(watcher, log)
             outcome = watcher.check_once()
             logger.info("%s champion check at first request: %s", name, outcome)
@@ -197,11 +209,18 @@ class TargetModels:
             raise ValueError(f"{name} v{version} is a {model.kind!r} bundle, not a custom target's model")
         require_text_version(self.settings, f"{name} v{version}", model.metadata)
         reader = OnlineFeatureReader.from_store(
-            self._store(), model.feature_columns, model.metadata.get("feature_service"),
+            self._store(),
+            model.feature_columns,
+            model.metadata.get("feature_service"),
             timeout=online_store_timeout(self.settings),
         )
-        return TargetPredictor(model=model, reader=reader, model_name=name, version=str(version),
-                               unmaterialized=lambda: self._unmaterialized(reader.views))
+        return TargetPredictor(
+            model=model,
+            reader=reader,
+            model_name=name,
+            version=str(version),
+            unmaterialized=lambda: self._unmaterialized(reader.views),
+        )
 
     def _unmaterialized(self, views: list[str]) -> list[str]:
         """Which of ``views`` were never materialized (the registry records every materialization)."""
@@ -223,9 +242,12 @@ class TargetModels:
         except MlflowException as exc:
             if exc.error_code in _ABSENT_CODES:
                 raise TargetUnavailable(
-                    404, f"no registered model {name!r}; train one with `persona train --labels FILE --target "
-                         f"{name.removeprefix(self.settings.registered_model + '-')}` (`persona models list` "
-                         "shows the models there are)", "target") from None
+                    404,
+                    f"no registered model {name!r}; train one with `persona train --labels FILE --target "
+                    f"{name.removeprefix(self.settings.registered_model + '-')}` (`persona models list` "
+                    "shows the models there are)",
+                    "target",
+                ) from None
             raise TargetUnavailable(503, f"the MLflow registry did not answer: {exc}") from None
 
     def _require_version(self, name: str, version: str) -> None:
@@ -244,8 +266,10 @@ def _with_hint(exc: FeatureStoreError) -> FeatureStoreError:
     """The store error, saying what to run when the online store has no table for a view."""
     text = str(exc)
     if "no such table" in text or "not registered" in text or "no online feature view" in text:
-        return FeatureStoreError(f"{text}; the online store is not materialized for this model: run "
-                                 "`persona features apply` and `persona features materialize`")
+        return FeatureStoreError(
+            f"{text}; the online store is not materialized for this model: run "
+            "`persona features apply` and `persona features materialize`"
+        )
     return exc
 
 

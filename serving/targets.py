@@ -56,8 +56,9 @@ def model_for(registered_model: str, target: str | None, model: str | None) -> s
         if value is not None and len(value) > MAX_NAME:
             raise InputError(name, f"is {len(value)} characters long; at most {MAX_NAME}")
     if target is None and model is None:
-        raise InputError("target", f"required: the label column a model was trained on (or \"model\": "
-                                   f"\"{registered_model}-<target>\")")
+        raise InputError(
+            "target", f'required: the label column a model was trained on (or "model": "{registered_model}-<target>")'
+        )
     name = target_model_name(registered_model, target) if target is not None else str(model)
     if model is not None and model != name:
         raise InputError("model", f"{model!r} is not the model of target {target!r} ({name!r}); send one of them")
@@ -67,8 +68,9 @@ def model_for(registered_model: str, target: str | None, model: str | None) -> s
     if name == uplift_model_name(registered_model):
         raise InputError(field, f"{name!r} is the uplift model; POST /predict serves it beside the persona model")
     if not name.startswith(f"{registered_model}-"):
-        raise InputError("model", f"{name!r} is not a custom target's model; those are named "
-                                  f"{registered_model}-<target>")
+        raise InputError(
+            "model", f"{name!r} is not a custom target's model; those are named {registered_model}-<target>"
+        )
     return name
 
 
@@ -132,16 +134,18 @@ class TargetPredictor:
         for i, customer in enumerate(ids.tolist()):
             stamps, age = freshness.row(i)
             value = float(values[i])
-            results.append({
-                "customer_id": customer,
-                "status": "ok" if ok[i] else "cold_start",
-                PREDICTION: value if ok[i] and np.isfinite(value) else None,
-                "model": self.model_name,
-                "model_version": self.version,
-                "features_as_of": stamps,
-                "feature_age_seconds": age,
-                "cold_start_reason": reasons[i],
-            })
+            results.append(
+                {
+                    "customer_id": customer,
+                    "status": "ok" if ok[i] else "cold_start",
+                    PREDICTION: value if ok[i] and np.isfinite(value) else None,
+                    "model": self.model_name,
+                    "model_version": self.version,
+                    "features_as_of": stamps,
+                    "feature_age_seconds": age,
+                    "cold_start_reason": reasons[i],
+                }
+            )
         log = LogBatch(
             request_id=request_id,
             served_at=served_at,

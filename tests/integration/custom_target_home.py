@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 CUSTOMERS = 300
 LABELLED_AT = pd.Timestamp("2024-06-01", tz="UTC")
 SERVICE = "upsell_model_v1"
-VIEWS = '''
+VIEWS = """
 from datetime import timedelta
 from feast import FeatureService, FeatureView, Field, FileSource
 from feast.types import Float32, Int64
@@ -39,7 +39,7 @@ loyalty_fv = FeatureView(name="loyalty", entities=[customer], ttl=timedelta(days
                          schema=[Field(name="points", dtype=Float32), Field(name="visits", dtype=Int64)],
                          source=loyalty_source)
 upsell_model_v1 = FeatureService(name="upsell_model_v1", features=[loyalty_fv])
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -63,15 +63,22 @@ def write_loyalty_sources(
     rng = np.random.default_rng(seed)
     ids = np.arange(1, customers + 1, dtype="int64")
     points = rng.normal(0, 1, customers).astype("float32")
-    features = pd.DataFrame({"customer_id": ids, "event_timestamp": LABELLED_AT - pd.Timedelta(days=1),
-                             "points": points, "visits": rng.integers(0, 20, customers).astype("int64")})
+    features = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "event_timestamp": LABELLED_AT - pd.Timedelta(days=1),
+            "points": points,
+            "visits": rng.integers(0, 20, customers).astype("int64"),
+        }
+    )
     features.to_parquet(folder / "loyalty.parquet", index=False)
     label = (rng.random(customers) < 1 / (1 + np.exp(-3 * points))).astype(int)
     files = {}
     for target in targets:
         files[target] = folder / f"labels_{target}.csv"
         pd.DataFrame({"customer_id": ids, "event_timestamp": LABELLED_AT, target: label}).to_csv(
-            files[target], index=False)
+            files[target], index=False
+        )
     views = folder / "views"
     views.mkdir(exist_ok=True)
     (views / "loyalty.py").write_text(VIEWS.format(path=folder / "loyalty.parquet"))
@@ -119,8 +126,18 @@ def build_custom_target_home(
         settings = load_settings()
         client = configure_mlflow(settings)
         for target in targets:
-            run_cli(runner, ["train", "--labels", str(sources.label_files[target]), "--target", target,
-                             "--feature-service", SERVICE])
+            run_cli(
+                runner,
+                [
+                    "train",
+                    "--labels",
+                    str(sources.label_files[target]),
+                    "--target",
+                    target,
+                    "--feature-service",
+                    SERVICE,
+                ],
+            )
             name = f"{settings.registered_model}-{target}"
             if alias_version(client, name, CHAMPION) is None:  # small data: serve v1 even if the gate held it
                 move_alias(client, name, CHAMPION, "1", "test home: serve v1")

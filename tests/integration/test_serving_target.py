@@ -71,8 +71,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     env.update({"PERSONA_HOME": str(home), "PERSONA_FEATURE_REPO": str(sources.views), "HF_HUB_OFFLINE": "1"})
     port = free_port()
     with open(folder / "serve.log", "wb") as log:
-        proc = subprocess.Popen([PERSONA, "serve", "--port", str(port), "--poll-seconds", "0.5"], cwd=PROJECT_ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [PERSONA, "serve", "--port", str(port), "--poll-seconds", "0.5"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_http(port, "/livez", 300, proc)  # not /readyz: there is no persona champion to be ready with
         yield Served(home, unmaterialized, sources, f"http://127.0.0.1:{port}", folder)
@@ -101,8 +107,9 @@ def test_a_target_trained_without_transactions_serves_what_persona_score_writes(
     known, unknown = answer.iloc[:-1], body["predictions"][-1]
     assert (known["status"] == "ok").all()
     assert known["customer_id"].tolist() == scores["customer_id"].tolist()
-    np.testing.assert_allclose(known["prediction"].to_numpy(float), scores["prediction"].to_numpy(float),
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        known["prediction"].to_numpy(float), scores["prediction"].to_numpy(float), rtol=0, atol=1e-9
+    )
     assert set(known["model_version"]) == set(scores["model_version"].astype(str)) == {"1"}
     # and the unknown customer is a cold start with the reason, as /predict answers it
     assert unknown["status"] == "cold_start"
@@ -122,9 +129,12 @@ def test_a_target_named_churn_is_served_by_persona_churn_not_the_builtin_churn(s
     answer = _predictions(response)
     assert response.json()["model"] == "persona-churn"
     assert "churn_probability" not in answer.columns
-    np.testing.assert_allclose(answer["prediction"].to_numpy(float),
-                               scores.set_index("customer_id").loc[[1, 2, 3], "prediction"].to_numpy(float),
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        answer["prediction"].to_numpy(float),
+        scores.set_index("customer_id").loc[[1, 2, 3], "prediction"].to_numpy(float),
+        rtol=0,
+        atol=1e-9,
+    )
     # and the built-in churn output is not served: there is no persona champion
     assert builtin.status_code == 503
     assert "no model loaded" in builtin.json()["error"]
@@ -153,8 +163,9 @@ def test_target_predictions_go_to_a_prediction_log_of_their_own(served: Served) 
     # then its rows are in persona-upgraded's log with the features and predictions served, none in persona's
     assert rows["customer_id"].tolist() == [7, 8]
     assert set(rows["endpoint"]) == {"predict_target"}
-    np.testing.assert_allclose(rows["prediction"].to_numpy(float),
-                               [p["prediction"] for p in response.json()["predictions"]], rtol=0, atol=0)
+    np.testing.assert_allclose(
+        rows["prediction"].to_numpy(float), [p["prediction"] for p in response.json()["predictions"]], rtol=0, atol=0
+    )
     assert {"points", "visits"} <= set(rows.columns)
     assert read_prediction_log(catalog.prediction_log(settings)).empty
 
@@ -175,9 +186,7 @@ def test_target_predictions_go_to_a_prediction_log_of_their_own(served: Served) 
         ({"target": "upgraded", "customer_ids": [1], "explain": True}, 400, "explain", "unknown field"),
     ],
 )
-def test_bad_requests_are_4xx_naming_the_field(
-    served: Served, body: dict, status: int, field: str, says: str
-) -> None:
+def test_bad_requests_are_4xx_naming_the_field(served: Served, body: dict, status: int, field: str, says: str) -> None:
     # given a request the caller must fix
     # when posted
     response = served.post(body)
@@ -198,8 +207,13 @@ def test_a_model_without_champion_is_409_and_served_by_version(served: Served) -
     client = configure_mlflow(settings)
     source = client.get_model_version("persona-upgraded", "1")
     client.create_registered_model("persona-draft")
-    draft = client.create_model_version("persona-draft", source.source, run_id=source.run_id,
-                                        tags=dict(source.tags or {}), model_id=getattr(source, "model_id", None))
+    draft = client.create_model_version(
+        "persona-draft",
+        source.source,
+        run_id=source.run_id,
+        tags=dict(source.tags or {}),
+        model_id=getattr(source, "model_id", None),
+    )
     record_and_sign(client, settings, "persona-draft", str(draft.version))
 
     # when its champion is asked for, then version 1

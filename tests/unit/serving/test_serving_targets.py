@@ -26,8 +26,9 @@ class FakeTargetModel:
 
 
 def _predictor(unmaterialized=None) -> TargetPredictor:
-    return TargetPredictor(FakeTargetModel(), FakeReader(STORE), "persona-upgraded", "3", clock=lambda: NOW,
-                           unmaterialized=unmaterialized)
+    return TargetPredictor(
+        FakeTargetModel(), FakeReader(STORE), "persona-upgraded", "3", clock=lambda: NOW, unmaterialized=unmaterialized
+    )
 
 
 @pytest.mark.parametrize(
