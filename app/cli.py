@@ -254,7 +254,7 @@ def serve(
     wait_for_model: Annotated[bool, typer.Option(help="Start even without a champion (not ready "
                                                  "until one is trained).")] = False,
 ) -> None:
-    """Serve the champion over HTTP (BentoML): predict, predict_features, similar, health."""
+    """Serve the champion over HTTP (BentoML): predict, predict_features, predict_target, similar, health."""
     import os
 
     from app.status import record_serving

@@ -247,6 +247,15 @@ def prediction_log(s: Settings) -> Path:
     return s.serving_dir / "prediction_log"
 
 
+def target_prediction_log(s: Settings, model: str) -> Path:
+    """What serving answered with a custom target's model (``predict_target``), one folder per model.
+
+    Inside :func:`prediction_log` (erased with it) but apart from the persona model's partitions,
+    whose readers never see these rows.
+    """
+    return prediction_log(s) / f"model={model}"
+
+
 def serving_state(s: Settings) -> Path:
     """Process id, host and port of the server ``persona serve`` started from this home."""
     return s.serving_dir / "server.json"

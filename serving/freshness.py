@@ -12,21 +12,25 @@ if TYPE_CHECKING:
     from store.feature_batch import FeatureBatch
 
 
-def cold_start_reason(missing: tuple[str, ...], found_elsewhere: bool) -> str:
+PREDICT_FEATURES = "send their features to predict_features"
+
+
+def cold_start_reason(missing: tuple[str, ...], found_elsewhere: bool, remedy: str = PREDICT_FEATURES) -> str:
     """Why a customer is not predicted.
 
     Args:
         missing: required views without a row for the customer.
         found_elsewhere: the customer has a row in some other view.
+        remedy: what the caller can do instead.
     """
     if not found_elsewhere:
         return (
             "unknown customer: not in the online store (no feature rows at all); nothing to predict "
-            "from — send their features to predict_features"
+            f"from — {remedy}"
         )
     return (
         f"incomplete features: no {', '.join(missing)} row for this customer in the online store; "
-        "not predicted from missing values — send their features to predict_features"
+        f"not predicted from missing values — {remedy}"
     )
 
 

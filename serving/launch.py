@@ -27,7 +27,7 @@ def serve_command(
     (a server already on it, perhaps an orphan, would otherwise end the new one in a traceback), ``poll_seconds``
     against the ``model_poll_seconds`` setting's rules (finite, positive), the API key rule
     of the profile, the online-store timeout setting, the online store, and a champion in the
-    registry (unless ``wait_for_model``).
+    registry, the persona model's or a custom target's (unless ``wait_for_model``).
 
     Returns:
         ``(argv, env)`` to exec.
@@ -58,12 +58,14 @@ def serve_command(
         hint = "start it (`persona prod up`), or pass --wait-for-model to load the champion once it answers"
         try:
             with environ_defaults(MLFLOW_HTTP_DEFAULTS):  # ask the registry briefly, as the server will
-                version = resolve_alias(configure_mlflow(settings), settings.registered_model, settings.tracking_uri)
+                client = configure_mlflow(settings)
+                version = resolve_alias(client, settings.registered_model, settings.tracking_uri)
+                targets = target_champions(client, settings) if version is None else []
         except RegistryUnavailable as exc:
             raise PersonaError(f"{exc}; {hint}") from None
         except Exception as exc:
             raise PersonaError(f"cannot reach the MLflow registry at {settings.tracking_uri}: {exc}; {hint}") from None
-        if version is None:
+        if version is None and not targets:  # a custom target's champion alone is something to serve
             raise PersonaError(
                 f"model {settings.registered_model!r} has no champion; run `persona train` first "
                 "(or pass --wait-for-model)"
@@ -89,6 +91,20 @@ def serve_command(
         str(PROJECT_ROOT),
     ]
     return command, env
+
+
+def target_champions(client, settings: Settings) -> list[str]:
+    """Custom targets' models (``<registered_model>-<target>``) that have a champion, by name."""
+    from model.uplift import uplift_model_name
+    from serving.registry_access import resolve_alias
+
+    prefix = f"{settings.registered_model}-"
+    names = [m.name for m in client.search_registered_models(filter_string=f"name LIKE '{prefix}%'")]
+    return sorted(
+        name for name in names
+        if name != uplift_model_name(settings.registered_model)
+        and resolve_alias(client, name, settings.tracking_uri) is not None
+    )
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -59,6 +59,25 @@ class FeatureReader(Protocol):
         ...
 
 
+def check_batch_size(count: int, field_name: str, max_batch: int = MAX_BATCH) -> None:
+    """Raise :class:`InputError` for an empty (400) or oversized (413) batch."""
+    if count < 1:
+        raise InputError(field_name, "must hold at least one item")
+    if count > max_batch:
+        raise InputError(field_name, f"holds {count} items; at most {max_batch} per request", 413)
+
+
+def check_ids(customer_ids: Sequence[object], max_batch: int = MAX_BATCH) -> np.ndarray:
+    """Customer ids as int64 (raises :class:`InputError` naming the bad item)."""
+    check_batch_size(len(customer_ids), "customer_ids", max_batch)
+    for i, value in enumerate(customer_ids):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"customer_ids[{i}]", f"expected an integer, got {value!r}")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InputError(f"customer_ids[{i}]", f"{value} is outside the 64-bit integer range")
+    return np.asarray(customer_ids, dtype=np.int64)
+
+
 def utc_now() -> dt.datetime:
     """The current time, tz-aware UTC."""
     return dt.datetime.now(dt.UTC)
@@ -123,20 +142,11 @@ class ServingPredictor:
     # ---- validation ----
     def check_batch_size(self, count: int, field_name: str) -> None:
         """Raise :class:`InputError` for an empty (400) or oversized (413) batch."""
-        if count < 1:
-            raise InputError(field_name, "must hold at least one item")
-        if count > self.max_batch:
-            raise InputError(field_name, f"holds {count} items; at most {self.max_batch} per request", 413)
+        check_batch_size(count, field_name, self.max_batch)
 
     def check_ids(self, customer_ids: Sequence[object]) -> np.ndarray:
         """Customer ids as int64 (raises :class:`InputError` naming the bad item)."""
-        self.check_batch_size(len(customer_ids), "customer_ids")
-        for i, value in enumerate(customer_ids):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InputError(f"customer_ids[{i}]", f"expected an integer, got {value!r}")
-            if not INT64_MIN <= value <= INT64_MAX:
-                raise InputError(f"customer_ids[{i}]", f"{value} is outside the 64-bit integer range")
-        return np.asarray(customer_ids, dtype=np.int64)
+        return check_ids(customer_ids, self.max_batch)
 
     def feature_batch(self, rows: Sequence[Mapping[str, object]]) -> tuple[FeatureBatch, list[int | None]]:
         """Validate caller-supplied feature rows field by field.

@@ -26,6 +26,7 @@ from serving.prediction_log import PredictionLog
 from serving.predictor import Served, ServingPredictor
 from serving.registry_access import MLFLOW_HTTP_DEFAULTS, resolve_alias
 from serving.similar import SimilarCustomers
+from serving.target_runtime import TargetModels
 from store.online_reader import FeatureStoreError, OnlineFeatureReader, OnlineStoreUnavailable, online_store_timeout
 
 if TYPE_CHECKING:
@@ -134,6 +135,11 @@ class ServingRuntime:
             retry_seconds=self.options.retry_seconds,
             absent="no uplift champion registered; run `persona train --uplift`",
         )
+        # Custom targets' models (persona-T), loaded on their first request and watched from then on.
+        self.targets = TargetModels(
+            settings, self._mlflow, self.store, poll_seconds=self.options.poll_seconds,
+            retry_seconds=self.options.retry_seconds, log_flush_seconds=self.options.log_flush_seconds,
+        )
 
     # ---- lifecycle ----
     def start(self) -> ServingRuntime:
@@ -155,6 +161,7 @@ class ServingRuntime:
         """Stop watching and write every pending prediction-log row."""
         self.watcher.stop()
         self.uplift_watcher.stop()
+        self.targets.stop()
         self.log.close()
         self._environ.close()
 
@@ -306,6 +313,10 @@ class ServingRuntime:
         self.log.append(served.log)
         return served
 
+    def predict_target(self, model: str, version: int | None, customer_ids: list[int], request_id: str) -> Served:
+        """Predict by id with a custom target's model (:class:`serving.target_runtime.TargetModels`)."""
+        return self.targets.predict(model, version, customer_ids, request_id)
+
     def similar(self, customer_id: int, k: int) -> list[tuple[int, float]]:
         """The ``k`` customers with the most similar review texts (:class:`serving.similar.SimilarCustomers`)."""
         return self.similar_customers.query(customer_id, k)
@@ -349,6 +360,7 @@ class ServingRuntime:
             "last_checked_at": iso(status.last_checked_at),
             "last_error": status.last_error,
             "uplift": self._uplift_info(predictor),
+            "targets": self.targets.describe(),
             "prediction_log": {
                 "directory": _home_relative(self.log.directory, self.settings.home),
                 "rows_written": self.log.rows_written,

@@ -40,6 +40,52 @@ class PredictRequest(_Request):
     )
 
 
+class PredictTargetRequest(_Request):
+    """Customers to predict with a custom target's model (``persona train --labels L --target T``)."""
+
+    target: str | None = Field(
+        default=None, description="The label column the model was trained on: serves `<registered_model>-<target>`.",
+        examples=["upgraded"],
+    )
+    model: str | None = Field(
+        default=None, description="The registered model in full (`persona-<target>`), instead of or beside `target`.",
+    )
+    version: StrictInt | None = Field(
+        default=None, ge=1, description="A registered version instead of the champion (default: the champion).",
+    )
+    customer_ids: list[CustomerId] = Field(
+        min_length=1,
+        description=f"1 to {MAX_BATCH} customer ids (more: 413).",
+        json_schema_extra={"maxItems": MAX_BATCH},
+        examples=[[1, 2, 3]],
+    )
+
+
+class TargetPrediction(BaseModel):
+    """One customer's prediction of a custom target (or cold start, with the reason)."""
+
+    customer_id: int
+    status: Literal["ok", "cold_start"]
+    prediction: float | None = Field(
+        description="The model's prediction (a probability for classification, the value for regression); "
+        "the same number `persona score --model` writes for the same feature values."
+    )
+    model: str
+    model_version: str
+    features_as_of: dict[str, str | None] = Field(description="Feature view -> event time (UTC) of the row served.")
+    feature_age_seconds: float | None
+    cold_start_reason: str | None
+
+
+class PredictTargetResponse(BaseModel):
+    """Predictions of a custom target, in request order."""
+
+    request_id: str
+    model: str
+    model_version: str
+    predictions: list[TargetPrediction]
+
+
 class FeatureRow(_Request):
     """One what-if row: the model's feature columns (null for unknown values)."""
 
@@ -228,6 +274,11 @@ class ModelInfo(BaseModel):
         default_factory=dict,
         description="The uplift champion: model_name, champion_version, version served, offers, costs, "
         "value_per_conversion, last_error (why none is served, if so).",
+    )
+    targets: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Custom-target models served so far (`predict_target`): name -> champion_version, "
+        "model_version served, last_error, rows_logged.",
     )
     prediction_log: dict[str, Any]
 

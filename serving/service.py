@@ -13,6 +13,10 @@ APIs (JSON in, JSON out; OpenAPI at ``/docs.json``, UI at ``/``):
   (:mod:`serving.uplift`).
 - ``POST /predict_features`` ``{"rows": [{"customer_id": 1, "features": {...}}]}``: the same
   from caller-supplied features.
+- ``POST /predict_target`` ``{"target": "upgraded", "customer_ids": [...]}``: a custom target's
+  model (``persona-upgraded``, from ``persona train --labels L --target upgraded``), its champion
+  or a pinned ``"version"``, from the online features of the service it was trained on: one
+  ``prediction`` per customer, cold starts as for ``predict`` (:mod:`serving.target_runtime`).
 - ``POST /similar`` ``{"customer_id": 1, "k": 10}``: customers with the most similar reviews.
 - ``POST /model_info`` ``{}``: the served version, its feature columns, the watcher's last error.
 - ``GET /livez``, ``GET /readyz``: liveness; readiness (a model loaded and the online store up).
@@ -27,9 +31,10 @@ over 16 KiB gets 431, one not complete in 10 s or a body stalled for 10 s gets 4
 open connections requests get 503.
 
 Errors are ``{"error": "...", "field": "..."}`` with 400 (bad input; what-if values beyond
-their plausible range too), 401 (API key), 404 (unknown customer for ``similar``), 408 (slow
-client), 413 (batch or body too large), 415 (not JSON), 431 (request head too large),
-501/503 (not available / not ready / too many connections). Nothing is loaded at import.
+their plausible range too), 401 (API key), 404 (unknown customer for ``similar``; no such model
+or version for ``predict_target``), 408 (slow client), 409 (a custom target's model without a
+champion), 413 (batch or body too large), 415 (not JSON), 431 (request head too large),
+501/503 (not available / not ready / not materialized / too many connections). Nothing is loaded at import.
 """
 
 from __future__ import annotations
@@ -56,13 +61,15 @@ from serving.schemas import (
     PredictFeaturesRequest,
     PredictRequest,
     PredictResponse,
+    PredictTargetRequest,
+    PredictTargetResponse,
     SimilarRequest,
     SimilarResponse,
 )
 
 logger = logging.getLogger("persona.serving")
 
-API_PATHS = ("/predict", "/predict_features", "/similar", "/model_info")
+API_PATHS = ("/predict", "/predict_features", "/predict_target", "/similar", "/model_info")
 HOT_PATHS = ("/predict", "/livez", "/readyz", "/healthz")
 INLINE_ROWS = 64  # larger batches run in a worker thread so the event loop keeps answering
 
@@ -175,9 +182,13 @@ class PersonaService:
 
         return await anyio.to_thread.run_sync(func, *args)
 
-    async def _predict(self, rows: int, func, payload: Any, explain: bool = False) -> Response:
+    async def _predict(
+        self, rows: int, func, payload: Any, explain: bool = False, head: dict[str, Any] | None = None
+    ) -> Response:
         from serving.predictor import InputError
         from serving.runtime import NotReady
+        from serving.target_runtime import TargetUnavailable
+        from serving.targets import NotMaterialized
         from store.online_reader import FeatureStoreError, OnlineStoreUnavailable, is_redis_error
 
         request_id = self.request_ids.next()
@@ -186,13 +197,17 @@ class PersonaService:
         def answer() -> bytes:  # predict and encode together: big batches do both off the event loop
             served = func(payload, request_id, explain) if explain else func(payload, request_id)
             version = served.results[0]["model_version"] if served.results else ""
-            body = {"request_id": request_id, "model_version": version, "predictions": served.results}
+            body = {"request_id": request_id, **(head or {}), "model_version": version, "predictions": served.results}
             return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
 
         try:
             encoded = await self._call(rows, answer)
         except InputError as exc:
             return _error(exc.status, str(exc), exc.field, request_id)
+        except TargetUnavailable as exc:
+            return _error(exc.status, str(exc), exc.field, request_id)
+        except NotMaterialized as exc:  # says what to run
+            return _error(503, str(exc), None, request_id)
         except NotReady as exc:
             return _error(503, str(exc), None, request_id)
         except OnlineStoreUnavailable as exc:  # names the store and says to retry later
@@ -231,6 +246,33 @@ class PersonaService:
         """
         plain = [{"customer_id": row.customer_id, "features": row.features} for row in rows]
         return await self._predict(len(plain), self.runtime.predict_features, plain, explain)
+
+    @bentoml.api(route="/predict_target", input_spec=PredictTargetRequest, output_spec=PredictTargetResponse)
+    async def predict_target(
+        self, customer_ids: list[int], target: str | None = None, model: str | None = None, version: int | None = None
+    ) -> Response:
+        """Predict a custom target for customers by id (1 to 1000 ids), with its model's champion.
+
+        ``target`` ``T`` serves the registered model ``persona-T`` (``persona train --labels L
+        --target T``; ``model`` names it in full); ``version`` pins a registered version instead
+        of the champion. Features come from the online store, read through the feature service
+        the model was trained on; an unknown customer gets ``status: "cold_start"`` and the reason.
+        """
+        from serving.targets import model_for
+
+        def predict(ids: list[int], request_id: str):
+            name = model_for(self.runtime.settings.registered_model, target, model)
+            return self.runtime.predict_target(name, version, ids, request_id)
+
+        # off the event loop always: the first request for a model loads it from the registry
+        return await self._predict(INLINE_ROWS + 1, predict, customer_ids, head=self._target_head(target, model))
+
+    def _target_head(self, target: str | None, model: str | None) -> dict[str, Any]:
+        from serving.targets import target_model_name
+
+        if model is not None:
+            return {"model": model}
+        return {"model": target_model_name(self.runtime.settings.registered_model, target or "")}
 
     @bentoml.api(route="/similar", input_spec=SimilarRequest, output_spec=SimilarResponse)
     async def similar(self, customer_id: int, k: int = 10) -> Response:

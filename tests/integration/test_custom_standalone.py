@@ -9,60 +9,28 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from app.cli import app
+from tests.integration.custom_target_home import CUSTOMERS, run_cli, write_loyalty_sources
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
-CUSTOMERS = 300
-LABELLED_AT = pd.Timestamp("2024-06-01", tz="UTC")
-VIEWS = '''
-from datetime import timedelta
-from feast import FeatureService, FeatureView, Field, FileSource
-from feast.types import Float32, Int64
-
-from feature_repo.definitions import customer
-
-loyalty_source = FileSource(name="loyalty_source", path="{path}", timestamp_field="event_timestamp")
-loyalty_fv = FeatureView(name="loyalty", entities=[customer], ttl=timedelta(days=30),
-                         schema=[Field(name="points", dtype=Float32), Field(name="visits", dtype=Int64)],
-                         source=loyalty_source)
-upsell_model_v1 = FeatureService(name="upsell_model_v1", features=[loyalty_fv])
-'''
-
-
-def _run(runner: CliRunner, args: list[str]) -> str:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, f"persona {' '.join(args)}:\n{result.output}"
-    return result.output
-
 
 def test_labels_and_own_views_train_score_and_serve_without_transactions(
     persona_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a home with nothing ingested, the user's loyalty features and a labels file naming the same customers
-    rng = np.random.default_rng(3)
-    ids = np.arange(1, CUSTOMERS + 1, dtype="int64")
-    points = rng.normal(0, 1, CUSTOMERS).astype("float32")
-    features = pd.DataFrame({"customer_id": ids, "event_timestamp": LABELLED_AT - pd.Timedelta(days=1),
-                             "points": points, "visits": rng.integers(0, 20, CUSTOMERS).astype("int64")})
-    features.to_parquet(tmp_path / "loyalty.parquet", index=False)
-    upgraded = (rng.random(CUSTOMERS) < 1 / (1 + np.exp(-3 * points))).astype(int)
-    pd.DataFrame({"customer_id": ids, "event_timestamp": LABELLED_AT, "upgraded": upgraded}).to_csv(
-        tmp_path / "labels.csv", index=False)
-    views = tmp_path / "views"
-    views.mkdir()
-    (views / "loyalty.py").write_text(VIEWS.format(path=tmp_path / "loyalty.parquet"))
-    monkeypatch.setenv("PERSONA_FEATURE_REPO", str(views))
+    sources = write_loyalty_sources(tmp_path)
+    points = sources.points
+    monkeypatch.setenv("PERSONA_FEATURE_REPO", str(sources.views))
     runner = CliRunner()
     # when the views are applied and materialized, a model trained on the labels and scored
-    applied = _run(runner, ["features", "apply"])
-    _run(runner, ["features", "materialize"])
-    trained = _run(runner, ["train", "--labels", str(tmp_path / "labels.csv"), "--target", "upgraded",
+    applied = run_cli(runner, ["features", "apply"])
+    run_cli(runner, ["features", "materialize"])
+    trained = run_cli(runner, ["train", "--labels", str(sources.label_files["upgraded"]), "--target", "upgraded",
                             "--feature-service", "upsell_model_v1"])
-    _run(runner, ["score", "--model", "persona-upgraded", "--version", "1", "--out", str(tmp_path / "s.parquet")])
+    run_cli(runner, ["score", "--model", "persona-upgraded", "--version", "1", "--out", str(tmp_path / "s.parquet")])
     # then apply says Persona's own views are empty, training used every labelled customer,
     assert "no transactions ingested" in applied
     assert "view loyalty: 2 features" in applied
@@ -70,8 +38,7 @@ def test_labels_and_own_views_train_score_and_serve_without_transactions(
     assert "240 rows" in trained
     assert "60 rows" in trained
     # and every customer of the user's source is scored at its latest time, the prediction following the label
-    scores = pd.read_parquet(tmp_path / "s.parquet").merge(
-        pd.DataFrame({"customer_id": ids, "upgraded": upgraded}), on="customer_id")
+    scores = pd.read_parquet(tmp_path / "s.parquet").merge(sources.labels, on="customer_id")
     assert len(scores) == CUSTOMERS
     assert scores["prediction"].between(0, 1).all()
     assert scores.groupby("upgraded")["prediction"].mean().diff().iloc[-1] > 0.2
