@@ -212,24 +212,29 @@ def promote(
     override_skew: Annotated[str | None, typer.Option(
         help="Promote although the latest skew replay holds promotion; the text says why and is kept "
              "in the alias history.")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Registered model: `persona` (default) or `persona-<target>` for a custom target.")] = None,
 ) -> None:
     """Move the `champion` alias to a version by hand (recorded in its alias history).
 
     Concurrent promotions are serialized; the one that runs last wins. While the latest skew replay
     (`persona skew`, `persona monitor`) finds served features that differ from the offline ones,
-    promotion is held, as in the training gate; `--override-skew WHY` promotes anyway and records why.
+    promotion of the persona model is held, as in the training gate; `--override-skew WHY` promotes
+    anyway and records why. The replay checks the persona model's features, so it never holds a
+    custom target (`--model persona-<target>`).
     """
     from app.promote_hold import held_reason
     from model.registry import promote as run_promote
 
     settings = _settings()
+    target = model.strip() if model and model.strip() else settings.registered_model
     why = reason
-    hold = held_reason(settings)
+    hold = held_reason(settings) if target == settings.registered_model else None
     if hold is not None:
         if not override_skew or not override_skew.strip():
             raise PersonaError(f"promotion is held: {hold}; or pass --override-skew WHY to promote anyway")
         why = f"{reason or 'manual promotion (persona promote)'}; skew hold overridden: {override_skew.strip()}"
-    typer.echo(run_promote(settings, version, why, expect_champion=expect_champion).summary())
+    typer.echo(run_promote(settings, version, why, expect_champion=expect_champion, model=target).summary())
 
 
 @app.command()

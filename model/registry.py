@@ -330,6 +330,7 @@ def promote(
     version: int | str,
     reason: str | None = None,
     expect_champion: int | str | None = None,
+    model: str | None = None,
 ) -> AliasMove:
     """Make ``version`` the champion by hand (ops decision, bypassing the gate).
 
@@ -341,6 +342,8 @@ def promote(
         version: the version to promote.
         reason: why (kept in the alias history).
         expect_champion: promote only if this version is still the champion (compare-and-set).
+        model: the registered model (default the persona model, ``settings.registered_model``;
+            ``persona-<target>`` for a custom target).
 
     Raises:
         PersonaError: unknown version, it is already the champion, or the champion is not
@@ -348,7 +351,7 @@ def promote(
     """
     requested_at = _utc_now()
     client = configure_mlflow(settings)
-    model = settings.registered_model
+    model = model or settings.registered_model
     version = str(version)
     _check_version(client, model, version)
     with alias_lock(client, model, CHAMPION, settings):

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from app.cli import app
 from bench.serving_bench import free_port, stop, wait_http
 from core.settings import PROJECT_ROOT
 from tests.conftest import register_copy_of
@@ -247,15 +248,15 @@ def test_an_unmaterialized_store_is_503_saying_what_to_run(served: Served) -> No
 
 def test_promoting_a_new_version_swaps_the_served_champion_without_failing_requests(served: Served) -> None:
     # given persona-churn served (v1)
-    from core.settings import load_settings
-    from model.registry import CHAMPION, configure_mlflow, move_alias
-
     first = served.post({"target": "churn", "customer_ids": [1]})
     assert first.json()["model_version"] == "1"
 
-    # when v2 is registered and promoted while requests keep coming
+    # when v2 is registered and promoted by hand (`persona promote --model`) while requests keep coming
     version = register_copy_of(served.home, "1", name="persona-churn")
-    move_alias(configure_mlflow(load_settings(home=served.home)), "persona-churn", CHAMPION, version, "swap test")
+    with custom_env(served.home, served.sources.views):
+        said = run_cli(CliRunner(), ["promote", "--model", "persona-churn", "--version", version,
+                                     "--reason", "swap test"])
+    assert "persona-churn" in said
     seen, deadline = [], time.monotonic() + 30
     while time.monotonic() < deadline:
         response = served.post({"target": "churn", "customer_ids": [1]})
@@ -269,3 +270,42 @@ def test_promoting_a_new_version_swaps_the_served_champion_without_failing_reque
     assert seen[-1] == version == "2"
     assert set(seen) <= {"1", "2"}
     assert response.json()["predictions"][0]["prediction"] == first.json()["predictions"][0]["prediction"]
+
+
+def test_promote_names_an_unknown_model_in_one_line(served: Served) -> None:
+    # given the home's registry, which has no model persona-nope
+    # when a version of it is promoted by hand
+    with custom_env(served.home, served.sources.views):
+        result = CliRunner().invoke(app, ["promote", "--model", "persona-nope", "--version", "1"])
+
+    # then the command fails in one line naming the model
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1, result.output
+    assert len(lines) == 1, result.output
+    assert "'persona-nope' has no version 1" in lines[0]
+
+
+def test_forget_erases_a_customer_from_a_targets_prediction_log(served: Served) -> None:
+    # given customer 11's predictions in persona-upgraded's own log (flushed every 2 s)
+    from core import catalog
+    from core.settings import load_settings
+    from serving.prediction_log import read_prediction_log
+
+    assert served.post({"target": "upgraded", "customer_ids": [11, 12]}).status_code == 200
+    settings = load_settings(home=served.home)
+    deadline, logged = time.monotonic() + 30, pd.DataFrame()
+    while time.monotonic() < deadline:
+        logged = read_prediction_log(catalog.target_prediction_log(settings, "persona-upgraded"))
+        if {11, 12} <= set(logged["customer_id"]):
+            break
+        time.sleep(0.5)
+    assert {11, 12} <= set(logged["customer_id"])
+
+    # when customer 11 is erased
+    with custom_env(served.home, served.sources.views):
+        run_cli(CliRunner(), ["forget", "--customer-id", "11"])
+
+    # then the target's log keeps customer 12 and has no row of customer 11
+    kept = read_prediction_log(catalog.target_prediction_log(settings, "persona-upgraded"))
+    assert 11 not in set(kept["customer_id"])
+    assert 12 in set(kept["customer_id"])
