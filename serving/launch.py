@@ -53,7 +53,7 @@ def serve_command(
         )
     if not wait_for_model:
         from model.registry import configure_mlflow
-        from serving.registry_access import MLFLOW_HTTP_DEFAULTS, RegistryUnavailable, resolve_alias
+        from serving.registry_access import MLFLOW_HTTP_DEFAULTS, RegistryUnavailable, resolve_alias, target_champions
 
         hint = "start it (`persona prod up`), or pass --wait-for-model to load the champion once it answers"
         try:
@@ -91,20 +91,6 @@ def serve_command(
         str(PROJECT_ROOT),
     ]
     return command, env
-
-
-def target_champions(client, settings: Settings) -> list[str]:
-    """Custom targets' models (``<registered_model>-<target>``) that have a champion, by name."""
-    from model.uplift import uplift_model_name
-    from serving.registry_access import resolve_alias
-
-    prefix = f"{settings.registered_model}-"
-    names = [m.name for m in client.search_registered_models(filter_string=f"name LIKE '{prefix}%'")]
-    return sorted(
-        name for name in names
-        if name != uplift_model_name(settings.registered_model)
-        and resolve_alias(client, name, settings.tracking_uri) is not None
-    )
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -7,6 +7,11 @@ missing model or alias is an answer (None), a registry that cannot answer is
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
 CHAMPION = "champion"
 # MLflow's client retries a failed call 7 times with exponential backoff (minutes) and waits up to
 # 120 s for an answer; the served process polls again anyway, so it asks once or twice and moves on.
@@ -37,6 +42,30 @@ def resolve_alias(client, model: str, tracking_uri: str, alias: str = CHAMPION) 
         if exc.error_code in _ABSENT_CODES:
             return None
         raise RegistryUnavailable(f"MLflow tracking server {tracking_uri} unreachable: {_root_cause(exc)}") from None
+
+
+def target_champions(client, settings: Settings) -> list[str]:
+    """Custom targets' models (``<registered_model>-<target>``) that have a champion, by name.
+
+    Raises:
+        RegistryUnavailable: the registry did not answer.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from model.uplift import uplift_model_name
+
+    prefix = f"{settings.registered_model}-"
+    try:
+        names = [m.name for m in client.search_registered_models(filter_string=f"name LIKE '{prefix}%'")]
+    except MlflowException as exc:
+        raise RegistryUnavailable(
+            f"MLflow tracking server {settings.tracking_uri} unreachable: {_root_cause(exc)}"
+        ) from None
+    return sorted(
+        name for name in names
+        if name != uplift_model_name(settings.registered_model)
+        and resolve_alias(client, name, settings.tracking_uri) is not None
+    )
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -112,6 +112,7 @@ class ServingRuntime:
         self._client = None
         self._store_lock = threading.Lock()
         self._ready_checked = 0.0
+        self._targets_checked: tuple[float, list[str]] | None = None
         self._store_error: str | None = "not checked yet"
         self.similar_customers = SimilarCustomers(settings)
         self._environ = contextlib.ExitStack()  # MLflow's HTTP knobs, held until stop()
@@ -272,6 +273,9 @@ class ServingRuntime:
         """
         predictor = self.predictor
         if predictor is None:
+            targets = self._custom_targets_only()
+            if targets:
+                return True, f"no {self.model_name} champion; serving custom targets: {', '.join(targets)}"
             return False, f"no model loaded: {self.watcher.status.last_error or 'loading'}"
         now = time.monotonic()
         if now - self._ready_checked > self.options.ready_cache_seconds:
@@ -288,6 +292,25 @@ class ServingRuntime:
         if self._store_error:
             return False, self._store_error
         return True, f"serving {self.model_name} v{predictor.version}"
+
+    def _custom_targets_only(self) -> list[str]:
+        """Custom targets with a champion, while the persona model has none (else ``[]``).
+
+        A server started for custom targets alone is ready once one of them has a champion
+        (``/predict_target`` answers); the registry is asked at most once per poll interval.
+        """
+        if self.watcher.status.last_error != self.watcher.absent:
+            return []  # the persona champion is loading, failed to load, or the registry is down
+        now = time.monotonic()
+        if self._targets_checked is None or now - self._targets_checked[0] > self.options.poll_seconds:
+            from serving.registry_access import RegistryUnavailable, target_champions
+
+            try:
+                names = target_champions(self._mlflow(), self.settings)
+            except RegistryUnavailable:
+                names = []
+            self._targets_checked = (now, names)
+        return self._targets_checked[1]
 
     def current(self) -> ServingPredictor:
         """The predictor serving now.

@@ -19,7 +19,8 @@ APIs (JSON in, JSON out; OpenAPI at ``/docs.json``, UI at ``/``):
   ``prediction`` per customer, cold starts as for ``predict`` (:mod:`serving.target_runtime`).
 - ``POST /similar`` ``{"customer_id": 1, "k": 10}``: customers with the most similar reviews.
 - ``POST /model_info`` ``{}``: the served version, its feature columns, the watcher's last error.
-- ``GET /livez``, ``GET /readyz``: liveness; readiness (a model loaded and the online store up).
+- ``GET /livez``, ``GET /readyz``: liveness; readiness (a model loaded and the online store up, or,
+  without a persona champion, a custom target with one).
 - ``GET /metrics``: Prometheus text (requests by path and status, API latency, model version;
   :mod:`serving.metrics`).
 

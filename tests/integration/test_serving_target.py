@@ -81,7 +81,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             start_new_session=True,
         )
     try:
-        wait_http(port, "/livez", 300, proc)  # not /readyz: there is no persona champion to be ready with
+        wait_http(port, "/livez", 300, proc)  # readiness is a test of its own
         yield Served(home, unmaterialized, sources, f"http://127.0.0.1:{port}", folder)
     finally:
         stop(proc)
@@ -116,6 +116,22 @@ def test_a_target_trained_without_transactions_serves_what_persona_score_writes(
     assert unknown["status"] == "cold_start"
     assert unknown["prediction"] is None
     assert "unknown customer" in unknown["cold_start_reason"]
+
+
+def test_a_server_with_custom_targets_only_is_ready_and_says_which(served: Served) -> None:
+    # given the module's server: no persona champion, champions of persona-upgraded and persona-churn
+    # when its readiness is asked (as a probe does, for a few seconds after start)
+    deadline = time.monotonic() + 10
+    ready = httpx.get(served.url + "/readyz", timeout=30)
+    while ready.status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.25)
+        ready = httpx.get(served.url + "/readyz", timeout=30)
+    info = served.post({}, path="/model_info").json()
+
+    # then it is ready (a readiness probe lets traffic in) and says it serves the custom targets
+    assert ready.status_code == 200, ready.text
+    assert info["ready"] is True
+    assert info["ready_reason"] == "no persona champion; serving custom targets: persona-churn, persona-upgraded"
 
 
 def test_a_target_named_churn_is_served_by_persona_churn_not_the_builtin_churn(served: Served) -> None:

@@ -125,3 +125,75 @@ def test_no_customer_found_in_views_never_materialized_is_not_materialized() -> 
         predictor.predict_customers([998, 999])
     # and a known customer is still answered (the check only runs when nothing was found)
     assert predictor.predict_customers([1, 999]).results[0]["status"] == "ok"
+
+
+class _Registered:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _FakeRegistry:
+    """Registered models and which of them hold a champion (``down``: every call fails)."""
+
+    def __init__(self, champions: dict[str, str | None], down: bool = False) -> None:
+        self.champions = champions
+        self.down = down
+
+    def search_registered_models(self, filter_string: str):
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+        if self.down:
+            raise MlflowException("connection refused", error_code=TEMPORARILY_UNAVAILABLE)
+        prefix = filter_string.split("'")[1].rstrip("%")
+        return [_Registered(name) for name in self.champions if name.startswith(prefix)]
+
+    def get_model_version_by_alias(self, name: str, alias: str):
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+
+        version = self.champions.get(name)
+        if version is None:
+            raise MlflowException("no alias", error_code=RESOURCE_DOES_NOT_EXIST)
+        return type("Version", (), {"version": version})()
+
+
+def _runtime(registry: _FakeRegistry, persona_absent: bool = True):
+    from core.settings import load_settings
+    from serving.runtime import ServingRuntime
+
+    runtime = ServingRuntime(load_settings(), None)
+    runtime._client = registry
+    runtime.watcher.status.last_error = runtime.watcher.absent if persona_absent else "v3 failed to load: bad digest"
+    return runtime
+
+
+@pytest.mark.parametrize(
+    ("champions", "persona_absent", "down", "ready", "says"),
+    [
+        # no persona champion, a custom target with one: ready, naming it (the uplift model is not a target)
+        ({"persona-upgraded": "2", "persona-churn": None, "persona-uplift": "1"}, True, False, True,
+         "no persona champion; serving custom targets: persona-upgraded"),
+        # no champion anywhere: not ready
+        ({"persona-upgraded": None}, True, False, False, "no model loaded: no champion registered yet"),
+        # the persona champion failed to load: not ready, whatever the custom targets hold
+        ({"persona-upgraded": "2"}, False, False, False, "no model loaded: v3 failed to load"),
+        # the registry does not answer: not ready
+        ({"persona-upgraded": "2"}, True, True, False, "no model loaded: no champion registered yet"),
+    ],
+)
+def test_readiness_without_a_persona_champion_follows_the_custom_targets(
+    persona_home, champions, persona_absent, down, ready, says
+) -> None:
+    # given a runtime whose persona model has no champion loaded, and a registry of custom targets
+    runtime = _runtime(_FakeRegistry(champions, down), persona_absent)
+
+    # when readiness is asked
+    answer = runtime.readiness()
+
+    # then it is ready only when the persona model is absent and a custom target has a champion
+    assert answer[0] is ready
+    if ready:
+        assert answer[1] == says
+    else:
+        assert answer[1].startswith(says), answer
