@@ -7,7 +7,7 @@ outer split: with ``purge`` an inner training snapshot ``t`` needs ``t + horizon
 inner validation snapshot), fits the orders booster and BG/NBD on the earlier snapshots the way
 the bundle's are fitted, and keeps the ``w`` of :data:`WEIGHT_GRID` with the lowest inner RMSE
 (RMSE is minimised by the conditional mean, which a calibrated expectation and total need;
-inner MAE picked weights that missed the holdout total on CDNOW). Without an inner split
+inner MAE picked weights that missed a holdout target on two of four CDNOW runs). Without an inner split
 (a customer split, too few snapshots or rows, or no BG/NBD fit on the inner rows) ``w`` is
 :data:`DEFAULT_ORDERS_WEIGHT`.
 """
