@@ -52,6 +52,7 @@ from training.models import (
     predict_xgb,
     rfm_score,
 )
+from training.orders_weight import OrdersWeightChoice, choose_orders_weight
 from training.persona_match import PersonaMatch, centroids_in, match_personas
 from training.personas import fit_personas, name_segments, persona_cards, segment_terms, trait_scores
 
@@ -81,6 +82,8 @@ class FitResult:
     value_baseline: pd.DataFrame | None = None
     # how the personas map to the previous champion's (None: no champion to match)
     persona_match: PersonaMatch | None = None
+    # BG/NBD's weight in the served expected orders and how it was chosen (None: no BG/NBD in the bundle)
+    orders_weight: OrdersWeightChoice | None = None
 
 
 def fit_persona_bundle(
@@ -94,6 +97,7 @@ def fit_persona_bundle(
     transactions: pd.DataFrame | None = None,
     previous: PersonaPredictor | None = None,
     previous_same_text: bool = True,
+    time_split: bool = True,
 ) -> FitResult:
     """Fit churn, value, baseline and persona models and evaluate them on the holdout.
 
@@ -111,6 +115,9 @@ def fit_persona_bundle(
         previous: the champion; the new clusters take its persona ids and names where they are
             the same groups (:func:`stable_personas`).
         previous_same_text: whether the rows' text features are in the champion's projection.
+        time_split: whether ``train`` and ``holdout`` are split by time; only then is BG/NBD's
+            weight in the served expected orders searched on an inner time split
+            (:func:`~training.orders_weight.choose_orders_weight`).
     """
     timings: dict[str, float] = {}
     started, current, done = time.perf_counter(), "prepare", 0
@@ -125,9 +132,12 @@ def fit_persona_bundle(
     seed, xgbp = config.seed, config.xgb
     classic = fit_feature_spec(train, features)  # the baselines' inputs
     lifetime = fit_lifetime(train, config.horizon_days, seed=seed) if xgbp.btyd_features else None
-    if lifetime is not None:
-        lifetime = dataclasses.replace(lifetime, orders_weight=xgbp.btyd_orders_weight)
-    spec = classic.with_lifetime(lifetime if lifetime is not None and _has_lifetime_inputs(classic) else None)
+    if lifetime is not None and not _has_lifetime_inputs(classic):
+        lifetime = None
+    weight = None if lifetime is None else choose_orders_weight(train, features, config, time_split)
+    if lifetime is not None and weight is not None:
+        lifetime = dataclasses.replace(lifetime, orders_weight=weight.weight)
+    spec = classic.with_lifetime(lifetime)
     x_train, x_hold = model_matrix(train, spec), model_matrix(holdout, spec)
     names = spec.matrix_names
     y_train, y_hold = train["churned"].to_numpy(int), holdout["churned"].to_numpy(int)
@@ -203,6 +213,8 @@ def fit_persona_bundle(
     metrics.update(
         M.prefixed("baseline_constant_spend", M.regression_metrics(holdout["future_spend"], constant_spend))
     )
+    if weight is not None:
+        metrics.update(weight.metrics())
     metrics["persona_k"] = float(pfit.k)
     metrics["persona_silhouette"] = float(pfit.silhouettes[pfit.k])
     metrics["train_rows"] = float(len(train))
@@ -267,6 +279,7 @@ def fit_persona_bundle(
         silhouettes=pfit.silhouettes,
         value_baseline=value_baseline,
         persona_match=match,
+        orders_weight=weight,
     )
 
 

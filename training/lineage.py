@@ -183,6 +183,7 @@ def log(
     decision: GateDecision,
     champion: tuple[dict[str, float] | None, str | None],
     report: Callable[[Path], None],
+    params: dict[str, str] | None = None,
 ) -> LoggedRun:
     """Log one run: params, lineage tags, metrics (and the champion's), the gate, the report, the model.
 
@@ -197,6 +198,7 @@ def log(
         decision: the gate's verdict (tagged; the alias moves after registration).
         champion: the champion's metrics on the same holdout and its version.
         report: logs the run's report artifacts into a temporary folder it is given.
+        params: params the fit decided (beside the configuration's), e.g. how the orders weight was chosen.
     """
     import mlflow
 
@@ -204,7 +206,7 @@ def log(
     name = run_name(config, split, decision)
     with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run, tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
-        mlflow.log_params(config.logged_params())  # only what applied to this run
+        mlflow.log_params({**config.logged_params(), **(params or {})})  # only what applied to this run
         log_datasets(split)
         mlflow.set_tags(tags)
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})

@@ -71,6 +71,7 @@ class TrainResult:
     kind: str = "persona"
     persona_changes: list[str] = field(default_factory=list)
     plan: TrainingPlan | None = None  # the rows it trained and was gated on (a monitor retrain reports them)
+    orders_weight_line: str = ""  # how BG/NBD's weight in the expected orders was chosen (persona runs)
 
     def summary(self) -> str:
         """A few lines for the terminal (chosen by the model's kind, never guessed from metric names)."""
@@ -97,6 +98,8 @@ class TrainResult:
             )
             lines.append(f"personas: k={int(m['persona_k'])} (silhouette {m['persona_silhouette']:.3f})")
             lines += [f"  {line}" for line in self.persona_changes]
+            if self.orders_weight_line:
+                lines.append(self.orders_weight_line)
         else:
             lines.append(" · ".join(f"{k} {v:.4f}" for k, v in sorted(m.items()) if np.isfinite(v)))
         if self.cards_html:
@@ -213,6 +216,7 @@ class TrainJob:
             transactions=dataset.read_transactions(settings) if frame is None else None,
             previous=champion[0],
             previous_same_text=champion_text in (None, pinned.get(TEXT_VERSION_KEY)),
+            time_split=split.plan.split == "time",
         )
         fitted.predictor.metadata.update({**split.window, "features": split.features, **pinned})
         if fitted.persona_match is not None:
@@ -234,7 +238,9 @@ class TrainJob:
             lambda tmp: report.log_persona_report(settings, config, fitted, split, tmp),
             extra_tags={**pinned, **persona_tags(fitted.persona_match, champion[1])},
             champion=champion,
+            extra_params=fitted.orders_weight.params() if fitted.orders_weight is not None else None,
         )
+        result.orders_weight_line = fitted.orders_weight.line() if fitted.orders_weight is not None else ""
         result.persona_changes = persona_lines(fitted.persona_match, champion[1])
         result.plan = split.plan
         result.cards_html = catalog.persona_cards_html(settings)
@@ -301,6 +307,7 @@ class TrainJob:
         log_report: Callable[[Path], None],
         extra_tags: dict[str, str] | None = None,
         champion: tuple[PersonaPredictor | None, str | None] | None = None,
+        extra_params: dict[str, str] | None = None,
     ) -> TrainResult:
         """Score the champion, decide, log the run, register the version and move its alias."""
         from model.registry import configure_mlflow, ensure_experiment
@@ -351,6 +358,7 @@ class TrainJob:
             decision,
             (champion_metrics, champion_version),
             log_plan_and_report,
+            extra_params,
         )
         gated = (rules.primary.metric, *(g.metric for g in rules.guards))
         version = register.register(client, model, run, metrics, gated, settings)

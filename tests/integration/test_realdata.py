@@ -40,7 +40,7 @@ def test_cdnow_trains_end_to_end_with_the_btyd_baseline(persona_home: Path, tmp_
     _run(runner, ["ingest", "--transactions", str(path)])
     _run(runner, ["features", "build"])
     _run(runner, ["features", "apply"])
-    _run(runner, ["train", "--horizon-days", "90"])
+    trained = _run(runner, ["train", "--horizon-days", "90"])
     # then the run logs the value model beside BG/NBD, with both totals against the actual one
     runs = mlflow.search_runs(search_all_experiments=True)
     assert len(runs) == 1
@@ -59,6 +59,13 @@ def test_cdnow_trains_end_to_end_with_the_btyd_baseline(persona_home: Path, tmp_
     assert 0.3 < metrics["metrics.baseline_btyd_orders_total_ratio"] < 3.0  # 600 customers: a noisy total
     assert 0 < metrics["metrics.baseline_btyd_p_alive_mean"] <= 1
     assert metrics["metrics.baseline_btyd_orders_corr"] > 0.3
+    # and BG/NBD's weight in the expected orders, searched on the latest training snapshot, in MLflow and the summary
+    weight = metrics["metrics.orders_weight"]
+    assert metrics["params.orders_weight_source"] == "searched"
+    assert metrics["metrics.orders_weight_inner_rmse_best"] <= metrics["metrics.orders_weight_inner_rmse_default"]
+    best = metrics["metrics.orders_weight_inner_rmse_best"]
+    assert best == metrics[f"metrics.orders_weight_inner_rmse_w{round(weight * 100):03d}"]
+    assert f"orders weight {weight:.2f} (searched: inner RMSE" in trained
 
 
 def _caravan(tmp_path: Path) -> tuple[pd.DataFrame, Path, Path]:

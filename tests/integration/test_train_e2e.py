@@ -62,6 +62,10 @@ def test_train_registers_champion_gates_a_tie_and_rolls_back(persona_home: Path)
         "text_lift_roc_auc",
     ):
         assert key in run.data.metrics, key
+    # and no orders weight where the bundle has no BG/NBD (these rows lack its inputs): only what applied
+    assert first.metrics.get("orders_weight") is None
+    assert "orders_weight_source" not in run.data.params
+    assert "orders weight" not in first.summary()
     for tag in ("feature_service", "feature_list", "code_version", "data.holdout_start", "feast.project"):
         assert run.data.tags.get(tag), tag
     artifacts = {

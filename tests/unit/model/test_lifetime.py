@@ -135,8 +135,17 @@ def test_the_bundles_bgnbd_never_sees_the_holdout(cdnow: dict, bundle) -> None:
     assert again.features.lifetime == bundle.features.lifetime
     expected = btyd.fit_lifetime(cdnow["train"], HORIZON, seed=7)
     assert expected is not None
-    # with the configured weight of BG/NBD in the served expected orders
-    assert bundle.features.lifetime == dataclasses.replace(expected, orders_weight=XGBParams().btyd_orders_weight)
+    # with BG/NBD's weight in the served expected orders chosen on the training rows alone
+    from training.config import PersonaParams, TrainConfig
+    from training.data import feature_columns_of
+    from training.orders_weight import choose_orders_weight
+
+    config = TrainConfig(
+        horizon_days=HORIZON, xgb=XGBParams(n_estimators=30), personas=PersonaParams(k_min=2, k_max=3)
+    )
+    choice = choose_orders_weight(cdnow["train"], feature_columns_of(cdnow["train"]), config)
+    assert choice.source == "searched"
+    assert bundle.features.lifetime == dataclasses.replace(expected, orders_weight=choice.weight)
 
 
 def test_served_orders_are_the_log_mean_of_the_booster_and_bgnbd(cdnow: dict, bundle) -> None:
