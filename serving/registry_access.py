@@ -28,6 +28,11 @@ class RegistryUnavailable(RuntimeError):
     """The MLflow tracking server (model registry) cannot answer (message names it)."""
 
 
+def is_absent(exc: BaseException) -> bool:
+    """Whether an MLflow error means "no such model, version or alias" (an answer, not an outage)."""
+    return getattr(exc, "error_code", None) in _ABSENT_CODES
+
+
 def resolve_alias(client, model: str, tracking_uri: str, alias: str = CHAMPION) -> str | None:
     """The version holding ``alias``; None when the model or alias does not exist.
 
@@ -39,7 +44,7 @@ def resolve_alias(client, model: str, tracking_uri: str, alias: str = CHAMPION) 
     try:
         return str(client.get_model_version_by_alias(model, alias).version)
     except MlflowException as exc:
-        if exc.error_code in _ABSENT_CODES:
+        if is_absent(exc):
             return None
         raise RegistryUnavailable(f"MLflow tracking server {tracking_uri} unreachable: {_root_cause(exc)}") from None
 

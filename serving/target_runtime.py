@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from core import catalog
 from serving.model_watch import ChampionWatcher
 from serving.prediction_log import PredictionLog
-from serving.registry_access import RegistryUnavailable, resolve_alias
+from serving.registry_access import RegistryUnavailable, is_absent, resolve_alias
 from serving.targets import TargetPredictor
 from store.online_reader import FeatureStoreError, OnlineFeatureReader, online_store_timeout
 
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PINNED_KEPT = 8  # pinned versions kept loaded (least recently used dropped first)
-_ABSENT_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 
 class TargetUnavailable(RuntimeError):
@@ -240,7 +239,7 @@ class TargetModels:
         try:
             self._client().get_registered_model(name)
         except MlflowException as exc:
-            if exc.error_code in _ABSENT_CODES:
+            if is_absent(exc):
                 raise TargetUnavailable(
                     404,
                     f"no registered model {name!r}; train one with `persona train --labels FILE --target "
@@ -257,7 +256,7 @@ class TargetModels:
         try:
             self._client().get_model_version(name, version)
         except MlflowException as exc:
-            if exc.error_code in _ABSENT_CODES:
+            if is_absent(exc):
                 raise TargetUnavailable(404, f"model {name!r} has no version {version}", "version") from None
             raise TargetUnavailable(503, f"the MLflow registry did not answer: {exc}") from None
 
